@@ -1,0 +1,85 @@
+/* The contract between the core (lib/core) and a backend (lib/backend/<name>).
+ *
+ * Threading: every op is called on the loop thread. A backend reports what happens
+ * later (output, the end of the guest or process, asynchronous failures) with the
+ * domain_post_*() functions, which are safe from any thread: the core queues the
+ * report and delivers it as an event on the loop thread.
+ *
+ * Lifecycle as the core drives it:
+ *   create  -> (start -> [pause <-> resume] -> shutdown/kill -> domain_post_exit) -> destroy
+ * destroy is called exactly once, from vmcore_domain_close(), after the backend has posted
+ * its exit (or if start was never called / failed). It must release everything: join
+ * threads, reap children, remove cgroups, mounts and interfaces, close fds. */
+#ifndef VMCORE_CORE_BACKEND_H
+#define VMCORE_CORE_BACKEND_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "vmcore/domain.h"
+#include "vmcore/probe.h"
+
+#include "config.h"
+#include "err.h"
+
+struct backend_ops {
+    const char *name;
+    /* Fill @out (backend name, flags, reason/details). Cheap, no side effects left behind.
+     * Return 0 when usable, VMCORE_EUNAVAIL when not. */
+    int (*probe)(vmcore_probe_result *out);
+    /* Check the backend-specific parts of @cfg (files exist, images load) and allocate
+     * private state. No threads or child processes yet. */
+    int (*create)(vmcore_domain *d, const struct vmcore_config *cfg, void **priv,
+                  struct vmcore_err *err);
+    /* Begin running: spawn vCPU threads or the container's init. Return 0 once the guest
+     * runs; on failure undo what it did (destroy will still be called) and return an error. */
+    int (*start)(vmcore_domain *d, void *priv, struct vmcore_err *err);
+    /* Stop / continue execution. Synchronous: return when it has taken effect.
+     * May be NULL (VMCORE_ENOTSUP). */
+    int (*pause)(vmcore_domain *d, void *priv, struct vmcore_err *err);
+    int (*resume)(vmcore_domain *d, void *priv, struct vmcore_err *err);
+    /* Ask for a graceful end (SIGTERM; for VMs this may simply stop the machine).
+     * The end itself arrives through domain_post_exit(). The core kills after the timeout. */
+    int (*shutdown)(vmcore_domain *d, void *priv, struct vmcore_err *err);
+    /* End now. Idempotent. The end arrives through domain_post_exit(). */
+    int (*kill)(vmcore_domain *d, void *priv, struct vmcore_err *err);
+    /* Fill the fields the backend can measure. */
+    int (*stats)(vmcore_domain *d, void *priv, vmcore_stats *out, struct vmcore_err *err);
+    /* Console input (serial RX, or stdin; len 0 = close stdin). */
+    int (*console_write)(vmcore_domain *d, void *priv, const void *data, size_t len,
+                         struct vmcore_err *err);
+    /* Containers only (NULL elsewhere): run argv inside; call domain_post_exec_done()
+     * with @token when it ends. */
+    int (*exec)(vmcore_domain *d, void *priv, const char *const *argv, void *token,
+                struct vmcore_err *err);
+    /* Release everything. Called once, on the loop thread, after the exit was posted
+     * (or when the domain never ran). */
+    void (*destroy)(vmcore_domain *d, void *priv);
+};
+
+extern const struct backend_ops backend_kvm_ops;
+extern const struct backend_ops backend_emu_ops;
+extern const struct backend_ops backend_container_ops;
+
+/* Look up a backend by name ("kvm", "emu", "container"); NULL if unknown. */
+const struct backend_ops *backend_find(const char *name);
+
+/* --- Reports from backends; callable from any thread --------------------------- */
+
+/* Console bytes (copied). */
+void domain_post_console(vmcore_domain *d, vmcore_stream stream, const void *data, size_t len);
+/* The domain ended. Only the first report counts. @reason is copied; may be NULL. */
+void domain_post_exit(vmcore_domain *d, vmcore_exit_kind kind, int status, int signal,
+                      const char *reason);
+/* An asynchronous error that does not by itself end the domain. */
+void domain_post_error(vmcore_domain *d, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* An exec'd process ended (token from backend_ops.exec). @status 0 or VMCORE_E*. */
+void domain_post_exec_done(vmcore_domain *d, void *token, int status, vmcore_exit_kind kind,
+                           int code, int signal);
+
+/* --- Accessors for backends (loop thread) --------------------------------------- */
+uv_loop_t *domain_loop(vmcore_domain *d);
+const struct vmcore_config *domain_config(const vmcore_domain *d);
+
+#endif

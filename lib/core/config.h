@@ -1,0 +1,93 @@
+/* The validated configuration every backend reads (schema: doc/config.md).
+ * config_parse() does all checking; backends may trust every field here. */
+#ifndef VMCORE_CORE_CONFIG_H
+#define VMCORE_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "err.h"
+
+enum config_backend { CONFIG_BACKEND_AUTO, CONFIG_BACKEND_KVM, CONFIG_BACKEND_EMU,
+                      CONFIG_BACKEND_CONTAINER };
+enum boot_format { BOOT_FORMAT_AUTO, BOOT_FORMAT_RAW, BOOT_FORMAT_ELF, BOOT_FORMAT_MULTIBOOT,
+                   BOOT_FORMAT_LINUX };
+enum boot_mode { BOOT_MODE_REAL, BOOT_MODE_PROTECTED, BOOT_MODE_LONG };
+enum net_mode { NET_MODE_NONE, NET_MODE_HOST, NET_MODE_VETH };
+
+struct config_mount {
+    char *source;   /* absolute host path (resolved) */
+    char *target;   /* absolute path inside the container */
+    bool readonly;
+};
+
+struct config_idmap {
+    uint32_t inside, outside, count;
+};
+
+struct vmcore_config {
+    char *name;
+    enum config_backend backend;
+    char *base_dir;             /* folder relative paths were resolved against */
+
+    /* virtual machines (kvm, emu) */
+    uint64_t memory_mib;        /* default 64 */
+    unsigned vcpus;             /* default 1 */
+    struct {
+        char *kernel;           /* absolute path; NULL for containers */
+        enum boot_format format;
+        char *initrd;           /* absolute path or NULL */
+        char *cmdline;          /* NULL if not given */
+        bool has_load_address;
+        uint64_t load_address;
+        bool has_entry;
+        uint64_t entry;
+        enum boot_mode mode;    /* raw only; default protected */
+    } boot;
+
+    /* containers */
+    char *rootfs;               /* absolute path */
+    bool rootfs_readonly;
+    char *hostname;             /* NULL: use name */
+    struct {
+        char **args;            /* NULL-terminated */
+        size_t nargs;
+        char **env;             /* NULL-terminated "K=V" list */
+        size_t nenv;
+        char *cwd;              /* default "/" */
+        uint32_t uid, gid;
+        bool terminal;          /* allocate a pty */
+        bool init;              /* run a tiny reaping init as PID 1 */
+    } process;
+    struct {
+        uint64_t memory_bytes;  /* 0 = unlimited */
+        uint64_t pids;          /* 0 = unlimited */
+        double cpus;            /* 0 = unlimited */
+    } limits;
+    struct {
+        enum net_mode mode;
+        char *host_ifname;      /* veth: the host end's name */
+        char *address;          /* veth: CIDR inside ("10.200.0.2/24") */
+        char *host_address;     /* veth: CIDR on the host end */
+    } network;
+    struct config_mount *mounts;
+    size_t nmounts;
+    struct {
+        bool enabled;
+        struct config_idmap *uid_map, *gid_map;
+        size_t nuid_map, ngid_map;
+    } userns;
+};
+
+/* Parse and validate @root. @base_dir resolves relative paths (NULL: cwd). On failure
+ * returns a VMCORE_E* code and fills @err with the message and JSON path. */
+int config_parse(struct vmcore_config **out, const json_t *root, const char *base_dir,
+                 struct vmcore_err *err);
+void config_free(struct vmcore_config *cfg);
+
+const char *config_backend_name(enum config_backend b);
+
+#endif
