@@ -1,4 +1,656 @@
-/* Placeholder: the CLI lands with the core issue. */
+/* vmcore: the command-line client of libvmcore.
+ *
+ *   vmcore run [--backend B] CONFIG.json   run a domain, stream its console, exit with its status
+ *   vmcore probe [BACKEND...]              say which backends can run here, and why not
+ *   vmcore --version | --help
+ *
+ * Exit codes: the domain's status (vmcore_exit_code(): the debug-exit byte, the process's
+ * exit code, 128 + signal, 125 for a crash); 2 for usage errors; 125 when vmcore itself
+ * could not run the domain (bad configuration, unavailable backend, failed start).
+ *
+ * This is a program, not the library: it may install signal handlers (through uv_signal),
+ * change the terminal mode and write to stdout. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <uv.h>
+
 #include "vmcore/vmcore.h"
-int main(void) { printf("vmcore %s\n", vmcore_version_string()); return 0; }
+
+#define EXIT_USAGE 2
+#define EXIT_FAILED 125
+/* Grace period of the shutdown a first SIGINT/SIGTERM (or the detach key) asks for. */
+#define SHUTDOWN_GRACE_MS 10000
+/* Ctrl-]: in raw terminal mode Ctrl-C goes to the guest, so this key asks to end it. */
+#define DETACH_KEY 0x1d
+
+static const char usage_main[] =
+    "Usage: vmcore COMMAND [OPTIONS]\n"
+    "\n"
+    "Run virtual machines and containers with libvmcore.\n"
+    "\n"
+    "Commands:\n"
+    "  run [--backend B] CONFIG.json   run a domain; its console goes to stdout\n"
+    "  probe [BACKEND...]              show which backends can run on this host\n"
+    "  version                         print the library version\n"
+    "  help [COMMAND]                  show help\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help      show help (also after a command)\n"
+    "  -V, --version   print the library version\n"
+    "\n"
+    "The configuration schema is described in doc/config.md.\n";
+
+static const char usage_run[] =
+    "Usage: vmcore run [--backend B] CONFIG.json\n"
+    "\n"
+    "Create the domain CONFIG.json describes, start it, copy its console to stdout (a\n"
+    "container's stderr to stderr) and stdin to its console, wait for it to end and exit\n"
+    "with its status: the debug-exit byte of a VM, the exit code of a container's process,\n"
+    "128 + signal if that process was killed, 125 if the machine crashed.\n"
+    "\n"
+    "Options:\n"
+    "  -b, --backend B  override the config's \"backend\": auto, kvm, emu or container\n"
+    "  -h, --help       show this help\n"
+    "\n"
+    "SIGINT or SIGTERM asks the domain to shut down (killed after 10 s); a second one kills\n"
+    "it. When stdin is a terminal it is put in raw mode (Ctrl-C goes to the domain);\n"
+    "press Ctrl-] to shut the domain down.\n"
+    "\n"
+    "Exit status: the domain's, 2 for usage errors, 125 if vmcore could not run it.\n";
+
+static const char usage_probe[] =
+    "Usage: vmcore probe [BACKEND...]\n"
+    "\n"
+    "For each backend (all by default) print one line, \"NAME: available (DETAILS)\" or\n"
+    "\"NAME: unavailable: REASON\". With BACKEND arguments, exit 1 unless all of them are\n"
+    "available.\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help  show this help\n";
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    /* One line per error, whatever the message carries. */
+    for (char *p = line; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    fprintf(stderr, "vmcore: %s\n", line);
+}
+
+static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int usage_error(const char *cmd, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "vmcore: %s (try 'vmcore %s%s--help')\n", msg, cmd ? cmd : "",
+            cmd ? " " : "");
+    return EXIT_USAGE;
+}
+
+static bool is_help(const char *arg) { return !strcmp(arg, "-h") || !strcmp(arg, "--help"); }
+
+/* Write all of @len bytes to @fd; false once the reader has gone away. */
+static bool write_all(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) { /* someone made our stdout non-blocking: wait for it */
+                fd_set w;
+                FD_ZERO(&w);
+                FD_SET(fd, &w);
+                select(fd + 1, NULL, &w, NULL, NULL);
+                continue;
+            }
+            return false;
+        }
+        data += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* vmcore probe                                                                        */
+
+static bool known_backend(const char *name)
+{
+    if (!strcmp(name, "auto"))
+        return true;
+    for (const char *const *b = vmcore_backend_names(); *b; b++)
+        if (!strcmp(*b, name))
+            return true;
+    return false;
+}
+
+static void backend_list(char *buf, size_t size)
+{
+    size_t n = (size_t)snprintf(buf, size, "auto");
+    for (const char *const *b = vmcore_backend_names(); *b && n < size; b++)
+        n += (size_t)snprintf(buf + n, size - n, ", %s", *b);
+}
+
+static bool probe_one(const char *name)
+{
+    vmcore_probe_result r = VMCORE_PROBE_RESULT_INIT;
+    int rc = vmcore_probe(name, &r);
+    if (rc == 0)
+        printf("%s: available%s%s%s\n", name, r.details[0] ? " (" : "", r.details,
+               r.details[0] ? ")" : "");
+    else if (rc == VMCORE_EUNAVAIL)
+        printf("%s: unavailable: %s\n", name, r.reason[0] ? r.reason : "no reason given");
+    else
+        printf("%s: probe failed: %s\n", name, vmcore_strerror(rc));
+    return rc == 0;
+}
+
+static int cmd_probe(int argc, char **argv)
+{
+    int first = argc;
+    for (int i = 0; i < argc; i++) {
+        if (is_help(argv[i])) {
+            fputs(usage_probe, stdout);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--")) {
+            first = i + 1;
+            break;
+        }
+        if (argv[i][0] == '-')
+            return usage_error("probe", "probe: unknown option '%s'", argv[i]);
+        if (first == argc)
+            first = i;
+    }
+    for (int i = first; i < argc; i++)
+        if (!known_backend(argv[i])) {
+            char names[128];
+            backend_list(names, sizeof names);
+            return usage_error("probe", "probe: unknown backend '%s' (expected %s)", argv[i],
+                               names);
+        }
+    if (first >= argc) {
+        for (const char *const *b = vmcore_backend_names(); *b; b++)
+            probe_one(*b);
+        return 0;
+    }
+    bool all = true;
+    for (int i = first; i < argc; i++)
+        all &= probe_one(argv[i]);
+    return all ? 0 : 1;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* vmcore run                                                                          */
+
+struct runner {
+    uv_loop_t *loop;
+    vmcore_ctx *ctx;
+    vmcore_domain *domain;
+    uv_signal_t sigint, sigterm, sighup;
+    bool signals_open;
+
+    /* stdin -> console */
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tty_t tty;
+        uv_pipe_t pipe;
+    } in;
+    bool in_open;
+    bool in_reading;
+    bool raw_tty;
+    struct termios saved_termios;
+    int saved_stdin_flags;
+
+    bool stdout_gone, stderr_gone;
+    bool shutting_down;  /* a graceful shutdown was asked for */
+    bool ended;          /* the domain reached stopped or crashed */
+    bool closing;        /* vmcore_domain_close() was called */
+    int start_status;    /* set by start's callback */
+    int exit_code;
+};
+
+static void stdin_stop(struct runner *r);
+
+/* Every handle the CLI owns is closed here once the domain has ended or failed, so the
+ * loop runs out of work and uv_run() returns. */
+static void on_domain_closed(vmcore_domain *d, void *arg)
+{
+    struct runner *r = arg;
+    r->domain = NULL;
+}
+
+static void teardown(struct runner *r)
+{
+    stdin_stop(r);
+    if (r->signals_open) {
+        uv_close((uv_handle_t *)&r->sigint, NULL);
+        uv_close((uv_handle_t *)&r->sigterm, NULL);
+        uv_close((uv_handle_t *)&r->sighup, NULL);
+        r->signals_open = false;
+    }
+    if (r->domain && !r->closing) {
+        r->closing = true;
+        vmcore_domain_close(r->domain, on_domain_closed, r);
+    }
+}
+
+static void on_shutdown_done(vmcore_domain *d, int status, void *arg)
+{
+    if (status == VMCORE_ETIMEDOUT)
+        say("the domain did not shut down in time and was killed");
+    else if (status != 0 && status != VMCORE_ECANCELED)
+        say("shutdown: %s", vmcore_domain_last_error(d));
+}
+
+static void request_shutdown(struct runner *r)
+{
+    if (!r->domain || r->ended || r->closing)
+        return;
+    vmcore_state st = vmcore_domain_state(r->domain);
+    if (r->shutting_down || st == VMCORE_STATE_STOPPING) {
+        int rc = vmcore_domain_kill(r->domain, NULL, NULL);
+        if (rc != 0 && rc != VMCORE_ESTATE)
+            say("kill: %s", vmcore_domain_last_error(r->domain));
+        return;
+    }
+    r->shutting_down = true;
+    int rc = vmcore_domain_shutdown(r->domain, SHUTDOWN_GRACE_MS, on_shutdown_done, r);
+    if (rc == VMCORE_ESTATE && st == VMCORE_STATE_CREATED) {
+        teardown(r); /* never started: nothing to stop */
+    } else if (rc != 0 && rc != VMCORE_ESTATE) {
+        say("shutdown: %s", vmcore_domain_last_error(r->domain));
+        teardown(r);
+    }
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    request_shutdown(s->data);
+}
+
+/* --- stdin ---------------------------------------------------------------------------- */
+
+static void stdin_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    static char storage[4096];
+    buf->base = storage;
+    buf->len = sizeof storage;
+}
+
+static void forward_input(struct runner *r, const char *data, size_t len)
+{
+    if (!r->domain || r->ended || r->closing)
+        return;
+    int rc = vmcore_domain_console_write(r->domain, data, len);
+    if (rc != 0 && rc != VMCORE_ESTATE && !(len == 0 && rc == VMCORE_ENOTSUP))
+        say("console: %s", vmcore_domain_last_error(r->domain));
+}
+
+static void on_stdin(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct runner *r = s->data;
+    if (nread > 0) {
+        if (r->raw_tty) {
+            const char *key = memchr(buf->base, DETACH_KEY, (size_t)nread);
+            if (key) {
+                forward_input(r, buf->base, (size_t)(key - buf->base));
+                request_shutdown(r);
+                return;
+            }
+        }
+        forward_input(r, buf->base, (size_t)nread);
+    } else if (nread < 0) {
+        if (nread != UV_EOF)
+            say("stdin: %s", uv_strerror((int)nread));
+        forward_input(r, "", 0); /* end of input: close a container's stdin */
+        stdin_stop(r);
+    }
+}
+
+/* Decide how stdin is read: a terminal (raw mode), a pipe or socket, or nothing
+ * (a regular file or /dev/null is not a console). */
+static void stdin_open(struct runner *r)
+{
+    uv_handle_type t = uv_guess_handle(STDIN_FILENO);
+    if (t == UV_TTY) {
+        if (uv_tty_init(r->loop, &r->in.tty, STDIN_FILENO, 1) != 0)
+            return;
+        r->in_open = true;
+        if (tcgetattr(STDIN_FILENO, &r->saved_termios) == 0) {
+            /* Raw input, but keep output processing so "\n" still returns the carriage. */
+            struct termios raw = r->saved_termios;
+            raw.c_iflag &= ~(tcflag_t)(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR |
+                                       ICRNL | IXON);
+            raw.c_lflag &= ~(tcflag_t)(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
+            raw.c_cflag &= ~(tcflag_t)(CSIZE | PARENB);
+            raw.c_cflag |= CS8;
+            raw.c_cc[VMIN] = 1;
+            raw.c_cc[VTIME] = 0;
+            if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) == 0)
+                r->raw_tty = true;
+        }
+    } else if (t == UV_NAMED_PIPE || t == UV_TCP) {
+        r->saved_stdin_flags = fcntl(STDIN_FILENO, F_GETFL);
+        /* uv_pipe_open() would make our stdin non-blocking for the whole pipe; read a
+         * duplicate so the caller's descriptor is left as it was. */
+        int fd = dup(STDIN_FILENO);
+        if (fd < 0)
+            return;
+        if (uv_pipe_init(r->loop, &r->in.pipe, 0) != 0) {
+            close(fd);
+            return;
+        }
+        r->in_open = true;
+        if (uv_pipe_open(&r->in.pipe, fd) != 0) {
+            close(fd);
+            uv_close(&r->in.handle, NULL);
+            r->in_open = false;
+            return;
+        }
+    } else {
+        return;
+    }
+    r->in.handle.data = r;
+}
+
+static void stdin_start(struct runner *r)
+{
+    if (r->in_open && !r->in_reading && uv_read_start(&r->in.stream, stdin_alloc, on_stdin) == 0)
+        r->in_reading = true;
+}
+
+static void stdin_restore_tty(struct runner *r)
+{
+    if (r->raw_tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &r->saved_termios);
+        r->raw_tty = false;
+    }
+}
+
+static void stdin_stop(struct runner *r)
+{
+    if (!r->in_open)
+        return;
+    if (r->in_reading)
+        uv_read_stop(&r->in.stream);
+    r->in_reading = false;
+    stdin_restore_tty(r);
+    uv_close(&r->in.handle, NULL);
+    r->in_open = false;
+}
+
+/* --- domain events ---------------------------------------------------------------------- */
+
+static void on_event(const vmcore_event *ev, void *arg)
+{
+    struct runner *r = arg;
+    switch (ev->type) {
+    case VMCORE_EVENT_CONSOLE:
+        if (ev->u.console.stream == VMCORE_STREAM_STDERR) {
+            if (!r->stderr_gone && !write_all(STDERR_FILENO, ev->u.console.data, ev->u.console.len))
+                r->stderr_gone = true;
+        } else if (!r->stdout_gone &&
+                   !write_all(STDOUT_FILENO, ev->u.console.data, ev->u.console.len)) {
+            r->stdout_gone = true;
+        }
+        break;
+    case VMCORE_EVENT_EXIT:
+        r->exit_code = vmcore_exit_code(&ev->u.exit);
+        if (ev->u.exit.kind == VMCORE_EXIT_CRASH)
+            say("domain crashed: %s", ev->u.exit.reason ? ev->u.exit.reason : "unknown reason");
+        break;
+    case VMCORE_EVENT_ERROR:
+        say("%s", ev->u.error.message ? ev->u.error.message : vmcore_strerror(ev->u.error.code));
+        break;
+    case VMCORE_EVENT_STATE:
+        if (ev->u.state.new_state == VMCORE_STATE_STOPPED ||
+            ev->u.state.new_state == VMCORE_STATE_CRASHED) {
+            r->ended = true;
+            /* The exit event comes first, but ask the domain in case of a backend that
+             * skipped it. */
+            vmcore_exit ex;
+            if (vmcore_domain_exit(ev->domain, &ex) == 0 && ex.kind != VMCORE_EXIT_NONE)
+                r->exit_code = vmcore_exit_code(&ex);
+            teardown(r);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+static void on_started(vmcore_domain *d, int status, void *arg)
+{
+    struct runner *r = arg;
+    r->start_status = status;
+    if (status == 0) {
+        stdin_start(r);
+        return;
+    }
+    if (status != VMCORE_ECANCELED) {
+        const char *detail = vmcore_domain_last_error(d);
+        say("start: %s", detail[0] ? detail : vmcore_strerror(status));
+    }
+    r->exit_code = EXIT_FAILED;
+    teardown(r);
+}
+
+/* Load CONFIG.json with jansson and replace its "backend" (vmcore run --backend). */
+static int domain_new_with_backend(struct runner *r, const char *path, const char *backend,
+                                   bool *reported)
+{
+    json_error_t jerr;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        if (access(path, R_OK) != 0)
+            say("%s: cannot read: %s", path, strerror(errno));
+        else
+            say("%s: line %d column %d: %s", path, jerr.line, jerr.column, jerr.text);
+        *reported = true;
+        return VMCORE_EPARSE;
+    }
+    if (json_is_object(root) && json_object_set_new(root, "backend", json_string(backend)) != 0) {
+        json_decref(root);
+        say("%s: out of memory", path);
+        *reported = true;
+        return VMCORE_ENOMEM;
+    }
+    /* Relative paths in the file resolve against the file's folder, as for
+     * vmcore_domain_new_file(). */
+    char *dir = NULL;
+    char *abs = realpath(path, NULL);
+    if (abs) {
+        char *slash = strrchr(abs, '/');
+        if (slash == abs)
+            slash[1] = '\0';
+        else if (slash)
+            *slash = '\0';
+        dir = abs;
+    }
+    int rc = vmcore_domain_new_jansson(&r->domain, r->ctx, root, dir);
+    free(abs);
+    json_decref(root);
+    return rc;
+}
+
+/* "boot.kernel: no such file" -> "CONFIG.json: boot.kernel: no such file", unless the
+ * library already named the file. */
+static void report_create_error(struct runner *r, const char *path, int rc)
+{
+    const char *detail = vmcore_ctx_last_error(r->ctx);
+    if (!detail[0])
+        detail = vmcore_strerror(rc);
+    if (strstr(detail, path))
+        say("%s", detail);
+    else
+        say("%s: %s", path, detail);
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    const char *backend = NULL;
+    const char *config = NULL;
+    bool options_done = false;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!options_done && is_help(a)) {
+            fputs(usage_run, stdout);
+            return 0;
+        }
+        if (!options_done && !strcmp(a, "--")) {
+            options_done = true;
+        } else if (!options_done && (!strcmp(a, "-b") || !strcmp(a, "--backend"))) {
+            if (i + 1 >= argc)
+                return usage_error("run", "run: %s needs a backend name", a);
+            backend = argv[++i];
+        } else if (!options_done && !strncmp(a, "--backend=", 10)) {
+            backend = a + 10;
+        } else if (!options_done && a[0] == '-' && a[1] != '\0') {
+            return usage_error("run", "run: unknown option '%s'", a);
+        } else if (!config) {
+            config = a;
+        } else {
+            return usage_error("run", "run: one configuration file expected, got '%s' too", a);
+        }
+    }
+    if (!config)
+        return usage_error("run", "run: missing CONFIG.json");
+    if (backend && !known_backend(backend)) {
+        char names[128];
+        backend_list(names, sizeof names);
+        return usage_error("run", "run: --backend: unknown backend '%s' (expected %s)", backend,
+                           names);
+    }
+
+    struct runner r;
+    memset(&r, 0, sizeof r);
+    r.exit_code = EXIT_FAILED;
+    r.saved_stdin_flags = -1;
+    int rc = vmcore_ctx_new(&r.ctx, NULL);
+    if (rc != 0) {
+        say("cannot create a context: %s", vmcore_strerror(rc));
+        return EXIT_FAILED;
+    }
+    r.loop = vmcore_ctx_loop(r.ctx);
+
+    bool reported = false;
+    if (backend)
+        rc = domain_new_with_backend(&r, config, backend, &reported);
+    else
+        rc = vmcore_domain_new_file(&r.domain, r.ctx, config);
+    if (rc != 0) {
+        if (!reported)
+            report_create_error(&r, config, rc);
+        r.domain = NULL;
+        vmcore_ctx_free(r.ctx);
+        return EXIT_FAILED;
+    }
+
+    rc = vmcore_domain_subscribe(r.domain, VMCORE_EVENT_ALL, on_event, &r);
+    if (rc < 0) {
+        say("subscribe: %s", vmcore_strerror(rc));
+        teardown(&r);
+        vmcore_ctx_run(r.ctx, VMCORE_RUN_DEFAULT);
+        vmcore_ctx_free(r.ctx);
+        return EXIT_FAILED;
+    }
+
+    uv_signal_init(r.loop, &r.sigint);
+    uv_signal_init(r.loop, &r.sigterm);
+    uv_signal_init(r.loop, &r.sighup);
+    r.sigint.data = r.sigterm.data = r.sighup.data = &r;
+    uv_signal_start(&r.sigint, on_signal, SIGINT);
+    uv_signal_start(&r.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&r.sighup, on_signal, SIGHUP);
+    r.signals_open = true;
+
+    stdin_open(&r);
+
+    rc = vmcore_domain_start(r.domain, on_started, &r);
+    if (rc != 0) {
+        const char *detail = vmcore_domain_last_error(r.domain);
+        say("%s: start: %s", config, detail[0] ? detail : vmcore_strerror(rc));
+        r.exit_code = EXIT_FAILED;
+        teardown(&r);
+    }
+
+    vmcore_ctx_run(r.ctx, VMCORE_RUN_DEFAULT);
+    stdin_restore_tty(&r);
+    if (r.saved_stdin_flags >= 0)
+        fcntl(STDIN_FILENO, F_SETFL, r.saved_stdin_flags);
+
+    rc = vmcore_ctx_free(r.ctx);
+    if (rc != 0)
+        say("context still busy: %s", vmcore_strerror(rc));
+    return r.exit_code;
+}
+
+/* ------------------------------------------------------------------------------------ */
+
+int main(int argc, char **argv)
+{
+    /* A reader that goes away (vmcore run ... | head) must not kill us before the domain
+     * is torn down. */
+    signal(SIGPIPE, SIG_IGN);
+
+    if (argc < 2) {
+        fputs(usage_main, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (is_help(cmd)) {
+        fputs(usage_main, stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        if (argc > 2 && is_help(argv[2])) {
+            puts("Usage: vmcore --version\n\nPrint the version of the loaded libvmcore.");
+            return 0;
+        }
+        if (argc > 2)
+            return usage_error(NULL, "version takes no arguments");
+        printf("vmcore %s\n", vmcore_version_string());
+        return 0;
+    }
+    if (!strcmp(cmd, "help")) {
+        if (argc < 3)
+            fputs(usage_main, stdout);
+        else if (!strcmp(argv[2], "run"))
+            fputs(usage_run, stdout);
+        else if (!strcmp(argv[2], "probe"))
+            fputs(usage_probe, stdout);
+        else
+            return usage_error(NULL, "help: unknown command '%s'", argv[2]);
+        return 0;
+    }
+    if (!strcmp(cmd, "run"))
+        return cmd_run(argc - 2, argv + 2);
+    if (!strcmp(cmd, "probe"))
+        return cmd_probe(argc - 2, argv + 2);
+    if (cmd[0] == '-')
+        return usage_error(NULL, "unknown option '%s'", cmd);
+    return usage_error(NULL, "unknown command '%s'", cmd);
+}
