@@ -1,0 +1,734 @@
+/* Strict validation of the JSON configuration (schema: doc/config.md).
+ * Every error names the JSON path of the offending value. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+#define CONFIG_MAX_VCPUS 64
+#define CONFIG_MIN_MEMORY_BYTES (4ull << 20)
+#define CONFIG_MAX_ARGS 4096
+#define CONFIG_PATH_MAX 128
+
+static const char *const backend_names[] = { "auto", "kvm", "emu", "container", NULL };
+static const char *const format_names[] = { "auto", "raw", "elf", "multiboot", "linux", NULL };
+static const char *const mode_names[] = { "real", "protected", "long", NULL };
+static const char *const net_names[] = { "none", "host", "veth", NULL };
+
+const char *config_backend_name(enum config_backend b)
+{
+    return (unsigned)b < 4 ? backend_names[b] : "?";
+}
+
+/* Parsing state: where relative paths resolve and where errors go. */
+struct cx {
+    const char *base_dir;
+    struct vmcore_err *err;
+};
+
+static void join_path(char *out, const char *parent, const char *key)
+{
+    if (parent[0])
+        snprintf(out, CONFIG_PATH_MAX, "%s.%s", parent, key);
+    else
+        snprintf(out, CONFIG_PATH_MAX, "%s", key);
+}
+
+static const char *json_type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE: case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
+    }
+    return "?";
+}
+
+static int type_error(struct cx *c, const char *path, const char *want, const json_t *v)
+{
+    return err_config(c->err, VMCORE_ECONFIG, path, "expected %s, got %s", want,
+                      json_type_name(v));
+}
+
+/* Reject keys of @obj not in @allowed. */
+static int check_keys(struct cx *c, const json_t *obj, const char *path,
+                      const char *const *allowed)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)obj, key, v) {
+        int ok = 0;
+        for (const char *const *a = allowed; *a; a++)
+            if (strcmp(*a, key) == 0)
+                ok = 1;
+        if (!ok) {
+            char p[CONFIG_PATH_MAX];
+            join_path(p, path, key);
+            return err_config(c->err, VMCORE_ECONFIG, p, "unknown key");
+        }
+    }
+    return 0;
+}
+
+static int get_object(struct cx *c, const json_t *obj, const char *parent, const char *key,
+                      const json_t **out)
+{
+    char p[CONFIG_PATH_MAX];
+    const json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (!v)
+        return 0;
+    join_path(p, parent, key);
+    if (!json_is_object(v))
+        return type_error(c, p, "an object", v);
+    *out = v;
+    return 0;
+}
+
+static int get_string(struct cx *c, const json_t *obj, const char *parent, const char *key,
+                      char **out)
+{
+    char p[CONFIG_PATH_MAX];
+    const json_t *v = json_object_get(obj, key);
+    if (!v)
+        return 0;
+    join_path(p, parent, key);
+    if (!json_is_string(v))
+        return type_error(c, p, "a string", v);
+    if (strlen(json_string_value(v)) != json_string_length(v))
+        return err_config(c->err, VMCORE_ECONFIG, p, "must not contain NUL bytes");
+    free(*out);
+    *out = strdup(json_string_value(v));
+    return *out ? 0 : err_set(c->err, VMCORE_ENOMEM, "out of memory");
+}
+
+/* An integer in [min, max]. @present (may be NULL) says whether the key was there. */
+static int get_uint(struct cx *c, const json_t *obj, const char *parent, const char *key,
+                    uint64_t min, uint64_t max, uint64_t *out, bool *present)
+{
+    char p[CONFIG_PATH_MAX];
+    const json_t *v = json_object_get(obj, key);
+    if (present)
+        *present = v != NULL;
+    if (!v)
+        return 0;
+    join_path(p, parent, key);
+    if (!json_is_integer(v))
+        return type_error(c, p, "an integer", v);
+    json_int_t n = json_integer_value(v);
+    if (n < 0 || (uint64_t)n < min || (uint64_t)n > max)
+        return err_config(c->err, VMCORE_ECONFIG, p,
+                          "%lld is out of range (%llu..%llu)", (long long)n,
+                          (unsigned long long)min, (unsigned long long)max);
+    *out = (uint64_t)n;
+    return 0;
+}
+
+static int get_bool(struct cx *c, const json_t *obj, const char *parent, const char *key,
+                    bool *out)
+{
+    char p[CONFIG_PATH_MAX];
+    const json_t *v = json_object_get(obj, key);
+    if (!v)
+        return 0;
+    join_path(p, parent, key);
+    if (!json_is_boolean(v))
+        return type_error(c, p, "a boolean", v);
+    *out = json_is_true(v);
+    return 0;
+}
+
+static int get_enum(struct cx *c, const json_t *obj, const char *parent, const char *key,
+                    const char *const *names, int *out)
+{
+    char p[CONFIG_PATH_MAX];
+    const json_t *v = json_object_get(obj, key);
+    if (!v)
+        return 0;
+    join_path(p, parent, key);
+    if (!json_is_string(v))
+        return type_error(c, p, "a string", v);
+    for (int i = 0; names[i]; i++)
+        if (strcmp(names[i], json_string_value(v)) == 0) {
+            *out = i;
+            return 0;
+        }
+    char list[160] = "";
+    for (int i = 0; names[i]; i++) {
+        size_t n = strlen(list);
+        snprintf(list + n, sizeof list - n, "%s%s", i ? "|" : "", names[i]);
+    }
+    return err_config(c->err, VMCORE_ECONFIG, p, "unknown value \"%s\" (expected %s)",
+                      json_string_value(v), list);
+}
+
+/* Resolve @rel against the base dir. */
+static int resolve(struct cx *c, const char *path, const char *rel, char **out)
+{
+    if (rel[0] == '\0')
+        return err_config(c->err, VMCORE_ECONFIG, path, "must not be empty");
+    char *abs;
+    if (rel[0] == '/') {
+        abs = strdup(rel);
+    } else {
+        char cwd[PATH_MAX];
+        const char *base = c->base_dir;
+        if (!base) {
+            if (!getcwd(cwd, sizeof cwd))
+                return err_sys(c->err, VMCORE_ESYS, errno, "%s: getcwd", path);
+            base = cwd;
+        }
+        if (asprintf(&abs, "%s/%s", base, rel) < 0)
+            abs = NULL;
+    }
+    if (!abs)
+        return err_set(c->err, VMCORE_ENOMEM, "out of memory");
+    free(*out);
+    *out = abs;
+    return 0;
+}
+
+/* A file-system path that must exist (as a regular file when @want_dir is false). */
+static int get_existing_path(struct cx *c, const json_t *obj, const char *parent,
+                             const char *key, bool want_dir, char **out)
+{
+    char p[CONFIG_PATH_MAX];
+    char *rel = NULL;
+    int rc = get_string(c, obj, parent, key, &rel);
+    if (rc || !rel)
+        return rc;
+    join_path(p, parent, key);
+    rc = resolve(c, p, rel, out);
+    free(rel);
+    if (rc)
+        return rc;
+    struct stat st;
+    if (stat(*out, &st) < 0)
+        return err_config(c->err, errno == ENOENT ? VMCORE_ENOENT : VMCORE_EIO, p,
+                          "cannot access %s: %s", *out, strerror(errno));
+    if (want_dir && !S_ISDIR(st.st_mode))
+        return err_config(c->err, VMCORE_ECONFIG, p, "not a directory: %s", *out);
+    if (!want_dir && !S_ISREG(st.st_mode))
+        return err_config(c->err, VMCORE_ECONFIG, p, "not a regular file: %s", *out);
+    return 0;
+}
+
+/* A NULL-terminated list of strings. */
+static int get_string_array(struct cx *c, const json_t *obj, const char *parent,
+                            const char *key, char ***out, size_t *count)
+{
+    char p[CONFIG_PATH_MAX];
+    const json_t *v = json_object_get(obj, key);
+    if (!v)
+        return 0;
+    join_path(p, parent, key);
+    if (!json_is_array(v))
+        return type_error(c, p, "an array of strings", v);
+    size_t n = json_array_size(v);
+    if (n > CONFIG_MAX_ARGS)
+        return err_config(c->err, VMCORE_ECONFIG, p, "too many entries (%zu > %d)", n,
+                          CONFIG_MAX_ARGS);
+    char **list = calloc(n + 1, sizeof *list);
+    if (!list)
+        return err_set(c->err, VMCORE_ENOMEM, "out of memory");
+    *out = list;
+    *count = n;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_array_get(v, i);
+        char ep[CONFIG_PATH_MAX];
+        snprintf(ep, sizeof ep, "%s[%zu]", p, i);
+        if (!json_is_string(e))
+            return type_error(c, ep, "a string", e);
+        if (strlen(json_string_value(e)) != json_string_length(e))
+            return err_config(c->err, VMCORE_ECONFIG, ep, "must not contain NUL bytes");
+        if (!(list[i] = strdup(json_string_value(e))))
+            return err_set(c->err, VMCORE_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+static int check_name(struct cx *c, const char *path, const char *s, size_t max, bool dots)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return err_config(c->err, VMCORE_ECONFIG, path, "length must be 1..%zu", max);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!(isalnum(ch) || ch == '-' || ch == '_' || (dots && ch == '.')))
+            return err_config(c->err, VMCORE_ECONFIG, path,
+                              "invalid character '%c' (allowed: letters, digits, -_%s)",
+                              isprint(ch) ? ch : '?', dots ? "." : "");
+    }
+    return 0;
+}
+
+static int check_cidr(struct cx *c, const char *path, const char *s)
+{
+    char buf[64];
+    const char *slash = strchr(s, '/');
+    if (!slash || (size_t)(slash - s) >= sizeof buf)
+        return err_config(c->err, VMCORE_ECONFIG, path,
+                          "\"%s\" is not an IPv4 address with a prefix (a.b.c.d/n)", s);
+    memcpy(buf, s, (size_t)(slash - s));
+    buf[slash - s] = '\0';
+    struct in_addr a;
+    char *end;
+    long prefix = strtol(slash + 1, &end, 10);
+    if (inet_pton(AF_INET, buf, &a) != 1 || *end || end == slash + 1 || prefix < 1 ||
+        prefix > 32)
+        return err_config(c->err, VMCORE_ECONFIG, path,
+                          "\"%s\" is not an IPv4 address with a prefix (a.b.c.d/n)", s);
+    return 0;
+}
+
+static uint64_t host_memory_mib(void)
+{
+    struct sysinfo si;
+    if (sysinfo(&si) < 0)
+        return UINT64_MAX;
+    return (uint64_t)si.totalram * si.mem_unit >> 20;
+}
+
+static int parse_boot(struct cx *c, const json_t *boot, struct vmcore_config *cfg)
+{
+    static const char *const keys[] = { "kernel", "format", "initrd", "cmdline",
+                                        "load_address", "entry", "mode", NULL };
+    int rc, v;
+    if ((rc = check_keys(c, boot, "boot", keys)))
+        return rc;
+    if (!json_object_get(boot, "kernel"))
+        return err_config(c->err, VMCORE_ECONFIG, "boot.kernel", "missing (required)");
+    if ((rc = get_existing_path(c, boot, "boot", "kernel", false, &cfg->boot.kernel)))
+        return rc;
+    v = cfg->boot.format;
+    if ((rc = get_enum(c, boot, "boot", "format", format_names, &v)))
+        return rc;
+    cfg->boot.format = (enum boot_format)v;
+    if ((rc = get_existing_path(c, boot, "boot", "initrd", false, &cfg->boot.initrd)))
+        return rc;
+    if ((rc = get_string(c, boot, "boot", "cmdline", &cfg->boot.cmdline)))
+        return rc;
+    if (cfg->boot.cmdline && strlen(cfg->boot.cmdline) > 4095)
+        return err_config(c->err, VMCORE_ECONFIG, "boot.cmdline", "longer than 4095 bytes");
+    if ((rc = get_uint(c, boot, "boot", "load_address", 0, UINT64_MAX >> 1,
+                       &cfg->boot.load_address, &cfg->boot.has_load_address)))
+        return rc;
+    if ((rc = get_uint(c, boot, "boot", "entry", 0, UINT64_MAX >> 1, &cfg->boot.entry,
+                       &cfg->boot.has_entry)))
+        return rc;
+    v = cfg->boot.mode;
+    if ((rc = get_enum(c, boot, "boot", "mode", mode_names, &v)))
+        return rc;
+    cfg->boot.mode = (enum boot_mode)v;
+    if (json_object_get(boot, "mode") && cfg->boot.format != BOOT_FORMAT_RAW)
+        return err_config(c->err, VMCORE_ECONFIG, "boot.mode",
+                          "only meaningful with boot.format \"raw\"");
+    if (cfg->boot.has_load_address && cfg->boot.format != BOOT_FORMAT_RAW)
+        return err_config(c->err, VMCORE_ECONFIG, "boot.load_address",
+                          "only meaningful with boot.format \"raw\"");
+    if (cfg->boot.load_address >= cfg->memory_mib << 20)
+        return err_config(c->err, VMCORE_ECONFIG, "boot.load_address",
+                          "0x%llx lies beyond guest memory (%llu MiB)",
+                          (unsigned long long)cfg->boot.load_address,
+                          (unsigned long long)cfg->memory_mib);
+    return 0;
+}
+
+static int parse_process(struct cx *c, const json_t *proc, struct vmcore_config *cfg)
+{
+    static const char *const keys[] = { "args", "env", "cwd", "uid", "gid", "terminal",
+                                        "init", NULL };
+    int rc;
+    uint64_t n;
+    if ((rc = check_keys(c, proc, "process", keys)))
+        return rc;
+    if (!json_object_get(proc, "args"))
+        return err_config(c->err, VMCORE_ECONFIG, "process.args", "missing (required)");
+    if ((rc = get_string_array(c, proc, "process", "args", &cfg->process.args,
+                               &cfg->process.nargs)))
+        return rc;
+    if (cfg->process.nargs == 0)
+        return err_config(c->err, VMCORE_ECONFIG, "process.args", "must not be empty");
+    if (cfg->process.args[0][0] == '\0')
+        return err_config(c->err, VMCORE_ECONFIG, "process.args[0]", "must not be empty");
+    if ((rc = get_string_array(c, proc, "process", "env", &cfg->process.env,
+                               &cfg->process.nenv)))
+        return rc;
+    for (size_t i = 0; i < cfg->process.nenv; i++) {
+        const char *eq = strchr(cfg->process.env[i], '=');
+        if (!eq || eq == cfg->process.env[i]) {
+            char p[CONFIG_PATH_MAX];
+            snprintf(p, sizeof p, "process.env[%zu]", i);
+            return err_config(c->err, VMCORE_ECONFIG, p, "\"%s\" is not of the form NAME=VALUE",
+                              cfg->process.env[i]);
+        }
+    }
+    if ((rc = get_string(c, proc, "process", "cwd", &cfg->process.cwd)))
+        return rc;
+    if (cfg->process.cwd[0] != '/')
+        return err_config(c->err, VMCORE_ECONFIG, "process.cwd", "must be an absolute path");
+    n = 0;
+    if ((rc = get_uint(c, proc, "process", "uid", 0, UINT32_MAX - 1, &n, NULL)))
+        return rc;
+    cfg->process.uid = (uint32_t)n;
+    n = 0;
+    if ((rc = get_uint(c, proc, "process", "gid", 0, UINT32_MAX - 1, &n, NULL)))
+        return rc;
+    cfg->process.gid = (uint32_t)n;
+    if ((rc = get_bool(c, proc, "process", "terminal", &cfg->process.terminal)))
+        return rc;
+    return get_bool(c, proc, "process", "init", &cfg->process.init);
+}
+
+static int parse_limits(struct cx *c, const json_t *lim, struct vmcore_config *cfg)
+{
+    static const char *const keys[] = { "memory_bytes", "pids", "cpus", NULL };
+    int rc;
+    if ((rc = check_keys(c, lim, "limits", keys)))
+        return rc;
+    bool present;
+    if ((rc = get_uint(c, lim, "limits", "memory_bytes", CONFIG_MIN_MEMORY_BYTES,
+                       UINT64_MAX >> 1, &cfg->limits.memory_bytes, &present)))
+        return rc;
+    if (present && cfg->limits.memory_bytes >> 20 > host_memory_mib())
+        return err_config(c->err, VMCORE_ELIMIT, "limits.memory_bytes",
+                          "%llu bytes exceeds the host's %llu MiB",
+                          (unsigned long long)cfg->limits.memory_bytes,
+                          (unsigned long long)host_memory_mib());
+    if ((rc = get_uint(c, lim, "limits", "pids", 1, 4194304, &cfg->limits.pids, NULL)))
+        return rc;
+    const json_t *v = json_object_get(lim, "cpus");
+    if (v) {
+        if (!json_is_number(v))
+            return type_error(c, "limits.cpus", "a number", v);
+        double cpus = json_number_value(v);
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        if (!(cpus >= 0.01) || !isfinite(cpus))
+            return err_config(c->err, VMCORE_ECONFIG, "limits.cpus",
+                              "%g is below the minimum 0.01", cpus);
+        if (ncpu > 0 && cpus > (double)ncpu)
+            return err_config(c->err, VMCORE_ELIMIT, "limits.cpus",
+                              "%g exceeds the host's %ld CPUs", cpus, ncpu);
+        cfg->limits.cpus = cpus;
+    }
+    return 0;
+}
+
+static int parse_network(struct cx *c, const json_t *net, struct vmcore_config *cfg)
+{
+    static const char *const keys[] = { "mode", "host_ifname", "address", "host_address",
+                                        NULL };
+    int rc, v = cfg->network.mode;
+    if ((rc = check_keys(c, net, "network", keys)))
+        return rc;
+    if ((rc = get_enum(c, net, "network", "mode", net_names, &v)))
+        return rc;
+    cfg->network.mode = (enum net_mode)v;
+    if ((rc = get_string(c, net, "network", "host_ifname", &cfg->network.host_ifname)) ||
+        (rc = get_string(c, net, "network", "address", &cfg->network.address)) ||
+        (rc = get_string(c, net, "network", "host_address", &cfg->network.host_address)))
+        return rc;
+    if (cfg->network.mode != NET_MODE_VETH) {
+        static const char *const veth_only[] = { "host_ifname", "address", "host_address",
+                                                 NULL };
+        for (const char *const *k = veth_only; *k; k++)
+            if (json_object_get(net, *k)) {
+                char p[CONFIG_PATH_MAX];
+                join_path(p, "network", *k);
+                return err_config(c->err, VMCORE_ECONFIG, p,
+                                  "only valid with network.mode \"veth\"");
+            }
+        return 0;
+    }
+    if (!cfg->network.host_ifname)
+        return err_config(c->err, VMCORE_ECONFIG, "network.host_ifname",
+                          "missing (required for mode \"veth\")");
+    if ((rc = check_name(c, "network.host_ifname", cfg->network.host_ifname, 15, true)))
+        return rc;
+    if (!cfg->network.address)
+        return err_config(c->err, VMCORE_ECONFIG, "network.address",
+                          "missing (required for mode \"veth\")");
+    if ((rc = check_cidr(c, "network.address", cfg->network.address)))
+        return rc;
+    if (cfg->network.host_address &&
+        (rc = check_cidr(c, "network.host_address", cfg->network.host_address)))
+        return rc;
+    return 0;
+}
+
+static int parse_mounts(struct cx *c, const json_t *arr, struct vmcore_config *cfg)
+{
+    static const char *const keys[] = { "source", "target", "readonly", NULL };
+    if (!json_is_array(arr))
+        return type_error(c, "mounts", "an array", arr);
+    size_t n = json_array_size(arr);
+    cfg->mounts = calloc(n ? n : 1, sizeof *cfg->mounts);
+    if (!cfg->mounts)
+        return err_set(c->err, VMCORE_ENOMEM, "out of memory");
+    cfg->nmounts = n;
+    for (size_t i = 0; i < n; i++) {
+        char p[CONFIG_PATH_MAX], tp[CONFIG_PATH_MAX];
+        const json_t *m = json_array_get(arr, i);
+        struct config_mount *cm = &cfg->mounts[i];
+        int rc;
+        snprintf(p, sizeof p, "mounts[%zu]", i);
+        if (!json_is_object(m))
+            return type_error(c, p, "an object", m);
+        if ((rc = check_keys(c, m, p, keys)))
+            return rc;
+        for (int k = 0; k < 2; k++)
+            if (!json_object_get(m, keys[k])) {
+                join_path(tp, p, keys[k]);
+                return err_config(c->err, VMCORE_ECONFIG, tp, "missing (required)");
+            }
+        char *src = NULL;
+        if ((rc = get_string(c, m, p, "source", &src)))
+            return rc;
+        join_path(tp, p, "source");
+        rc = resolve(c, tp, src, &cm->source);
+        free(src);
+        if (rc)
+            return rc;
+        struct stat st;
+        if (stat(cm->source, &st) < 0)
+            return err_config(c->err, VMCORE_ENOENT, tp, "cannot access %s: %s", cm->source,
+                              strerror(errno));
+        if ((rc = get_string(c, m, p, "target", &cm->target)))
+            return rc;
+        if (cm->target[0] != '/') {
+            join_path(tp, p, "target");
+            return err_config(c->err, VMCORE_ECONFIG, tp, "must be an absolute path");
+        }
+        if ((rc = get_bool(c, m, p, "readonly", &cm->readonly)))
+            return rc;
+    }
+    return 0;
+}
+
+static int parse_idmap(struct cx *c, const json_t *obj, const char *key,
+                       struct config_idmap **out, size_t *count)
+{
+    static const char *const keys[] = { "inside", "outside", "count", NULL };
+    char p[CONFIG_PATH_MAX];
+    const json_t *arr = json_object_get(obj, key);
+    if (!arr)
+        return 0;
+    join_path(p, "userns", key);
+    if (!json_is_array(arr))
+        return type_error(c, p, "an array", arr);
+    size_t n = json_array_size(arr);
+    if (n > 340)
+        return err_config(c->err, VMCORE_ECONFIG, p, "at most 340 ranges");
+    *out = calloc(n ? n : 1, sizeof **out);
+    if (!*out)
+        return err_set(c->err, VMCORE_ENOMEM, "out of memory");
+    *count = n;
+    for (size_t i = 0; i < n; i++) {
+        char ep[CONFIG_PATH_MAX];
+        const json_t *e = json_array_get(arr, i);
+        uint64_t vals[3] = { 0, 0, 1 };
+        int rc;
+        snprintf(ep, sizeof ep, "%s[%zu]", p, i);
+        if (!json_is_object(e))
+            return type_error(c, ep, "an object", e);
+        if ((rc = check_keys(c, e, ep, keys)))
+            return rc;
+        for (int k = 0; k < 3; k++) {
+            char kp[CONFIG_PATH_MAX];
+            join_path(kp, ep, keys[k]);
+            if (!json_object_get(e, keys[k]))
+                return err_config(c->err, VMCORE_ECONFIG, kp, "missing (required)");
+            if ((rc = get_uint(c, e, ep, keys[k], k == 2 ? 1 : 0, UINT32_MAX - 1, &vals[k],
+                               NULL)))
+                return rc;
+        }
+        (*out)[i] = (struct config_idmap){ (uint32_t)vals[0], (uint32_t)vals[1],
+                                           (uint32_t)vals[2] };
+    }
+    return 0;
+}
+
+static int parse_userns(struct cx *c, const json_t *u, struct vmcore_config *cfg)
+{
+    static const char *const keys[] = { "enabled", "uid_map", "gid_map", NULL };
+    int rc;
+    if ((rc = check_keys(c, u, "userns", keys)))
+        return rc;
+    cfg->userns.enabled = true;
+    if ((rc = get_bool(c, u, "userns", "enabled", &cfg->userns.enabled)))
+        return rc;
+    if ((rc = parse_idmap(c, u, "uid_map", &cfg->userns.uid_map, &cfg->userns.nuid_map)))
+        return rc;
+    return parse_idmap(c, u, "gid_map", &cfg->userns.gid_map, &cfg->userns.ngid_map);
+}
+
+/* Keys that belong to one family of backends, for a clear error when mixed up. */
+static const char *const vm_only_keys[] = { "boot", "memory_mib", "vcpus", NULL };
+static const char *const container_only_keys[] = { "rootfs", "rootfs_readonly", "hostname",
+                                                   "process", "limits", "network", "mounts",
+                                                   "userns", NULL };
+
+static int parse_root(struct cx *c, const json_t *root, struct vmcore_config *cfg)
+{
+    static const char *const keys[] = { "name", "backend", "memory_mib", "vcpus", "boot",
+                                        "rootfs", "rootfs_readonly", "hostname", "process",
+                                        "limits", "network", "mounts", "userns", NULL };
+    int rc, v;
+    const json_t *obj;
+
+    if (!json_is_object(root))
+        return err_config(c->err, VMCORE_ECONFIG, "$", "the configuration must be an object, got %s",
+                          json_type_name(root));
+    if ((rc = check_keys(c, root, "", keys)))
+        return rc;
+
+    if ((rc = get_string(c, root, "", "name", &cfg->name)))
+        return rc;
+    if ((rc = check_name(c, "name", cfg->name, 64, true)))
+        return rc;
+    v = cfg->backend;
+    if ((rc = get_enum(c, root, "", "backend", backend_names, &v)))
+        return rc;
+    cfg->backend = (enum config_backend)v;
+
+    bool container = cfg->backend == CONFIG_BACKEND_CONTAINER;
+    for (const char *const *k = container ? vm_only_keys : container_only_keys; *k; k++)
+        if (json_object_get(root, *k))
+            return err_config(c->err, VMCORE_ECONFIG, *k, "not valid for backend \"%s\"%s",
+                              config_backend_name(cfg->backend),
+                              container ? " (virtual machines only)" : " (containers only)");
+
+    if (!container) {
+        uint64_t host = host_memory_mib();
+        bool present;
+        if ((rc = get_uint(c, root, "", "memory_mib", 1, UINT64_MAX >> 21, &cfg->memory_mib,
+                           &present)))
+            return rc;
+        if (cfg->memory_mib > host)
+            return err_config(c->err, VMCORE_ELIMIT, "memory_mib",
+                              "%llu MiB exceeds the host's %llu MiB",
+                              (unsigned long long)cfg->memory_mib, (unsigned long long)host);
+        uint64_t n = cfg->vcpus;
+        if ((rc = get_uint(c, root, "", "vcpus", 1, CONFIG_MAX_VCPUS, &n, NULL)))
+            return rc;
+        cfg->vcpus = (unsigned)n;
+        if ((rc = get_object(c, root, "", "boot", &obj)))
+            return rc;
+        if (!obj)
+            return err_config(c->err, VMCORE_ECONFIG, "boot", "missing (required for backend \"%s\")",
+                              config_backend_name(cfg->backend));
+        return parse_boot(c, obj, cfg);
+    }
+
+    if (!json_object_get(root, "rootfs"))
+        return err_config(c->err, VMCORE_ECONFIG, "rootfs", "missing (required for containers)");
+    if ((rc = get_existing_path(c, root, "", "rootfs", true, &cfg->rootfs)))
+        return rc;
+    if ((rc = get_bool(c, root, "", "rootfs_readonly", &cfg->rootfs_readonly)))
+        return rc;
+    if ((rc = get_string(c, root, "", "hostname", &cfg->hostname)))
+        return rc;
+    if (cfg->hostname && (rc = check_name(c, "hostname", cfg->hostname, 64, true)))
+        return rc;
+    if ((rc = get_object(c, root, "", "process", &obj)))
+        return rc;
+    if (!obj)
+        return err_config(c->err, VMCORE_ECONFIG, "process", "missing (required for containers)");
+    if ((rc = parse_process(c, obj, cfg)))
+        return rc;
+    if ((rc = get_object(c, root, "", "limits", &obj)))
+        return rc;
+    if (obj && (rc = parse_limits(c, obj, cfg)))
+        return rc;
+    if ((rc = get_object(c, root, "", "network", &obj)))
+        return rc;
+    if (obj && (rc = parse_network(c, obj, cfg)))
+        return rc;
+    if (json_object_get(root, "mounts") &&
+        (rc = parse_mounts(c, json_object_get(root, "mounts"), cfg)))
+        return rc;
+    if ((rc = get_object(c, root, "", "userns", &obj)))
+        return rc;
+    if (obj && (rc = parse_userns(c, obj, cfg)))
+        return rc;
+    return 0;
+}
+
+int config_parse(struct vmcore_config **out, const json_t *root, const char *base_dir,
+                 struct vmcore_err *err)
+{
+    struct cx c = { .base_dir = base_dir, .err = err };
+    struct vmcore_config *cfg = calloc(1, sizeof *cfg);
+    *out = NULL;
+    if (!cfg)
+        return err_set(err, VMCORE_ENOMEM, "out of memory");
+    cfg->name = strdup("vmcore");
+    cfg->process.cwd = strdup("/");
+    cfg->memory_mib = 64;
+    cfg->vcpus = 1;
+    cfg->boot.mode = BOOT_MODE_PROTECTED;
+    if (base_dir)
+        cfg->base_dir = strdup(base_dir);
+    else
+        cfg->base_dir = getcwd(NULL, 0);
+    if (!cfg->name || !cfg->process.cwd || !cfg->base_dir) {
+        config_free(cfg);
+        return err_set(err, VMCORE_ENOMEM, "out of memory");
+    }
+    int rc = parse_root(&c, root, cfg);
+    if (rc) {
+        config_free(cfg);
+        return rc;
+    }
+    *out = cfg;
+    return 0;
+}
+
+static void free_list(char **list)
+{
+    if (!list)
+        return;
+    for (char **p = list; *p; p++)
+        free(*p);
+    free(list);
+}
+
+void config_free(struct vmcore_config *cfg)
+{
+    if (!cfg)
+        return;
+    free(cfg->name);
+    free(cfg->base_dir);
+    free(cfg->boot.kernel);
+    free(cfg->boot.initrd);
+    free(cfg->boot.cmdline);
+    free(cfg->rootfs);
+    free(cfg->hostname);
+    free_list(cfg->process.args);
+    free_list(cfg->process.env);
+    free(cfg->process.cwd);
+    free(cfg->network.host_ifname);
+    free(cfg->network.address);
+    free(cfg->network.host_address);
+    for (size_t i = 0; i < cfg->nmounts; i++) {
+        free(cfg->mounts[i].source);
+        free(cfg->mounts[i].target);
+    }
+    free(cfg->mounts);
+    free(cfg->userns.uid_map);
+    free(cfg->userns.gid_map);
+    free(cfg);
+}

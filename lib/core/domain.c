@@ -1,0 +1,804 @@
+/* The domain state machine: lifecycle calls, backend reports, events, close. */
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const state_names[] = { "created", "starting", "running", "paused",
+                                           "stopping", "stopped", "crashed" };
+
+VMCORE_API const char *vmcore_state_name(vmcore_state state)
+{
+    return (unsigned)state < sizeof state_names / sizeof state_names[0] ? state_names[state]
+                                                                          : "unknown";
+}
+
+VMCORE_API int vmcore_exit_code(const vmcore_exit *exit)
+{
+    if (!exit)
+        return 125;
+    switch (exit->kind) {
+    case VMCORE_EXIT_STATUS: return exit->status & 0xff;
+    case VMCORE_EXIT_SIGNAL: return (128 + exit->signal) & 0xff;
+    default: return 125;
+    }
+}
+
+static bool state_active(vmcore_state s)
+{
+    return s >= VMCORE_STATE_STARTING && s <= VMCORE_STATE_STOPPING;
+}
+
+static struct post *post_new(enum post_kind kind, vmcore_domain *d, const void *data,
+                             size_t len)
+{
+    struct post *p = calloc(1, sizeof *p + len + 1);
+    if (!p)
+        return NULL;
+    p->kind = kind;
+    p->domain = d;
+    p->len = len;
+    if (len)
+        memcpy(p->data, data, len);
+    return p;
+}
+
+/* Keep ctx->active in step with the domain: it holds the loop alive while a domain runs
+ * or is being closed. */
+static void update_active(vmcore_domain *d)
+{
+    bool want = state_active(d->state) || (d->closing && !d->destroyed);
+    if (want != d->counted_active) {
+        d->counted_active = want;
+        if (want)
+            d->ctx->active++;
+        else
+            d->ctx->active--;
+        ctx_update_ref(d->ctx);
+    }
+}
+
+static void queue_callback(vmcore_domain *d, vmcore_domain_cb cb, void *arg, int status)
+{
+    if (!cb)
+        return;
+    struct post *p = post_new(OUT_CALLBACK, d, NULL, 0);
+    if (!p)
+        return; /* nothing better to do: out of memory while reporting */
+    p->cb = cb;
+    p->arg = arg;
+    p->status = status;
+    ctx_outbox_push(d->ctx, p);
+}
+
+static void set_state(vmcore_domain *d, vmcore_state s)
+{
+    if (d->state == s)
+        return;
+    struct post *p = post_new(OUT_EVENT, d, NULL, 0);
+    if (p) {
+        p->ev.type = VMCORE_EVENT_STATE;
+        p->ev.domain = d;
+        p->ev.u.state.old_state = d->state;
+        p->ev.u.state.new_state = s;
+    }
+    d->state = s;
+    update_active(d);
+    if (p)
+        ctx_outbox_push(d->ctx, p);
+}
+
+/* Record @e as the domain's last error and return its code. */
+static int fail(vmcore_domain *d, const struct vmcore_err *e)
+{
+    d->err = *e;
+    return e->code;
+}
+
+static int fail_msg(vmcore_domain *d, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail_msg(vmcore_domain *d, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->err.msg, sizeof d->err.msg, fmt, ap);
+    va_end(ap);
+    d->err.code = code;
+    d->err.path[0] = '\0';
+    return code;
+}
+
+/* ---------------------------------------------------------------- creation */
+
+static const struct backend_ops *pick_backend(const struct vmcore_config *cfg,
+                                              struct vmcore_err *err)
+{
+    vmcore_probe_result pr = VMCORE_PROBE_RESULT_INIT;
+    switch (cfg->backend) {
+    case CONFIG_BACKEND_KVM: return &backend_kvm_ops;
+    case CONFIG_BACKEND_EMU: return &backend_emu_ops;
+    case CONFIG_BACKEND_CONTAINER: return &backend_container_ops;
+    case CONFIG_BACKEND_AUTO:
+        if (backend_kvm_ops.probe(&pr) == 0)
+            return &backend_kvm_ops;
+        pr = (vmcore_probe_result)VMCORE_PROBE_RESULT_INIT;
+        if (backend_emu_ops.probe(&pr) == 0)
+            return &backend_emu_ops;
+        err_set(err, VMCORE_EUNAVAIL, "backend auto: neither kvm nor emu is available (%s)",
+                pr.reason);
+        return NULL;
+    }
+    return NULL;
+}
+
+static int domain_create(vmcore_domain **out, vmcore_ctx *ctx, const json_t *root,
+                         const char *base_dir)
+{
+    struct vmcore_err err = { 0 };
+    struct vmcore_config *cfg = NULL;
+    int rc = config_parse(&cfg, root, base_dir, &err);
+    if (rc) {
+        ctx_set_error(ctx, &err);
+        return rc;
+    }
+    const struct backend_ops *ops = pick_backend(cfg, &err);
+    if (!ops) {
+        config_free(cfg);
+        ctx_set_error(ctx, &err);
+        return err.code;
+    }
+    vmcore_probe_result pr = VMCORE_PROBE_RESULT_INIT;
+    if (ops->probe(&pr) != 0) {
+        err_set(&err, VMCORE_EUNAVAIL, "backend %s unavailable: %s", ops->name, pr.reason);
+        config_free(cfg);
+        ctx_set_error(ctx, &err);
+        return VMCORE_EUNAVAIL;
+    }
+    vmcore_domain *d = calloc(1, sizeof *d);
+    if (!d) {
+        config_free(cfg);
+        err_set(&err, VMCORE_ENOMEM, "out of memory");
+        ctx_set_error(ctx, &err);
+        return VMCORE_ENOMEM;
+    }
+    d->ctx = ctx;
+    d->cfg = cfg;
+    d->ops = ops;
+    d->next_sub_id = 1;
+    rc = ops->create(d, cfg, &d->priv, &err);
+    if (rc) {
+        if (!err.msg[0])
+            err_set(&err, rc, "backend %s: %s", ops->name, vmcore_strerror(rc));
+        if (d->priv && ops->destroy)
+            ops->destroy(d, d->priv);
+        config_free(cfg);
+        free(d);
+        ctx_set_error(ctx, &err);
+        return rc;
+    }
+    ctx->ndomains++;
+    err_clear(&ctx->err);
+    *out = d;
+    return 0;
+}
+
+VMCORE_API int vmcore_domain_new_jansson(vmcore_domain **out, vmcore_ctx *ctx,
+                                         const json_t *config, const char *base_dir)
+{
+    if (out)
+        *out = NULL;
+    if (!ctx)
+        return VMCORE_EINVAL;
+    if (!out || !config) {
+        err_set(&ctx->err, VMCORE_EINVAL, "%s is NULL", out ? "config" : "out");
+        return VMCORE_EINVAL;
+    }
+    return domain_create(out, ctx, config, base_dir);
+}
+
+VMCORE_API int vmcore_domain_new_json(vmcore_domain **out, vmcore_ctx *ctx, const char *json)
+{
+    if (out)
+        *out = NULL;
+    if (!ctx)
+        return VMCORE_EINVAL;
+    if (!out || !json) {
+        err_set(&ctx->err, VMCORE_EINVAL, "%s is NULL", out ? "json" : "out");
+        return VMCORE_EINVAL;
+    }
+    json_error_t je;
+    json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, &je);
+    if (!root) {
+        err_set(&ctx->err, VMCORE_EPARSE, "malformed JSON at line %d column %d: %s", je.line,
+                je.column, je.text);
+        return VMCORE_EPARSE;
+    }
+    int rc = domain_create(out, ctx, root, NULL);
+    json_decref(root);
+    return rc;
+}
+
+VMCORE_API int vmcore_domain_new_file(vmcore_domain **out, vmcore_ctx *ctx, const char *path)
+{
+    if (out)
+        *out = NULL;
+    if (!ctx)
+        return VMCORE_EINVAL;
+    if (!out || !path) {
+        err_set(&ctx->err, VMCORE_EINVAL, "%s is NULL", out ? "path" : "out");
+        return VMCORE_EINVAL;
+    }
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        int e = errno;
+        err_sys(&ctx->err, e == ENOENT ? VMCORE_ENOENT : VMCORE_EIO, e, "%s", path);
+        return ctx->err.code;
+    }
+    json_error_t je;
+    json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
+    fclose(f);
+    if (!root) {
+        err_set(&ctx->err, VMCORE_EPARSE, "%s: malformed JSON at line %d column %d: %s", path,
+                je.line, je.column, je.text);
+        return VMCORE_EPARSE;
+    }
+    /* Relative paths in the file resolve against the file's folder. */
+    char *abs = realpath(path, NULL);
+    char *slash = abs ? strrchr(abs, '/') : NULL;
+    if (slash)
+        *(slash == abs ? slash + 1 : slash) = '\0';
+    int rc = domain_create(out, ctx, root, abs);
+    free(abs);
+    json_decref(root);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+VMCORE_API int vmcore_domain_start(vmcore_domain *d, vmcore_domain_cb cb, void *arg)
+{
+    if (!d)
+        return VMCORE_EINVAL;
+    if (d->closing)
+        return fail_msg(d, VMCORE_ESTATE, "start: the domain is closing");
+    if (d->state != VMCORE_STATE_CREATED)
+        return fail_msg(d, VMCORE_ESTATE, "start: domain is %s, not created",
+                        vmcore_state_name(d->state));
+    if (!d->ops->start)
+        return fail_msg(d, VMCORE_ENOTSUP, "start: backend %s cannot start domains",
+                        d->ops->name);
+    set_state(d, VMCORE_STATE_STARTING);
+    struct vmcore_err err = { 0 };
+    int rc = d->ops->start(d, d->priv, &err);
+    if (rc) {
+        if (!err.msg[0])
+            err_set(&err, rc, "start: %s", vmcore_strerror(rc));
+        d->exit.kind = VMCORE_EXIT_NONE;
+        set_state(d, VMCORE_STATE_STOPPED);
+        return fail(d, &err);
+    }
+    /* An exit the backend already posted is handled later, in order, from the inbox. */
+    set_state(d, VMCORE_STATE_RUNNING);
+    queue_callback(d, cb, arg, 0);
+    return 0;
+}
+
+static int pause_or_resume(vmcore_domain *d, bool pause, vmcore_domain_cb cb, void *arg)
+{
+    const char *what = pause ? "pause" : "resume";
+    if (!d)
+        return VMCORE_EINVAL;
+    vmcore_state want = pause ? VMCORE_STATE_RUNNING : VMCORE_STATE_PAUSED;
+    if (d->closing || d->state != want)
+        return fail_msg(d, VMCORE_ESTATE, "%s: domain is %s, not %s", what,
+                        d->closing ? "closing" : vmcore_state_name(d->state),
+                        vmcore_state_name(want));
+    int (*op)(vmcore_domain *, void *, struct vmcore_err *) =
+        pause ? d->ops->pause : d->ops->resume;
+    if (!op)
+        return fail_msg(d, VMCORE_ENOTSUP, "%s: not supported by backend %s", what,
+                        d->ops->name);
+    struct vmcore_err err = { 0 };
+    int rc = op(d, d->priv, &err);
+    if (rc) {
+        if (!err.msg[0])
+            err_set(&err, rc, "%s: %s", what, vmcore_strerror(rc));
+        return fail(d, &err);
+    }
+    set_state(d, pause ? VMCORE_STATE_PAUSED : VMCORE_STATE_RUNNING);
+    queue_callback(d, cb, arg, 0);
+    return 0;
+}
+
+VMCORE_API int vmcore_domain_pause(vmcore_domain *d, vmcore_domain_cb cb, void *arg)
+{
+    return pause_or_resume(d, true, cb, arg);
+}
+
+VMCORE_API int vmcore_domain_resume(vmcore_domain *d, vmcore_domain_cb cb, void *arg)
+{
+    return pause_or_resume(d, false, cb, arg);
+}
+
+static int add_stop_waiter(vmcore_domain *d, vmcore_domain_cb cb, void *arg)
+{
+    if (!cb)
+        return 0;
+    if (d->nstop_waiters == sizeof d->stop_waiters / sizeof d->stop_waiters[0])
+        return fail_msg(d, VMCORE_EBUSY, "too many shutdown/kill requests pending");
+    d->stop_waiters[d->nstop_waiters].cb = cb;
+    d->stop_waiters[d->nstop_waiters].arg = arg;
+    d->nstop_waiters++;
+    return 0;
+}
+
+static int do_kill(vmcore_domain *d)
+{
+    struct vmcore_err err = { 0 };
+    int rc = d->ops->kill ? d->ops->kill(d, d->priv, &err) : VMCORE_ENOTSUP;
+    if (rc) {
+        if (!err.msg[0])
+            err_set(&err, rc, "kill: %s", vmcore_strerror(rc));
+        return fail(d, &err);
+    }
+    return 0;
+}
+
+static void shutdown_timeout(uv_timer_t *t)
+{
+    vmcore_domain *d = t->data;
+    d->shutdown_timed_out = true;
+    do_kill(d);
+}
+
+VMCORE_API int vmcore_domain_shutdown(vmcore_domain *d, uint64_t timeout_ms,
+                                      vmcore_domain_cb cb, void *arg)
+{
+    if (!d)
+        return VMCORE_EINVAL;
+    if (d->closing || !state_active(d->state))
+        return fail_msg(d, VMCORE_ESTATE, "shutdown: domain is %s",
+                        d->closing ? "closing" : vmcore_state_name(d->state));
+    int rc = add_stop_waiter(d, cb, arg);
+    if (rc)
+        return rc;
+    set_state(d, VMCORE_STATE_STOPPING);
+    if (timeout_ms == 0 || !d->ops->shutdown)
+        return do_kill(d);
+    struct vmcore_err err = { 0 };
+    rc = d->ops->shutdown(d, d->priv, &err);
+    if (rc) {
+        fail(d, &err);
+        return do_kill(d);
+    }
+    if (!d->timer_open) {
+        uv_timer_init(d->ctx->loop, &d->shutdown_timer);
+        d->shutdown_timer.data = d;
+        d->timer_open = true;
+    }
+    uv_timer_start(&d->shutdown_timer, shutdown_timeout, timeout_ms, 0);
+    return 0;
+}
+
+VMCORE_API int vmcore_domain_kill(vmcore_domain *d, vmcore_domain_cb cb, void *arg)
+{
+    if (!d)
+        return VMCORE_EINVAL;
+    if (d->closing || !state_active(d->state))
+        return fail_msg(d, VMCORE_ESTATE, "kill: domain is %s",
+                        d->closing ? "closing" : vmcore_state_name(d->state));
+    int rc = add_stop_waiter(d, cb, arg);
+    if (rc)
+        return rc;
+    set_state(d, VMCORE_STATE_STOPPING);
+    return do_kill(d);
+}
+
+/* ---------------------------------------------------------------- close */
+
+static void timer_closed(uv_handle_t *h)
+{
+    vmcore_domain *d = h->data;
+    struct post *p = post_new(OUT_CLOSE, d, NULL, 0);
+    if (!p) {
+        /* Cannot queue: finish here rather than leak the domain. */
+        vmcore_ctx *ctx = d->ctx;
+        if (d->close_cb)
+            d->close_cb(d, d->close_arg);
+        ctx->ndomains--;
+        config_free(d->cfg);
+        free(d);
+        return;
+    }
+    ctx_outbox_push(d->ctx, p);
+}
+
+/* Release the backend and queue the close callback. Runs once the domain has ended. */
+static void finish_close(vmcore_domain *d)
+{
+    if (d->destroyed)
+        return;
+    if (d->ops->destroy)
+        d->ops->destroy(d, d->priv);
+    d->priv = NULL;
+    d->destroyed = true;
+    ctx_drop_domain_posts(d->ctx, d);
+    for (unsigned i = 0; i < d->nstop_waiters; i++)
+        queue_callback(d, d->stop_waiters[i].cb, d->stop_waiters[i].arg, VMCORE_ECANCELED);
+    d->nstop_waiters = 0;
+    for (struct exec_req *r = d->execs; r; r = r->next)
+        r->cb = NULL; /* canceled below when freed */
+    update_active(d);
+    if (d->timer_open) {
+        uv_timer_stop(&d->shutdown_timer);
+        uv_close((uv_handle_t *)&d->shutdown_timer, timer_closed);
+    } else {
+        d->shutdown_timer.data = d;
+        timer_closed((uv_handle_t *)&d->shutdown_timer);
+    }
+}
+
+VMCORE_API void vmcore_domain_close(vmcore_domain *d, vmcore_close_cb cb, void *arg)
+{
+    if (!d || d->closing)
+        return;
+    d->closing = true;
+    d->close_cb = cb;
+    d->close_arg = arg;
+    update_active(d);
+    if (state_active(d->state)) {
+        if (d->state != VMCORE_STATE_STOPPING)
+            set_state(d, VMCORE_STATE_STOPPING);
+        if (do_kill(d) == 0)
+            return; /* finish_close runs when the exit arrives */
+        /* The backend cannot kill: destroy is the last resort and must stop everything. */
+    }
+    finish_close(d);
+}
+
+/* ---------------------------------------------------------------- reports */
+
+static void deliver_event(vmcore_domain *d, const vmcore_event *ev)
+{
+    if (d->closing)
+        return; /* libuv semantics: after close only the close callback runs */
+    d->dispatching++;
+    for (struct subscription *s = d->subs; s; s = s->next)
+        if (!s->removed && (s->mask & ev->type))
+            s->cb(ev, s->arg);
+    d->dispatching--;
+    if (d->dispatching == 0) {
+        struct subscription **pp = &d->subs;
+        while (*pp) {
+            if ((*pp)->removed) {
+                struct subscription *dead = *pp;
+                *pp = dead->next;
+                free(dead);
+            } else {
+                pp = &(*pp)->next;
+            }
+        }
+    }
+}
+
+static void handle_exit(vmcore_domain *d, struct post *p)
+{
+    free(d->exit_reason);
+    d->exit_reason = strdup(p->len ? p->data : "");
+    d->exit.kind = p->exit_kind;
+    d->exit.status = p->code;
+    d->exit.signal = p->signal;
+    d->exit.reason = d->exit_reason ? d->exit_reason : "";
+    if (d->timer_open)
+        uv_timer_stop(&d->shutdown_timer);
+
+    vmcore_event ev = { .type = VMCORE_EVENT_EXIT, .domain = d };
+    ev.u.exit = d->exit;
+    deliver_event(d, &ev);
+    set_state(d, p->exit_kind == VMCORE_EXIT_CRASH ? VMCORE_STATE_CRASHED
+                                                   : VMCORE_STATE_STOPPED);
+    int status = d->shutdown_timed_out ? VMCORE_ETIMEDOUT : 0;
+    for (unsigned i = 0; i < d->nstop_waiters; i++)
+        queue_callback(d, d->stop_waiters[i].cb, d->stop_waiters[i].arg, status);
+    d->nstop_waiters = 0;
+    if (d->closing)
+        finish_close(d);
+}
+
+static void handle_exec_done(vmcore_domain *d, struct post *p)
+{
+    struct exec_req **pp = &d->execs;
+    while (*pp && *pp != p->token)
+        pp = &(*pp)->next;
+    struct exec_req *r = *pp;
+    if (!r)
+        return;
+    *pp = r->next;
+    if (r->cb && !d->closing) {
+        vmcore_exit ex = { .kind = p->exit_kind, .status = p->code, .signal = p->signal,
+                           .reason = "" };
+        r->cb(d, p->status, &ex, r->arg);
+    }
+    free(r);
+}
+
+void domain_handle_post(struct post *p)
+{
+    vmcore_domain *d = p->domain;
+    switch (p->kind) {
+    case POST_CONSOLE: {
+        vmcore_event ev = { .type = VMCORE_EVENT_CONSOLE, .domain = d };
+        ev.u.console.stream = (vmcore_stream)p->code;
+        ev.u.console.data = p->data;
+        ev.u.console.len = p->len;
+        deliver_event(d, &ev);
+        break;
+    }
+    case POST_ERROR: {
+        vmcore_event ev = { .type = VMCORE_EVENT_ERROR, .domain = d };
+        ev.u.error.code = p->code;
+        ev.u.error.message = p->data;
+        deliver_event(d, &ev);
+        break;
+    }
+    case POST_EXIT:
+        handle_exit(d, p);
+        break;
+    case POST_EXEC_DONE:
+        handle_exec_done(d, p);
+        break;
+    default:
+        break;
+    }
+    free(p);
+}
+
+void domain_deliver(struct post *p)
+{
+    vmcore_domain *d = p->domain;
+    switch (p->kind) {
+    case OUT_EVENT:
+        deliver_event(d, &p->ev);
+        break;
+    case OUT_CALLBACK:
+        p->cb(d, p->status, p->arg);
+        break;
+    case OUT_CLOSE: {
+        vmcore_ctx *ctx = d->ctx;
+        if (d->close_cb)
+            d->close_cb(d, d->close_arg);
+        while (d->execs) {
+            struct exec_req *r = d->execs;
+            d->execs = r->next;
+            free(r);
+        }
+        while (d->subs) {
+            struct subscription *s = d->subs;
+            d->subs = s->next;
+            free(s);
+        }
+        free(d->exit_reason);
+        config_free(d->cfg);
+        free(d);
+        ctx->ndomains--;
+        break;
+    }
+    default:
+        break;
+    }
+    free(p);
+}
+
+/* ------------------------------------------- backend report entry points (any thread) */
+
+void domain_post_console(vmcore_domain *d, vmcore_stream stream, const void *data, size_t len)
+{
+    if (!len)
+        return;
+    struct post *p = post_new(POST_CONSOLE, d, data, len);
+    if (!p)
+        return;
+    p->code = (int)stream;
+    ctx_inbox_push(d->ctx, p);
+}
+
+void domain_post_exit(vmcore_domain *d, vmcore_exit_kind kind, int status, int signal,
+                      const char *reason)
+{
+    vmcore_ctx *ctx = d->ctx;
+    pthread_mutex_lock(&ctx->lock);
+    bool first = !d->exit_posted;
+    d->exit_posted = true;
+    pthread_mutex_unlock(&ctx->lock);
+    if (!first)
+        return;
+    size_t len = reason ? strlen(reason) : 0;
+    struct post *p = post_new(POST_EXIT, d, reason, len);
+    if (!p)
+        return;
+    p->exit_kind = kind;
+    p->code = status;
+    p->signal = signal;
+    ctx_inbox_push(ctx, p);
+}
+
+void domain_post_error(vmcore_domain *d, int code, const char *fmt, ...)
+{
+    char msg[VMCORE_ERR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    struct post *p = post_new(POST_ERROR, d, msg, strlen(msg));
+    if (!p)
+        return;
+    p->code = code;
+    ctx_inbox_push(d->ctx, p);
+}
+
+void domain_post_exec_done(vmcore_domain *d, void *token, int status, vmcore_exit_kind kind,
+                           int code, int signal)
+{
+    struct post *p = post_new(POST_EXEC_DONE, d, NULL, 0);
+    if (!p)
+        return;
+    p->token = token;
+    p->status = status;
+    p->exit_kind = kind;
+    p->code = code;
+    p->signal = signal;
+    ctx_inbox_push(d->ctx, p);
+}
+
+uv_loop_t *domain_loop(vmcore_domain *d) { return d->ctx->loop; }
+const struct vmcore_config *domain_config(const vmcore_domain *d) { return d->cfg; }
+
+/* ---------------------------------------------------------------- queries */
+
+VMCORE_API vmcore_state vmcore_domain_state(const vmcore_domain *d)
+{
+    return d ? d->state : VMCORE_STATE_CRASHED;
+}
+
+VMCORE_API int vmcore_domain_exit(const vmcore_domain *d, vmcore_exit *out)
+{
+    if (!d || !out)
+        return VMCORE_EINVAL;
+    *out = d->exit;
+    if (!out->reason)
+        out->reason = "";
+    return 0;
+}
+
+VMCORE_API const char *vmcore_domain_backend(const vmcore_domain *d)
+{
+    return d ? d->ops->name : NULL;
+}
+
+VMCORE_API const char *vmcore_domain_name(const vmcore_domain *d)
+{
+    return d ? d->cfg->name : NULL;
+}
+
+VMCORE_API vmcore_ctx *vmcore_domain_ctx(const vmcore_domain *d) { return d ? d->ctx : NULL; }
+
+VMCORE_API const char *vmcore_domain_last_error(const vmcore_domain *d)
+{
+    return d ? d->err.msg : "invalid domain (NULL)";
+}
+
+VMCORE_API int vmcore_domain_stats(vmcore_domain *d, vmcore_stats *out)
+{
+    if (!d)
+        return VMCORE_EINVAL;
+    if (!out || out->version != VMCORE_STATS_VERSION)
+        return fail_msg(d, VMCORE_EINVAL, "stats: %s", out ? "wrong vmcore_stats version"
+                                                           : "out is NULL");
+    unsigned version = out->version;
+    memset(out, 0, sizeof *out);
+    out->version = version;
+    if (!d->ops->stats || d->destroyed)
+        return 0;
+    struct vmcore_err err = { 0 };
+    int rc = d->ops->stats(d, d->priv, out, &err);
+    return rc ? fail(d, &err) : 0;
+}
+
+VMCORE_API int vmcore_domain_console_write(vmcore_domain *d, const void *data, size_t len)
+{
+    if (!d)
+        return VMCORE_EINVAL;
+    if (!data && len)
+        return fail_msg(d, VMCORE_EINVAL, "console_write: data is NULL");
+    if (d->closing ||
+        (d->state != VMCORE_STATE_RUNNING && d->state != VMCORE_STATE_PAUSED))
+        return fail_msg(d, VMCORE_ESTATE, "console_write: domain is %s",
+                        d->closing ? "closing" : vmcore_state_name(d->state));
+    if (!d->ops->console_write)
+        return fail_msg(d, VMCORE_ENOTSUP, "console_write: not supported by backend %s",
+                        d->ops->name);
+    struct vmcore_err err = { 0 };
+    int rc = d->ops->console_write(d, d->priv, data, len, &err);
+    return rc ? fail(d, &err) : 0;
+}
+
+VMCORE_API int vmcore_domain_exec(vmcore_domain *d, const char *const *argv, vmcore_exec_cb cb,
+                                  void *arg)
+{
+    if (!d)
+        return VMCORE_EINVAL;
+    if (!argv || !argv[0])
+        return fail_msg(d, VMCORE_EINVAL, "exec: argv is empty");
+    if (!d->ops->exec)
+        return fail_msg(d, VMCORE_ENOTSUP, "exec: not supported by backend %s", d->ops->name);
+    if (d->closing || d->state != VMCORE_STATE_RUNNING)
+        return fail_msg(d, VMCORE_ESTATE, "exec: domain is %s, not running",
+                        d->closing ? "closing" : vmcore_state_name(d->state));
+    struct exec_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return fail_msg(d, VMCORE_ENOMEM, "exec: out of memory");
+    r->domain = d;
+    r->cb = cb;
+    r->arg = arg;
+    struct vmcore_err err = { 0 };
+    int rc = d->ops->exec(d, d->priv, argv, r, &err);
+    if (rc) {
+        free(r);
+        return fail(d, &err);
+    }
+    r->next = d->execs;
+    d->execs = r;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- subscriptions */
+
+VMCORE_API int vmcore_domain_subscribe(vmcore_domain *d, unsigned int mask, vmcore_event_cb cb,
+                                       void *arg)
+{
+    if (!d)
+        return VMCORE_EINVAL;
+    if (!cb || !(mask & VMCORE_EVENT_ALL))
+        return fail_msg(d, VMCORE_EINVAL, "subscribe: %s", cb ? "empty event mask"
+                                                              : "callback is NULL");
+    if (d->next_sub_id == INT_MAX)
+        return fail_msg(d, VMCORE_ENOMEM, "subscribe: out of subscription ids");
+    struct subscription *s = calloc(1, sizeof *s);
+    if (!s)
+        return fail_msg(d, VMCORE_ENOMEM, "subscribe: out of memory");
+    s->id = d->next_sub_id++;
+    s->mask = mask;
+    s->cb = cb;
+    s->arg = arg;
+    /* Append so subscribers are called in subscription order. */
+    struct subscription **pp = &d->subs;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = s;
+    return s->id;
+}
+
+VMCORE_API int vmcore_domain_unsubscribe(vmcore_domain *d, int id)
+{
+    if (!d)
+        return VMCORE_EINVAL;
+    for (struct subscription **pp = &d->subs; *pp; pp = &(*pp)->next) {
+        struct subscription *s = *pp;
+        if (s->id == id && !s->removed) {
+            if (d->dispatching) {
+                s->removed = true;
+            } else {
+                *pp = s->next;
+                free(s);
+            }
+            return 0;
+        }
+    }
+    return fail_msg(d, VMCORE_ENOENT, "unsubscribe: no subscription %d", id);
+}
