@@ -294,8 +294,9 @@ static void test_out_of_range(void **state)
     check_bad_config("{ \"name\": \"x\", \"memory_mib\": -1 }", NULL, "memory_mib");
     check_bad_config("{ \"name\": \"x\", \"vcpus\": 0 }", NULL, "vcpus");
     check_bad_config("{ \"name\": \"x\", \"backend\": \"xen\" }", NULL, "backend");
-    check_bad_config("{ \"name\": \"x\", \"network\": { \"mode\": \"bridge\" } }", NULL,
-                     "network.mode");
+    check_bad_config("{ \"name\": \"x\", \"backend\": \"container\", \"rootfs\": \"/\","
+                     " \"process\": { \"args\": [ \"sh\" ] },"
+                     " \"network\": { \"mode\": \"bridge\" } }", NULL, "network.mode");
 }
 
 static void test_missing_kernel_file(void **state)
