@@ -135,8 +135,8 @@ static const struct backend_ops *pick_backend(const struct vmcore_config *cfg,
     return NULL;
 }
 
-static int domain_create(vmcore_domain **out, vmcore_ctx *ctx, const json_t *root,
-                         const char *base_dir)
+int domain_create_with_ops(vmcore_domain **out, vmcore_ctx *ctx, const json_t *root,
+                           const char *base_dir, const struct backend_ops *forced)
 {
     struct vmcore_err err = { 0 };
     struct vmcore_config *cfg = NULL;
@@ -145,7 +145,7 @@ static int domain_create(vmcore_domain **out, vmcore_ctx *ctx, const json_t *roo
         ctx_set_error(ctx, &err);
         return rc;
     }
-    const struct backend_ops *ops = pick_backend(cfg, &err);
+    const struct backend_ops *ops = forced ? forced : pick_backend(cfg, &err);
     if (!ops) {
         config_free(cfg);
         ctx_set_error(ctx, &err);
@@ -184,6 +184,12 @@ static int domain_create(vmcore_domain **out, vmcore_ctx *ctx, const json_t *roo
     err_clear(&ctx->err);
     *out = d;
     return 0;
+}
+
+static int domain_create(vmcore_domain **out, vmcore_ctx *ctx, const json_t *root,
+                         const char *base_dir)
+{
+    return domain_create_with_ops(out, ctx, root, base_dir, NULL);
 }
 
 VMCORE_API int vmcore_domain_new_jansson(vmcore_domain **out, vmcore_ctx *ctx,

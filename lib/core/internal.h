@@ -110,6 +110,10 @@ void ctx_outbox_push(vmcore_ctx *ctx, struct post *p);
 void ctx_update_ref(vmcore_ctx *ctx);
 void ctx_drop_domain_posts(vmcore_ctx *ctx, vmcore_domain *d);
 void ctx_set_error(vmcore_ctx *ctx, const struct vmcore_err *e);
+/* domain.c: create a domain run by @forced instead of the configured backend (the state
+ * machine tests drive the core with a scripted backend this way). */
+int domain_create_with_ops(vmcore_domain **out, vmcore_ctx *ctx, const json_t *root,
+                           const char *base_dir, const struct backend_ops *forced);
 /* domain.c: handle one inbox report on the loop thread; deliver one outbox entry */
 void domain_handle_post(struct post *p);
 void domain_deliver(struct post *p);

@@ -1,0 +1,360 @@
+/* Config validation: every error path returns its code and names the JSON path. */
+#include "vt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/config.h"
+
+static char tmpdir[] = "/tmp/vmcore-config-XXXXXX";
+static char kernel[4200], rootfs[4200];
+
+static int setup_files(void **state)
+{
+    (void)state;
+    if (!mkdtemp(tmpdir))
+        return -1;
+    snprintf(kernel, sizeof kernel, "%s/kernel.bin", tmpdir);
+    snprintf(rootfs, sizeof rootfs, "%s/rootfs", tmpdir);
+    FILE *f = fopen(kernel, "w");
+    if (!f)
+        return -1;
+    fputs("\xf4", f);
+    fclose(f);
+    return mkdir(rootfs, 0755);
+}
+
+static int teardown_files(void **state)
+{
+    (void)state;
+    unlink(kernel);
+    rmdir(rootfs);
+    return rmdir(tmpdir);
+}
+
+struct bad_case {
+    const char *json;   /* %K = kernel path, %R = rootfs path */
+    int code;
+    const char *path;   /* expected JSON path, NULL when none */
+    const char *needle; /* expected substring of the message */
+};
+
+static char *expand(const char *tmpl)
+{
+    static char buf[16384];
+    char *o = buf;
+    for (const char *p = tmpl; *p; p++) {
+        if (p[0] == '%' && (p[1] == 'K' || p[1] == 'R')) {
+            o += sprintf(o, "%s", p[1] == 'K' ? kernel : rootfs);
+            p++;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+    return buf;
+}
+
+static const struct bad_case bad_cases[] = {
+    { "[]", VMCORE_ECONFIG, "$", "must be an object" },
+    { "{\"nmae\":\"x\"}", VMCORE_ECONFIG, "nmae", "unknown key" },
+    { "{\"name\":5}", VMCORE_ECONFIG, "name", "expected a string" },
+    { "{\"name\":\"\"}", VMCORE_ECONFIG, "name", "length" },
+    { "{\"name\":\"a b\"}", VMCORE_ECONFIG, "name", "invalid character" },
+    { "{\"backend\":\"xen\"}", VMCORE_ECONFIG, "backend", "unknown value \"xen\"" },
+    { "{\"backend\":\"kvm\"}", VMCORE_ECONFIG, "boot", "missing" },
+    { "{\"backend\":\"emu\",\"boot\":{}}", VMCORE_ECONFIG, "boot.kernel", "missing" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"/nonexistent/k\"}}", VMCORE_ENOENT,
+      "boot.kernel", "/nonexistent/k" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%R\"}}", VMCORE_ECONFIG, "boot.kernel",
+      "not a regular file" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\",\"kernal\":1}}", VMCORE_ECONFIG,
+      "boot.kernal", "unknown key" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\",\"format\":\"pe\"}}", VMCORE_ECONFIG,
+      "boot.format", "unknown value" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\",\"initrd\":\"/nonexistent/i\"}}",
+      VMCORE_ENOENT, "boot.initrd", "cannot access" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\",\"mode\":\"long\"}}", VMCORE_ECONFIG,
+      "boot.mode", "only meaningful" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\",\"format\":\"raw\",\"mode\":\"v86\"}}",
+      VMCORE_ECONFIG, "boot.mode", "unknown value" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\",\"format\":\"raw\",\"load_address\":-1}}",
+      VMCORE_ECONFIG, "boot.load_address", "out of range" },
+    { "{\"backend\":\"emu\",\"memory_mib\":2,\"boot\":{\"kernel\":\"%K\",\"format\":\"raw\","
+      "\"load_address\":4194304}}", VMCORE_ECONFIG, "boot.load_address", "beyond guest memory" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\",\"cmdline\":7}}", VMCORE_ECONFIG,
+      "boot.cmdline", "expected a string" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\",\"entry\":\"0x10\"}}", VMCORE_ECONFIG,
+      "boot.entry", "expected an integer" },
+    { "{\"backend\":\"emu\",\"boot\":[]}", VMCORE_ECONFIG, "boot", "expected an object" },
+    { "{\"backend\":\"emu\",\"memory_mib\":-64,\"boot\":{\"kernel\":\"%K\"}}", VMCORE_ECONFIG,
+      "memory_mib", "out of range" },
+    { "{\"backend\":\"emu\",\"memory_mib\":0,\"boot\":{\"kernel\":\"%K\"}}", VMCORE_ECONFIG,
+      "memory_mib", "out of range" },
+    { "{\"backend\":\"emu\",\"memory_mib\":1.5,\"boot\":{\"kernel\":\"%K\"}}", VMCORE_ECONFIG,
+      "memory_mib", "expected an integer" },
+    { "{\"backend\":\"emu\",\"memory_mib\":1073741824,\"boot\":{\"kernel\":\"%K\"}}",
+      VMCORE_ELIMIT, "memory_mib", "exceeds the host" },
+    { "{\"backend\":\"emu\",\"vcpus\":0,\"boot\":{\"kernel\":\"%K\"}}", VMCORE_ECONFIG, "vcpus",
+      "out of range" },
+    { "{\"backend\":\"emu\",\"vcpus\":1000,\"boot\":{\"kernel\":\"%K\"}}", VMCORE_ECONFIG,
+      "vcpus", "out of range" },
+    { "{\"backend\":\"emu\",\"rootfs\":\"%R\",\"boot\":{\"kernel\":\"%K\"}}", VMCORE_ECONFIG,
+      "rootfs", "containers only" },
+    { "{\"boot\":{\"kernel\":\"%K\"},\"process\":{\"args\":[\"x\"]}}", VMCORE_ECONFIG,
+      "process", "containers only" },
+    { "{\"backend\":\"container\",\"boot\":{\"kernel\":\"%K\"}}", VMCORE_ECONFIG, "boot",
+      "virtual machines only" },
+    { "{\"backend\":\"container\",\"memory_mib\":5}", VMCORE_ECONFIG, "memory_mib",
+      "virtual machines only" },
+    { "{\"backend\":\"container\",\"process\":{\"args\":[\"/bin/true\"]}}", VMCORE_ECONFIG,
+      "rootfs", "missing" },
+    { "{\"backend\":\"container\",\"rootfs\":\"/nonexistent/rootfs\",\"process\":{\"args\":"
+      "[\"/bin/true\"]}}", VMCORE_ENOENT, "rootfs", "/nonexistent/rootfs" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%K\",\"process\":{\"args\":[\"/bin/true\"]}}",
+      VMCORE_ECONFIG, "rootfs", "not a directory" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\"}", VMCORE_ECONFIG, "process", "missing" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{}}", VMCORE_ECONFIG,
+      "process.args", "missing" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[]}}", VMCORE_ECONFIG,
+      "process.args", "must not be empty" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":\"/bin/sh\"}}",
+      VMCORE_ECONFIG, "process.args", "expected an array" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"/bin/sh\",3]}}",
+      VMCORE_ECONFIG, "process.args[1]", "expected a string" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"\"]}}",
+      VMCORE_ECONFIG, "process.args[0]", "must not be empty" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"],"
+      "\"env\":[\"NOEQUALS\"]}}", VMCORE_ECONFIG, "process.env[0]", "NAME=VALUE" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"],"
+      "\"cwd\":\"tmp\"}}", VMCORE_ECONFIG, "process.cwd", "absolute" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"],"
+      "\"uid\":-1}}", VMCORE_ECONFIG, "process.uid", "out of range" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"],"
+      "\"gid\":4294967295}}", VMCORE_ECONFIG, "process.gid", "out of range" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"],"
+      "\"terminal\":\"yes\"}}", VMCORE_ECONFIG, "process.terminal", "expected a boolean" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"],"
+      "\"user\":\"root\"}}", VMCORE_ECONFIG, "process.user", "unknown key" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"hostname\":\"bad host\","
+      "\"process\":{\"args\":[\"x\"]}}", VMCORE_ECONFIG, "hostname", "invalid character" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"limits\":{\"memory_bytes\":1024}}", VMCORE_ECONFIG, "limits.memory_bytes",
+      "out of range" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"limits\":{\"memory_bytes\":4611686018427387903}}", VMCORE_ELIMIT,
+      "limits.memory_bytes", "exceeds the host" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"limits\":{\"pids\":0}}", VMCORE_ECONFIG, "limits.pids", "out of range" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"limits\":{\"cpus\":0}}", VMCORE_ECONFIG, "limits.cpus", "below the minimum" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"limits\":{\"cpus\":100000}}", VMCORE_ELIMIT, "limits.cpus", "exceeds the host" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"limits\":{\"cpus\":\"1\"}}", VMCORE_ECONFIG, "limits.cpus", "expected a number" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"limits\":{\"swap\":1}}", VMCORE_ECONFIG, "limits.swap", "unknown key" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"network\":{\"mode\":\"bridge\"}}", VMCORE_ECONFIG, "network.mode",
+      "unknown value \"bridge\"" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"network\":{\"mode\":\"veth\"}}", VMCORE_ECONFIG, "network.host_ifname", "missing" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"network\":{\"mode\":\"veth\",\"host_ifname\":\"a-very-long-interface\"}}",
+      VMCORE_ECONFIG, "network.host_ifname", "length" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"network\":{\"mode\":\"veth\",\"host_ifname\":\"vh0\"}}", VMCORE_ECONFIG,
+      "network.address", "missing" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"network\":{\"mode\":\"veth\",\"host_ifname\":\"vh0\",\"address\":\"10.1.2.3\"}}",
+      VMCORE_ECONFIG, "network.address", "prefix" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"network\":{\"mode\":\"veth\",\"host_ifname\":\"vh0\",\"address\":\"10.1.2.3/24\","
+      "\"host_address\":\"300.1.1.1/24\"}}", VMCORE_ECONFIG, "network.host_address", "prefix" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"network\":{\"mode\":\"none\",\"address\":\"10.1.2.3/24\"}}", VMCORE_ECONFIG,
+      "network.address", "only valid with network.mode \"veth\"" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"mounts\":{}}", VMCORE_ECONFIG, "mounts", "expected an array" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"mounts\":[{\"target\":\"/x\"}]}", VMCORE_ECONFIG, "mounts[0].source", "missing" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"mounts\":[{\"source\":\"/nonexistent/src\",\"target\":\"/x\"}]}", VMCORE_ENOENT,
+      "mounts[0].source", "/nonexistent/src" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"mounts\":[{\"source\":\"/tmp\",\"target\":\"x\"}]}", VMCORE_ECONFIG,
+      "mounts[0].target", "absolute" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"userns\":{\"uid_map\":[{\"inside\":0,\"outside\":1000}]}}", VMCORE_ECONFIG,
+      "userns.uid_map[0].count", "missing" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"userns\":{\"gid_map\":[{\"inside\":0,\"outside\":1000,\"count\":0}]}}", VMCORE_ECONFIG,
+      "userns.gid_map[0].count", "out of range" },
+};
+
+static void test_bad_configs(void **state)
+{
+    (void)state;
+    vmcore_ctx *ctx;
+    assert_int_equal(vmcore_ctx_new(&ctx, NULL), 0);
+    for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
+        const struct bad_case *c = &bad_cases[i];
+        vmcore_domain *d = (vmcore_domain *)0x1;
+        const char *json = expand(c->json);
+        int rc = vmcore_domain_new_json(&d, ctx, json);
+        const char *msg = vmcore_ctx_last_error(ctx);
+        const char *path = vmcore_ctx_last_error_path(ctx);
+        if (rc != c->code || (c->path && (!path || strcmp(path, c->path) != 0)) ||
+            !strstr(msg, c->needle))
+            fail_msg("case %zu %s: rc=%s path=%s msg=\"%s\"; want %s path=%s needle=\"%s\"", i,
+                     json, vmcore_error_name(rc), path ? path : "(null)", msg,
+                     vmcore_error_name(c->code), c->path ? c->path : "(null)", c->needle);
+        assert_null(d);
+        if (c->path) /* the message starts with the path so a human sees where */
+            assert_int_equal(strncmp(msg, c->path, strlen(c->path)), 0);
+    }
+    assert_int_equal(vmcore_ctx_free(ctx), 0);
+}
+
+static void test_malformed_json(void **state)
+{
+    (void)state;
+    vmcore_ctx *ctx;
+    vmcore_domain *d;
+    assert_int_equal(vmcore_ctx_new(&ctx, NULL), 0);
+    assert_int_equal(vmcore_domain_new_json(&d, ctx, "{\"name\": "), VMCORE_EPARSE);
+    assert_non_null(strstr(vmcore_ctx_last_error(ctx), "line 1"));
+    assert_null(vmcore_ctx_last_error_path(ctx));
+    assert_int_equal(vmcore_domain_new_json(&d, ctx, "{\"name\":\"a\",\"name\":\"b\"}"),
+                     VMCORE_EPARSE);
+    assert_non_null(strstr(vmcore_ctx_last_error(ctx), "duplicate"));
+    assert_int_equal(vmcore_ctx_free(ctx), 0);
+}
+
+static void test_null_arguments(void **state)
+{
+    (void)state;
+    vmcore_ctx *ctx;
+    vmcore_domain *d;
+    assert_int_equal(vmcore_ctx_new(NULL, NULL), VMCORE_EINVAL);
+    assert_int_equal(vmcore_ctx_new(&ctx, NULL), 0);
+    assert_int_equal(vmcore_domain_new_json(&d, NULL, "{}"), VMCORE_EINVAL);
+    assert_int_equal(vmcore_domain_new_json(NULL, ctx, "{}"), VMCORE_EINVAL);
+    assert_int_equal(vmcore_domain_new_json(&d, ctx, NULL), VMCORE_EINVAL);
+    assert_non_null(strstr(vmcore_ctx_last_error(ctx), "json is NULL"));
+    assert_int_equal(vmcore_domain_new_file(&d, ctx, NULL), VMCORE_EINVAL);
+    assert_int_equal(vmcore_domain_new_jansson(&d, ctx, NULL, NULL), VMCORE_EINVAL);
+    assert_int_equal(vmcore_domain_start(NULL, NULL, NULL), VMCORE_EINVAL);
+    assert_int_equal(vmcore_domain_pause(NULL, NULL, NULL), VMCORE_EINVAL);
+    assert_int_equal(vmcore_domain_resume(NULL, NULL, NULL), VMCORE_EINVAL);
+    assert_int_equal(vmcore_domain_kill(NULL, NULL, NULL), VMCORE_EINVAL);
+    assert_int_equal(vmcore_domain_shutdown(NULL, 1, NULL, NULL), VMCORE_EINVAL);
+    assert_int_equal(vmcore_domain_console_write(NULL, "x", 1), VMCORE_EINVAL);
+    assert_int_equal(vmcore_domain_subscribe(NULL, VMCORE_EVENT_ALL, NULL, NULL),
+                     VMCORE_EINVAL);
+    assert_int_equal(vmcore_domain_exit(NULL, NULL), VMCORE_EINVAL);
+    assert_null(vmcore_domain_backend(NULL));
+    vmcore_domain_close(NULL, NULL, NULL);
+    assert_int_equal(vmcore_ctx_run(NULL, VMCORE_RUN_NOWAIT), VMCORE_EINVAL);
+    vmcore_probe_result pr = VMCORE_PROBE_RESULT_INIT;
+    assert_int_equal(vmcore_probe(NULL, &pr), VMCORE_EINVAL);
+    assert_int_equal(vmcore_probe("xen", &pr), VMCORE_EINVAL);
+    pr.version = 99;
+    assert_int_equal(vmcore_probe("kvm", &pr), VMCORE_EINVAL);
+    assert_int_equal(vmcore_ctx_free(ctx), 0);
+    assert_int_equal(vmcore_ctx_free(NULL), 0);
+}
+
+static void test_missing_config_file(void **state)
+{
+    (void)state;
+    vmcore_ctx *ctx;
+    vmcore_domain *d;
+    assert_int_equal(vmcore_ctx_new(&ctx, NULL), 0);
+    assert_int_equal(vmcore_domain_new_file(&d, ctx, "/nonexistent/vm.json"), VMCORE_ENOENT);
+    assert_non_null(strstr(vmcore_ctx_last_error(ctx), "/nonexistent/vm.json"));
+    assert_int_equal(vmcore_ctx_free(ctx), 0);
+}
+
+/* Relative paths in a config file resolve against the file's folder, not the cwd. */
+static void test_relative_paths(void **state)
+{
+    (void)state;
+    char cfgpath[4300];
+    snprintf(cfgpath, sizeof cfgpath, "%s/vm.json", tmpdir);
+    FILE *f = fopen(cfgpath, "w");
+    assert_non_null(f);
+    fputs("{\"backend\":\"emu\",\"boot\":{\"kernel\":\"kernel.bin\",\"format\":\"raw\"}}", f);
+    fclose(f);
+    json_error_t je;
+    json_t *root = json_load_file(cfgpath, 0, &je);
+    assert_non_null(root);
+    struct vmcore_config *cfg;
+    struct vmcore_err err = { 0 };
+    assert_int_equal(config_parse(&cfg, root, tmpdir, &err), 0);
+    assert_string_equal(cfg->boot.kernel, kernel);
+    assert_int_equal(cfg->boot.format, BOOT_FORMAT_RAW);
+    assert_int_equal(cfg->memory_mib, 64);
+    assert_int_equal(cfg->vcpus, 1);
+    config_free(cfg);
+    /* From another folder the same relative name does not exist. */
+    assert_int_equal(config_parse(&cfg, root, "/", &err), VMCORE_ENOENT);
+    assert_string_equal(err.path, "boot.kernel");
+    json_decref(root);
+    unlink(cfgpath);
+}
+
+static void test_full_container_config(void **state)
+{
+    (void)state;
+    const char *json = expand(
+        "{\"name\":\"web-1\",\"backend\":\"container\",\"rootfs\":\"%R\",\"rootfs_readonly\":true,"
+        "\"hostname\":\"box\",\"process\":{\"args\":[\"/bin/sh\",\"-c\",\"echo hi\"],"
+        "\"env\":[\"A=1\",\"PATH=/bin\"],\"cwd\":\"/tmp\",\"uid\":1000,\"gid\":100,"
+        "\"terminal\":false,\"init\":true},\"limits\":{\"memory_bytes\":67108864,\"pids\":64,"
+        "\"cpus\":0.5},\"network\":{\"mode\":\"veth\",\"host_ifname\":\"vh-web1\","
+        "\"address\":\"10.213.0.2/30\",\"host_address\":\"10.213.0.1/30\"},"
+        "\"mounts\":[{\"source\":\"%R\",\"target\":\"/mnt\",\"readonly\":true}],"
+        "\"userns\":{\"uid_map\":[{\"inside\":0,\"outside\":100000,\"count\":65536}]}}");
+    json_t *root = json_loads(json, 0, NULL);
+    assert_non_null(root);
+    struct vmcore_config *cfg;
+    struct vmcore_err err = { 0 };
+    int rc = config_parse(&cfg, root, NULL, &err);
+    if (rc)
+        fail_msg("%s", err.msg);
+    assert_string_equal(cfg->name, "web-1");
+    assert_int_equal(cfg->backend, CONFIG_BACKEND_CONTAINER);
+    assert_true(cfg->rootfs_readonly);
+    assert_int_equal(cfg->process.nargs, 3);
+    assert_null(cfg->process.args[3]);
+    assert_string_equal(cfg->process.env[1], "PATH=/bin");
+    assert_int_equal(cfg->process.uid, 1000);
+    assert_true(cfg->process.init);
+    assert_int_equal(cfg->limits.pids, 64);
+    assert_true(cfg->limits.cpus > 0.49 && cfg->limits.cpus < 0.51);
+    assert_int_equal(cfg->network.mode, NET_MODE_VETH);
+    assert_string_equal(cfg->network.host_ifname, "vh-web1");
+    assert_int_equal(cfg->nmounts, 1);
+    assert_true(cfg->mounts[0].readonly);
+    assert_true(cfg->userns.enabled);
+    assert_int_equal(cfg->userns.uid_map[0].outside, 100000);
+    config_free(cfg);
+    json_decref(root);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_configs),
+        cmocka_unit_test(test_malformed_json),
+        cmocka_unit_test(test_null_arguments),
+        cmocka_unit_test(test_missing_config_file),
+        cmocka_unit_test(test_relative_paths),
+        cmocka_unit_test(test_full_container_config),
+    };
+    return cmocka_run_group_tests(tests, setup_files, teardown_files);
+}
