@@ -1,0 +1,16 @@
+# doc/guide.md embeds examples/run-config.c between the markers below; fail when the two
+# have drifted apart.
+file(READ ${GUIDE} guide)
+file(READ ${EXAMPLE} example)
+string(FIND "${guide}" "<!-- begin run-config.c -->\n```c\n" begin)
+string(FIND "${guide}" "```\n<!-- end run-config.c -->" end)
+if(begin EQUAL -1 OR end EQUAL -1)
+  message(FATAL_ERROR "${GUIDE}: the run-config.c markers are missing")
+endif()
+string(LENGTH "<!-- begin run-config.c -->\n```c\n" skip)
+math(EXPR begin "${begin} + ${skip}")
+math(EXPR len "${end} - ${begin}")
+string(SUBSTRING "${guide}" ${begin} ${len} embedded)
+if(NOT embedded STREQUAL example)
+  message(FATAL_ERROR "doc/guide.md's copy of examples/run-config.c is out of date")
+endif()
