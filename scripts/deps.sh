@@ -1,0 +1,33 @@
+#!/bin/bash
+# The Debian 12 packages libvmcore needs to build, test and document itself; sourced by
+# demo.sh, test.sh and .ci/run. `vmcore_install_deps` installs the missing ones.
+VMCORE_DEBIAN_PACKAGES=(
+    cmake make gcc clang pkg-config           # build
+    libuv1-dev libjansson-dev libseccomp-dev  # the library's dependencies
+    libcmocka-dev python3 python3-pytest      # tests
+    nasm                                      # guests (examples/guests, tests/guests)
+    busybox-static                            # root file systems for container tests and demos
+    iproute2                                  # veth networking tests
+    valgrind                                  # leak checks (.ci/run)
+    doxygen                                   # API documentation
+    python3-unicorn                           # CPU oracle of the emu tests and bench
+    binutils                                  # nm/readelf for debugging symbol exports
+)
+
+# Install what is missing (all of it with VMCORE_APT_UPDATE=1 after an apt-get update).
+vmcore_install_deps() {
+    local missing=() p
+    for p in "${VMCORE_DEBIAN_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+            missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "missing Debian packages: ${missing[*]}; run as root or: apt-get install ${missing[*]}" >&2
+        return 1
+    fi
+    echo "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
