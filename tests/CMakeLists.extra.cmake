@@ -1,0 +1,64 @@
+# Python bindings: the pytest suite in tests/python runs as the ctest test `python_bindings`
+# against the freshly built libvmcore.so; `python_bindings_scripted` runs the binding-mechanics
+# tests (events, callbacks, asyncio, leaks) against a copy of the library with a scripted
+# backend (tests/python/shim/), so they run on any host without root or /dev/kvm.
+set(VMCORE_PYTHON /usr/bin/python3 CACHE FILEPATH "Python interpreter that runs the binding tests (needs pytest)")
+
+if(EXISTS ${VMCORE_PYTHON})
+  # A copy of the library plus one exported test hook (vmcore_pyshim_domain_new).
+  add_library(vmcore_pyshim SHARED ${CMAKE_CURRENT_SOURCE_DIR}/python/shim/scripted.c
+              $<TARGET_OBJECTS:vmcore_obj>)
+  target_include_directories(vmcore_pyshim PRIVATE ${PROJECT_SOURCE_DIR}/include
+                             ${PROJECT_SOURCE_DIR}/lib)
+  target_link_libraries(vmcore_pyshim PRIVATE PkgConfig::UV PkgConfig::JANSSON
+                        PkgConfig::SECCOMP Threads::Threads)
+  target_link_options(vmcore_pyshim PRIVATE
+    -Wl,--version-script=${PROJECT_SOURCE_DIR}/lib/vmcore.map -Wl,--no-undefined)
+  set_target_properties(vmcore_pyshim PROPERTIES C_VISIBILITY_PRESET hidden)
+
+  set(vmcore_py_env
+    "PYTHONPATH=${PROJECT_SOURCE_DIR}/bindings/python"
+    "PYTHONDONTWRITEBYTECODE=1"
+    "VMCORE_GUEST_DIR=${CMAKE_CURRENT_BINARY_DIR}/guests"
+    "VMCORE_EXAMPLES_DIR=${PROJECT_SOURCE_DIR}/examples/python")
+  if(TARGET vmcore_cli)
+    list(APPEND vmcore_py_env "VMCORE_CLI=$<TARGET_FILE:vmcore_cli>")
+  endif()
+  if(VMCORE_SANITIZE)
+    # An ASan-instrumented library can only be dlopen()ed by python if the runtime is
+    # loaded first; the interpreter's own allocations are not ours to leak-check.
+    execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libasan.so
+                    OUTPUT_VARIABLE vmcore_libasan OUTPUT_STRIP_TRAILING_WHITESPACE)
+    list(APPEND vmcore_py_env "LD_PRELOAD=${vmcore_libasan}" "ASAN_OPTIONS=detect_leaks=0")
+  endif()
+
+  add_test(NAME python_bindings
+    COMMAND ${VMCORE_PYTHON} -m pytest -q -p no:cacheprovider -m "not scripted"
+            ${CMAKE_CURRENT_SOURCE_DIR}/python
+    WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(python_bindings PROPERTIES TIMEOUT 600
+    ENVIRONMENT "${vmcore_py_env};VMCORE_LIBRARY=$<TARGET_FILE:vmcore>")
+
+  add_test(NAME python_bindings_scripted
+    COMMAND ${VMCORE_PYTHON} -m pytest -q -p no:cacheprovider -m scripted
+            ${CMAKE_CURRENT_SOURCE_DIR}/python
+    WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(python_bindings_scripted PROPERTIES TIMEOUT 600
+    ENVIRONMENT "${vmcore_py_env};VMCORE_LIBRARY=$<TARGET_FILE:vmcore_pyshim>")
+
+  # The tests need what they exercise built first.
+  add_custom_target(vmcore_python_test_deps ALL DEPENDS vmcore vmcore_pyshim)
+  if(TARGET vmcore_cli)
+    add_dependencies(vmcore_python_test_deps vmcore_cli)
+  endif()
+  if(TARGET vmcore_guests)
+    add_dependencies(vmcore_python_test_deps vmcore_guests)
+  endif()
+endif()
+
+# Install the `vmcore` package (pure Python, ctypes) next to the system's other modules.
+set(VMCORE_PYTHON_SITEDIR "${CMAKE_INSTALL_PREFIX}/lib/python3/dist-packages"
+    CACHE PATH "Where `make install` puts the vmcore Python package")
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/bindings/python/vmcore
+        DESTINATION ${VMCORE_PYTHON_SITEDIR}
+        PATTERN "__pycache__" EXCLUDE PATTERN "*.pyc" EXCLUDE)
