@@ -258,7 +258,7 @@ class DomainBase:
     @property
     def state(self) -> State:
         """The current lifecycle state (the last one known once closed)."""
-        if self._h is not None and not self._closing:
+        if self._h is not None:  # valid until its close callback has run
             self._last_state = State(_lib.get().vmcore_domain_state(self._h))
         return self._last_state
 
@@ -270,7 +270,7 @@ class DomainBase:
     @property
     def exit(self) -> Optional[Exit]:
         """How the domain ended, or None while it has not."""
-        if self._exit is None and self._h is not None and not self._closing:
+        if self._exit is None and self._h is not None:
             c = _lib.CExit()
             if _lib.get().vmcore_domain_exit(self._h, ctypes.byref(c)) == 0 and \
                     c.kind != ExitKind.NONE:
@@ -293,7 +293,7 @@ class DomainBase:
     @property
     def last_error(self) -> str:
         """The library's detail of the last error on this domain ("" if none)."""
-        if self._h is None or self._closing:
+        if self._h is None:
             return ""
         return _lib.text(_lib.get().vmcore_domain_last_error(self._h))
 
@@ -351,9 +351,10 @@ class DomainBase:
 
     def _begin(self, fn: Callable[..., int], *args: Any) -> _Completion:
         """Start an asynchronous C operation whose callback is a vmcore_domain_cb."""
+        handle = self._handle()
         c = _Completion()
         token = _callbacks.register(c.set)
-        rc = fn(self._handle(), *args, _callbacks.domain_cb, token)
+        rc = fn(handle, *args, _callbacks.domain_cb, token)
         if rc < 0:
             _callbacks.unregister(token)
             raise self._error(rc)
@@ -369,9 +370,10 @@ class DomainBase:
             raise ValueError("exec needs a non-empty argv")
         args = [a if isinstance(a, bytes) else str(a).encode() for a in argv]
         cargv = (ctypes.c_char_p * (len(args) + 1))(*args, None)
+        handle = self._handle()
         c = _Completion(keep=cargv)
         token = _callbacks.register(c.set)
-        rc = _lib.get().vmcore_domain_exec(self._handle(), cargv, _callbacks.exec_cb, token)
+        rc = _lib.get().vmcore_domain_exec(handle, cargv, _callbacks.exec_cb, token)
         if rc < 0:
             _callbacks.unregister(token)
             raise self._error(rc)
@@ -395,14 +397,16 @@ class DomainBase:
     def _begin_close(self) -> None:
         if self._closing or self._h is None:
             return
-        self.exit  # copy the exit while its reason string is still valid
-        self.state
         self._closing = True
         token = _callbacks.register(self._on_closed)
         _lib.get().vmcore_domain_close(self._h, _callbacks.close_cb, token)
         self._ctx._poke()
 
     def _on_closed(self) -> None:
+        # Events stop at close (libuv semantics), but the handle is valid until this
+        # callback returns: keep how the domain ended.
+        self.state
+        self.exit
         _callbacks.unregister(self._event_token)
         self._listeners.clear()
         self._h = None
