@@ -1,0 +1,386 @@
+/* Per-container cgroups on the unified (v2), legacy (v1) and hybrid layouts.
+ *
+ * The group is made under this process's own group in each hierarchy, so a caller that
+ * was itself given a delegated subtree (systemd, a CI runner) keeps its accounting. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/magic.h>
+
+#include "ct.h"
+
+#define CG_ROOT "/sys/fs/cgroup"
+
+static const char *const ctrl_name[CG_NCTRL] = { "memory", "pids", "cpu", "cpuacct", "freezer" };
+
+static bool is_fs(const char *path, long magic)
+{
+    struct statfs s;
+    return statfs(path, &s) == 0 && s.f_type == magic;
+}
+
+const char *cgroup_layout(void)
+{
+    if (is_fs(CG_ROOT, CGROUP2_SUPER_MAGIC))
+        return "v2";
+    for (int i = 0; i < CG_NCTRL; i++) {
+        char p[128];
+        snprintf(p, sizeof p, CG_ROOT "/%s", ctrl_name[i]);
+        if (is_fs(p, CGROUP_SUPER_MAGIC))
+            return is_fs(CG_ROOT "/unified", CGROUP2_SUPER_MAGIC) ? "hybrid" : "v1";
+    }
+    return NULL;
+}
+
+/* This process's group in the hierarchy holding @ctrl (NULL: the unified one). */
+static int own_group(const char *ctrl, char *out, size_t len)
+{
+    FILE *f = fopen("/proc/self/cgroup", "re");
+    if (!f)
+        return -1;
+    char line[4096];
+    int found = -1;
+    while (found < 0 && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        char *c1 = strchr(line, ':');
+        char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2)
+            continue;
+        *c2 = 0;
+        const char *list = c1 + 1, *path = c2 + 1;
+        if (!ctrl) {
+            if (*list == 0 && strcmp(line, "0") == 0)
+                found = 0;
+        } else {
+            char tmp[256];
+            snprintf(tmp, sizeof tmp, "%s", list);
+            for (char *save, *t = strtok_r(tmp, ",", &save); t; t = strtok_r(NULL, ",", &save))
+                if (strcmp(t, ctrl) == 0)
+                    found = 0;
+        }
+        if (found == 0)
+            snprintf(out, len, "%s", strcmp(path, "/") == 0 ? "" : path);
+    }
+    fclose(f);
+    return found;
+}
+
+static int write_file(const char *dir, const char *file, const char *val)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/%s", dir, file);
+    int fd = open(p, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = write(fd, val, strlen(val));
+    int e = n < 0 ? errno : 0;
+    close(fd);
+    return -e;
+}
+
+static int read_file(const char *dir, const char *file, char *buf, size_t len)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/%s", dir, file);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, buf, len - 1);
+    int e = errno;
+    close(fd);
+    if (n < 0)
+        return -e;
+    buf[n] = 0;
+    return (int)n;
+}
+
+static int set_limit(const char *dir, const char *file, const char *val, const char *field,
+                     struct vmcore_err *err)
+{
+    int r = write_file(dir, file, val);
+    if (r < 0)
+        return err_sys(err, r == -EINVAL ? VMCORE_ECONFIG : VMCORE_ESYS, -r,
+                       "%s: cannot set %s/%s to %s", field, dir, file, val);
+    return 0;
+}
+
+static int apply_limits(struct ct_cgroup *cg, const struct vmcore_config *cfg,
+                        struct vmcore_err *err)
+{
+    char v[64];
+    const char *mem = cg->v2 ? cg->path[0] : cg->path[CG_MEMORY];
+    const char *pids = cg->v2 ? cg->path[0] : cg->path[CG_PIDS];
+    const char *cpu = cg->v2 ? cg->path[0] : cg->path[CG_CPU];
+    if (cfg->limits.memory_bytes) {
+        if (!*mem)
+            return err_set(err, VMCORE_EUNAVAIL, "limits.memory_bytes: no memory cgroup controller");
+        snprintf(v, sizeof v, "%llu", (unsigned long long)cfg->limits.memory_bytes);
+        if (set_limit(mem, cg->v2 ? "memory.max" : "memory.limit_in_bytes", v, "limits.memory_bytes", err))
+            return err->code;
+        /* A hard limit means no escape into swap either (best effort: swap accounting may be off). */
+        if (cg->v2)
+            write_file(mem, "memory.swap.max", "0");
+        else
+            write_file(mem, "memory.memsw.limit_in_bytes", v);
+    }
+    if (cfg->limits.pids) {
+        if (!*pids)
+            return err_set(err, VMCORE_EUNAVAIL, "limits.pids: no pids cgroup controller");
+        snprintf(v, sizeof v, "%llu", (unsigned long long)cfg->limits.pids);
+        if (set_limit(pids, "pids.max", v, "limits.pids", err))
+            return err->code;
+    }
+    if (cfg->limits.cpus > 0) {
+        if (!*cpu)
+            return err_set(err, VMCORE_EUNAVAIL, "limits.cpus: no cpu cgroup controller");
+        const unsigned period = 100000;
+        unsigned long long quota = (unsigned long long)(cfg->limits.cpus * period + 0.5);
+        if (quota < 1000)
+            quota = 1000;
+        if (cg->v2) {
+            snprintf(v, sizeof v, "%llu %u", quota, period);
+            if (set_limit(cpu, "cpu.max", v, "limits.cpus", err))
+                return err->code;
+        } else {
+            snprintf(v, sizeof v, "%u", period);
+            if (set_limit(cpu, "cpu.cfs_period_us", v, "limits.cpus", err))
+                return err->code;
+            snprintf(v, sizeof v, "%llu", quota);
+            if (set_limit(cpu, "cpu.cfs_quota_us", v, "limits.cpus", err))
+                return err->code;
+        }
+    }
+    return 0;
+}
+
+int cgroup_create(struct ct_cgroup *cg, const char *name, const struct vmcore_config *cfg,
+                  struct vmcore_err *err)
+{
+    memset(cg, 0, sizeof *cg);
+    cg->v2_fd = -1;
+    const char *layout = cgroup_layout();
+    if (!layout)
+        return err_set(err, VMCORE_EUNAVAIL, "no cgroup filesystem mounted at " CG_ROOT);
+    cg->v2 = strcmp(layout, "v2") == 0;
+    char own[4096];
+    if (cg->v2) {
+        if (own_group(NULL, own, sizeof own) < 0)
+            return err_set(err, VMCORE_ESYS, "cannot find this process's cgroup in /proc/self/cgroup");
+        snprintf(cg->path[0], sizeof cg->path[0], CG_ROOT "%s/%s", own, name);
+        if (mkdir(cg->path[0], 0755) < 0) {
+            int e = errno;
+            cg->path[0][0] = 0;
+            return err_sys(err, e == EACCES || e == EPERM ? VMCORE_EPERM : VMCORE_ESYS, e,
+                           "mkdir cgroup %s%s/%s", CG_ROOT, own, name);
+        }
+        cg->created = true;
+        /* Controllers must be enabled in the parent for the limits to exist. */
+        char parent[4200];
+        snprintf(parent, sizeof parent, CG_ROOT "%s", own);
+        write_file(parent, "cgroup.subtree_control", "+memory +pids +cpu");
+        cg->v2_fd = open(cg->path[0], O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (cg->v2_fd < 0) {
+            int e = errno;
+            cgroup_destroy(cg);
+            return err_sys(err, VMCORE_ESYS, e, "open cgroup %s", cg->path[0]);
+        }
+    } else {
+        for (int i = 0; i < CG_NCTRL; i++) {
+            char mnt[128], real[4096];
+            snprintf(mnt, sizeof mnt, CG_ROOT "/%s", ctrl_name[i]);
+            if (!is_fs(mnt, CGROUP_SUPER_MAGIC) || !realpath(mnt, real))
+                continue;
+            if (own_group(ctrl_name[i], own, sizeof own) < 0)
+                continue;
+            snprintf(cg->path[i], sizeof cg->path[i], "%s%s/%s", real, own, name);
+            /* Co-mounted controllers (cpu,cpuacct) share one folder: make it once. */
+            bool dup = false;
+            for (int j = 0; j < i; j++)
+                if (strcmp(cg->path[j], cg->path[i]) == 0)
+                    dup = true;
+            if (dup)
+                continue;
+            if (mkdir(cg->path[i], 0755) < 0) {
+                int e = errno;
+                char failed[4096];
+                snprintf(failed, sizeof failed, "%s", cg->path[i]);
+                cg->path[i][0] = 0;
+                cg->created = true;
+                cgroup_destroy(cg);
+                return err_sys(err, e == EACCES || e == EPERM ? VMCORE_EPERM : VMCORE_ESYS, e,
+                               "mkdir cgroup %s", failed);
+            }
+            cg->created = true;
+        }
+        if (!cg->created)
+            return err_set(err, VMCORE_EUNAVAIL, "no usable cgroup v1 controller under " CG_ROOT);
+    }
+    if (apply_limits(cg, cfg, err) < 0) {
+        cgroup_destroy(cg);
+        return err->code;
+    }
+    return 0;
+}
+
+int cgroup_attach(struct ct_cgroup *cg, pid_t pid, struct vmcore_err *err)
+{
+    if (cg->v2)
+        return 0;
+    char v[32];
+    snprintf(v, sizeof v, "%d", (int)pid);
+    for (int i = 0; i < CG_NCTRL; i++) {
+        if (!cg->path[i][0])
+            continue;
+        int r = write_file(cg->path[i], "cgroup.procs", v);
+        if (r < 0)
+            return err_sys(err, VMCORE_ESYS, -r, "attach pid %d to %s", (int)pid, cg->path[i]);
+    }
+    return 0;
+}
+
+static void nap(long ns)
+{
+    struct timespec ts = { 0, ns };
+    nanosleep(&ts, NULL);
+}
+
+int cgroup_freeze(struct ct_cgroup *cg, bool frozen, struct vmcore_err *err)
+{
+    const char *dir = cg->v2 ? cg->path[0] : cg->path[CG_FREEZER];
+    if (!*dir)
+        return err_set(err, VMCORE_ENOTSUP, "no freezer cgroup controller on this host");
+    int r = cg->v2 ? write_file(dir, "cgroup.freeze", frozen ? "1" : "0")
+                   : write_file(dir, "freezer.state", frozen ? "FROZEN" : "THAWED");
+    if (r < 0)
+        return err_sys(err, VMCORE_ESYS, -r, "%s %s", frozen ? "freeze" : "thaw", dir);
+    /* Synchronous contract: wait until the kernel reports the new state. Freezing
+     * completes in microseconds unless a task sits in an uninterruptible sleep. */
+    for (int i = 0; i < 20000; i++) {
+        char buf[512];
+        if (cg->v2) {
+            if (read_file(dir, "cgroup.events", buf, sizeof buf) < 0)
+                break;
+            const char *f = strstr(buf, "frozen ");
+            if (f && (f[7] == '1') == frozen)
+                return 0;
+        } else {
+            if (read_file(dir, "freezer.state", buf, sizeof buf) < 0)
+                break;
+            if (strncmp(buf, frozen ? "FROZEN" : "THAWED", 6) == 0)
+                return 0;
+            if (frozen && strncmp(buf, "THAWED", 6) == 0)
+                write_file(dir, "freezer.state", "FROZEN");
+        }
+        nap(50000);
+    }
+    return err_set(err, VMCORE_ETIMEDOUT, "%s: the group did not reach the %s state", dir,
+                   frozen ? "frozen" : "thawed");
+}
+
+static uint64_t read_u64(const char *dir, const char *file, const char *key)
+{
+    char buf[8192];
+    if (!*dir || read_file(dir, file, buf, sizeof buf) < 0)
+        return 0;
+    const char *p = buf;
+    if (key) {
+        size_t kl = strlen(key);
+        for (p = buf; (p = strstr(p, key)); p += kl)
+            if ((p == buf || p[-1] == '\n') && p[kl] == ' ')
+                break;
+        if (!p)
+            return 0;
+        p += kl + 1;
+    }
+    return strtoull(p, NULL, 10);
+}
+
+int cgroup_stats(struct ct_cgroup *cg, vmcore_stats *out, struct vmcore_err *err)
+{
+    (void)err;
+    if (cg->v2) {
+        out->cpu_time_ns = read_u64(cg->path[0], "cpu.stat", "usage_usec") * 1000;
+        out->memory_bytes = read_u64(cg->path[0], "memory.current", NULL);
+        out->pids = read_u64(cg->path[0], "pids.current", NULL);
+    } else {
+        out->cpu_time_ns = read_u64(cg->path[CG_CPUACCT], "cpuacct.usage", NULL);
+        out->memory_bytes = read_u64(cg->path[CG_MEMORY], "memory.usage_in_bytes", NULL);
+        out->pids = read_u64(cg->path[CG_PIDS], "pids.current", NULL);
+    }
+    return 0;
+}
+
+/* The folder whose cgroup.procs lists every process of the container. */
+static const char *procs_dir(struct ct_cgroup *cg)
+{
+    if (cg->v2)
+        return cg->path[0];
+    for (int i = 0; i < CG_NCTRL; i++)
+        if (cg->path[i][0])
+            return cg->path[i];
+    return "";
+}
+
+int cgroup_kill_all(struct ct_cgroup *cg)
+{
+    const char *dir = procs_dir(cg);
+    if (!*dir)
+        return 0;
+    if (cg->v2 && write_file(dir, "cgroup.kill", "1") == 0)
+        return 1;
+    char p[4200];
+    snprintf(p, sizeof p, "%s/cgroup.procs", dir);
+    FILE *f = fopen(p, "re");
+    if (!f)
+        return 0;
+    int n = 0, pid;
+    while (fscanf(f, "%d", &pid) == 1)
+        if (kill(pid, SIGKILL) == 0)
+            n++;
+    fclose(f);
+    return n;
+}
+
+void cgroup_destroy(struct ct_cgroup *cg)
+{
+    if (cg->v2_fd >= 0)
+        close(cg->v2_fd);
+    cg->v2_fd = -1;
+    if (!cg->created)
+        return;
+    /* A frozen group's tasks cannot die; thaw before killing. */
+    const char *fz = cg->v2 ? cg->path[0] : cg->path[CG_FREEZER];
+    if (*fz)
+        write_file(fz, cg->v2 ? "cgroup.freeze" : "freezer.state", cg->v2 ? "0" : "THAWED");
+    for (int i = 0; i < CG_NCTRL; i++) {
+        if (!cg->path[i][0])
+            continue;
+        bool dup = false;
+        for (int j = 0; j < i; j++)
+            if (strcmp(cg->path[j], cg->path[i]) == 0)
+                dup = true;
+        /* Killed tasks leave the group asynchronously; rmdir says EBUSY until then. */
+        for (int tries = 0; !dup && tries < 2000; tries++) {
+            if (rmdir(cg->path[i]) == 0 || errno == ENOENT)
+                break;
+            if (errno != EBUSY)
+                break;
+            cgroup_kill_all(cg);
+            nap(1000000);
+        }
+    }
+    memset(cg->path, 0, sizeof cg->path);
+    cg->created = false;
+}

@@ -1,0 +1,743 @@
+/* The container backend's ops table: a process tree in new namespaces on the host kernel
+ * (see ct.h for the pieces). Exit is noticed through a pidfd polled on the loop; output
+ * is read from pipes (or a pty) with uv handles and posted as console events. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/backend.h"
+#include "ct.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+#define MIN_MEMORY_BYTES (4ull << 20)
+#define VETH_INSIDE "eth0"
+
+struct ct;
+struct ct_run;
+
+/* Each uv handle lives in its own allocation, freed by its close callback, so the
+ * backend state can go away in destroy() while libuv still finishes closing. */
+struct ct_handle {
+    union {
+        uv_handle_t h;
+        uv_pipe_t pipe;
+        uv_poll_t poll;
+    } u;
+    struct ct_run *run;         /* NULL once detached */
+    vmcore_stream stream;
+    char buf[65536];
+};
+
+/* One process we watch: the container's init, or an exec'd process. */
+struct ct_run {
+    struct ct *ct;
+    bool is_exec;
+    void *token;
+    struct ct_proc proc;
+    struct ct_handle *poll, *out, *err, *in;
+    int open_streams;
+    bool exited, reported;
+    vmcore_exit_kind kind;
+    int status, signal;
+    struct ct_run *next;
+};
+
+struct ct {
+    vmcore_domain *d;
+    const struct vmcore_config *cfg;
+    char exe[4096];
+    struct sock_fprog filter;
+    struct ct_cgroup cg;
+    bool cg_made, veth_made, started;
+    struct ct_run *init;
+    struct ct_run *execs;
+};
+
+/* --- handles ---------------------------------------------------------------------------- */
+
+static void handle_free_cb(uv_handle_t *h) { free(h); }
+
+static void handle_close(struct ct_handle **hp)
+{
+    struct ct_handle *h = *hp;
+    *hp = NULL;
+    if (!h)
+        return;
+    h->run = NULL;
+    if (!uv_is_closing(&h->u.h))
+        uv_close(&h->u.h, handle_free_cb);
+}
+
+static void run_maybe_report(struct ct_run *r);
+
+static void stream_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)hint;
+    struct ct_handle *ch = (struct ct_handle *)h;
+    buf->base = ch->buf;
+    buf->len = sizeof ch->buf;
+}
+
+static void stream_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct ct_handle *ch = (struct ct_handle *)s;
+    struct ct_run *r = ch->run;
+    if (!r)
+        return;
+    if (n > 0) {
+        domain_post_console(r->ct->d, ch->stream, buf->base, (size_t)n);
+        return;
+    }
+    if (n == 0)
+        return;
+    /* EOF (pipe) or EIO (pty whose slave side closed): this stream is done. */
+    uv_read_stop(s);
+    if (r->out == ch)
+        r->out = NULL;
+    else if (r->err == ch)
+        r->err = NULL;
+    if (r->in == ch) /* pty: one handle for both directions */
+        r->in = NULL;
+    ch->run = NULL;
+    uv_close(&ch->u.h, handle_free_cb);
+    r->open_streams--;
+    run_maybe_report(r);
+}
+
+static int stream_open(struct ct_run *r, struct ct_handle **out, int fd, vmcore_stream which,
+                       bool readable, struct vmcore_err *err)
+{
+    struct ct_handle *h = calloc(1, sizeof *h);
+    if (!h)
+        return err_set(err, VMCORE_ENOMEM, "out of memory");
+    int rc = uv_pipe_init(domain_loop(r->ct->d), &h->u.pipe, 0);
+    if (rc == 0)
+        rc = uv_pipe_open(&h->u.pipe, fd);
+    if (rc < 0) {
+        free(h);
+        return err_set(err, VMCORE_ESYS, "uv_pipe_open: %s", uv_strerror(rc));
+    }
+    h->run = r;
+    h->stream = which;
+    *out = h;
+    if (readable) {
+        if ((rc = uv_read_start((uv_stream_t *)&h->u.pipe, stream_alloc_cb, stream_read_cb)) < 0) {
+            handle_close(out);
+            return err_set(err, VMCORE_ESYS, "uv_read_start: %s", uv_strerror(rc));
+        }
+        r->open_streams++;
+    }
+    return 0;
+}
+
+/* --- process end --------------------------------------------------------------------------- */
+
+static void run_unlink(struct ct_run *r)
+{
+    for (struct ct_run **p = &r->ct->execs; *p; p = &(*p)->next)
+        if (*p == r) {
+            *p = r->next;
+            return;
+        }
+}
+
+static void run_free(struct ct_run *r)
+{
+    handle_close(&r->poll);
+    if (r->out)
+        r->open_streams--;
+    if (r->err)
+        r->open_streams--;
+    handle_close(&r->out);
+    handle_close(&r->err);
+    handle_close(&r->in);
+    if (r->proc.pidfd >= 0) {
+        if (!r->exited) {
+            syscall(SYS_pidfd_send_signal, r->proc.pidfd, SIGKILL, NULL, 0);
+            siginfo_t si;
+            while (waitid((idtype_t)P_PIDFD, (id_t)r->proc.pidfd, &si, WEXITED | __WALL) < 0 &&
+                   errno == EINTR)
+                ;
+        }
+        close(r->proc.pidfd);
+    }
+    free(r);
+}
+
+/* Report once the process has ended and its output has been drained, so every console
+ * event comes before the exit event. */
+static void run_maybe_report(struct ct_run *r)
+{
+    if (!r->exited || r->open_streams > 0 || r->reported)
+        return;
+    r->reported = true;
+    struct ct *ct = r->ct;
+    if (r->is_exec) {
+        domain_post_exec_done(ct->d, r->token, 0, r->kind, r->status, r->signal);
+        run_unlink(r);
+        run_free(r);
+        return;
+    }
+    char reason[96];
+    if (r->kind == VMCORE_EXIT_SIGNAL)
+        snprintf(reason, sizeof reason, "killed by signal %d (%s)", r->signal, strsignal(r->signal));
+    else
+        snprintf(reason, sizeof reason, "exited with status %d", r->status);
+    domain_post_exit(ct->d, r->kind, r->status, r->signal, reason);
+}
+
+static void pidfd_cb(uv_poll_t *p, int status, int events)
+{
+    (void)status;
+    (void)events;
+    struct ct_handle *h = (struct ct_handle *)p;
+    struct ct_run *r = h->run;
+    if (!r)
+        return;
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid((idtype_t)P_PIDFD, (id_t)r->proc.pidfd, &si, WEXITED | WNOHANG | __WALL) < 0 ||
+        si.si_pid == 0)
+        return;
+    r->exited = true;
+    if (si.si_code == CLD_EXITED) {
+        r->kind = VMCORE_EXIT_STATUS;
+        r->status = si.si_status;
+    } else {
+        r->kind = VMCORE_EXIT_SIGNAL;
+        r->signal = si.si_status;
+    }
+    handle_close(&r->poll);
+    if (!r->is_exec && r->ct->execs)
+        for (struct ct_run *x = r->ct->execs; x; x = x->next)
+            if (!x->exited)
+                syscall(SYS_pidfd_send_signal, x->proc.pidfd, SIGKILL, NULL, 0);
+    run_maybe_report(r);
+}
+
+/* --- starting a process -------------------------------------------------------------------- */
+
+struct stdio_fds {
+    int child[3];   /* ends the child gets */
+    int parent[3];  /* our ends: stdin writer, stdout reader, stderr reader (-1 if none) */
+    int pty_master;
+    char pty_path[64];
+};
+
+static void stdio_close(struct stdio_fds *s)
+{
+    for (int i = 0; i < 3; i++) {
+        if (s->child[i] >= 0 && (i == 0 || s->child[i] != s->child[0]))
+            close(s->child[i]);
+        if (s->parent[i] >= 0)
+            close(s->parent[i]);
+        s->child[i] = s->parent[i] = -1;
+    }
+    if (s->pty_master >= 0)
+        close(s->pty_master);
+    s->pty_master = -1;
+}
+
+static int stdio_make(struct stdio_fds *s, bool terminal, bool want_stdin, struct vmcore_err *err)
+{
+    for (int i = 0; i < 3; i++)
+        s->child[i] = s->parent[i] = -1;
+    s->pty_master = -1;
+    s->pty_path[0] = 0;
+    if (terminal) {
+        s->pty_master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (s->pty_master < 0 || grantpt(s->pty_master) < 0 || unlockpt(s->pty_master) < 0 ||
+            ptsname_r(s->pty_master, s->pty_path, sizeof s->pty_path) != 0) {
+            int e = errno;
+            stdio_close(s);
+            return err_sys(err, VMCORE_ESYS, e, "process.terminal: allocate a pty");
+        }
+        int slave = open(s->pty_path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (slave < 0) {
+            int e = errno;
+            stdio_close(s);
+            return err_sys(err, VMCORE_ESYS, e, "process.terminal: open %s", s->pty_path);
+        }
+        s->child[0] = s->child[1] = s->child[2] = slave;
+        return 0;
+    }
+    for (int i = 0; i < 3; i++) {
+        int p[2];
+        if (i == 0 && !want_stdin) {
+            if ((s->child[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
+                int e = errno;
+                stdio_close(s);
+                return err_sys(err, VMCORE_ESYS, e, "open /dev/null");
+            }
+            continue;
+        }
+        if (pipe2(p, O_CLOEXEC) < 0) {
+            int e = errno;
+            stdio_close(s);
+            return err_sys(err, VMCORE_ESYS, e, "pipe");
+        }
+        s->child[i] = i == 0 ? p[0] : p[1];
+        s->parent[i] = i == 0 ? p[1] : p[0];
+    }
+    return 0;
+}
+
+static int write_map(pid_t pid, const char *file, const struct config_idmap *m, size_t n,
+                     const char *field, struct vmcore_err *err)
+{
+    char buf[1024], path[64];
+    size_t len = 0;
+    if (n == 0)
+        len = (size_t)snprintf(buf, sizeof buf, "0 %u 1\n", strcmp(file, "uid_map") ? getegid() : geteuid());
+    for (size_t i = 0; i < n && len < sizeof buf; i++)
+        len += (size_t)snprintf(buf + len, sizeof buf - len, "%u %u %u\n", m[i].inside, m[i].outside,
+                                m[i].count);
+    if (len >= sizeof buf)
+        return err_config(err, VMCORE_ECONFIG, field, "too many entries");
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return err_sys(err, VMCORE_ESYS, errno, "open %s", path);
+    ssize_t w = write(fd, buf, len);
+    int e = errno;
+    close(fd);
+    if (w != (ssize_t)len)
+        return err_sys(err, e == EPERM ? VMCORE_EPERM : VMCORE_ECONFIG, e, "%s: write %s", field, path);
+    return 0;
+}
+
+/* Spawn @argv (NULL: the configured process) as a new container (exec == NULL) or
+ * inside the running one; on success the process runs and is watched on the loop. */
+static int run_start(struct ct *ct, struct ct_run *r, const char *exe, const char *const *argv,
+                     struct vmcore_err *err)
+{
+    const struct vmcore_config *cfg = ct->cfg;
+    bool terminal = !r->is_exec && cfg->process.terminal;
+    struct stdio_fds io;
+    int rc = stdio_make(&io, terminal, !r->is_exec, err);
+    if (rc < 0)
+        return rc;
+    struct ct_spawn s;
+    memset(&s, 0, sizeof s);
+    s.cfg = cfg;
+    s.exe = exe;
+    s.argv = argv;
+    s.filter = &ct->filter;
+    s.caps = caps_default_mask();
+    s.new_net = cfg->network.mode != NET_MODE_HOST;
+    s.veth_addr = cfg->network.mode == NET_MODE_VETH ? cfg->network.address : NULL;
+    s.cgroup_fd = ct->cg.v2_fd;
+    s.join_pidfd = r->is_exec ? ct->init->proc.pidfd : -1;
+    for (int i = 0; i < 3; i++)
+        s.stdio[i] = io.child[i];
+    s.pty_slave = terminal ? io.child[0] : -1;
+    s.pty_slave_path = terminal ? io.pty_path : NULL;
+    for (size_t i = 0; i < sizeof s.close_fds / sizeof s.close_fds[0]; i++)
+        s.close_fds[i] = -1;
+
+    if ((rc = ct_spawn(&s, &r->proc, err)) < 0)
+        goto fail;
+    if ((rc = cgroup_attach(&ct->cg, r->proc.pid, err)) < 0)
+        goto fail_proc;
+    if (!r->is_exec && cfg->userns.enabled) {
+        if ((rc = write_map(r->proc.pid, "uid_map", cfg->userns.uid_map, cfg->userns.nuid_map,
+                            "userns.uid_map", err)) < 0 ||
+            (rc = write_map(r->proc.pid, "gid_map", cfg->userns.gid_map, cfg->userns.ngid_map,
+                            "userns.gid_map", err)) < 0)
+            goto fail_proc;
+    }
+    if (!r->is_exec && cfg->network.mode == NET_MODE_VETH) {
+        if ((rc = net_veth_create(cfg->network.host_ifname, VETH_INSIDE, r->proc.pid,
+                                  cfg->network.host_address, err)) < 0)
+            goto fail_proc;
+        ct->veth_made = true;
+    }
+    if ((rc = ct_spawn_release(&r->proc, err)) < 0)
+        goto fail; /* the child is reaped already */
+    /* The child has exec'd: its ends of stdio are its own now. */
+    for (int i = 0; i < 3; i++)
+        if (io.child[i] >= 0 && (i == 0 || io.child[i] != io.child[0]))
+            close(io.child[i]);
+    io.child[0] = io.child[1] = io.child[2] = -1;
+
+    struct ct_handle *poll = calloc(1, sizeof *poll);
+    if (!poll) {
+        rc = err_set(err, VMCORE_ENOMEM, "out of memory");
+        goto fail_running;
+    }
+    if ((rc = uv_poll_init(domain_loop(ct->d), &poll->u.poll, r->proc.pidfd)) < 0) {
+        free(poll);
+        rc = err_set(err, VMCORE_ESYS, "uv_poll_init(pidfd): %s", uv_strerror(rc));
+        goto fail_running;
+    }
+    poll->run = r;
+    r->poll = poll;
+    if ((rc = uv_poll_start(&poll->u.poll, UV_READABLE, pidfd_cb)) < 0) {
+        rc = err_set(err, VMCORE_ESYS, "uv_poll_start(pidfd): %s", uv_strerror(rc));
+        goto fail_running;
+    }
+    if (terminal) {
+        rc = stream_open(r, &r->out, io.pty_master, VMCORE_STREAM_CONSOLE, true, err);
+        if (rc == 0) {
+            io.pty_master = -1;
+            r->in = r->out;
+        }
+    } else {
+        rc = stream_open(r, &r->out, io.parent[1], VMCORE_STREAM_STDOUT, true, err);
+        if (rc == 0) {
+            io.parent[1] = -1;
+            rc = stream_open(r, &r->err, io.parent[2], VMCORE_STREAM_STDERR, true, err);
+        }
+        if (rc == 0)
+            io.parent[2] = -1;
+        if (rc == 0 && io.parent[0] >= 0) {
+            rc = stream_open(r, &r->in, io.parent[0], VMCORE_STREAM_STDOUT, false, err);
+            if (rc == 0)
+                io.parent[0] = -1;
+        }
+    }
+    if (rc < 0)
+        goto fail_running;
+    stdio_close(&io);
+    return 0;
+
+fail_running:
+    stdio_close(&io);
+    return rc; /* the caller frees @r, which kills and reaps */
+fail_proc:
+    ct_spawn_abort(&r->proc);
+fail:
+    stdio_close(&io);
+    return rc;
+}
+
+static struct ct_run *run_new(struct ct *ct, bool is_exec, void *token)
+{
+    struct ct_run *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->ct = ct;
+    r->is_exec = is_exec;
+    r->token = token;
+    r->proc.pid = -1;
+    r->proc.pidfd = r->proc.sync_wr = r->proc.err_rd = -1;
+    return r;
+}
+
+/* --- ops ------------------------------------------------------------------------------------- */
+
+static int container_probe(vmcore_probe_result *out)
+{
+    snprintf(out->backend, sizeof out->backend, "%s", "container");
+    const char *layout = cgroup_layout();
+    const char *why = NULL;
+    if (access("/proc/self/ns/pid", F_OK) < 0)
+        why = "the kernel has no pid namespaces";
+    else if (geteuid() != 0)
+        why = "needs root (CAP_SYS_ADMIN) to make namespaces and cgroups";
+    else if (!layout)
+        why = "no cgroup filesystem is mounted at /sys/fs/cgroup";
+    out->available = why == NULL;
+    if (why) {
+        snprintf(out->reason, sizeof out->reason, "%s", why);
+        return VMCORE_EUNAVAIL;
+    }
+    snprintf(out->reason, sizeof out->reason, "namespaces, cgroup %s layout, seccomp", layout);
+    return 0;
+}
+
+static int check_cidr(const char *field, const char *v, struct vmcore_err *err)
+{
+    uint32_t a;
+    unsigned p;
+    if (!v)
+        return err_config(err, VMCORE_ECONFIG, field, "required for network mode veth");
+    if (net_parse_cidr(v, &a, &p) < 0)
+        return err_config(err, VMCORE_ECONFIG, field, "%s is not an IPv4 address/prefix", v);
+    return 0;
+}
+
+static int check_config(const struct vmcore_config *cfg, struct vmcore_err *err)
+{
+    if (!cfg->rootfs)
+        return err_config(err, VMCORE_ECONFIG, "rootfs", "required for the container backend");
+    struct stat st;
+    if (stat(cfg->rootfs, &st) < 0)
+        return err_config(err, errno == ENOENT ? VMCORE_ENOENT : VMCORE_ECONFIG, "rootfs",
+                          "%s: %s", cfg->rootfs, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return err_config(err, VMCORE_ECONFIG, "rootfs", "%s: not a directory", cfg->rootfs);
+    if (!cfg->process.args || !cfg->process.args[0])
+        return err_config(err, VMCORE_ECONFIG, "process.args", "must name a program to run");
+    if (cfg->limits.memory_bytes && cfg->limits.memory_bytes < MIN_MEMORY_BYTES)
+        return err_config(err, VMCORE_ECONFIG, "limits.memory_bytes",
+                          "%llu bytes is below the minimum of %llu",
+                          (unsigned long long)cfg->limits.memory_bytes, MIN_MEMORY_BYTES);
+    if (cfg->limits.cpus < 0 || (cfg->limits.cpus > 0 && cfg->limits.cpus < 0.01))
+        return err_config(err, VMCORE_ECONFIG, "limits.cpus", "%g is below the minimum of 0.01",
+                          cfg->limits.cpus);
+    if (cfg->network.mode == NET_MODE_VETH) {
+        const char *n = cfg->network.host_ifname;
+        if (!n || !*n || strlen(n) >= IFNAMSIZ || strchr(n, '/') || strchr(n, ' '))
+            return err_config(err, VMCORE_ECONFIG, "network.host_ifname",
+                              "veth needs an interface name of 1 to %d characters", IFNAMSIZ - 1);
+        if (if_nametoindex(n))
+            return err_config(err, VMCORE_ECONFIG, "network.host_ifname",
+                              "an interface named %s already exists", n);
+        if (check_cidr("network.address", cfg->network.address, err) < 0)
+            return err->code;
+        if (cfg->network.host_address &&
+            check_cidr("network.host_address", cfg->network.host_address, err) < 0)
+            return err->code;
+    } else if (cfg->network.mode != NET_MODE_NONE && cfg->network.mode != NET_MODE_HOST) {
+        return err_config(err, VMCORE_ECONFIG, "network.mode", "unknown mode %d", (int)cfg->network.mode);
+    }
+    for (size_t i = 0; i < cfg->nmounts; i++) {
+        char field[64];
+        snprintf(field, sizeof field, "mounts[%zu].source", i);
+        if (!cfg->mounts[i].source || stat(cfg->mounts[i].source, &st) < 0)
+            return err_config(err, VMCORE_ENOENT, field, "%s: no such file or directory",
+                              cfg->mounts[i].source ? cfg->mounts[i].source : "(null)");
+        snprintf(field, sizeof field, "mounts[%zu].target", i);
+        const char *t = cfg->mounts[i].target;
+        if (!t || t[0] != '/' || strstr(t, "/../") || (strlen(t) >= 3 && !strcmp(t + strlen(t) - 3, "/..")))
+            return err_config(err, VMCORE_ECONFIG, field, "must be an absolute path without ..");
+    }
+    return 0;
+}
+
+static int container_create(vmcore_domain *d, const struct vmcore_config *cfg, void **priv,
+                            struct vmcore_err *err)
+{
+    int rc = check_config(cfg, err);
+    if (rc < 0)
+        return rc;
+    struct ct *ct = calloc(1, sizeof *ct);
+    if (!ct)
+        return err_set(err, VMCORE_ENOMEM, "out of memory");
+    ct->d = d;
+    ct->cfg = cfg;
+    ct->cg.v2_fd = -1;
+    if ((rc = rootfs_check_exe(cfg->rootfs, cfg->process.args[0], cfg->process.env, ct->exe,
+                               sizeof ct->exe, err)) < 0 ||
+        (rc = seccomp_filter_build(&ct->filter, err)) < 0) {
+        free(ct);
+        return rc;
+    }
+    *priv = ct;
+    return 0;
+}
+
+static int container_start(vmcore_domain *d, void *priv, struct vmcore_err *err)
+{
+    (void)d;
+    struct ct *ct = priv;
+    char name[64];
+    snprintf(name, sizeof name, "vmcore-%d-%lx", (int)getpid(), (unsigned long)(uintptr_t)ct);
+    int rc = cgroup_create(&ct->cg, name, ct->cfg, err);
+    if (rc < 0)
+        return rc;
+    ct->cg_made = true;
+    ct->init = run_new(ct, false, NULL);
+    if (!ct->init)
+        return err_set(err, VMCORE_ENOMEM, "out of memory");
+    if ((rc = run_start(ct, ct->init, ct->exe, NULL, err)) < 0) {
+        run_free(ct->init);
+        ct->init = NULL;
+        if (ct->veth_made)
+            net_link_delete(ct->cfg->network.host_ifname);
+        ct->veth_made = false;
+        cgroup_destroy(&ct->cg);
+        ct->cg_made = false;
+        return rc;
+    }
+    ct->started = true;
+    return 0;
+}
+
+static int signal_init(struct ct *ct, int sig, struct vmcore_err *err)
+{
+    if (!ct->init || ct->init->exited)
+        return 0;
+    if (syscall(SYS_pidfd_send_signal, ct->init->proc.pidfd, sig, NULL, 0) < 0 && errno != ESRCH)
+        return err_sys(err, VMCORE_ESYS, errno, "pidfd_send_signal(%d)", sig);
+    return 0;
+}
+
+static int container_pause(vmcore_domain *d, void *priv, struct vmcore_err *err)
+{
+    (void)d;
+    return cgroup_freeze(&((struct ct *)priv)->cg, true, err);
+}
+
+static int container_resume(vmcore_domain *d, void *priv, struct vmcore_err *err)
+{
+    (void)d;
+    return cgroup_freeze(&((struct ct *)priv)->cg, false, err);
+}
+
+static int container_shutdown(vmcore_domain *d, void *priv, struct vmcore_err *err)
+{
+    (void)d;
+    struct ct *ct = priv;
+    /* A frozen group would hold the signal until resumed. */
+    if (ct->cg_made)
+        cgroup_freeze(&ct->cg, false, NULL);
+    return signal_init(ct, SIGTERM, err);
+}
+
+static int container_kill(vmcore_domain *d, void *priv, struct vmcore_err *err)
+{
+    (void)d;
+    struct ct *ct = priv;
+    int rc = signal_init(ct, SIGKILL, err);
+    if (ct->cg_made) {
+        cgroup_kill_all(&ct->cg);
+        cgroup_freeze(&ct->cg, false, NULL);
+    }
+    return rc;
+}
+
+static int container_stats(vmcore_domain *d, void *priv, vmcore_stats *out, struct vmcore_err *err)
+{
+    (void)d;
+    struct ct *ct = priv;
+    if (!ct->cg_made)
+        return 0;
+    return cgroup_stats(&ct->cg, out, err);
+}
+
+struct write_req {
+    uv_write_t req;
+    char data[];
+};
+
+static void write_done_cb(uv_write_t *req, int status)
+{
+    (void)status; /* a container that stopped reading is not an error of the caller */
+    free(req);
+}
+
+static void shutdown_done_cb(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    uv_close((uv_handle_t *)req->handle, handle_free_cb);
+    free(req);
+}
+
+static int container_console_write(vmcore_domain *d, void *priv, const void *data, size_t len,
+                                   struct vmcore_err *err)
+{
+    (void)d;
+    struct ct *ct = priv;
+    struct ct_run *r = ct->init;
+    if (!r || !r->in)
+        return err_set(err, VMCORE_ESTATE, "the container's stdin is closed");
+    bool pty = r->in == r->out;
+    if (len == 0 && !pty) {
+        struct ct_handle *h = r->in;
+        r->in = NULL;
+        h->run = NULL;
+        uv_shutdown_t *req = malloc(sizeof *req);
+        if (!req || uv_shutdown(req, (uv_stream_t *)&h->u.pipe, shutdown_done_cb) < 0) {
+            free(req);
+            uv_close(&h->u.h, handle_free_cb);
+        }
+        return 0;
+    }
+    if (len == 0) {
+        data = "\x04"; /* end of input on a terminal: ^D */
+        len = 1;
+    }
+    struct write_req *w = malloc(sizeof *w + len);
+    if (!w)
+        return err_set(err, VMCORE_ENOMEM, "out of memory");
+    memcpy(w->data, data, len);
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
+    int rc = uv_write(&w->req, (uv_stream_t *)&r->in->u.pipe, &b, 1, write_done_cb);
+    if (rc < 0) {
+        free(w);
+        return err_set(err, VMCORE_ESYS, "write to the container's stdin: %s", uv_strerror(rc));
+    }
+    return 0;
+}
+
+static int container_exec(vmcore_domain *d, void *priv, const char *const *argv, void *token,
+                          struct vmcore_err *err)
+{
+    (void)d;
+    struct ct *ct = priv;
+    if (!ct->init || ct->init->exited)
+        return err_set(err, VMCORE_ESTATE, "the container is not running");
+    if (!argv || !argv[0])
+        return err_set(err, VMCORE_EINVAL, "exec: empty argv");
+    char exe[4096];
+    int rc = rootfs_check_exe(ct->cfg->rootfs, argv[0], ct->cfg->process.env, exe, sizeof exe, err);
+    if (rc < 0) {
+        /* the message names the exec's argv, not the configuration */
+        err->path[0] = 0;
+        return rc;
+    }
+    struct ct_run *r = run_new(ct, true, token);
+    if (!r)
+        return err_set(err, VMCORE_ENOMEM, "out of memory");
+    if ((rc = run_start(ct, r, exe, argv, err)) < 0) {
+        run_free(r);
+        return rc;
+    }
+    r->next = ct->execs;
+    ct->execs = r;
+    return 0;
+}
+
+static void container_destroy(vmcore_domain *d, void *priv)
+{
+    (void)d;
+    struct ct *ct = priv;
+    if (!ct)
+        return;
+    if (ct->cg_made)
+        cgroup_kill_all(&ct->cg);
+    while (ct->execs) {
+        struct ct_run *r = ct->execs;
+        ct->execs = r->next;
+        run_free(r);
+    }
+    if (ct->init)
+        run_free(ct->init);
+    if (ct->veth_made)
+        net_link_delete(ct->cfg->network.host_ifname);
+    if (ct->cg_made)
+        cgroup_destroy(&ct->cg);
+    seccomp_filter_free(&ct->filter);
+    free(ct);
+}
+
+const struct backend_ops backend_container_ops = {
+    .name = "container",
+    .probe = container_probe,
+    .create = container_create,
+    .start = container_start,
+    .pause = container_pause,
+    .resume = container_resume,
+    .shutdown = container_shutdown,
+    .kill = container_kill,
+    .stats = container_stats,
+    .console_write = container_console_write,
+    .exec = container_exec,
+    .destroy = container_destroy,
+};

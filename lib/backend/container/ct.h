@@ -1,0 +1,118 @@
+/* Internal interfaces of the container backend (lib/backend/container).
+ *
+ * The parent side (container.c, cgroup.c, net.c host half) runs on the loop thread and
+ * may allocate. The child side (spawn.c, rootfs.c, caps.c, net.c child half) runs in the
+ * clone3() child of a possibly multi-threaded process, between clone3 and execve: it
+ * only makes system calls on memory prepared by the parent, never mallocs or locks. */
+#ifndef VMCORE_CT_H
+#define VMCORE_CT_H
+
+#include <linux/filter.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/config.h"
+#include "core/err.h"
+#include "vmcore/domain.h"
+
+/* --- errors reported by the child through its error pipe ------------------------ */
+struct ct_child_err {
+    int code;        /* VMCORE_E* */
+    int errnum;      /* errno, 0 if none */
+    char msg[400];
+};
+/* Fill @e and return -1 (child side; no allocation). */
+int ct_child_fail(struct ct_child_err *e, int code, int errnum, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* --- cgroups (cgroup.c) ---------------------------------------------------------- */
+enum cg_ctrl { CG_MEMORY, CG_PIDS, CG_CPU, CG_CPUACCT, CG_FREEZER, CG_NCTRL };
+
+struct ct_cgroup {
+    bool v2;                    /* unified hierarchy at /sys/fs/cgroup */
+    bool created;
+    char path[CG_NCTRL][4096];  /* v1: one folder per controller ("" if absent); v2: [0] */
+    int v2_fd;                  /* v2: O_PATH fd for CLONE_INTO_CGROUP, else -1 */
+};
+
+/* Which layout the host has: "v2", "v1" or "hybrid"; NULL when no usable cgroup fs. */
+const char *cgroup_layout(void);
+/* Make the per-container group(s) under this process's own group and apply @cfg's limits. */
+int cgroup_create(struct ct_cgroup *cg, const char *name, const struct vmcore_config *cfg,
+                  struct vmcore_err *err);
+/* v1: move @pid into every controller's group (v2 uses CLONE_INTO_CGROUP instead). */
+int cgroup_attach(struct ct_cgroup *cg, pid_t pid, struct vmcore_err *err);
+int cgroup_freeze(struct ct_cgroup *cg, bool frozen, struct vmcore_err *err);
+int cgroup_stats(struct ct_cgroup *cg, vmcore_stats *out, struct vmcore_err *err);
+/* SIGKILL every process in the group; returns how many were signalled. */
+int cgroup_kill_all(struct ct_cgroup *cg);
+/* Kill what is left, wait for the group to empty and remove it. Idempotent. */
+void cgroup_destroy(struct ct_cgroup *cg);
+
+/* --- seccomp (seccomp.c) ---------------------------------------------------------- */
+/* Build the default filter as BPF (parent side). Free with seccomp_filter_free(). */
+int seccomp_filter_build(struct sock_fprog *out, struct vmcore_err *err);
+void seccomp_filter_free(struct sock_fprog *prog);
+
+/* --- capabilities (caps.c, child side) ------------------------------------------- */
+/* Docker's default capability set, as a bit mask. */
+uint64_t caps_default_mask(void);
+/* Drop the bounding set and ambient caps to @keep, switch to @uid/@gid, leave exactly
+ * @keep permitted/effective/inheritable for uid 0, and set no_new_privs. */
+int caps_apply(uint64_t keep, uint32_t uid, uint32_t gid, bool userns, struct ct_child_err *e);
+
+/* --- network (net.c) ------------------------------------------------------------- */
+/* Child side: bring "lo" up; with @addr (CIDR), configure and raise @ifname too. */
+int net_child_setup(const char *ifname, const char *addr, struct ct_child_err *e);
+/* Host side: make a veth pair, @host_ifname here, @peer_ifname inside @pid's netns;
+ * give the host end @host_addr (CIDR, may be NULL) and bring it up. */
+int net_veth_create(const char *host_ifname, const char *peer_ifname, pid_t pid,
+                    const char *host_addr, struct vmcore_err *err);
+/* Delete a link by name; 0 if deleted or already gone. */
+int net_link_delete(const char *ifname);
+/* Parse "a.b.c.d/len"; 0 on success. */
+int net_parse_cidr(const char *s, uint32_t *addr_be, unsigned *prefix);
+
+/* --- root filesystem (rootfs.c) --------------------------------------------------- */
+/* Parent side: @path resolved inside @rootfs (symlinks stay inside) must be a regular
+ * executable file; for a bare name, search PATH from @env. Writes the in-container path
+ * to @out. */
+int rootfs_check_exe(const char *rootfs, const char *arg0, char *const *env, char *out,
+                     size_t outlen, struct vmcore_err *err);
+/* Child side: mount everything and pivot_root into cfg->rootfs. cwd is "/" afterwards. */
+int rootfs_setup(const struct vmcore_config *cfg, bool userns, const char *console_path,
+                 struct ct_child_err *e);
+
+/* --- spawning (spawn.c) ------------------------------------------------------------ */
+struct ct_spawn {
+    const struct vmcore_config *cfg;
+    const char *exe;            /* path of args[0] inside the container */
+    const char *const *argv;    /* defaults to cfg->process.args */
+    const struct sock_fprog *filter;
+    uint64_t caps;
+    bool new_net;               /* a fresh net namespace (none / veth) */
+    const char *veth_addr;      /* inside address for "eth0", or NULL */
+    int cgroup_fd;              /* v2 group for CLONE_INTO_CGROUP, or -1 */
+    int join_pidfd;             /* exec: pidfd of the container's init, else -1 */
+    int stdio[3];               /* child's stdin/stdout/stderr */
+    int pty_slave;              /* terminal mode: the slave (also in stdio), else -1 */
+    const char *pty_slave_path; /* for /dev/console, or NULL */
+    int close_fds[8];           /* parent-side fds the child closes (-1 padded) */
+};
+
+struct ct_proc {
+    pid_t pid;
+    int pidfd;
+    int sync_wr;                /* write a byte to let the child continue */
+    int err_rd;                 /* EOF = exec'd; data = struct ct_child_err */
+};
+
+/* clone3 the child; it waits for ct_spawn_release(). */
+int ct_spawn(const struct ct_spawn *s, struct ct_proc *p, struct vmcore_err *err);
+/* Let the child go and wait until it has exec'd (0) or failed (error with its message). */
+int ct_spawn_release(struct ct_proc *p, struct vmcore_err *err);
+/* Kill and reap a child that has not been handed to the loop yet. */
+void ct_spawn_abort(struct ct_proc *p);
+
+#endif

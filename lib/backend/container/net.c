@@ -1,0 +1,225 @@
+/* Container networking over rtnetlink, messages built by hand (no `ip` at run time).
+ * Host side: create the veth pair and raise the host end. Child side (in the new net
+ * namespace, before execve): raise lo and configure the inside end. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/veth.h>
+
+#include "ct.h"
+
+struct nlmsg {
+    union {
+        struct nlmsghdr h;
+        char buf[1024];
+    };
+};
+
+static void nl_begin(struct nlmsg *m, int type, int flags)
+{
+    memset(m, 0, sizeof *m);
+    m->h.nlmsg_len = NLMSG_LENGTH(0);
+    m->h.nlmsg_type = (unsigned short)type;
+    m->h.nlmsg_flags = (unsigned short)(NLM_F_REQUEST | NLM_F_ACK | flags);
+    m->h.nlmsg_seq = 1;
+}
+
+static void *nl_put(struct nlmsg *m, const void *data, size_t len)
+{
+    char *p = m->buf + NLMSG_ALIGN(m->h.nlmsg_len);
+    if (data)
+        memcpy(p, data, len);
+    else
+        memset(p, 0, len);
+    m->h.nlmsg_len = NLMSG_ALIGN(m->h.nlmsg_len) + (unsigned)len;
+    return p;
+}
+
+static struct rtattr *nl_attr(struct nlmsg *m, int type, const void *data, size_t len)
+{
+    struct rtattr *a = (struct rtattr *)(m->buf + NLMSG_ALIGN(m->h.nlmsg_len));
+    a->rta_type = (unsigned short)type;
+    a->rta_len = (unsigned short)RTA_LENGTH(len);
+    if (len)
+        memcpy(RTA_DATA(a), data, len);
+    m->h.nlmsg_len = NLMSG_ALIGN(m->h.nlmsg_len) + RTA_ALIGN(a->rta_len);
+    return a;
+}
+
+static void nl_nest_end(struct nlmsg *m, struct rtattr *a)
+{
+    a->rta_len = (unsigned short)(m->buf + m->h.nlmsg_len - (char *)a);
+}
+
+/* Send one request and wait for its ack; returns 0 or -errno. */
+static int nl_talk(struct nlmsg *m)
+{
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0)
+        return -errno;
+    struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+    int rc;
+    if (sendto(fd, m, m->h.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    char buf[4096];
+    for (;;) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            goto out;
+        }
+        for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (unsigned)n);
+             h = NLMSG_NEXT(h, n)) {
+            if (h->nlmsg_type == NLMSG_ERROR) {
+                struct nlmsgerr *e = NLMSG_DATA(h);
+                rc = e->error;
+                goto out;
+            }
+        }
+    }
+out:
+    close(fd);
+    return rc;
+}
+
+static int link_set_up(const char *ifname)
+{
+    struct nlmsg m;
+    nl_begin(&m, RTM_NEWLINK, 0);
+    struct ifinfomsg *ifi = nl_put(&m, NULL, sizeof *ifi);
+    ifi->ifi_family = AF_UNSPEC;
+    ifi->ifi_flags = IFF_UP;
+    ifi->ifi_change = IFF_UP;
+    nl_attr(&m, IFLA_IFNAME, ifname, strlen(ifname) + 1);
+    return nl_talk(&m);
+}
+
+int net_parse_cidr(const char *s, uint32_t *addr_be, unsigned *prefix)
+{
+    char ip[INET_ADDRSTRLEN];
+    const char *slash = strchr(s, '/');
+    size_t n = slash ? (size_t)(slash - s) : strlen(s);
+    if (n == 0 || n >= sizeof ip)
+        return -1;
+    memcpy(ip, s, n);
+    ip[n] = 0;
+    struct in_addr a;
+    if (inet_pton(AF_INET, ip, &a) != 1)
+        return -1;
+    unsigned p = 32;
+    if (slash) {
+        char *end;
+        unsigned long v = strtoul(slash + 1, &end, 10);
+        if (*end || end == slash + 1 || v > 32)
+            return -1;
+        p = (unsigned)v;
+    }
+    *addr_be = a.s_addr;
+    *prefix = p;
+    return 0;
+}
+
+static int addr_add(const char *ifname, const char *cidr)
+{
+    uint32_t a;
+    unsigned prefix;
+    if (net_parse_cidr(cidr, &a, &prefix) < 0)
+        return -EINVAL;
+    unsigned idx = if_nametoindex(ifname);
+    if (!idx)
+        return -errno;
+    struct nlmsg m;
+    nl_begin(&m, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL);
+    struct ifaddrmsg *ifa = nl_put(&m, NULL, sizeof *ifa);
+    ifa->ifa_family = AF_INET;
+    ifa->ifa_prefixlen = (unsigned char)prefix;
+    ifa->ifa_index = idx;
+    nl_attr(&m, IFA_LOCAL, &a, 4);
+    nl_attr(&m, IFA_ADDRESS, &a, 4);
+    if (prefix < 31) {
+        uint32_t bcast = a | htonl(prefix ? (0xffffffffu >> prefix) : 0xffffffffu);
+        nl_attr(&m, IFA_BROADCAST, &bcast, 4);
+    }
+    return nl_talk(&m);
+}
+
+int net_child_setup(const char *ifname, const char *addr, struct ct_child_err *e)
+{
+    int r = link_set_up("lo");
+    if (r < 0)
+        return ct_child_fail(e, VMCORE_ESYS, -r, "bring up lo in the container");
+    if (ifname && addr) {
+        if ((r = addr_add(ifname, addr)) < 0)
+            return ct_child_fail(e, VMCORE_ESYS, -r, "network.address: add %s to %s", addr, ifname);
+        if ((r = link_set_up(ifname)) < 0)
+            return ct_child_fail(e, VMCORE_ESYS, -r, "bring up %s in the container", ifname);
+    }
+    return 0;
+}
+
+int net_veth_create(const char *host_ifname, const char *peer_ifname, pid_t pid,
+                    const char *host_addr, struct vmcore_err *err)
+{
+    struct nlmsg m;
+    nl_begin(&m, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+    struct ifinfomsg *ifi = nl_put(&m, NULL, sizeof *ifi);
+    ifi->ifi_family = AF_UNSPEC;
+    nl_attr(&m, IFLA_IFNAME, host_ifname, strlen(host_ifname) + 1);
+    struct rtattr *info = nl_attr(&m, IFLA_LINKINFO, NULL, 0);
+    nl_attr(&m, IFLA_INFO_KIND, "veth", 5);
+    struct rtattr *data = nl_attr(&m, IFLA_INFO_DATA, NULL, 0);
+    struct rtattr *peer = nl_attr(&m, VETH_INFO_PEER, NULL, 0);
+    struct ifinfomsg *pifi = nl_put(&m, NULL, sizeof *pifi);
+    pifi->ifi_family = AF_UNSPEC;
+    nl_attr(&m, IFLA_IFNAME, peer_ifname, strlen(peer_ifname) + 1);
+    uint32_t npid = (uint32_t)pid;
+    nl_attr(&m, IFLA_NET_NS_PID, &npid, 4);
+    nl_nest_end(&m, peer);
+    nl_nest_end(&m, data);
+    nl_nest_end(&m, info);
+    int r = nl_talk(&m);
+    if (r == -EEXIST)
+        return err_set(err, VMCORE_ECONFIG, "network.host_ifname: an interface named %s already exists",
+                       host_ifname);
+    if (r < 0)
+        return err_sys(err, r == -EPERM ? VMCORE_EPERM : VMCORE_ESYS, -r,
+                       "network.host_ifname: create veth %s", host_ifname);
+    if (host_addr && (r = addr_add(host_ifname, host_addr)) < 0) {
+        net_link_delete(host_ifname);
+        return err_sys(err, VMCORE_ESYS, -r, "network.host_address: add %s to %s", host_addr,
+                       host_ifname);
+    }
+    if ((r = link_set_up(host_ifname)) < 0) {
+        net_link_delete(host_ifname);
+        return err_sys(err, VMCORE_ESYS, -r, "bring up %s", host_ifname);
+    }
+    return 0;
+}
+
+int net_link_delete(const char *ifname)
+{
+    struct nlmsg m;
+    nl_begin(&m, RTM_DELLINK, 0);
+    struct ifinfomsg *ifi = nl_put(&m, NULL, sizeof *ifi);
+    ifi->ifi_family = AF_UNSPEC;
+    nl_attr(&m, IFLA_IFNAME, ifname, strlen(ifname) + 1);
+    int r = nl_talk(&m);
+    return r == -ENODEV ? 0 : r;
+}
