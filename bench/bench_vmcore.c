@@ -200,15 +200,17 @@ static void dom_close_all(vmcore_ctx *ctx, struct dom *doms, unsigned n)
             run_until(ctx, &doms[i].closed, GUARD_MS);
 }
 
-static long self_rss_kb(void)
+/* One "Key: N kB" line of a /proc/self file. */
+static long self_kb(const char *file, const char *key)
 {
-    FILE *f = fopen("/proc/self/status", "r");
+    FILE *f = fopen(file, "r");
     char line[256];
     long kb = -1;
+    size_t klen = strlen(key);
     if (!f)
         return -1;
     while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld", &kb) == 1)
+        if (!strncmp(line, key, klen) && sscanf(line + klen, " %ld", &kb) == 1)
             break;
     fclose(f);
     return kb;
@@ -313,12 +315,15 @@ static int cmd_idle(const struct config *c, unsigned count, const char *ready)
     if (rc < 0)
         return fail_json("vmcore_ctx_new", rc, "");
     struct dom *doms = calloc(count, sizeof *doms);
-    long rss0 = self_rss_kb();
+    /* The runner subtracts what this process used before any domain existed. */
+    long pss0 = self_kb("/proc/self/smaps_rollup", "Pss:");
+    long rss0 = self_kb("/proc/self/status", "VmRSS:");
     int status = doms ? start_range(ctx, c, doms, 0, count, ready)
                       : fail_json("calloc", VMCORE_ENOMEM, "");
     if (status == 0) {
-        printf("{\"ready\": %u, \"pid\": %d, \"rss_before_kb\": %ld, \"rss_after_kb\": %ld}\n",
-               count, (int)getpid(), rss0, self_rss_kb());
+        printf("{\"ready\": %u, \"pid\": %d, \"pss_before_kb\": %ld, \"rss_before_kb\": %ld, "
+               "\"rss_after_kb\": %ld}\n",
+               count, (int)getpid(), pss0, rss0, self_kb("/proc/self/status", "VmRSS:"));
         fflush(stdout);
         char buf[64];
         while (read(0, buf, sizeof buf) > 0) /* the runner measures us meanwhile */
