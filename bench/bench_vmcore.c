@@ -363,6 +363,8 @@ static int cmd_density(const struct config *c, unsigned max, unsigned step, unsi
         unsigned to = n + step > max ? max : n + step;
         if (start_range(ctx, c, doms, n, to, ready) != 0) {
             why = "a start failed (see the error line above)";
+            /* Not one domain ran: that is an error, not a density of zero. */
+            status = good == 0;
             n = to;
             break;
         }
