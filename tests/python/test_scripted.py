@@ -379,3 +379,23 @@ def test_async_context_close_kills_running_domains(arun):
 
     ds = arun(body)
     assert all(d.closed and d.exit.signal == 9 for d in ds)
+
+
+def test_reading_a_domain_that_never_started_is_refused(ctx, scripted):
+    d = scripted(ctx, "run")
+    with pytest.raises(vmcore.StateError):
+        list(d.console)
+    with pytest.raises(vmcore.StateError):
+        next(d.events())
+    with pytest.raises(vmcore.StateError):
+        d.console.read()
+
+
+def test_operation_pending_at_close_is_canceled(ctx, scripted):
+    d = scripted(ctx, "ignore-shutdown")
+    d.start()
+    assert d.shutdown(timeout=3600, wait=False) is None
+    assert d._pending
+    d.close()
+    assert not d._pending
+    assert d.exit.signal == 9

@@ -18,7 +18,7 @@ from typing import (TYPE_CHECKING, Any, AsyncIterator, Callable, Deque, Dict, It
                     Optional, Sequence, Tuple, Union)
 
 from . import _callbacks, _lib
-from .errors import ETIMEDOUT, ClosedError, StateError, VmcoreError, make_error
+from .errors import ECANCELED, ETIMEDOUT, ClosedError, StateError, VmcoreError, make_error
 from .model import (ConsoleEvent, Event, EventType, Exit, ExitEvent, ExitKind, State,
                     StateEvent, Stats, Stream, event_from_c)
 
@@ -112,6 +112,7 @@ class Console:
         @timeout bounds each wait for the next chunk."""
         ctx = self._domain._ctx
         while True:
+            self._domain._check_waitable()
             ctx._run_until(self._ready, timeout)
             item = self._pop()
             if item is None:
@@ -124,6 +125,7 @@ class Console:
 
     def read(self, timeout: Optional[float] = None) -> bytes:
         """Wait until the domain has ended; return all output not read yet."""
+        self._domain._check_waitable()
         self._domain._ctx._run_until(lambda: self._domain.ended, timeout)
         return self.read_nowait()
 
@@ -133,6 +135,7 @@ class Console:
         """Async variant of :meth:`chunks`."""
         ctx = self._domain._ctx
         while True:
+            self._domain._check_waitable()
             await ctx._until(self._ready, timeout)
             item = self._pop()
             if item is None:
@@ -145,6 +148,7 @@ class Console:
 
     async def aread(self, timeout: Optional[float] = None) -> bytes:
         """Async variant of :meth:`read`."""
+        self._domain._check_waitable()
         await self._domain._ctx._until(lambda: self._domain.ended, timeout)
         return self.read_nowait()
 
@@ -181,6 +185,8 @@ class EventIterator:
     def __next__(self) -> Event:
         if self._id is None and not self._queue:
             raise StopIteration
+        if not self._queue:
+            self._domain._check_waitable()
         self._domain._ctx._run_until(self._ready, self._timeout)
         ev = self._take()
         if ev is None:
@@ -193,6 +199,8 @@ class EventIterator:
     async def __anext__(self) -> Event:
         if self._id is None and not self._queue:
             raise StopAsyncIteration
+        if not self._queue:
+            self._domain._check_waitable()
         await self._domain._ctx._until(self._ready, self._timeout)
         ev = self._take()
         if ev is None:
@@ -219,6 +227,7 @@ class DomainBase:
         self._last_state = State.CREATED
         self._listeners: Dict[int, Tuple[int, EventCallback]] = {}
         self._listener_ids = itertools.count(1)
+        self._pending: Dict[int, _Completion] = {}  # by callback token
         self._name = _lib.text(lib.vmcore_domain_name(handle))
         self._backend = _lib.text(lib.vmcore_domain_backend(handle))
         #: The console: ``write()`` input, iterate or ``read()`` output.
@@ -349,17 +358,30 @@ class DomainBase:
             raise self._error(rc)
         return rc
 
-    def _begin(self, fn: Callable[..., int], *args: Any) -> _Completion:
-        """Start an asynchronous C operation whose callback is a vmcore_domain_cb."""
+    def _call_async(self, fn: Callable[..., int], args: Sequence[Any], trampoline: Any,
+                    keep: Any = None) -> _Completion:
+        """Call fn(handle, *args, trampoline, token) and track the completion until its
+        callback runs, or until the domain is closed (then it ends as canceled: the core
+        does not call back an exec pending at close)."""
         handle = self._handle()
-        c = _Completion()
-        token = _callbacks.register(c.set)
-        rc = fn(handle, *args, _callbacks.domain_cb, token)
+        c = _Completion(keep)
+
+        def complete(status: int, cexit: Any = None) -> None:
+            self._pending.pop(token, None)
+            c.set(status, cexit)
+
+        token = _callbacks.register(complete)
+        rc = fn(handle, *args, trampoline, token)
         if rc < 0:
             _callbacks.unregister(token)
             raise self._error(rc)
+        self._pending[token] = c
         self._ctx._poke()
         return c
+
+    def _begin(self, fn: Callable[..., int], *args: Any) -> _Completion:
+        """Start an asynchronous C operation whose callback is a vmcore_domain_cb."""
+        return self._call_async(fn, args, _callbacks.domain_cb)
 
     def _finish(self, c: _Completion, *ok: int) -> None:
         if c.done and c.status < 0 and c.status not in ok:
@@ -370,15 +392,8 @@ class DomainBase:
             raise ValueError("exec needs a non-empty argv")
         args = [a if isinstance(a, bytes) else str(a).encode() for a in argv]
         cargv = (ctypes.c_char_p * (len(args) + 1))(*args, None)
-        handle = self._handle()
-        c = _Completion(keep=cargv)
-        token = _callbacks.register(c.set)
-        rc = _lib.get().vmcore_domain_exec(handle, cargv, _callbacks.exec_cb, token)
-        if rc < 0:
-            _callbacks.unregister(token)
-            raise self._error(rc)
-        self._ctx._poke()
-        return c
+        return self._call_async(_lib.get().vmcore_domain_exec, (cargv,), _callbacks.exec_cb,
+                                keep=cargv)
 
     def _begin_shutdown(self, timeout: float) -> _Completion:
         if timeout < 0:
@@ -387,6 +402,7 @@ class DomainBase:
                            ctypes.c_uint64(int(timeout * 1000)))
 
     def _check_waitable(self) -> None:
+        """Waiting for the end of a domain nobody started would block forever."""
         if self.state == State.CREATED and not self._closing:
             raise StateError("domain %r was never started" % self._name)
 
@@ -408,6 +424,10 @@ class DomainBase:
         self.state
         self.exit
         _callbacks.unregister(self._event_token)
+        for token, c in list(self._pending.items()):
+            _callbacks.unregister(token)
+            c.set(ECANCELED)
+        self._pending.clear()
         self._listeners.clear()
         self._h = None
         self._ctx._forget(self)
