@@ -246,14 +246,16 @@ static void test_hostname_and_isolation(void **state)
     struct run r;
     /* Only the shell and the ls pipeline exist in the container's /proc. */
     sh(&r, "\"hostname\":\"box7\",",
-       "hostname; ls /proc | grep -c '^[0-9]'; wc -c < /proc/kcore; cat /proc/self/cgroup | grep -c vmcore; exit 0");
+       "hostname; ls /proc | grep -c '^[0-9]'; cat /proc/kcore /proc/timer_list /proc/keys 2>/dev/null | wc -c;"
+       "cat /proc/self/cgroup | grep -c vmcore; exit 0");
     assert_int_equal(r.exit.status, 0);
     char host[64];
     int procs = -1, kcore = -1, cgnames = -1;
-    assert_int_equal(sscanf(r.out, "%63s %d %d %d", host, &procs, &kcore, &cgnames), 4);
+    if (sscanf(r.out, "%63s %d %d %d", host, &procs, &kcore, &cgnames) != 4)
+        fail_msg("output: %s / %s", r.out, r.err);
     assert_string_equal(host, "box7");
     assert_true(procs >= 1 && procs <= 4);
-    assert_int_equal(kcore, 0);   /* masked by /dev/null */
+    assert_int_equal(kcore, 0);   /* masked by /dev/null (or absent) */
     assert_int_equal(cgnames, 0); /* cgroup namespace hides the host's group names */
     run_close(&r);
 }
@@ -337,23 +339,21 @@ static void test_pids_limit_stops_fork_bomb(void **state)
     REQUIRE();
     struct run r;
     int rc = run_new(&r, "{" BASE ",\"limits\":{\"pids\":8},\"process\":{\"args\":[\"/bin/sh\",\"-c\","
-                         "\"n=0; for i in $(seq 1 40); do sleep 1000 & n=$((n+1)); done 2>/dev/null;"
-                         " echo forks=$(ls /proc | grep -c '^[0-9]'); echo done\"]}}", rootfs);
+                         "\"(while :; do sleep 1000 & done) 2>/dev/null; echo stopped; read x\"]}}", rootfs);
     assert_int_equal(rc, 0);
     run_start(&r);
-    /* wait for "done" (the shell itself keeps running until killed) */
-    for (int i = 0; i < 600 && !strstr(r.out, "done"); i++) {
+    /* The bomb's subshell dies at the first refused fork; the parent reports it with a
+     * builtin (it could not fork either) and waits. */
+    for (int i = 0; i < 6000 && !strstr(r.out, "stopped") && !r.exited; i++) {
         int never = 0;
-        vt_run_until(r.ctx, &never, 100);
+        vt_run_until(r.ctx, &never, 10);
     }
-    assert_non_null(strstr(r.out, "done"));
+    if (!strstr(r.out, "stopped"))
+        fail_msg("out: %s err: %s exited %d", r.out, r.err, r.exited);
     vmcore_stats st = VMCORE_STATS_INIT;
     assert_int_equal(vmcore_domain_stats(r.d, &st), 0);
     assert_true(st.pids <= 8);
-    assert_true(st.pids >= 2);
-    int procs = 0;
-    assert_int_equal(sscanf(strstr(r.out, "forks="), "forks=%d", &procs), 1);
-    assert_true(procs <= 8);
+    assert_true(st.pids >= 6); /* the shell and the sleeps that did start */
     assert_int_equal(vmcore_domain_kill(r.d, NULL, NULL), 0);
     run_wait(&r);
     assert_int_equal(r.exit.kind, VMCORE_EXIT_SIGNAL);
@@ -440,11 +440,6 @@ static void test_init_reaps_zombies(void **state)
     (void)state;
     REQUIRE();
     struct run r;
-    sh(&r, "\"process\":{\"init\":true,\"args\":[\"/bin/sh\",\"-c\",\"(sleep 0 &); sleep 0.2; echo pid=$$; ps -o stat | grep -c Z; exit 3\"]},",
-       "true");
-    (void)r;
-    run_close(&r);
-    /* the sh() helper runs its own command; test the init path directly */
     int rc = run_new(&r, "{" BASE ",\"process\":{\"init\":true,\"args\":[\"/bin/sh\",\"-c\","
                          "\"(sleep 0 &); sleep 0.3; echo pid=$$; ps -o stat | grep -c Z; exit 3\"]}}", rootfs);
     assert_int_equal(rc, 0);
@@ -490,7 +485,9 @@ static void test_terminal(void **state)
     run_start(&r);
     run_wait(&r);
     assert_int_equal(r.exit.status, 0);
-    assert_non_null(strstr(r.con, "/dev/pts/0"));
+    /* the host pty is bound on /dev/console inside, as ttyname reports */
+    if (!strstr(r.con, "/dev/console"))
+        fail_msg("con: [%s] out: [%s] status %d", r.con, r.out, r.exit.status);
     assert_non_null(strstr(r.con, "isatty"));
     run_close(&r);
 }
