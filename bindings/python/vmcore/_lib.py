@@ -160,7 +160,7 @@ def candidates() -> List[str]:
     found = ctypes.util.find_library("vmcore")
     if found:
         out.append(found)
-    return out
+    return list(dict.fromkeys(out))  # in order, without repeats
 
 
 def _load() -> ctypes.CDLL:
