@@ -8,9 +8,11 @@
  *   bench_vmcore idle --count N [--ready TEXT] CONFIG.json
  *       start N copies, wait until each is running (and printed TEXT, if given), report
  *       {"ready": N, "pid": ...}, hold them until stdin closes, then close them all
- *   bench_vmcore density [--max N] [--step S] [--limit-ms MS] [--ready TEXT] CONFIG.json
- *       keep adding copies; after each step send one byte to every domain's console and time
- *       the echo; stop at the first domain slower than MS (default 100) or at N
+ *   bench_vmcore density [--max N] [--step S] [--limit-ms MS] [--min-avail-mib M]
+ *                        [--ready TEXT] CONFIG.json
+ *       keep adding copies (S, then half as many as run); after each step send one byte to
+ *       every domain's console and time the echo; stop at the first domain slower than MS
+ *       (default 100), at N, or before the host's MemAvailable drops under M (default 4096)
  *
  * The copies differ only in "name". The domain's console must echo what it is sent for
  * `density` (the echo guest, or `cat` in a container). */
@@ -344,7 +346,7 @@ static int cmp_u64(const void *a, const void *b)
 }
 
 static int cmd_density(const struct config *c, unsigned max, unsigned step, unsigned limit_ms,
-                       const char *ready)
+                       unsigned min_avail_mib, const char *ready)
 {
     vmcore_ctx *ctx;
     int rc = vmcore_ctx_new(&ctx, NULL);
@@ -360,7 +362,14 @@ static int cmd_density(const struct config *c, unsigned max, unsigned step, unsi
         goto out;
     }
     while (n < max) {
-        unsigned to = n + step > max ? max : n + step;
+        /* Grow by half of what runs (at least --step): the ping rounds stay cheap. */
+        unsigned add = n / 2 > step ? n / 2 : step;
+        unsigned to = n + add > max ? max : n + add;
+        long avail = self_kb("/proc/meminfo", "MemAvailable:");
+        if (avail >= 0 && avail < (long)min_avail_mib * 1024) {
+            why = "kept the host's memory reserve (--min-avail-mib)";
+            break;
+        }
         if (start_range(ctx, c, doms, n, to, ready) != 0) {
             why = "a start failed (see the error line above)";
             /* Not one domain ran: that is an error, not a density of zero. */
@@ -421,8 +430,8 @@ static int usage(void)
             "usage: bench_vmcore probe BACKEND\n"
             "       bench_vmcore run [--runs R] CONFIG.json\n"
             "       bench_vmcore idle --count N [--ready TEXT] CONFIG.json\n"
-            "       bench_vmcore density [--max N] [--step S] [--limit-ms MS] [--ready TEXT] "
-            "CONFIG.json\n");
+            "       bench_vmcore density [--max N] [--step S] [--limit-ms MS] "
+            "[--min-avail-mib M] [--ready TEXT] CONFIG.json\n");
     return 2;
 }
 
@@ -433,7 +442,7 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "probe"))
         return cmd_probe(argv[2]);
-    unsigned runs = 5, count = 1, max = 64, step = 8, limit_ms = 100;
+    unsigned runs = 5, count = 1, max = 64, step = 8, limit_ms = 100, min_avail_mib = 4096;
     const char *ready = NULL, *path = NULL;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -443,6 +452,8 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--max") && v) max = (unsigned)strtoul(v, NULL, 0), i++;
         else if (!strcmp(a, "--step") && v) step = (unsigned)strtoul(v, NULL, 0), i++;
         else if (!strcmp(a, "--limit-ms") && v) limit_ms = (unsigned)strtoul(v, NULL, 0), i++;
+        else if (!strcmp(a, "--min-avail-mib") && v)
+            min_avail_mib = (unsigned)strtoul(v, NULL, 0), i++;
         else if (!strcmp(a, "--ready") && v) ready = v, i++;
         else if (a[0] != '-' && !path) path = a;
         else return usage();
@@ -458,7 +469,7 @@ int main(int argc, char **argv)
     else if (!strcmp(cmd, "idle"))
         rc = cmd_idle(&c, count, ready);
     else if (!strcmp(cmd, "density"))
-        rc = cmd_density(&c, max, step, limit_ms, ready);
+        rc = cmd_density(&c, max, step, limit_ms, min_avail_mib, ready);
     else
         rc = usage();
     config_free(&c);
