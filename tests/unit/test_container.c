@@ -277,6 +277,21 @@ static void test_mount_and_modules_refused(void **state)
     run_close(&r);
 }
 
+static void test_security_defaults(void **state)
+{
+    (void)state;
+    REQUIRE();
+    struct run r;
+    sh(&r, "", "grep -E '^(Seccomp|NoNewPrivs|CapBnd|CapEff):' /proc/self/status;"
+               "ls /proc/1/root/ >/dev/null; echo 1 > /proc/sysrq-trigger 2>/dev/null || echo sysrq-refused");
+    assert_non_null(strstr(r.out, "Seccomp:\t2\n"));
+    assert_non_null(strstr(r.out, "NoNewPrivs:\t1\n"));
+    assert_non_null(strstr(r.out, "CapBnd:\t00000000a80425fb\n")); /* Docker's default set */
+    assert_non_null(strstr(r.out, "CapEff:\t00000000a80425fb\n"));
+    assert_non_null(strstr(r.out, "sysrq-refused"));
+    run_close(&r);
+}
+
 static void test_readonly_rootfs_and_bind_mount(void **state)
 {
     (void)state;
@@ -626,6 +641,7 @@ int main(void)
         cmocka_unit_test(test_pid1_and_exit_status),
         cmocka_unit_test(test_hostname_and_isolation),
         cmocka_unit_test(test_mount_and_modules_refused),
+        cmocka_unit_test(test_security_defaults),
         cmocka_unit_test(test_readonly_rootfs_and_bind_mount),
         cmocka_unit_test(test_uid_gid_env_cwd),
         cmocka_unit_test(test_memory_limit_kills_hog),

@@ -236,11 +236,9 @@ int cgroup_create(struct ct_cgroup *cg, const char *name, const struct vmcore_co
 
 int cgroup_attach(struct ct_cgroup *cg, pid_t pid, struct vmcore_err *err)
 {
-    if (cg->v2)
-        return 0;
     char v[32];
     snprintf(v, sizeof v, "%d", (int)pid);
-    for (int i = 0; i < CG_NCTRL; i++) {
+    for (int i = 0; i < (cg->v2 ? 1 : CG_NCTRL); i++) {
         if (!cg->path[i][0])
             continue;
         int r = write_file(cg->path[i], "cgroup.procs", v);

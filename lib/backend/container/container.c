@@ -351,7 +351,7 @@ static int run_start(struct ct *ct, struct ct_run *r, const char *exe, const cha
 
     if ((rc = ct_spawn(&s, &r->proc, err)) < 0)
         goto fail;
-    if ((rc = cgroup_attach(&ct->cg, r->proc.pid, err)) < 0)
+    if (!r->proc.in_cgroup && (rc = cgroup_attach(&ct->cg, r->proc.pid, err)) < 0)
         goto fail_proc;
     if (!r->is_exec && cfg->userns.enabled) {
         if ((rc = write_map(r->proc.pid, "uid_map", cfg->userns.uid_map, cfg->userns.nuid_map,

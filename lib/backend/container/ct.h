@@ -41,7 +41,8 @@ const char *cgroup_layout(void);
 /* Make the per-container group(s) under this process's own group and apply @cfg's limits. */
 int cgroup_create(struct ct_cgroup *cg, const char *name, const struct vmcore_config *cfg,
                   struct vmcore_err *err);
-/* v1: move @pid into every controller's group (v2 uses CLONE_INTO_CGROUP instead). */
+/* Move @pid into the group (every v1 controller's, or the v2 one when CLONE_INTO_CGROUP
+ * could not be used). */
 int cgroup_attach(struct ct_cgroup *cg, pid_t pid, struct vmcore_err *err);
 int cgroup_freeze(struct ct_cgroup *cg, bool frozen, struct vmcore_err *err);
 int cgroup_stats(struct ct_cgroup *cg, vmcore_stats *out, struct vmcore_err *err);
@@ -106,6 +107,7 @@ struct ct_proc {
     int pidfd;
     int sync_wr;                /* write a byte to let the child continue */
     int err_rd;                 /* EOF = exec'd; data = struct ct_child_err */
+    bool in_cgroup;             /* CLONE_INTO_CGROUP placed it already */
 };
 
 /* clone3 the child; it waits for ct_spawn_release(). */

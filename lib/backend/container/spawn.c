@@ -248,6 +248,13 @@ int ct_spawn(const struct ct_spawn *s, struct ct_proc *p, struct vmcore_err *err
         }
     }
     long pid = syscall(SYS_clone3, &ca, sizeof ca);
+    if (pid < 0 && errno == ENOSYS) {
+        /* No clone3 (old kernel, or a sandbox such as valgrind or a seccomp profile that
+         * hides it): clone(2) also returns a pidfd; the cgroup is then joined by pid. */
+        ca.flags &= ~(uint64_t)CLONE_INTO_CGROUP;
+        pid = syscall(SYS_clone, (unsigned long)ca.flags, NULL, &pidfd, NULL, 0UL);
+    }
+    p->in_cgroup = pid > 0 && (ca.flags & CLONE_INTO_CGROUP);
     if (pid != 0 && own_pidns >= 0) {
         int se = errno;
         setns(own_pidns, CLONE_NEWPID);
