@@ -399,3 +399,75 @@ def test_operation_pending_at_close_is_canceled(ctx, scripted):
     d.close()
     assert not d._pending
     assert d.exit.signal == 9
+
+
+def test_context_run_returns_when_nothing_is_left(ctx, scripted):
+    d = scripted(ctx, "exit-8")
+    d.start(wait=False)
+    ctx.run()
+    assert d.exit.status == 8
+
+
+def test_abandoned_event_iterators_stop_listening(ctx, scripted):
+    d = scripted(ctx, "exit-0")
+    for _ in range(10):
+        d.events()
+    assert not d._listeners
+
+
+def test_a_context_belongs_to_its_thread(ctx, scripted):
+    import threading
+    d = scripted(ctx, "run")
+    d.start()
+    errors_seen = []
+
+    def other():
+        try:
+            d.wait()
+        except RuntimeError as e:
+            errors_seen.append(e)
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    assert len(errors_seen) == 1 and "thread" in str(errors_seen[0])
+    d.kill()
+
+
+LEFT_OPEN = r"""
+import asyncio, atexit, ctypes, sys
+sys.path.insert(0, %r)
+# atexit runs last-registered first: this report runs after vmcore's own handler
+atexit.register(lambda: print("closed", ctx.closed, actx.closed))
+import vmcore
+from vmcore import _lib
+from conftest import _shim_fn
+fn = _shim_fn()
+
+def make(ctx):
+    out = ctypes.c_void_p()
+    cfg = b'{"name": "run", "backend": "container", "rootfs": "/", "process": {"args": ["x"]}}'
+    assert fn(ctypes.byref(out), ctx._handle(), cfg) == 0
+    return ctx._adopt(out.value)
+
+ctx = vmcore.Context()
+make(ctx).start()
+
+async def main():
+    actx = vmcore.AsyncContext()
+    await make(actx).start()
+    return actx
+
+actx = asyncio.run(main())
+print("leaving")
+"""
+
+
+def test_contexts_left_open_are_closed_at_exit(tmp_path):
+    from conftest import HERE, run_python
+    script = tmp_path / "left_open.py"
+    script.write_text(LEFT_OPEN % str(HERE))
+    r = run_python(str(script))
+    assert r.stderr == b""
+    assert r.stdout == b"leaving\nclosed True True\n"
+    assert r.returncode == 0

@@ -18,6 +18,7 @@ import json
 import os
 import select
 import sys
+import threading
 import time
 import weakref
 from collections.abc import Mapping
@@ -49,6 +50,8 @@ class ContextBase:
         self._h: Optional[int] = handle.value
         self._domains: Set[DomainBase] = set()
         self._in_run = False
+        self._thread = threading.get_ident()
+        self._poller: Optional["select.poll"] = None
         #: Called with the exception when a user callback (an event subscriber) raises.
         #: None reports it the default way: sys.excepthook, or asyncio's exception handler.
         self.on_callback_error: Optional[Callable[[BaseException], None]] = None
@@ -98,6 +101,8 @@ class ContextBase:
 
     def _run_nowait(self) -> int:
         """One non-blocking round of the library's loop (callbacks run inside)."""
+        if threading.get_ident() != self._thread:
+            raise RuntimeError("a vmcore context must be used by the thread that created it")
         if self._in_run:
             raise RuntimeError("libvmcore's loop is already running: a blocking vmcore call "
                                "cannot be made from inside a vmcore callback")
@@ -130,6 +135,38 @@ class ContextBase:
 
     def _poke(self) -> None:
         """Called after an operation that may have given the library's loop new work."""
+
+    def _poll(self, deadline: Optional[float]) -> bool:
+        """Sleep until the library's loop has work (or its next timer is due); False if
+        @deadline passed first."""
+        t = self.backend_timeout
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            left_ms = int(left * 1000) + 1
+            t = left_ms if t < 0 else min(t, left_ms)
+        if self._poller is None:
+            self._poller = select.poll()
+            self._poller.register(self.backend_fd, select.POLLIN)
+        # poll() on the loop's epoll descriptor rather than a blocking uv_run(): a signal
+        # (Ctrl-C) interrupts it and its handler's exception propagates.
+        self._poller.poll(None if t < 0 else t)
+        return True
+
+    def _block_until(self, pred: Callable[[], Any], timeout: Optional[float] = None) -> None:
+        """Run the library's loop, sleeping in between, until pred() is true; Timeout
+        after @timeout seconds."""
+        if pred():
+            return
+        self._check_can_block()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._run_nowait()
+            if pred():
+                return
+            if not self._poll(deadline):
+                raise Timeout("timed out after %gs" % timeout)
 
     def _run_until(self, pred: Callable[[], Any], timeout: Optional[float] = None) -> None:
         raise TypeError("this is an asyncio context: await the coroutine instead")
@@ -217,6 +254,7 @@ class ContextBase:
         if rc < 0:
             raise self._error(rc)
         self._h = None
+        self._poller = None
         _open_contexts.discard(self)
 
     def __repr__(self) -> str:
@@ -275,35 +313,8 @@ class Context(ContextBase):
         """Handle what is ready now, without blocking; True if more work is pending."""
         return bool(self._run_nowait())
 
-    def _poll(self, deadline: Optional[float]) -> bool:
-        """Sleep until the library's loop has work (or its next timer is due); False if
-        @deadline passed first."""
-        t = self.backend_timeout
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            left_ms = int(left * 1000) + 1
-            t = left_ms if t < 0 else min(t, left_ms)
-        # poll() on the loop's epoll descriptor: a signal (Ctrl-C) interrupts it and the
-        # handler's exception propagates, which a blocking uv_run would never allow.
-        poller = select.poll()
-        poller.register(self.backend_fd, select.POLLIN)
-        poller.poll(None if t < 0 else t)
-        return True
-
     def _run_until(self, pred: Callable[[], Any], timeout: Optional[float] = None) -> None:
-        """Run the library's loop until pred() is true; Timeout after @timeout seconds."""
-        if pred():
-            return
-        self._check_can_block()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            self._run_nowait()
-            if pred():
-                return
-            if not self._poll(deadline):
-                raise Timeout("timed out after %gs" % timeout)
+        self._block_until(pred, timeout)
 
 
 class AsyncContext(ContextBase):
@@ -377,10 +388,10 @@ class AsyncContext(ContextBase):
             self._run_nowait()
         finally:
             self._wake_waiters()
-        if self._h is not None and self._loop is not None:
-            t = self.backend_timeout
-            if t >= 0:
-                self._timer = self._loop.call_later(t / 1000.0, self._kick)
+            if self._h is not None and self._loop is not None:
+                t = self.backend_timeout
+                if t >= 0:
+                    self._timer = self._loop.call_later(t / 1000.0, self._kick)
 
     def _wake_waiters(self) -> None:
         for pred, fut in list(self._waiters):
@@ -442,11 +453,16 @@ class AsyncContext(ContextBase):
 
 @atexit.register
 def _close_open_contexts() -> None:
-    """At interpreter exit, close what the program left open so no container or VM thread
-    outlives it (only contexts not attached to asyncio can be driven here)."""
+    """At interpreter exit, close what the program left open so no container process or
+    VM thread outlives it. An asyncio context is detached and driven here directly."""
     for ctx in list(_open_contexts):
-        if isinstance(ctx, Context) and not ctx._in_run:
-            try:
-                ctx.close()
-            except BaseException:
-                pass
+        if ctx._in_run or ctx._h is None or ctx._thread != threading.get_ident():
+            continue
+        try:
+            if isinstance(ctx, AsyncContext):
+                ctx._detach()
+            ctx._begin_close()
+            ctx._block_until(lambda: not ctx._domains)
+            ctx._free()
+        except BaseException:
+            pass

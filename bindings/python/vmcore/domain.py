@@ -179,6 +179,9 @@ class EventIterator:
             self._domain.unsubscribe(self._id)
             self._id = None
 
+    def __del__(self) -> None:
+        self.close()
+
     def __iter__(self) -> "EventIterator":
         return self
 
