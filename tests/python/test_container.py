@@ -4,7 +4,6 @@ fails under VMCORE_TEST_STRICT=1 unless the backend is not built at all)."""
 
 import asyncio
 
-
 import vmcore
 from vmcore.model import ExitKind, State, Stream
 
