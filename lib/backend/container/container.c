@@ -167,7 +167,7 @@ static void run_free(struct ct_run *r)
     handle_close(&r->in);
     if (r->proc.pidfd >= 0) {
         if (!r->exited) {
-            syscall(SYS_pidfd_send_signal, r->proc.pidfd, SIGKILL, NULL, 0);
+            ct_proc_signal(&r->proc, SIGKILL);
             siginfo_t si;
             while (waitid((idtype_t)P_PIDFD, (id_t)r->proc.pidfd, &si, WEXITED | __WALL) < 0 &&
                    errno == EINTR)
@@ -225,7 +225,7 @@ static void pidfd_cb(uv_poll_t *p, int status, int events)
     if (!r->is_exec && r->ct->execs)
         for (struct ct_run *x = r->ct->execs; x; x = x->next)
             if (!x->exited)
-                syscall(SYS_pidfd_send_signal, x->proc.pidfd, SIGKILL, NULL, 0);
+                ct_proc_signal(&x->proc, SIGKILL);
     run_maybe_report(r);
 }
 
@@ -573,8 +573,8 @@ static int signal_init(struct ct *ct, int sig, struct vmcore_err *err)
 {
     if (!ct->init || ct->init->exited)
         return 0;
-    if (syscall(SYS_pidfd_send_signal, ct->init->proc.pidfd, sig, NULL, 0) < 0 && errno != ESRCH)
-        return err_sys(err, VMCORE_ESYS, errno, "pidfd_send_signal(%d)", sig);
+    if (ct_proc_signal(&ct->init->proc, sig) < 0 && errno != ESRCH)
+        return err_sys(err, VMCORE_ESYS, errno, "signal %d to the container's init", sig);
     return 0;
 }
 

@@ -114,6 +114,8 @@ struct ct_proc {
 int ct_spawn(const struct ct_spawn *s, struct ct_proc *p, struct vmcore_err *err);
 /* Let the child go and wait until it has exec'd (0) or failed (error with its message). */
 int ct_spawn_release(struct ct_proc *p, struct vmcore_err *err);
+/* Signal a child that has not been reaped yet; 0 or -1 with errno. */
+int ct_proc_signal(struct ct_proc *p, int sig);
 /* Kill and reap a child that has not been handed to the loop yet. */
 void ct_spawn_abort(struct ct_proc *p);
 

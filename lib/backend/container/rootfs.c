@@ -18,14 +18,76 @@
 
 #include "ct.h"
 
+/* The same walk as RESOLVE_IN_ROOT, one component at a time, for kernels (< 5.6) and
+ * sandboxes (valgrind) without openat2: ".." and absolute symlinks stop at the root. */
+static int walk_in_root(int rootfd, const char *path, int flags)
+{
+    char res[4096] = "", todo[8192];
+    snprintf(todo, sizeof todo, "%s", path);
+    for (int links = 0;;) {
+        char *p = todo;
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        size_t n = strcspn(p, "/");
+        char comp[256];
+        if (n >= sizeof comp) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memcpy(comp, p, n);
+        comp[n] = 0;
+        memmove(todo, p + n, strlen(p + n) + 1);
+        if (strcmp(comp, ".") == 0)
+            continue;
+        if (strcmp(comp, "..") == 0) {
+            char *slash = strrchr(res, '/');
+            if (slash)
+                *slash = 0;
+            continue;
+        }
+        char next[4096];
+        if ((size_t)snprintf(next, sizeof next, "%s/%s", res, comp) >= sizeof next) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        struct stat st;
+        if (fstatat(rootfd, next + 1, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            return -1;
+        if (!S_ISLNK(st.st_mode)) {
+            snprintf(res, sizeof res, "%s", next);
+            continue;
+        }
+        if (++links > 40) {
+            errno = ELOOP;
+            return -1;
+        }
+        char target[4096], rest[8192];
+        ssize_t tl = readlinkat(rootfd, next + 1, target, sizeof target - 1);
+        if (tl < 0)
+            return -1;
+        target[tl] = 0;
+        if (target[0] == '/')
+            res[0] = 0;
+        snprintf(rest, sizeof rest, "%s/%s", target, todo);
+        snprintf(todo, sizeof todo, "%s", rest);
+    }
+    return openat(rootfd, res[0] ? res + 1 : ".", flags | O_CLOEXEC | O_NOFOLLOW);
+}
+
 /* Open @path as seen from inside @rootfs: absolute symlinks resolve against the rootfs. */
 static int open_in_root(int rootfd, const char *path, int flags)
 {
     struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC),
                             .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
-    while (*path == '/')
-        path++;
-    return (int)syscall(SYS_openat2, rootfd, *path ? path : ".", &how, sizeof how);
+    const char *rel = path;
+    while (*rel == '/')
+        rel++;
+    int fd = (int)syscall(SYS_openat2, rootfd, *rel ? rel : ".", &how, sizeof how);
+    if (fd < 0 && errno == ENOSYS)
+        fd = walk_in_root(rootfd, path, flags);
+    return fd;
 }
 
 static int exe_ok(int rootfd, const char *path, int *errnum)
@@ -118,11 +180,11 @@ static int touch(const char *path)
 /* A bind mount, then the flags a plain bind ignores applied by a remount. */
 static int bind_mount(const char *src, const char *dst, unsigned long flags, struct ct_child_err *e)
 {
-    if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+    if (mount(src, dst, "none", MS_BIND | MS_REC, NULL) < 0)
         return ct_child_fail(e, VMCORE_ESYS, errno, "bind mount %s on %s", src, dst);
-    if (flags && mount(NULL, dst, NULL, MS_BIND | MS_REMOUNT | flags, NULL) < 0) {
+    if (flags && mount("none", dst, "none", MS_BIND | MS_REMOUNT | flags, NULL) < 0) {
         /* Flags locked by the source mount (nodev, nosuid...) must be kept: retry with them. */
-        if (mount(NULL, dst, NULL, MS_BIND | MS_REMOUNT | flags | MS_NOSUID | MS_NODEV, NULL) < 0)
+        if (mount("none", dst, "none", MS_BIND | MS_REMOUNT | flags | MS_NOSUID | MS_NODEV, NULL) < 0)
             return ct_child_fail(e, VMCORE_ESYS, errno, "remount %s read-only", dst);
     }
     return 0;
@@ -147,7 +209,7 @@ static int setup_dev(bool userns, const char *console_path, struct ct_child_err 
             continue;
         }
         snprintf(src, sizeof src, "/dev/%s", nodes[i].name);
-        if (touch(dst) < 0 || mount(src, dst, NULL, MS_BIND, NULL) < 0)
+        if (touch(dst) < 0 || mount(src, dst, "none", MS_BIND, NULL) < 0)
             return ct_child_fail(e, VMCORE_ESYS, errno, "create /dev/%s", nodes[i].name);
     }
     if (mkdir("dev/pts", 0755) < 0 ||
@@ -162,7 +224,7 @@ static int setup_dev(bool userns, const char *console_path, struct ct_child_err 
         symlink("/proc/self/fd/2", "dev/stderr") < 0)
         return ct_child_fail(e, VMCORE_ESYS, errno, "symlinks in /dev");
     if (console_path && (touch("dev/console") < 0 ||
-                         mount(console_path, "dev/console", NULL, MS_BIND, NULL) < 0))
+                         mount(console_path, "dev/console", "none", MS_BIND, NULL) < 0))
         return ct_child_fail(e, VMCORE_ESYS, errno, "bind %s on /dev/console", console_path);
     return 0;
 }
@@ -184,7 +246,7 @@ static int mask_paths(struct ct_child_err *e)
             continue;
         int r = S_ISDIR(st.st_mode)
                     ? mount("tmpfs", masked[i], "tmpfs", MS_RDONLY, "size=0,mode=0")
-                    : mount("/dev/null", masked[i], NULL, MS_BIND, NULL);
+                    : mount("/dev/null", masked[i], "none", MS_BIND, NULL);
         if (r < 0)
             return ct_child_fail(e, VMCORE_ESYS, errno, "mask /%s", masked[i]);
     }
@@ -230,9 +292,9 @@ int rootfs_setup(const struct vmcore_config *cfg, bool userns, const char *conso
                  struct ct_child_err *e)
 {
     /* Nothing we mount may propagate back to the host. */
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+    if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0)
         return ct_child_fail(e, VMCORE_ESYS, errno, "make / private");
-    if (mount(cfg->rootfs, cfg->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+    if (mount(cfg->rootfs, cfg->rootfs, "none", MS_BIND | MS_REC, NULL) < 0)
         return ct_child_fail(e, VMCORE_ESYS, errno, "rootfs: bind %s", cfg->rootfs);
     if (chdir(cfg->rootfs) < 0)
         return ct_child_fail(e, VMCORE_ESYS, errno, "rootfs: chdir %s", cfg->rootfs);
@@ -257,8 +319,8 @@ int rootfs_setup(const struct vmcore_config *cfg, bool userns, const char *conso
     if (chdir("/") < 0)
         return ct_child_fail(e, VMCORE_ESYS, errno, "chdir /");
     if (cfg->rootfs_readonly &&
-        mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0 &&
-        mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+        mount("none", "/", "none", MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0 &&
+        mount("none", "/", "none", MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
         return ct_child_fail(e, VMCORE_ESYS, errno, "rootfs_readonly: remount / read-only");
     return 0;
 }

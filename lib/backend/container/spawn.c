@@ -285,6 +285,19 @@ int ct_spawn(const struct ct_spawn *s, struct ct_proc *p, struct vmcore_err *err
     return 0;
 }
 
+int ct_proc_signal(struct ct_proc *p, int sig)
+{
+    if (p->pidfd < 0 || p->pid <= 0) {
+        errno = ESRCH;
+        return -1;
+    }
+    if (syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) == 0)
+        return 0;
+    /* Without pidfd_send_signal (valgrind, old kernels) the pid is still safe to use:
+     * our unreaped child keeps it from being recycled. */
+    return errno == ENOSYS ? kill(p->pid, sig) : -1;
+}
+
 static void reap(struct ct_proc *p)
 {
     siginfo_t si;
@@ -338,7 +351,7 @@ void ct_spawn_abort(struct ct_proc *p)
         close(p->err_rd);
     p->sync_wr = p->err_rd = -1;
     if (p->pidfd >= 0) {
-        syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
+        ct_proc_signal(p, SIGKILL);
         reap(p);
         close(p->pidfd);
     }
