@@ -19,8 +19,7 @@ if(EXISTS ${VMCORE_PYTHON})
   set(vmcore_py_env
     "PYTHONPATH=${PROJECT_SOURCE_DIR}/bindings/python"
     "PYTHONDONTWRITEBYTECODE=1"
-    "VMCORE_GUEST_DIR=${CMAKE_CURRENT_BINARY_DIR}/guests"
-    "VMCORE_EXAMPLES_DIR=${PROJECT_SOURCE_DIR}/examples/python")
+    "VMCORE_GUEST_DIR=${CMAKE_CURRENT_BINARY_DIR}/guests")
   if(TARGET vmcore_cli)
     list(APPEND vmcore_py_env "VMCORE_CLI=$<TARGET_FILE:vmcore_cli>")
   endif()

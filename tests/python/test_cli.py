@@ -1,6 +1,10 @@
 """``python3 -m vmcore``: the entry point that mirrors the C CLI."""
 
 import json
+import os
+import subprocess
+
+import pytest
 
 import vmcore
 
@@ -60,3 +64,19 @@ def test_run_vm_guest_with_backend_override(checksum_guest, tmp_path):
     expected = fnv1a(GUEST_BYTES)
     assert r.returncode == expected & 0xFF
     assert r.stdout == b"checksum=%08x\r\n" % expected
+
+
+def test_same_output_and_status_as_the_c_cli(tmp_path):
+    cli = os.environ.get("VMCORE_CLI")
+    if not cli or not os.access(cli, os.X_OK):
+        pytest.skip("VMCORE_CLI does not name the built C vmcore program")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"name": "x", "memory_mib": -1, "boot": {"kernel": "k"}}')
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"name": ')
+    cases = [["probe"], ["probe", "container"], ["version"], ["run", str(bad)],
+             ["run", str(tmp_path / "missing.json")], ["run", str(broken)]]
+    for args in cases:
+        c = subprocess.run([cli, *args], capture_output=True)
+        py = run_python("-m", "vmcore", *args)
+        assert (py.returncode, py.stdout, py.stderr) == (c.returncode, c.stdout, c.stderr), args
