@@ -116,3 +116,22 @@ def test_async_many_at_once(container):
     outs, exits = asyncio.run(main())
     assert outs == [b"%d\n" % i for i in range(4)]
     assert all(e.ok for e in exits)
+
+
+def test_async_exec_pause_resume_shutdown(container):
+    async def main():
+        async with vmcore.AsyncContext() as c:
+            cfg = container(["/bin/sleep", "1000"], hostname="aexec")
+            cfg["process"]["init"] = True
+            d = c.create(cfg)
+            await d.start()
+            status = (await d.exec(["/bin/sh", "-c", "hostname; exit 6"])).status
+            await d.pause()
+            paused = d.state
+            await d.resume()
+            exit = await d.shutdown(60)
+            return status, paused, exit, await d.console.aread()
+
+    status, paused, exit, out = asyncio.run(main())
+    assert (status, paused, exit.code) == (6, State.PAUSED, 143)
+    assert b"aexec\n" in out
