@@ -58,7 +58,7 @@ static int own_group(const char *ctrl, char *out, size_t len)
         char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
         if (!c2)
             continue;
-        *c2 = 0;
+        *c1 = *c2 = 0;
         const char *list = c1 + 1, *path = c2 + 1;
         if (!ctrl) {
             if (*list == 0 && strcmp(line, "0") == 0)
@@ -168,27 +168,36 @@ static int apply_limits(struct ct_cgroup *cg, const struct vmcore_config *cfg,
 int cgroup_create(struct ct_cgroup *cg, const char *name, const struct vmcore_config *cfg,
                   struct vmcore_err *err)
 {
+    const char *layout = cgroup_layout();
+    if (!layout) {
+        memset(cg, 0, sizeof *cg);
+        cg->v2_fd = -1;
+        return err_set(err, VMCORE_EUNAVAIL, "no cgroup filesystem mounted at " CG_ROOT);
+    }
+    return cgroup_create_at(cg, CG_ROOT, strcmp(layout, "v2") == 0, name, cfg, err);
+}
+
+int cgroup_create_at(struct ct_cgroup *cg, const char *root, bool v2, const char *name,
+                     const struct vmcore_config *cfg, struct vmcore_err *err)
+{
     memset(cg, 0, sizeof *cg);
     cg->v2_fd = -1;
-    const char *layout = cgroup_layout();
-    if (!layout)
-        return err_set(err, VMCORE_EUNAVAIL, "no cgroup filesystem mounted at " CG_ROOT);
-    cg->v2 = strcmp(layout, "v2") == 0;
+    cg->v2 = v2;
     char own[4096];
     if (cg->v2) {
         if (own_group(NULL, own, sizeof own) < 0)
             return err_set(err, VMCORE_ESYS, "cannot find this process's cgroup in /proc/self/cgroup");
-        snprintf(cg->path[0], sizeof cg->path[0], CG_ROOT "%s/%s", own, name);
+        snprintf(cg->path[0], sizeof cg->path[0], "%s%s/%s", root, own, name);
         if (mkdir(cg->path[0], 0755) < 0) {
             int e = errno;
             cg->path[0][0] = 0;
             return err_sys(err, e == EACCES || e == EPERM ? VMCORE_EPERM : VMCORE_ESYS, e,
-                           "mkdir cgroup %s%s/%s", CG_ROOT, own, name);
+                           "mkdir cgroup %s%s/%s", root, own, name);
         }
         cg->created = true;
         /* Controllers must be enabled in the parent for the limits to exist. */
         char parent[4200];
-        snprintf(parent, sizeof parent, CG_ROOT "%s", own);
+        snprintf(parent, sizeof parent, "%s%s", root, own);
         write_file(parent, "cgroup.subtree_control", "+memory +pids +cpu");
         cg->v2_fd = open(cg->path[0], O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (cg->v2_fd < 0) {
@@ -199,7 +208,7 @@ int cgroup_create(struct ct_cgroup *cg, const char *name, const struct vmcore_co
     } else {
         for (int i = 0; i < CG_NCTRL; i++) {
             char mnt[128], real[4096];
-            snprintf(mnt, sizeof mnt, CG_ROOT "/%s", ctrl_name[i]);
+            snprintf(mnt, sizeof mnt, "%s/%s", root, ctrl_name[i]);
             if (!is_fs(mnt, CGROUP_SUPER_MAGIC) || !realpath(mnt, real))
                 continue;
             if (own_group(ctrl_name[i], own, sizeof own) < 0)
@@ -225,7 +234,7 @@ int cgroup_create(struct ct_cgroup *cg, const char *name, const struct vmcore_co
             cg->created = true;
         }
         if (!cg->created)
-            return err_set(err, VMCORE_EUNAVAIL, "no usable cgroup v1 controller under " CG_ROOT);
+            return err_set(err, VMCORE_EUNAVAIL, "no usable cgroup v1 controller under %s", root);
     }
     if (apply_limits(cg, cfg, err) < 0) {
         cgroup_destroy(cg);

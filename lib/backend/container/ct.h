@@ -41,6 +41,9 @@ const char *cgroup_layout(void);
 /* Make the per-container group(s) under this process's own group and apply @cfg's limits. */
 int cgroup_create(struct ct_cgroup *cg, const char *name, const struct vmcore_config *cfg,
                   struct vmcore_err *err);
+/* The same under an explicit mount point and layout (tests exercise v2 on a hybrid host). */
+int cgroup_create_at(struct ct_cgroup *cg, const char *root, bool v2, const char *name,
+                     const struct vmcore_config *cfg, struct vmcore_err *err);
 /* Move @pid into the group (every v1 controller's, or the v2 one when CLONE_INTO_CGROUP
  * could not be used). */
 int cgroup_attach(struct ct_cgroup *cg, pid_t pid, struct vmcore_err *err);
