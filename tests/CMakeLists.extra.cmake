@@ -45,8 +45,10 @@ if(EXISTS ${VMCORE_PYTHON})
   set_tests_properties(python_bindings_scripted PROPERTIES TIMEOUT 600
     ENVIRONMENT "${vmcore_py_env};VMCORE_LIBRARY=$<TARGET_FILE:vmcore_pyshim>")
 
-  # The tests need what they exercise built first.
-  add_custom_target(vmcore_python_test_deps ALL DEPENDS vmcore vmcore_pyshim)
+  # Everything the two tests exercise (all in ALL too): `cmake --build B --target
+  # vmcore_python_test_deps` builds just that.
+  add_custom_target(vmcore_python_test_deps)
+  add_dependencies(vmcore_python_test_deps vmcore vmcore_pyshim)
   if(TARGET vmcore_cli)
     add_dependencies(vmcore_python_test_deps vmcore_cli)
   endif()

@@ -239,6 +239,18 @@ class ContextBase:
         finally:
             jansson.json_delete(root)  # fresh object, refcount 1: what json_decref would do
 
+    def _detach(self) -> None:
+        """Stop watching the library's loop from a foreign one (asyncio)."""
+
+    def __del__(self) -> None:
+        # Unreachable with domains open: each one's callback token keeps the context alive.
+        if getattr(self, "_h", None) is not None and not self._domains:
+            try:
+                self._detach()
+                self._free()
+            except Exception:
+                pass
+
     def _forget(self, domain: DomainBase) -> None:
         self._domains.discard(domain)
 
@@ -290,13 +302,6 @@ class Context(ContextBase):
         self._begin_close()
         self._run_until(lambda: not self._domains)
         self._free()
-
-    def __del__(self) -> None:
-        if getattr(self, "_h", None) is not None and not self._domains:
-            try:
-                self._free()
-            except Exception:
-                pass
 
     def run(self, timeout: Optional[float] = None) -> None:
         """Run the loop until nothing is left to do, or for at most @timeout seconds."""
@@ -442,14 +447,6 @@ class AsyncContext(ContextBase):
         self._detach()
         self._free()
 
-    def __del__(self) -> None:
-        if getattr(self, "_h", None) is not None and not self._domains:
-            try:
-                self._detach()
-                self._free()
-            except Exception:
-                pass
-
 
 @atexit.register
 def _close_open_contexts() -> None:
@@ -459,8 +456,7 @@ def _close_open_contexts() -> None:
         if ctx._in_run or ctx._h is None or ctx._thread != threading.get_ident():
             continue
         try:
-            if isinstance(ctx, AsyncContext):
-                ctx._detach()
+            ctx._detach()
             ctx._begin_close()
             ctx._block_until(lambda: not ctx._domains)
             ctx._free()
