@@ -556,6 +556,22 @@ static void test_network_none_and_veth(void **state)
     assert_false(link_exists(ifname));
 }
 
+static void test_user_namespace(void **state)
+{
+    (void)state;
+    REQUIRE();
+    vt_require(vt_have_userns(), "needs user namespaces");
+    struct run r;
+    sh(&r, "\"userns\":{\"uid_map\":[{\"inside\":0,\"outside\":100000,\"count\":65536}],"
+           "\"gid_map\":[{\"inside\":0,\"outside\":100000,\"count\":65536}]},",
+       "id -u; cat /proc/self/uid_map | tr -s ' '; echo $$; ls -n /bin/busybox | tr -s ' ' | cut -d' ' -f3");
+    if (r.exit.status != 0)
+        fail_msg("status %d out %s err %s", r.exit.status, r.out, r.err);
+    /* root inside, 100000 outside; the host's root-owned files show up as nobody */
+    assert_string_equal(r.out, "0\n 0 100000 65536\n1\n65534\n");
+    run_close(&r);
+}
+
 static void test_cli_propagates_status_and_signal(void **state)
 {
     (void)state;
@@ -652,6 +668,7 @@ int main(void)
         cmocka_unit_test(test_stdin_and_exec),
         cmocka_unit_test(test_terminal),
         cmocka_unit_test(test_network_none_and_veth),
+        cmocka_unit_test(test_user_namespace),
         cmocka_unit_test(test_cli_propagates_status_and_signal),
         cmocka_unit_test(test_bad_input),
     };

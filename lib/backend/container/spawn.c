@@ -104,6 +104,12 @@ static void child_setup(const struct ct_spawn *s, int sync_rd, struct ct_child_e
         if (s->close_fds[i] >= 0)
             close(s->close_fds[i]);
 
+    if (userns && s->join_pidfd < 0 && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) {
+        /* Until now we ran with the host's ids, which the new namespace cannot map:
+         * files we create (in /dev) would fail with EOVERFLOW. */
+        ct_child_fail(e, VMCORE_ECONFIG, errno, "userns.uid_map/gid_map: id 0 inside is not mapped");
+        return;
+    }
     if (s->join_pidfd < 0) {
         /* The cgroup namespace is rooted at the group the parent just moved us into. */
         if (unshare(CLONE_NEWCGROUP) < 0) {
