@@ -6,6 +6,7 @@
 #define VMCORE_MACHINE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "vmcore/domain.h"
@@ -56,6 +57,16 @@ struct machine_irq_sink {
     void *opaque;
 };
 
+/* Where the machine reports console output and its end. By default both go to the domain
+ * given to machine_create() (domain_post_console / domain_post_exit); tests and tools may
+ * redirect them. Called from vCPU threads. */
+struct machine_event_sink {
+    void (*console)(void *opaque, const void *data, size_t len);
+    /* For VMCORE_EXIT_SIGNAL, @status is the signal number. */
+    void (*exit)(void *opaque, vmcore_exit_kind kind, int status, const char *reason);
+    void *opaque;
+};
+
 /* What a vCPU loop does after an exit was handled. */
 enum machine_action { MACHINE_CONTINUE = 0, MACHINE_STOP = 1 };
 
@@ -77,6 +88,8 @@ int machine_register_pio(struct machine *m, uint16_t base, uint16_t len,
 int machine_register_mmio(struct machine *m, uint64_t base, uint64_t len,
                           const struct machine_dev_ops *ops, void *opaque, const char *name);
 void machine_set_irq_sink(struct machine *m, const struct machine_irq_sink *sink);
+/* Replace the default event sink (call before the machine runs). */
+void machine_set_event_sink(struct machine *m, const struct machine_event_sink *sink);
 void machine_irq_set(struct machine *m, unsigned gsi, int level);
 
 /* Exits. @data holds @size bytes (1, 2, 4 or 8), little-endian; reads fill it. Unclaimed
@@ -85,12 +98,18 @@ enum machine_action machine_pio(struct machine *m, uint16_t port, bool is_write,
                                 void *data);
 enum machine_action machine_mmio(struct machine *m, uint64_t gpa, bool is_write, unsigned size,
                                  void *data);
-/* The machine ends: first caller wins, the exit is posted to the domain once. */
+/* The machine ends: first caller wins, the exit is posted to the domain once (pending
+ * console output first). For VMCORE_EXIT_SIGNAL, @status is the signal number. */
 void machine_stop(struct machine *m, vmcore_exit_kind kind, int status, const char *reason);
 bool machine_stopped(const struct machine *m);
 
-/* Serial console input; thread-safe. */
-void machine_console_input(struct machine *m, const void *data, size_t len);
+/* Serial console input; thread-safe. Returns how many bytes were queued (the rest did not
+ * fit in the UART's receive queue). */
+size_t machine_console_input(struct machine *m, const void *data, size_t len);
+/* Post console output the UART is still gathering (it batches up to a newline). The machine
+ * flushes by itself on newlines, on any exit that is not a COM1 transmit, and on stop;
+ * a backend calls this when it pauses or is kicked. Thread-safe. */
+void machine_console_flush(struct machine *m);
 
 /* Counters for vmcore_stats. */
 uint64_t machine_exit_count(const struct machine *m);

@@ -1,0 +1,53 @@
+/* Private layout of struct machine, shared by the machine's own files (devices, loaders).
+ * Backends use only machine.h. */
+#ifndef VMCORE_MACHINE_INTERNAL_H
+#define VMCORE_MACHINE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "machine.h"
+#include "uart8250.h"
+
+#define MACHINE_MAX_RANGES 16
+
+struct machine_range {
+    uint64_t base, len;
+    const struct machine_dev_ops *ops;
+    void *opaque;
+    const char *name;
+};
+
+struct machine_bus {
+    struct machine_range r[MACHINE_MAX_RANGES];
+    unsigned n;
+};
+
+struct machine {
+    vmcore_domain *domain;
+    uint8_t *ram;
+    uint64_t ram_size;
+    struct x86_boot_state boot;
+
+    struct machine_bus pio, mmio;
+    struct machine_irq_sink irq;
+    struct machine_event_sink sink;
+
+    atomic_bool stopped;
+    atomic_uint_fast64_t exits;
+    atomic_uint_fast64_t unclaimed;
+
+    struct uart8250 com1;
+    uint8_t cmos_index;
+    uint8_t cmos[128];
+};
+
+/* Device set-up, one per file; each registers its own ranges. */
+int debug_exit_init(struct machine *m);
+int i8042_init(struct machine *m);
+int cmos_init(struct machine *m);
+
+/* Console output from the UART, routed to the event sink. */
+void machine_console_output(struct machine *m, const void *data, size_t len);
+
+#endif

@@ -1,0 +1,37 @@
+/* A 16550A-compatible UART (the "8250" Linux's driver probes), used as COM1. */
+#ifndef VMCORE_MACHINE_UART8250_H
+#define VMCORE_MACHINE_UART8250_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct machine;
+
+#define UART_RX_MAX 4096 /* host-side receive queue (the 16-byte FIFO the guest sees is virtual) */
+#define UART_TX_MAX 128  /* output gathered before one console event */
+
+struct uart8250 {
+    struct machine *m;
+    unsigned irq;
+    pthread_mutex_t lock;
+    uint8_t ier, lcr, mcr, lsr_extra, msr, scr, fcr, dll, dlm;
+    bool thr_ipending;  /* "transmitter empty" interrupt pending until IIR read or THR write */
+    bool irq_level;
+    uint8_t rx[UART_RX_MAX];
+    size_t rx_head, rx_len;
+    uint8_t tx[UART_TX_MAX];
+    size_t tx_len;
+    atomic_bool tx_pending; /* tx_len > 0, readable without the lock */
+};
+
+int uart8250_init(struct uart8250 *u, struct machine *m, uint16_t base, unsigned irq);
+void uart8250_destroy(struct uart8250 *u);
+/* Queue received bytes (thread-safe); bytes beyond the queue's room are dropped. */
+size_t uart8250_receive(struct uart8250 *u, const void *data, size_t len);
+/* Hand gathered output to the console now. */
+void uart8250_flush(struct uart8250 *u);
+
+#endif
