@@ -12,6 +12,7 @@ by a scripted backend (tests/python/shim/); ctest runs them as python_bindings_s
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -83,20 +84,16 @@ def ctx() -> Iterator[vmcore.Context]:
 
 @pytest.fixture(scope="session")
 def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A minimal root file system: a static busybox, its applets, the usual folders."""
-    busybox = shutil.which("busybox", path="/bin:/usr/bin")
-    require(busybox, "needs a static busybox (Debian: busybox-static)")
+    """A minimal root file system (a static busybox, its applets, the usual folders), made
+    by the same function the sandbox example uses."""
+    require(shutil.which("busybox", path="/bin:/usr/bin"),
+            "needs a static busybox (Debian: busybox-static)")
+    spec = importlib.util.spec_from_file_location(
+        "sandbox_example", SOURCE_DIR / "examples" / "python" / "sandbox.py")
+    sandbox = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sandbox)
     root = tmp_path_factory.mktemp("rootfs")
-    for d in ("bin", "proc", "dev", "sys", "tmp", "etc", "root"):
-        (root / d).mkdir()
-    shutil.copy2(busybox, root / "bin" / "busybox")
-    applets = subprocess.run([busybox, "--list"], capture_output=True, text=True,
-                             check=True).stdout.split()
-    for applet in applets:
-        if applet != "busybox":
-            (root / "bin" / applet).symlink_to("busybox")
-    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-    (root / "etc" / "group").write_text("root:x:0:\n")
+    sandbox.make_busybox_rootfs(root)
     return root
 
 
