@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,7 @@ struct ct_handle {
     } u;
     struct ct_run *run;         /* NULL once detached */
     vmcore_stream stream;
-    char buf[65536];
+    char buf[16384];            /* touched only as far as reads fill it */
 };
 
 /* One process we watch: the container's init, or an exec'd process. */
@@ -121,9 +122,11 @@ static void stream_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 static int stream_open(struct ct_run *r, struct ct_handle **out, int fd, vmcore_stream which,
                        bool readable, struct vmcore_err *err)
 {
-    struct ct_handle *h = calloc(1, sizeof *h);
+    /* malloc, not calloc: the buffer's pages stay untouched until output arrives. */
+    struct ct_handle *h = malloc(sizeof *h);
     if (!h)
         return err_set(err, VMCORE_ENOMEM, "out of memory");
+    memset(h, 0, offsetof(struct ct_handle, buf));
     int rc = uv_pipe_init(domain_loop(r->ct->d), &h->u.pipe, 0);
     if (rc == 0)
         rc = uv_pipe_open(&h->u.pipe, fd);
@@ -374,7 +377,9 @@ static int run_start(struct ct *ct, struct ct_run *r, const char *exe, const cha
             close(io.child[i]);
     io.child[0] = io.child[1] = io.child[2] = -1;
 
-    struct ct_handle *poll = calloc(1, sizeof *poll);
+    struct ct_handle *poll = malloc(offsetof(struct ct_handle, buf));
+    if (poll)
+        memset(poll, 0, offsetof(struct ct_handle, buf));
     if (!poll) {
         rc = err_set(err, VMCORE_ENOMEM, "out of memory");
         goto fail_running;
