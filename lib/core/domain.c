@@ -436,8 +436,6 @@ static void finish_close(vmcore_domain *d)
     for (unsigned i = 0; i < d->nstop_waiters; i++)
         queue_callback(d, d->stop_waiters[i].cb, d->stop_waiters[i].arg, VMCORE_ECANCELED);
     d->nstop_waiters = 0;
-    for (struct exec_req *r = d->execs; r; r = r->next)
-        r->cb = NULL; /* canceled below when freed */
     update_active(d);
     if (d->timer_open) {
         uv_timer_stop(&d->shutdown_timer);
@@ -524,11 +522,10 @@ static void handle_exec_done(vmcore_domain *d, struct post *p)
     if (!r)
         return;
     *pp = r->next;
-    if (r->cb && !d->closing) {
-        vmcore_exit ex = { .kind = p->exit_kind, .status = p->code, .signal = p->signal,
-                           .reason = "" };
-        r->cb(d, p->status, &ex, r->arg);
-    }
+    vmcore_exit ex = { .kind = p->exit_kind, .status = p->code, .signal = p->signal,
+                       .reason = "" };
+    if (r->cb)
+        r->cb(d, d->closing ? VMCORE_ECANCELED : p->status, &ex, r->arg);
     free(r);
 }
 
@@ -575,13 +572,17 @@ void domain_deliver(struct post *p)
         break;
     case OUT_CLOSE: {
         vmcore_ctx *ctx = d->ctx;
-        if (d->close_cb)
-            d->close_cb(d, d->close_arg);
+        /* Execs that never reported are canceled, before the close callback. */
         while (d->execs) {
             struct exec_req *r = d->execs;
+            vmcore_exit ex = { .kind = VMCORE_EXIT_NONE, .reason = "" };
             d->execs = r->next;
+            if (r->cb)
+                r->cb(d, VMCORE_ECANCELED, &ex, r->arg);
             free(r);
         }
+        if (d->close_cb)
+            d->close_cb(d, d->close_arg);
         while (d->subs) {
             struct subscription *s = d->subs;
             d->subs = s->next;
