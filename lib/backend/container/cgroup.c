@@ -23,7 +23,16 @@
 
 #define CG_ROOT "/sys/fs/cgroup"
 
-static const char *const ctrl_name[CG_NCTRL] = { "memory", "pids", "cpu", "cpuacct", "freezer" };
+static const char *const ctrl_name[CG_NCTRL] = { "memory", "pids", "cpu", "cpuacct", "freezer",
+                                                  "devices" };
+
+/* Docker's default device rules: create any node, but open only the harmless ones. */
+static const char *const device_allow[] = {
+    "c *:* m", "b *:* m",
+    "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", /* null zero full random urandom */
+    "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm",                           /* tty console ptmx */
+    "c 136:* rwm", "c 10:200 rwm",                                   /* pts, tun */
+};
 
 static bool is_fs(const char *path, long magic)
 {
@@ -116,10 +125,30 @@ static int set_limit(const char *dir, const char *file, const char *val, const c
     return 0;
 }
 
+bool cgroup_has_device_policy(const struct ct_cgroup *cg)
+{
+    return !cg->v2 && cg->path[CG_DEVICES][0];
+}
+
+static int apply_device_policy(struct ct_cgroup *cg, struct vmcore_err *err)
+{
+    if (!cgroup_has_device_policy(cg))
+        return 0;
+    const char *dir = cg->path[CG_DEVICES];
+    int r = write_file(dir, "devices.deny", "a");
+    for (size_t i = 0; r == 0 && i < sizeof device_allow / sizeof device_allow[0]; i++)
+        r = write_file(dir, "devices.allow", device_allow[i]);
+    if (r < 0)
+        return err_sys(err, VMCORE_ESYS, -r, "device rules in %s", dir);
+    return 0;
+}
+
 static int apply_limits(struct ct_cgroup *cg, const struct vmcore_config *cfg,
                         struct vmcore_err *err)
 {
     char v[64];
+    if (apply_device_policy(cg, err) < 0)
+        return err->code;
     const char *mem = cg->v2 ? cg->path[0] : cg->path[CG_MEMORY];
     const char *pids = cg->v2 ? cg->path[0] : cg->path[CG_PIDS];
     const char *cpu = cg->v2 ? cg->path[0] : cg->path[CG_CPU];

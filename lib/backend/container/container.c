@@ -17,6 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <linux/capability.h>
+
 #include "core/backend.h"
 #include "ct.h"
 
@@ -341,6 +343,8 @@ static int run_start(struct ct *ct, struct ct_run *r, const char *exe, const cha
     s.argv = argv;
     s.filter = &ct->filter;
     s.caps = caps_default_mask();
+    if (!cgroup_has_device_policy(&ct->cg))
+        s.caps &= ~(1ull << CAP_MKNOD);
     s.new_net = cfg->network.mode != NET_MODE_HOST;
     s.veth_addr = cfg->network.mode == NET_MODE_VETH ? cfg->network.address : NULL;
     s.cgroup_fd = ct->cg.v2_fd;

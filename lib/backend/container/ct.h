@@ -27,7 +27,7 @@ int ct_child_fail(struct ct_child_err *e, int code, int errnum, const char *fmt,
     __attribute__((format(printf, 4, 5)));
 
 /* --- cgroups (cgroup.c) ---------------------------------------------------------- */
-enum cg_ctrl { CG_MEMORY, CG_PIDS, CG_CPU, CG_CPUACCT, CG_FREEZER, CG_NCTRL };
+enum cg_ctrl { CG_MEMORY, CG_PIDS, CG_CPU, CG_CPUACCT, CG_FREEZER, CG_DEVICES, CG_NCTRL };
 
 struct ct_cgroup {
     bool v2;                    /* unified hierarchy at /sys/fs/cgroup */
@@ -36,6 +36,9 @@ struct ct_cgroup {
     int v2_fd;                  /* v2: O_PATH fd for CLONE_INTO_CGROUP, else -1 */
 };
 
+/* Whether the group enforces a device allow-list (v1 devices controller). Without it
+ * (v2 needs a BPF program we do not load yet) the container must not get CAP_MKNOD. */
+bool cgroup_has_device_policy(const struct ct_cgroup *cg);
 /* Which layout the host has: "v2", "v1" or "hybrid"; NULL when no usable cgroup fs. */
 const char *cgroup_layout(void);
 /* Make the per-container group(s) under this process's own group and apply @cfg's limits. */
