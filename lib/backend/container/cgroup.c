@@ -206,6 +206,27 @@ int cgroup_create(struct ct_cgroup *cg, const char *name, const struct vmcore_co
     return cgroup_create_at(cg, CG_ROOT, strcmp(layout, "v2") == 0, name, cfg, err);
 }
 
+/* Remove empty groups left by a process of ours that died without closing its domains
+ * (killed, crashed). Groups of live processes, and non-empty ones, are left alone. */
+static void collect_stale(const char *parent)
+{
+    DIR *dir = opendir(parent);
+    if (!dir)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        int pid;
+        if (sscanf(e->d_name, "vmcore-%d-", &pid) != 1 || pid <= 0 || pid == getpid())
+            continue;
+        if (kill(pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char p[4200];
+        snprintf(p, sizeof p, "%s/%s", parent, e->d_name);
+        rmdir(p);
+    }
+    closedir(dir);
+}
+
 int cgroup_create_at(struct ct_cgroup *cg, const char *root, bool v2, const char *name,
                      const struct vmcore_config *cfg, struct vmcore_err *err)
 {
@@ -216,6 +237,8 @@ int cgroup_create_at(struct ct_cgroup *cg, const char *root, bool v2, const char
     if (cg->v2) {
         if (own_group(NULL, own, sizeof own) < 0)
             return err_set(err, VMCORE_ESYS, "cannot find this process's cgroup in /proc/self/cgroup");
+        snprintf(cg->path[0], sizeof cg->path[0], "%s%s", root, own);
+        collect_stale(cg->path[0]);
         snprintf(cg->path[0], sizeof cg->path[0], "%s%s/%s", root, own, name);
         if (mkdir(cg->path[0], 0755) < 0) {
             int e = errno;
@@ -242,6 +265,8 @@ int cgroup_create_at(struct ct_cgroup *cg, const char *root, bool v2, const char
                 continue;
             if (own_group(ctrl_name[i], own, sizeof own) < 0)
                 continue;
+            snprintf(cg->path[i], sizeof cg->path[i], "%s%s", real, own);
+            collect_stale(cg->path[i]);
             snprintf(cg->path[i], sizeof cg->path[i], "%s%s/%s", real, own, name);
             /* Co-mounted controllers (cpu,cpuacct) share one folder: make it once. */
             bool dup = false;
