@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -55,9 +56,10 @@ static const char usage_run[] =
     "Usage: vmcore run [--backend B] CONFIG.json\n"
     "\n"
     "Create the domain CONFIG.json describes, start it, copy its console to stdout (a\n"
-    "container's stderr to stderr) and stdin to its console, wait for it to end and exit\n"
-    "with its status: the debug-exit byte of a VM, the exit code of a container's process,\n"
-    "128 + signal if that process was killed, 125 if the machine crashed.\n"
+    "container's stderr to stderr) and stdin (a terminal, pipe or file) to its console,\n"
+    "wait for it to end and exit with its status: the debug-exit byte of a VM, the exit\n"
+    "code of a container's process, 128 + signal if that process was killed, 125 if the\n"
+    "machine crashed.\n"
     "\n"
     "Options:\n"
     "  -b, --backend B  override the config's \"backend\": auto, kvm, emu or container\n"
@@ -220,6 +222,10 @@ struct runner {
     } in;
     bool in_open;
     bool in_reading;
+    bool in_is_file;     /* a regular file: read with uv_fs_read, one request at a time */
+    bool file_reading;   /* a uv_fs_read is in flight */
+    uv_fs_t file_req;
+    char file_buf[4096];
     bool raw_tty;
     struct termios saved_termios;
     int saved_stdin_flags;
@@ -305,7 +311,8 @@ static void forward_input(struct runner *r, const char *data, size_t len)
     if (!r->domain || r->ended || r->closing)
         return;
     int rc = vmcore_domain_console_write(r->domain, data, len);
-    if (rc != 0 && rc != VMCORE_ESTATE && !(len == 0 && rc == VMCORE_ENOTSUP))
+    /* End of input (len 0) closes a container's stdin; a VM has nothing to close. */
+    if (rc != 0 && rc != VMCORE_ESTATE && len > 0)
         say("console: %s", vmcore_domain_last_error(r->domain));
 }
 
@@ -330,11 +337,47 @@ static void on_stdin(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
-/* Decide how stdin is read: a terminal (raw mode), a pipe or socket, or nothing
- * (a regular file or /dev/null is not a console). */
+static void file_read_next(struct runner *r);
+
+static void on_file_read(uv_fs_t *req)
+{
+    struct runner *r = req->data;
+    ssize_t n = req->result;
+    uv_fs_req_cleanup(req);
+    r->file_reading = false;
+    if (!r->in_is_file)
+        return; /* stdin_stop() ran meanwhile */
+    if (n > 0) {
+        forward_input(r, r->file_buf, (size_t)n);
+        file_read_next(r);
+        return;
+    }
+    if (n < 0)
+        say("stdin: %s", uv_strerror((int)n));
+    forward_input(r, "", 0);
+    r->in_is_file = false;
+}
+
+static void file_read_next(struct runner *r)
+{
+    uv_buf_t buf = uv_buf_init(r->file_buf, sizeof r->file_buf);
+    r->file_req.data = r;
+    if (uv_fs_read(r->loop, &r->file_req, STDIN_FILENO, &buf, 1, -1, on_file_read) == 0)
+        r->file_reading = true;
+    else
+        r->in_is_file = false;
+}
+
+/* Decide how stdin is read: a terminal (raw mode), a pipe or socket, a regular file, or
+ * nothing (/dev/null and other character devices are not a console). */
 static void stdin_open(struct runner *r)
 {
     uv_handle_type t = uv_guess_handle(STDIN_FILENO);
+    struct stat st;
+    if (t == UV_FILE && fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode)) {
+        r->in_is_file = true;
+        return;
+    }
     if (t == UV_TTY) {
         if (uv_tty_init(r->loop, &r->in.tty, STDIN_FILENO, 1) != 0)
             return;
@@ -349,7 +392,7 @@ static void stdin_open(struct runner *r)
             raw.c_cflag |= CS8;
             raw.c_cc[VMIN] = 1;
             raw.c_cc[VTIME] = 0;
-            if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) == 0)
+            if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0) /* keep type-ahead */
                 r->raw_tty = true;
         }
     } else if (t == UV_NAMED_PIPE || t == UV_TCP) {
@@ -378,6 +421,10 @@ static void stdin_open(struct runner *r)
 
 static void stdin_start(struct runner *r)
 {
+    if (r->in_is_file && !r->file_reading) {
+        file_read_next(r);
+        return;
+    }
     if (r->in_open && !r->in_reading && uv_read_start(&r->in.stream, stdin_alloc, on_stdin) == 0)
         r->in_reading = true;
 }
@@ -385,13 +432,14 @@ static void stdin_start(struct runner *r)
 static void stdin_restore_tty(struct runner *r)
 {
     if (r->raw_tty) {
-        tcsetattr(STDIN_FILENO, TCSAFLUSH, &r->saved_termios);
+        tcsetattr(STDIN_FILENO, TCSADRAIN, &r->saved_termios);
         r->raw_tty = false;
     }
 }
 
 static void stdin_stop(struct runner *r)
 {
+    r->in_is_file = false; /* an in-flight file read finishes, then stops */
     if (!r->in_open)
         return;
     if (r->in_reading)

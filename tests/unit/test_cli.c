@@ -1,8 +1,11 @@
 /* The vmcore command-line program (path in $VMCORE_CLI): usage errors exit 2, bad
- * configurations exit non-zero with one line on stderr that names the JSON path. */
+ * configurations exit non-zero with one line on stderr that names the JSON path; a domain's
+ * console reaches stdout, stdin reaches its console, its status becomes the exit code, and
+ * SIGTERM shuts it down. */
 #include "vt.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,9 +30,10 @@ static void drain(int fd, char *buf, size_t size)
     buf[len] = '\0';
 }
 
-/* Run the CLI with @argv (argv[0] is filled in), stdin from /dev/null. Output is read
- * after the child ends, through temporary files, so no pipe can fill up. */
-static void run_cli(struct result *res, const char *const *args)
+/* Run the CLI with @args (argv[0] is filled in). stdin is /dev/null, or a pipe that
+ * carries @input and is then closed. Output is read after the child ends, through
+ * temporary files, so no pipe can fill up. */
+static void run_cli_input(struct result *res, const char *const *args, const char *input)
 {
     const char *cli = getenv("VMCORE_CLI");
     assert_non_null(cli);
@@ -46,16 +50,25 @@ static void run_cli(struct result *res, const char *const *args)
     int out = open(outp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     int err = open(errp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     assert_true(out >= 0 && err >= 0);
+    int in[2] = { -1, -1 };
+    if (input)
+        assert_int_equal(pipe2(in, O_CLOEXEC), 0);
 
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        int in = open("/dev/null", O_RDONLY);
-        dup2(in, 0);
+        int fd = input ? in[0] : open("/dev/null", O_RDONLY);
+        dup2(fd, 0);
         dup2(out, 1);
         dup2(err, 2);
         execv(cli, (char *const *)argv);
         _exit(127);
+    }
+    if (input) {
+        close(in[0]);
+        /* Small inputs fit in the pipe, so this never waits for the child. */
+        assert_int_equal(write(in[1], input, strlen(input)), (ssize_t)strlen(input));
+        close(in[1]);
     }
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -66,6 +79,11 @@ static void run_cli(struct result *res, const char *const *args)
     drain(err, res->err, sizeof res->err);
     close(out);
     close(err);
+}
+
+static void run_cli(struct result *res, const char *const *args)
+{
+    run_cli_input(res, args, NULL);
 }
 
 static int count_lines(const char *s)
@@ -95,7 +113,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    const char *names[] = { "stdout", "stderr", "c.json", NULL };
+    const char *names[] = { "stdout", "stderr", "c.json", "guest.bin", NULL };
     for (int i = 0; names[i]; i++) {
         char p[512];
         snprintf(p, sizeof p, "%s/%s", tmpdir, names[i]);
@@ -306,6 +324,200 @@ static void test_missing_kernel_file(void **state)
                      "boot.kernel");
 }
 
+
+/* --- running domains ------------------------------------------------------------------- */
+
+/* Tiny raw 32-bit guests (loaded at 1 MiB), assembled from the NASM shown beside them. */
+static const unsigned char guest_exit42[] = {
+    0x66, 0xba, 0xf8, 0x03, /* mov dx, 0x3f8 */
+    0xb0, 0x58, 0xee,       /* mov al, 'X'; out dx, al */
+    0xb0, 0x0a, 0xee,       /* mov al, 10; out dx, al */
+    0xb0, 0x2a, 0xe6, 0xf4, /* mov al, 42; out 0xf4, al */
+    0xf4, 0xeb, 0xfd,       /* hlt; jmp hlt */
+};
+/* Echo COM1 input back until 'q', then exit with status 7. */
+static const unsigned char guest_echo[] = {
+    0x66, 0xba, 0xfd, 0x03, /* start: mov dx, 0x3fd (line status) */
+    0xec, 0xa8, 0x01,       /* wait: in al, dx; test al, 1 */
+    0x74, 0xfb,             /* jz wait */
+    0x66, 0xba, 0xf8, 0x03, /* mov dx, 0x3f8 */
+    0xec, 0x3c, 0x71,       /* in al, dx; cmp al, 'q' */
+    0x74, 0x03,             /* je quit */
+    0xee, 0xeb, 0xeb,       /* out dx, al; jmp start */
+    0xb0, 0x07, 0xe6, 0xf4, /* quit: mov al, 7; out 0xf4, al */
+    0xf4, 0xeb, 0xfd,       /* hlt; jmp hlt */
+};
+/* Print "R\n", then spin until stopped from outside. */
+static const unsigned char guest_spin[] = {
+    0x66, 0xba, 0xf8, 0x03, 0xb0, 0x52, 0xee, 0xb0, 0x0a, 0xee, /* print "R\n" */
+    0xeb, 0xfe,                                                 /* jmp $ */
+};
+
+static const char *write_guest_config(const unsigned char *code, size_t len)
+{
+    char bin[512];
+    snprintf(bin, sizeof bin, "%s/guest.bin", tmpdir);
+    FILE *f = fopen(bin, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(code, 1, len, f), len);
+    fclose(f);
+    /* A relative kernel path: it resolves against the configuration's folder. */
+    return write_config("c.json", "{ \"name\": \"cli-test\", \"memory_mib\": 4,"
+                                  " \"boot\": { \"kernel\": \"guest.bin\", \"format\": \"raw\","
+                                  " \"mode\": \"protected\", \"load_address\": 1048576 } }");
+}
+
+static int vm_backend_usable(void)
+{
+    vmcore_probe_result r = VMCORE_PROBE_RESULT_INIT;
+    return vmcore_probe("auto", &r) == 0;
+}
+
+static void test_run_vm_exit_status(void **state)
+{
+    vt_require(vm_backend_usable(), "a usable VM backend (kvm or emu)");
+    struct result *r = malloc(sizeof *r);
+    const char *path = write_guest_config(guest_exit42, sizeof guest_exit42);
+    RUN(r, "run", path);
+    if (r->code != 42)
+        fail_msg("exit %d, want 42; stderr: %s", r->code, r->err);
+    assert_string_equal(r->out, "X\n");
+    assert_string_equal(r->err, "");
+    /* The same file on each VM backend that can run here, through --backend. */
+    const char *backends[] = { "kvm", "emu" };
+    for (int i = 0; i < 2; i++) {
+        vmcore_probe_result p = VMCORE_PROBE_RESULT_INIT;
+        if (vmcore_probe(backends[i], &p) != 0)
+            continue;
+        RUN(r, "run", "--backend", backends[i], path);
+        if (r->code != 42)
+            fail_msg("--backend %s: exit %d, want 42; stderr: %s", backends[i], r->code, r->err);
+        assert_string_equal(r->out, "X\n");
+    }
+    free(r);
+}
+
+static void test_run_vm_stdin_to_console(void **state)
+{
+    vt_require(vm_backend_usable(), "a usable VM backend (kvm or emu)");
+    struct result *r = malloc(sizeof *r);
+    const char *path = write_guest_config(guest_echo, sizeof guest_echo);
+    const char *args[] = { "run", path, NULL };
+    run_cli_input(r, args, "hello\nq");
+    if (r->code != 7)
+        fail_msg("exit %d, want 7; stderr: %s", r->code, r->err);
+    assert_string_equal(r->out, "hello\n");
+    free(r);
+}
+
+/* Start the CLI with stdout on a pipe; return its pid once it printed @ready. */
+static pid_t spawn_until(const char *const *args, const char *ready, int *out_fd)
+{
+    const char *cli = getenv("VMCORE_CLI");
+    assert_non_null(cli);
+    const char *argv[8] = { cli };
+    for (int i = 0; args[i] && i < 6; i++)
+        argv[i + 1] = args[i];
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int in = open("/dev/null", O_RDONLY);
+        dup2(in, 0);
+        dup2(p[1], 1);
+        execv(cli, (char *const *)argv);
+        _exit(127);
+    }
+    close(p[1]);
+    char buf[4096];
+    size_t len = 0;
+    buf[0] = '\0';
+    while (!strstr(buf, ready) && len < sizeof buf - 1) {
+        ssize_t n = read(p[0], buf + len, sizeof buf - 1 - len);
+        if (n <= 0)
+            fail_msg("the CLI ended before printing \"%s\": %s", ready, buf);
+        len += (size_t)n;
+        buf[len] = '\0';
+    }
+    *out_fd = p[0];
+    return pid;
+}
+
+static void test_run_vm_sigterm_stops_it(void **state)
+{
+    vt_require(vm_backend_usable(), "a usable VM backend (kvm or emu)");
+    const char *path = write_guest_config(guest_spin, sizeof guest_spin);
+    const char *args[] = { "run", path, NULL };
+    int fd;
+    pid_t pid = spawn_until(args, "R\n", &fd);
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    close(fd);
+    /* Handled: the CLI shut the domain down and exited by itself, not by the signal. */
+    assert_true(WIFEXITED(status));
+    assert_int_not_equal(WEXITSTATUS(status), 2);
+}
+
+static const char *container_rootfs(void)
+{
+    return VT_BINARY_DIR "/examples/configs/rootfs";
+}
+
+static const char *write_container_config(const char *script)
+{
+    static char json[2048];
+    snprintf(json, sizeof json,
+             "{ \"name\": \"cli-test\", \"backend\": \"container\", \"rootfs\": \"%s\","
+             " \"process\": { \"args\": [ \"/bin/sh\", \"-c\", \"%s\" ],"
+             " \"env\": [ \"PATH=/bin\" ] } }", container_rootfs(), script);
+    return write_config("c.json", json);
+}
+
+static int container_usable(void)
+{
+    vmcore_probe_result r = VMCORE_PROBE_RESULT_INIT;
+    return vmcore_probe("container", &r) == 0 && access(container_rootfs(), F_OK) == 0;
+}
+
+static void test_run_container_streams_and_status(void **state)
+{
+    vt_require(container_usable(), "the container backend and the examples' busybox rootfs");
+    struct result *r = malloc(sizeof *r);
+    RUN(r, "run", write_container_config("echo out; echo err >&2; exit 3"));
+    if (r->code != 3)
+        fail_msg("exit %d, want 3; stderr: %s", r->code, r->err);
+    assert_string_equal(r->out, "out\n");
+    assert_string_equal(r->err, "err\n");
+    RUN(r, "run", write_container_config("kill -KILL $$"));
+    assert_int_equal(r->code, 128 + SIGKILL);
+    const char *args[] = { "run", write_container_config("cat; exit 5"), NULL };
+    run_cli_input(r, args, "piped input\n");
+    assert_int_equal(r->code, 5);
+    assert_string_equal(r->out, "piped input\n");
+    free(r);
+}
+
+static void test_run_container_sigterm_is_graceful(void **state)
+{
+    vt_require(container_usable(), "the container backend and the examples' busybox rootfs");
+    const char *args[] = {
+        "run", write_container_config("trap 'echo bye; exit 0' TERM; echo ready;"
+                                      " while :; do sleep 1; done"), NULL };
+    int fd;
+    pid_t pid = spawn_until(args, "ready\n", &fd);
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    char rest[256];
+    drain(fd, rest, sizeof rest);
+    close(fd);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_non_null(strstr(rest, "bye"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +531,11 @@ int main(void)
         cmocka_unit_test(test_wrong_type),
         cmocka_unit_test(test_out_of_range),
         cmocka_unit_test(test_missing_kernel_file),
+        cmocka_unit_test(test_run_vm_exit_status),
+        cmocka_unit_test(test_run_vm_stdin_to_console),
+        cmocka_unit_test(test_run_vm_sigterm_stops_it),
+        cmocka_unit_test(test_run_container_streams_and_status),
+        cmocka_unit_test(test_run_container_sigterm_is_graceful),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
