@@ -532,6 +532,31 @@ static void test_stdin_and_exec(void **state)
     run_close(&r);
 }
 
+static void test_stdin_after_reader_left(void **state)
+{
+    (void)state;
+    REQUIRE();
+    /* The process closes stdin and keeps running: our writes must neither raise SIGPIPE
+     * (which would kill this test) nor block; later writes report the closed stdin. */
+    struct run r;
+    assert_int_equal(run_new(&r, "{" BASE ",\"process\":{\"args\":[\"sh\",\"-c\",\"exec 0<&-; echo closed; sleep 1000\"]}}", rootfs), 0);
+    run_start(&r);
+    int never = 0;
+    while (!strstr(r.out, "closed"))
+        vt_run_until(r.ctx, &never, 10);
+    static char big[256 * 1024];
+    memset(big, 'x', sizeof big);
+    assert_int_equal(vmcore_domain_console_write(r.d, big, sizeof big), 0);
+    vt_run_until(r.ctx, &never, 50);
+    int rc = vmcore_domain_console_write(r.d, "more", 4);
+    assert_true(rc == 0 || rc == VMCORE_ESTATE);
+    vt_run_until(r.ctx, &never, 50);
+    assert_int_equal(vmcore_domain_console_write(r.d, "again", 5), VMCORE_ESTATE);
+    assert_int_equal(vmcore_domain_kill(r.d, NULL, NULL), 0);
+    run_wait(&r);
+    run_close(&r);
+}
+
 static void test_terminal(void **state)
 {
     (void)state;
@@ -707,6 +732,7 @@ int main(void)
         cmocka_unit_test(test_kill_and_shutdown),
         cmocka_unit_test(test_init_reaps_zombies),
         cmocka_unit_test(test_stdin_and_exec),
+        cmocka_unit_test(test_stdin_after_reader_left),
         cmocka_unit_test(test_terminal),
         cmocka_unit_test(test_network_none_and_veth),
         cmocka_unit_test(test_user_namespace),

@@ -51,7 +51,9 @@ struct ct_run {
     bool is_exec;
     void *token;
     struct ct_proc proc;
-    struct ct_handle *poll, *out, *err, *in;
+    struct ct_handle *poll, *out, *err;
+    struct ct_handle *pty;      /* terminal mode: the master, for writing (same as out) */
+    struct ct_stdin *in;        /* pipe mode: stdin */
     int open_streams;
     bool exited, reported;
     vmcore_exit_kind kind;
@@ -113,8 +115,8 @@ static void stream_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         r->out = NULL;
     else if (r->err == ch)
         r->err = NULL;
-    if (r->in == ch) /* pty: one handle for both directions */
-        r->in = NULL;
+    if (r->pty == ch) /* one handle for both directions */
+        r->pty = NULL;
     ch->run = NULL;
     uv_close(&ch->u.h, handle_free_cb);
     r->open_streams--;
@@ -169,7 +171,9 @@ static void run_free(struct ct_run *r)
         r->open_streams--;
     handle_close(&r->out);
     handle_close(&r->err);
-    handle_close(&r->in);
+    r->pty = NULL; /* the same handle as out */
+    ct_stdin_close(r->in);
+    r->in = NULL;
     if (r->proc.pidfd >= 0) {
         if (!r->exited) {
             ct_proc_signal(&r->proc, SIGKILL);
@@ -403,7 +407,7 @@ static int run_start(struct ct *ct, struct ct_run *r, const char *exe, const cha
         rc = stream_open(r, &r->out, io.pty_master, VMCORE_STREAM_CONSOLE, true, err);
         if (rc == 0) {
             io.pty_master = -1;
-            r->in = r->out;
+            r->pty = r->out;
         }
     } else {
         rc = stream_open(r, &r->out, io.parent[1], VMCORE_STREAM_STDOUT, true, err);
@@ -414,8 +418,9 @@ static int run_start(struct ct *ct, struct ct_run *r, const char *exe, const cha
         if (rc == 0)
             io.parent[2] = -1;
         if (rc == 0 && io.parent[0] >= 0) {
-            rc = stream_open(r, &r->in, io.parent[0], VMCORE_STREAM_STDOUT, false, err);
-            if (rc == 0)
+            if ((rc = ct_stdin_open(domain_loop(ct->d), io.parent[0], &r->in)) < 0)
+                rc = err_set(err, rc, "cannot watch the container's stdin");
+            else
                 io.parent[0] = -1;
         }
     }
@@ -637,14 +642,7 @@ struct write_req {
 
 static void write_done_cb(uv_write_t *req, int status)
 {
-    (void)status; /* a container that stopped reading is not an error of the caller */
-    free(req);
-}
-
-static void shutdown_done_cb(uv_shutdown_t *req, int status)
-{
-    (void)status;
-    uv_close((uv_handle_t *)req->handle, handle_free_cb);
+    (void)status; /* a terminal whose program ended is not an error of the caller */
     free(req);
 }
 
@@ -654,20 +652,15 @@ static int container_console_write(vmcore_domain *d, void *priv, const void *dat
     (void)d;
     struct ct *ct = priv;
     struct ct_run *r = ct->init;
-    if (!r || !r->in)
-        return err_set(err, VMCORE_ESTATE, "the container's stdin is closed");
-    bool pty = r->in == r->out;
-    if (len == 0 && !pty) {
-        struct ct_handle *h = r->in;
-        r->in = NULL;
-        h->run = NULL;
-        uv_shutdown_t *req = malloc(sizeof *req);
-        if (!req || uv_shutdown(req, (uv_stream_t *)&h->u.pipe, shutdown_done_cb) < 0) {
-            free(req);
-            uv_close(&h->u.h, handle_free_cb);
-        }
-        return 0;
+    if (r && r->in) {
+        if (!ct_stdin_is_open(r->in))
+            return err_set(err, VMCORE_ESTATE, "the container's stdin is closed");
+        int rc = ct_stdin_write(r->in, data, len);
+        return rc < 0 ? err_set(err, rc, "write to the container's stdin failed") : 0;
     }
+    if (!r || !r->pty)
+        return err_set(err, VMCORE_ESTATE, "the container's stdin is closed");
+    /* A pty never raises SIGPIPE (EIO instead), so libuv may write it. */
     if (len == 0) {
         data = "\x04"; /* end of input on a terminal: ^D */
         len = 1;
@@ -677,10 +670,10 @@ static int container_console_write(vmcore_domain *d, void *priv, const void *dat
         return err_set(err, VMCORE_ENOMEM, "out of memory");
     memcpy(w->data, data, len);
     uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
-    int rc = uv_write(&w->req, (uv_stream_t *)&r->in->u.pipe, &b, 1, write_done_cb);
+    int rc = uv_write(&w->req, (uv_stream_t *)&r->pty->u.pipe, &b, 1, write_done_cb);
     if (rc < 0) {
         free(w);
-        return err_set(err, VMCORE_ESYS, "write to the container's stdin: %s", uv_strerror(rc));
+        return err_set(err, VMCORE_ESYS, "write to the container's terminal: %s", uv_strerror(rc));
     }
     return 0;
 }

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <uv.h>
+
 #include "core/config.h"
 #include "core/err.h"
 #include "vmcore/domain.h"
@@ -90,6 +92,17 @@ int rootfs_check_exe(const char *rootfs, const char *arg0, char *const *env, cha
 /* Child side: mount everything and pivot_root into cfg->rootfs. cwd is "/" afterwards. */
 int rootfs_setup(const struct vmcore_config *cfg, bool userns, const char *console_path,
                  struct ct_child_err *e);
+
+/* --- stdin (console.c) ------------------------------------------------------------ */
+struct ct_stdin;
+/* Take ownership of @fd (the write end of the container's stdin pipe). *@slot receives
+ * the writer and is reset to NULL when it closes (after EOF, or when the reader left). */
+int ct_stdin_open(uv_loop_t *loop, int fd, struct ct_stdin **slot);
+/* Queue bytes (copied); @len 0 closes once everything queued is written. */
+int ct_stdin_write(struct ct_stdin *s, const void *data, size_t len);
+bool ct_stdin_is_open(const struct ct_stdin *s);
+/* Drop what is queued and close the pipe. NULL is ignored. */
+void ct_stdin_close(struct ct_stdin *s);
 
 /* --- spawning (spawn.c) ------------------------------------------------------------ */
 struct ct_spawn {
