@@ -1,25 +1,341 @@
-/* Placeholder until the kvm backend lands: reports itself unavailable. */
+/* The kvm backend: the shared x86 machine (lib/machine) run by /dev/kvm, with the
+ * in-kernel irqchip and PIT, one memory slot, and one thread per vCPU. */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
-#include "core/backend.h"
+#include "kvm.h"
 
-static int kvm_probe(vmcore_probe_result *out)
+int kvm_probe(vmcore_probe_result *out);
+
+static void kvm_set_irq(void *opaque, unsigned gsi, int level)
 {
-    snprintf(out->backend, sizeof out->backend, "%s", "kvm");
-    out->available = 0;
-    snprintf(out->reason, sizeof out->reason, "the kvm backend is not built into this version");
-    return VMCORE_EUNAVAIL;
+    struct kvm_vm *vm = opaque;
+    struct kvm_irq_level irq = { .irq = gsi, .level = level ? 1 : 0 };
+    ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq);
+}
+
+static void kvm_sink_console(void *opaque, const void *data, size_t len)
+{
+    struct kvm_vm *vm = opaque;
+    domain_post_console(vm->domain, VMCORE_STREAM_CONSOLE, data, len);
+}
+
+static void kvm_sink_exit(void *opaque, vmcore_exit_kind kind, int status, const char *reason)
+{
+    struct kvm_vm *vm = opaque;
+    pthread_mutex_lock(&vm->lock);
+    vm->have_exit = true;
+    vm->exit_kind = kind;
+    vm->exit_status = status;
+    snprintf(vm->exit_reason, sizeof vm->exit_reason, "%s", reason ? reason : "");
+    /* Running vCPUs see stop_req after their next exit; kick them out of the guest. */
+    atomic_store(&vm->stop_req, true);
+    kvm_kick_all(vm);
+    bool post_now = vm->nalive == 0;
+    pthread_mutex_unlock(&vm->lock);
+    if (post_now)
+        kvm_post_exit(vm);
+}
+
+static void kvm_vm_free(struct kvm_vm *vm)
+{
+    if (!vm)
+        return;
+    if (vm->vcpus) {
+        atomic_store(&vm->stop_req, true);
+        if (vm->sync_init) {
+            pthread_mutex_lock(&vm->lock);
+            pthread_cond_broadcast(&vm->cond);
+            kvm_kick_all(vm);
+            pthread_mutex_unlock(&vm->lock);
+        }
+        for (unsigned i = 0; i < vm->nvcpus; i++) {
+            struct kvm_vcpu *c = &vm->vcpus[i];
+            if (c->thread_started)
+                pthread_join(c->thread, NULL);
+            if (c->run)
+                munmap(c->run, vm->run_size);
+            if (c->fd >= 0)
+                close(c->fd);
+        }
+        free(vm->vcpus);
+    }
+    if (vm->vm_fd >= 0)
+        close(vm->vm_fd);
+    if (vm->kvm_fd >= 0)
+        close(vm->kvm_fd);
+    machine_destroy(vm->m);
+    if (vm->sync_init) {
+        pthread_cond_destroy(&vm->cond);
+        pthread_mutex_destroy(&vm->lock);
+    }
+    free(vm);
+}
+
+/* CPUID as the host's KVM supports it, with each vCPU's APIC ID. */
+static int kvm_setup_cpuid(struct kvm_vm *vm, struct vmcore_err *err)
+{
+    int nent = 128;
+    struct kvm_cpuid2 *cpuid = NULL;
+    for (;;) {
+        cpuid = calloc(1, sizeof *cpuid + (size_t)nent * sizeof cpuid->entries[0]);
+        if (!cpuid)
+            return err_set(err, VMCORE_ENOMEM, "kvm: out of memory");
+        cpuid->nent = (uint32_t)nent;
+        if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) == 0)
+            break;
+        int e = errno;
+        free(cpuid);
+        if (e != E2BIG || nent >= 4096)
+            return err_sys(err, VMCORE_ESYS, e, "kvm: KVM_GET_SUPPORTED_CPUID");
+        nent *= 2;
+    }
+    int rc = 0;
+    for (unsigned v = 0; v < vm->nvcpus && rc == 0; v++) {
+        for (uint32_t i = 0; i < cpuid->nent; i++) {
+            struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
+            if (e->function == 1)
+                e->ebx = (e->ebx & 0x00ffffffu) | (v << 24);
+            else if (e->function == 0xb || e->function == 0x1f)
+                e->edx = v;
+        }
+        if (ioctl(vm->vcpus[v].fd, KVM_SET_CPUID2, cpuid) < 0)
+            rc = err_sys(err, VMCORE_ESYS, errno, "kvm: KVM_SET_CPUID2 (vCPU %u)", v);
+    }
+    free(cpuid);
+    return rc;
 }
 
 static int kvm_create(vmcore_domain *d, const struct vmcore_config *cfg, void **priv,
-                       struct vmcore_err *err)
+                      struct vmcore_err *err)
 {
-    return err_set(err, VMCORE_EUNAVAIL, "backend kvm: not built into this version");
+    *priv = NULL;
+    struct kvm_vm *vm = calloc(1, sizeof *vm);
+    if (!vm)
+        return err_set(err, VMCORE_ENOMEM, "kvm: out of memory");
+    vm->domain = d;
+    vm->kvm_fd = vm->vm_fd = -1;
+    atomic_init(&vm->stop_req, false);
+    atomic_init(&vm->pause_req, false);
+    int rc;
+    if (pthread_mutex_init(&vm->lock, NULL)) {
+        free(vm);
+        return err_set(err, VMCORE_ENOMEM, "kvm: cannot create a mutex");
+    }
+    if (pthread_cond_init(&vm->cond, NULL)) {
+        pthread_mutex_destroy(&vm->lock);
+        free(vm);
+        return err_set(err, VMCORE_ENOMEM, "kvm: cannot create a condition variable");
+    }
+    vm->sync_init = true;
+
+    /* Image errors first: they are the likely ones and need no /dev/kvm. */
+    if ((rc = machine_create(&vm->m, cfg, d, err)))
+        goto fail;
+    machine_set_event_sink(vm->m, &(struct machine_event_sink){ kvm_sink_console,
+                                                                 kvm_sink_exit, vm });
+    if ((rc = kvm_open_checked(&vm->kvm_fd, err)))
+        goto fail;
+    int max_vcpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+    if (max_vcpus <= 0)
+        max_vcpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+    if (max_vcpus > 0 && cfg->vcpus > (unsigned)max_vcpus) {
+        rc = err_config(err, VMCORE_ELIMIT, "vcpus", "%u exceeds this host's KVM limit of %d",
+                        cfg->vcpus, max_vcpus);
+        goto fail;
+    }
+    int run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (run_size <= 0) {
+        rc = err_sys(err, VMCORE_ESYS, errno, "kvm: KVM_GET_VCPU_MMAP_SIZE");
+        goto fail;
+    }
+    vm->run_size = (size_t)run_size;
+    if ((rc = kvm_vm_setup(vm->kvm_fd, &vm->vm_fd, machine_ram(vm->m),
+                           machine_ram_size(vm->m), err)))
+        goto fail;
+    machine_set_irq_sink(vm->m, &(struct machine_irq_sink){ kvm_set_irq, vm });
+
+    vm->nvcpus = cfg->vcpus ? cfg->vcpus : 1;
+    vm->vcpus = calloc(vm->nvcpus, sizeof *vm->vcpus);
+    if (!vm->vcpus) {
+        rc = err_set(err, VMCORE_ENOMEM, "kvm: out of memory");
+        goto fail;
+    }
+    for (unsigned i = 0; i < vm->nvcpus; i++)
+        vm->vcpus[i] = (struct kvm_vcpu){ .vm = vm, .id = i, .fd = -1 };
+    for (unsigned i = 0; i < vm->nvcpus; i++) {
+        struct kvm_vcpu *c = &vm->vcpus[i];
+        c->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)i);
+        if (c->fd < 0) {
+            rc = err_sys(err, VMCORE_ESYS, errno, "kvm: KVM_CREATE_VCPU %u", i);
+            goto fail;
+        }
+        void *run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, 0);
+        if (run == MAP_FAILED) {
+            rc = err_sys(err, VMCORE_ESYS, errno, "kvm: mmap of vCPU %u's kvm_run", i);
+            goto fail;
+        }
+        c->run = run;
+    }
+    if ((rc = kvm_setup_cpuid(vm, err)))
+        goto fail;
+    /* The boot vCPU starts where the loader said; the others wait for INIT/SIPI in the
+     * in-kernel LAPIC, as on a PC. */
+    if ((rc = kvm_vcpu_set_state(vm->vcpus[0].fd, machine_boot_state(vm->m), err)))
+        goto fail;
+    *priv = vm;
+    return 0;
+fail:
+    kvm_vm_free(vm);
+    return rc;
+}
+
+static int kvm_start(vmcore_domain *d, void *priv, struct vmcore_err *err)
+{
+    struct kvm_vm *vm = priv;
+    int rc = kvm_kick_signal_install(err);
+    if (rc)
+        return rc;
+    /* vCPU threads start with every signal blocked, then open only the kick. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_mutex_lock(&vm->lock);
+    for (unsigned i = 0; i < vm->nvcpus; i++) {
+        struct kvm_vcpu *c = &vm->vcpus[i];
+        int e = pthread_create(&c->thread, NULL, kvm_vcpu_thread, c);
+        if (e) {
+            rc = err_sys(err, VMCORE_ESYS, e, "kvm: cannot start the thread of vCPU %u", i);
+            break;
+        }
+        c->thread_started = true;
+        vm->nalive++;
+    }
+    pthread_mutex_unlock(&vm->lock);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc) {
+        /* Stop the threads that did start, without an exit: start failed. */
+        pthread_mutex_lock(&vm->lock);
+        atomic_store(&vm->stop_req, true);
+        kvm_kick_all(vm);
+        pthread_mutex_unlock(&vm->lock);
+        for (unsigned i = 0; i < vm->nvcpus; i++) {
+            struct kvm_vcpu *c = &vm->vcpus[i];
+            if (c->thread_started) {
+                pthread_join(c->thread, NULL);
+                c->thread_started = false;
+            }
+        }
+    }
+    return rc;
+}
+
+static int kvm_pause(vmcore_domain *d, void *priv, struct vmcore_err *err)
+{
+    struct kvm_vm *vm = priv;
+    pthread_mutex_lock(&vm->lock);
+    atomic_store(&vm->pause_req, true);
+    kvm_kick_all(vm);
+    while (vm->nparked < vm->nalive && !atomic_load(&vm->stop_req))
+        pthread_cond_wait(&vm->cond, &vm->lock);
+    pthread_mutex_unlock(&vm->lock);
+    return 0;
+}
+
+static int kvm_resume(vmcore_domain *d, void *priv, struct vmcore_err *err)
+{
+    struct kvm_vm *vm = priv;
+    pthread_mutex_lock(&vm->lock);
+    atomic_store(&vm->pause_req, false);
+    pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
+    return 0;
+}
+
+static int kvm_shutdown(vmcore_domain *d, void *priv, struct vmcore_err *err)
+{
+    struct kvm_vm *vm = priv;
+    /* The machine has no ACPI power button: a graceful end is a stop between exits. */
+    machine_stop(vm->m, VMCORE_EXIT_SIGNAL, SIGTERM, "shut down on request");
+    return 0;
+}
+
+static int kvm_kill(vmcore_domain *d, void *priv, struct vmcore_err *err)
+{
+    struct kvm_vm *vm = priv;
+    machine_stop(vm->m, VMCORE_EXIT_SIGNAL, SIGKILL, "killed");
+    return 0;
+}
+
+static int kvm_stats(vmcore_domain *d, void *priv, vmcore_stats *out, struct vmcore_err *err)
+{
+    struct kvm_vm *vm = priv;
+    uint64_t cpu = 0;
+    pthread_mutex_lock(&vm->lock);
+    for (unsigned i = 0; i < vm->nvcpus; i++) {
+        struct kvm_vcpu *c = &vm->vcpus[i];
+        if (!c->thread_started)
+            continue;
+        if (c->done) {
+            cpu += c->cpu_ns;
+            continue;
+        }
+        clockid_t clk;
+        struct timespec ts;
+        if (pthread_getcpuclockid(c->thread, &clk) == 0 && clock_gettime(clk, &ts) == 0)
+            cpu += (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    }
+    pthread_mutex_unlock(&vm->lock);
+    out->cpu_time_ns = cpu;
+    out->exits = machine_exit_count(vm->m);
+
+    /* Guest RAM the host actually backs. */
+    uint64_t size = machine_ram_size(vm->m), pages = size / 4096;
+    unsigned char *vec = malloc(pages);
+    if (!vec)
+        return err_set(err, VMCORE_ENOMEM, "kvm: out of memory");
+    if (mincore(machine_ram(vm->m), size, vec) == 0) {
+        uint64_t n = 0;
+        for (uint64_t i = 0; i < pages; i++)
+            n += vec[i] & 1;
+        out->memory_bytes = n * 4096;
+    }
+    free(vec);
+    return 0;
+}
+
+static int kvm_console_write(vmcore_domain *d, void *priv, const void *data, size_t len,
+                             struct vmcore_err *err)
+{
+    struct kvm_vm *vm = priv;
+    size_t n = machine_console_input(vm->m, data, len);
+    if (n < len)
+        return err_set(err, VMCORE_EBUSY, "console: the serial receive queue is full "
+                       "(%zu of %zu bytes queued)", n, len);
+    return 0;
+}
+
+static void kvm_destroy(vmcore_domain *d, void *priv)
+{
+    kvm_vm_free(priv);
 }
 
 const struct backend_ops backend_kvm_ops = {
     .name = "kvm",
     .probe = kvm_probe,
     .create = kvm_create,
+    .start = kvm_start,
+    .pause = kvm_pause,
+    .resume = kvm_resume,
+    .shutdown = kvm_shutdown,
+    .kill = kvm_kill,
+    .stats = kvm_stats,
+    .console_write = kvm_console_write,
+    .destroy = kvm_destroy,
 };

@@ -1,0 +1,149 @@
+/* One thread per vCPU: KVM_RUN, then hand the exit to the machine model. The loop reads
+ * like the KVM API document; the only work per exit is the device call itself. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "kvm.h"
+
+/* Park while a pause is requested; returns when resumed or stopping. */
+static void vcpu_park(struct kvm_vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    vm->nparked++;
+    pthread_cond_broadcast(&vm->cond);
+    while (atomic_load(&vm->pause_req) && !atomic_load(&vm->stop_req))
+        pthread_cond_wait(&vm->cond, &vm->lock);
+    vm->nparked--;
+    pthread_mutex_unlock(&vm->lock);
+}
+
+static void vcpu_crash(struct kvm_vcpu *c, const char *what)
+{
+    char reason[160];
+    struct kvm_regs regs;
+    if (ioctl(c->fd, KVM_GET_REGS, &regs) == 0)
+        snprintf(reason, sizeof reason, "%s (vCPU %u, rip=0x%llx)", what, c->id,
+                 (unsigned long long)regs.rip);
+    else
+        snprintf(reason, sizeof reason, "%s (vCPU %u)", what, c->id);
+    machine_stop(c->vm->m, VMCORE_EXIT_CRASH, 0, reason);
+}
+
+static enum machine_action vcpu_handle_exit(struct kvm_vcpu *c)
+{
+    struct kvm_run *run = c->run;
+    struct machine *m = c->vm->m;
+    char what[96];
+    switch (run->exit_reason) {
+    case KVM_EXIT_IO: {
+        uint8_t *data = (uint8_t *)run + run->io.data_offset;
+        bool out = run->io.direction == KVM_EXIT_IO_OUT;
+        enum machine_action a = MACHINE_CONTINUE;
+        for (uint32_t i = 0; i < run->io.count && a == MACHINE_CONTINUE; i++)
+            a = machine_pio(m, run->io.port, out, run->io.size, data + i * run->io.size);
+        return a;
+    }
+    case KVM_EXIT_MMIO:
+        return machine_mmio(m, run->mmio.phys_addr, run->mmio.is_write, run->mmio.len,
+                            run->mmio.data);
+    case KVM_EXIT_INTR:
+        return MACHINE_CONTINUE;
+    case KVM_EXIT_HLT:
+        /* Only without an in-kernel LAPIC; ours has one, so treat it as the end. */
+        machine_stop(m, VMCORE_EXIT_STATUS, 0, "vCPU halted");
+        return MACHINE_STOP;
+    case KVM_EXIT_SHUTDOWN:
+        vcpu_crash(c, "triple fault");
+        return MACHINE_STOP;
+    case KVM_EXIT_SYSTEM_EVENT:
+        if (run->system_event.type == KVM_SYSTEM_EVENT_RESET)
+            machine_stop(m, VMCORE_EXIT_STATUS, 0, "reset");
+        else if (run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN)
+            machine_stop(m, VMCORE_EXIT_STATUS, 0, "powered off");
+        else
+            vcpu_crash(c, "system event");
+        return MACHINE_STOP;
+    case KVM_EXIT_FAIL_ENTRY:
+        snprintf(what, sizeof what, "vCPU entry failed (hardware reason 0x%llx)",
+                 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+        vcpu_crash(c, what);
+        return MACHINE_STOP;
+    case KVM_EXIT_INTERNAL_ERROR:
+        snprintf(what, sizeof what, "KVM internal error (suberror %u)", run->internal.suberror);
+        vcpu_crash(c, what);
+        return MACHINE_STOP;
+    default:
+        snprintf(what, sizeof what, "unhandled KVM exit %u", run->exit_reason);
+        vcpu_crash(c, what);
+        return MACHINE_STOP;
+    }
+}
+
+void kvm_kick_all(struct kvm_vm *vm)
+{
+    for (unsigned i = 0; i < vm->nvcpus; i++) {
+        struct kvm_vcpu *c = &vm->vcpus[i];
+        if (c->thread_started && !c->done && !pthread_equal(c->thread, pthread_self()))
+            pthread_kill(c->thread, kvm_kick_signal());
+    }
+}
+
+void kvm_post_exit(struct kvm_vm *vm)
+{
+    bool sig = vm->exit_kind == VMCORE_EXIT_SIGNAL;
+    domain_post_exit(vm->domain, vm->exit_kind, sig ? 0 : vm->exit_status,
+                     sig ? vm->exit_status : 0, vm->exit_reason);
+}
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void *kvm_vcpu_thread(void *arg)
+{
+    struct kvm_vcpu *c = arg;
+    struct kvm_vm *vm = c->vm;
+    kvm_kick_thread_init(c->run);
+    for (;;) {
+        /* Clear before looking at the flags: a kick after this point makes KVM_RUN
+         * return at once, a kick before it set a flag we are about to see. */
+        c->run->immediate_exit = 0;
+        atomic_signal_fence(memory_order_seq_cst);
+        if (atomic_load(&vm->stop_req))
+            break;
+        if (atomic_load(&vm->pause_req)) {
+            machine_console_flush(vm->m);
+            vcpu_park(vm);
+            continue;
+        }
+        if (ioctl(c->fd, KVM_RUN, 0) < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            char what[96];
+            snprintf(what, sizeof what, "KVM_RUN failed: %s", strerror(errno));
+            vcpu_crash(c, what);
+            break;
+        }
+        if (vcpu_handle_exit(c) == MACHINE_STOP || machine_stopped(vm->m))
+            break;
+    }
+    /* Whatever ended the loop, the machine is over for every vCPU. */
+    pthread_mutex_lock(&vm->lock);
+    atomic_store(&vm->stop_req, true);
+    kvm_kick_all(vm);
+    c->cpu_ns = thread_cpu_ns();
+    c->done = true;
+    bool last = --vm->nalive == 0;
+    bool post = last && vm->have_exit;
+    pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
+    if (post)
+        kvm_post_exit(vm);
+    return NULL;
+}
