@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -465,14 +466,22 @@ static const char *container_rootfs(void)
     return VT_BINARY_DIR "/examples/configs/rootfs";
 }
 
-static const char *write_container_config(const char *script)
+/* A container running `sh -c SCRIPT`; with @init, under the backend's reaping init (a
+ * shell as PID 1 of its namespace would be immune to its own SIGKILL). */
+static const char *write_container_config_init(const char *script, bool init)
 {
     static char json[2048];
     snprintf(json, sizeof json,
              "{ \"name\": \"cli-test\", \"backend\": \"container\", \"rootfs\": \"%s\","
              " \"process\": { \"args\": [ \"/bin/sh\", \"-c\", \"%s\" ],"
-             " \"env\": [ \"PATH=/bin\" ] } }", container_rootfs(), script);
+             " \"env\": [ \"PATH=/bin\" ], \"init\": %s } }", container_rootfs(), script,
+             init ? "true" : "false");
     return write_config("c.json", json);
+}
+
+static const char *write_container_config(const char *script)
+{
+    return write_container_config_init(script, false);
 }
 
 static int container_usable(void)
@@ -490,7 +499,7 @@ static void test_run_container_streams_and_status(void **state)
         fail_msg("exit %d, want 3; stderr: %s", r->code, r->err);
     assert_string_equal(r->out, "out\n");
     assert_string_equal(r->err, "err\n");
-    RUN(r, "run", write_container_config("kill -KILL $$"));
+    RUN(r, "run", write_container_config_init("kill -KILL $$", true));
     assert_int_equal(r->code, 128 + SIGKILL);
     const char *args[] = { "run", write_container_config("cat; exit 5"), NULL };
     run_cli_input(r, args, "piped input\n");
