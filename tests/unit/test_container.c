@@ -441,6 +441,17 @@ static void test_pause_resume_and_stats(void **state)
                      rootfs);
     assert_int_equal(rc, 0);
     run_start(&r);
+    /* cpus 0.5 = a quota of half of each period, in whichever layout applies */
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "cat $(find /sys/fs/cgroup -maxdepth 6 -path '*vmcore-%d-*' "
+             "\\( -name cpu.cfs_quota_us -o -name cpu.max \\) 2>/dev/null | head -1)", (int)getpid());
+    FILE *q = popen(cmd, "r");
+    char quota[64] = "";
+    assert_non_null(q);
+    if (!fgets(quota, sizeof quota, q))
+        quota[0] = 0;
+    pclose(q);
+    assert_true(!strcmp(quota, "50000\n") || !strcmp(quota, "50000 100000\n"));
     int never = 0;
     while (read_counter(counter) < 5)
         vt_run_until(r.ctx, &never, 20);
@@ -465,6 +476,20 @@ static void test_pause_resume_and_stats(void **state)
     run_wait(&r);
     run_close(&r);
     unlink(counter);
+}
+
+static void test_close_while_paused(void **state)
+{
+    (void)state;
+    REQUIRE();
+    struct run r;
+    assert_int_equal(run_new(&r, "{" BASE ",\"process\":{\"args\":[\"sh\",\"-c\",\"sleep 1000 & sleep 1000\"]}}", rootfs), 0);
+    run_start(&r);
+    int paused = 0;
+    assert_int_equal(vmcore_domain_pause(r.d, NULL, NULL), 0);
+    vt_run_until(r.ctx, &paused, 20);
+    /* run_close checks that nothing is left: no process, group or fd */
+    run_close(&r);
 }
 
 static void test_kill_and_shutdown(void **state)
@@ -521,6 +546,10 @@ static void test_stdin_and_exec(void **state)
     assert_int_equal(r.exec_exit.kind, VMCORE_EXIT_STATUS);
     assert_int_equal(r.exec_exit.status, 5);
     assert_string_equal(r.out, "exec:exechost:cat\n");
+    const char *missing[] = { "/bin/nonexistent", NULL };
+    assert_int_equal(vmcore_domain_exec(r.d, missing, NULL, NULL), VMCORE_ENOENT);
+    assert_non_null(strstr(vmcore_domain_last_error(r.d), "/bin/nonexistent"));
+    assert_int_equal(vt_count_children(), 1);
     r.nout = 0;
     r.out[0] = 0;
     assert_int_equal(vmcore_domain_console_write(r.d, "ping\n", 5), 0);
@@ -574,6 +603,17 @@ static void test_terminal(void **state)
 }
 
 static int link_exists(const char *name) { return if_nametoindex(name) != 0; }
+
+static void test_network_host(void **state)
+{
+    (void)state;
+    REQUIRE();
+    struct run r;
+    sh(&r, "\"network\":{\"mode\":\"host\"},", "ls /sys/class/net | grep -vc '^lo$'; exit 0");
+    int others = atoi(r.out);
+    assert_true(others >= 1); /* the host's interfaces, not a fresh namespace's lone lo */
+    run_close(&r);
+}
 
 static void test_network_none_and_veth(void **state)
 {
@@ -635,6 +675,20 @@ static void test_user_namespace(void **state)
         fail_msg("status %d out %s err %s", r.exit.status, r.out, r.err);
     /* root inside, 100000 outside; the host's root-owned files show up as nobody */
     assert_string_equal(r.out, "0\n 0 100000 65536\n1\n65534\n");
+    run_close(&r);
+
+    /* exec joins the user namespace too */
+    assert_int_equal(run_new(&r, "{" BASE ",\"userns\":{\"uid_map\":[{\"inside\":0,\"outside\":100000,\"count\":65536}],"
+                                 "\"gid_map\":[{\"inside\":0,\"outside\":100000,\"count\":65536}]},"
+                                 "\"process\":{\"args\":[\"sleep\",\"1000\"]}}", rootfs), 0);
+    run_start(&r);
+    const char *argv[] = { "sh", "-c", "id -u; cat /proc/self/uid_map | tr -s ' '", NULL };
+    assert_int_equal(vmcore_domain_exec(r.d, argv, on_exec, &r), 0);
+    assert_true(vt_run_until(r.ctx, &r.exec_done, 60000));
+    assert_int_equal(r.exec_exit.status, 0);
+    assert_string_equal(r.out, "0\n 0 100000 65536\n");
+    assert_int_equal(vmcore_domain_kill(r.d, NULL, NULL), 0);
+    run_wait(&r);
     run_close(&r);
 }
 
@@ -729,11 +783,13 @@ int main(void)
         cmocka_unit_test(test_memory_limit_kills_hog),
         cmocka_unit_test(test_pids_limit_stops_fork_bomb),
         cmocka_unit_test(test_pause_resume_and_stats),
+        cmocka_unit_test(test_close_while_paused),
         cmocka_unit_test(test_kill_and_shutdown),
         cmocka_unit_test(test_init_reaps_zombies),
         cmocka_unit_test(test_stdin_and_exec),
         cmocka_unit_test(test_stdin_after_reader_left),
         cmocka_unit_test(test_terminal),
+        cmocka_unit_test(test_network_host),
         cmocka_unit_test(test_network_none_and_veth),
         cmocka_unit_test(test_user_namespace),
         cmocka_unit_test(test_cli_propagates_status_and_signal),

@@ -712,8 +712,11 @@ static void container_destroy(vmcore_domain *d, void *priv)
     struct ct *ct = priv;
     if (!ct)
         return;
-    if (ct->cg_made)
+    if (ct->cg_made) {
+        /* Frozen tasks cannot die: thaw after the kill so none of them runs again. */
         cgroup_kill_all(&ct->cg);
+        cgroup_freeze(&ct->cg, false, NULL);
+    }
     while (ct->execs) {
         struct ct_run *r = ct->execs;
         ct->execs = r->next;
