@@ -51,6 +51,7 @@ struct ct_run {
     bool is_exec;
     void *token;
     struct ct_proc proc;
+    int init_status_fd;         /* process.init: read end of the init's report, else -1 */
     struct ct_handle *poll, *out, *err;
     struct ct_handle *pty;      /* terminal mode: the master, for writing (same as out) */
     struct ct_stdin *in;        /* pipe mode: stdin */
@@ -164,6 +165,8 @@ static void run_unlink(struct ct_run *r)
 
 static void run_free(struct ct_run *r)
 {
+    if (r->init_status_fd >= 0)
+        close(r->init_status_fd);
     handle_close(&r->poll);
     if (r->out)
         r->open_streams--;
@@ -229,6 +232,14 @@ static void pidfd_cb(uv_poll_t *p, int status, int events)
     } else {
         r->kind = VMCORE_EXIT_SIGNAL;
         r->signal = si.si_status;
+    }
+    int sig;
+    if (r->init_status_fd >= 0 && read(r->init_status_fd, &sig, sizeof sig) == sizeof sig &&
+        sig > 0 && sig < NSIG) {
+        /* The tiny init's workload died of @sig: report that, not the init's 128+sig. */
+        r->kind = VMCORE_EXIT_SIGNAL;
+        r->signal = sig;
+        r->status = 0;
     }
     handle_close(&r->poll);
     if (!r->is_exec && r->ct->execs)
@@ -340,8 +351,15 @@ static int run_start(struct ct *ct, struct ct_run *r, const char *exe, const cha
     int rc = stdio_make(&io, terminal, !r->is_exec, err);
     if (rc < 0)
         return rc;
+    int st_pipe[2] = { -1, -1 };
+    if (!r->is_exec && cfg->process.init && pipe2(st_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        stdio_close(&io);
+        return err_sys(err, VMCORE_ESYS, errno, "pipe");
+    }
+    r->init_status_fd = st_pipe[0];
     struct ct_spawn s;
     memset(&s, 0, sizeof s);
+    s.init_status_fd = st_pipe[1];
     s.cfg = cfg;
     s.exe = exe;
     s.argv = argv;
@@ -360,7 +378,10 @@ static int run_start(struct ct *ct, struct ct_run *r, const char *exe, const cha
     for (size_t i = 0; i < sizeof s.close_fds / sizeof s.close_fds[0]; i++)
         s.close_fds[i] = -1;
 
-    if ((rc = ct_spawn(&s, &r->proc, err)) < 0)
+    rc = ct_spawn(&s, &r->proc, err);
+    if (st_pipe[1] >= 0)
+        close(st_pipe[1]);
+    if (rc < 0)
         goto fail;
     if (!r->proc.in_cgroup && (rc = cgroup_attach(&ct->cg, r->proc.pid, err)) < 0)
         goto fail_proc;
@@ -449,6 +470,7 @@ static struct ct_run *run_new(struct ct *ct, bool is_exec, void *token)
     r->token = token;
     r->proc.pid = -1;
     r->proc.pidfd = r->proc.sync_wr = r->proc.err_rd = -1;
+    r->init_status_fd = -1;
     return r;
 }
 

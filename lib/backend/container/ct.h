@@ -117,6 +117,8 @@ struct ct_spawn {
     int join_pidfd;             /* exec: pidfd of the container's init, else -1 */
     int stdio[3];               /* child's stdin/stdout/stderr */
     int pty_slave;              /* terminal mode: the slave (also in stdio), else -1 */
+    int init_status_fd;         /* process.init: the init writes the workload's killing
+                                   signal here (an int) before exiting, else -1 */
     const char *pty_slave_path; /* for /dev/console, or NULL */
     int close_fds[8];           /* parent-side fds the child closes (-1 padded) */
 };

@@ -61,7 +61,7 @@ static int write_all(int fd, const void *buf, size_t len)
 
 /* The tiny init (process.init): PID 1 forks the workload, forwards signals to it, reaps
  * every orphan and exits with the workload's status (128+N if a signal ended it). */
-static void __attribute__((noreturn)) run_init(pid_t child)
+static void __attribute__((noreturn)) run_init(pid_t child, int status_fd)
 {
     sigset_t all;
     sigfillset(&all);
@@ -79,6 +79,12 @@ static void __attribute__((noreturn)) run_init(pid_t child)
         while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
             if (p != child)
                 continue;
+            /* PID 1 cannot die of a signal it sends itself; tell the host what
+             * really happened, and exit with the shell's convention. */
+            if (WIFSIGNALED(st) && status_fd >= 0) {
+                int sig = WTERMSIG(st);
+                write_all(status_fd, &sig, sizeof sig);
+            }
             _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
         }
     }
@@ -184,9 +190,10 @@ static void child_setup(const struct ct_spawn *s, int sync_rd, struct ct_child_e
             }
             int max = (int)sysconf(_SC_OPEN_MAX);
             for (int fd = 3; fd < max && fd < 1024; fd++)
-                close(fd);
+                if (fd != s->init_status_fd)
+                    close(fd);
             prctl(PR_SET_NAME, "init", 0, 0, 0);
-            run_init(pid);
+            run_init(pid, s->init_status_fd);
         }
     }
     /* Signals the loop's thread had blocked must not stay blocked in the workload. */
