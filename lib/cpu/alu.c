@@ -1,0 +1,590 @@
+/* Integer ALU, data movement and the lazy flags they leave behind. */
+#include "x86.h"
+
+const uint8_t parity_table[256] = {
+#define P2(n) n, n ^ 1, n ^ 1, n
+#define P4(n) P2(n), P2(n ^ 1), P2(n ^ 1), P2(n)
+#define P6(n) P4(n), P4(n ^ 1), P4(n ^ 1), P4(n)
+    P6(1), P6(0), P6(0), P6(1)
+#undef P2
+#undef P4
+#undef P6
+};
+
+bool get_cf(struct cpu *c)
+{
+    uint64_t m = sz_mask(c->lf_sz);
+    switch (c->lf_op) {
+    case LF_ADD: return (c->lf_res & m) < (c->lf_a & m);
+    case LF_ADC: return c->lf_cin ? (c->lf_res & m) <= (c->lf_a & m)
+                                  : (c->lf_res & m) < (c->lf_a & m);
+    case LF_SUB: return (c->lf_a & m) < (c->lf_b & m);
+    case LF_SBB: return c->lf_cin ? (c->lf_a & m) <= (c->lf_b & m)
+                                  : (c->lf_a & m) < (c->lf_b & m);
+    case LF_LOGIC: return false;
+    case LF_INC: case LF_DEC: return c->lf_cin;
+    default: return c->rflags & F_CF;
+    }
+}
+
+static bool get_of(struct cpu *c)
+{
+    uint64_t s = sz_sign(c->lf_sz), a = c->lf_a, b = c->lf_b, r = c->lf_res;
+    switch (c->lf_op) {
+    case LF_ADD: case LF_ADC: case LF_INC: return ((a ^ r) & (b ^ r) & s) != 0;
+    case LF_SUB: case LF_SBB: case LF_DEC: return ((a ^ b) & (a ^ r) & s) != 0;
+    case LF_LOGIC: return false;
+    default: return c->rflags & F_OF;
+    }
+}
+
+static inline bool get_zf(struct cpu *c)
+{
+    if (c->lf_op == LF_NONE)
+        return c->rflags & F_ZF;
+    return (c->lf_res & sz_mask(c->lf_sz)) == 0;
+}
+
+static inline bool get_sf(struct cpu *c)
+{
+    if (c->lf_op == LF_NONE)
+        return c->rflags & F_SF;
+    return (c->lf_res & sz_sign(c->lf_sz)) != 0;
+}
+
+static inline bool get_pf(struct cpu *c)
+{
+    if (c->lf_op == LF_NONE)
+        return c->rflags & F_PF;
+    return parity_table[c->lf_res & 0xff];
+}
+
+uint64_t flags_get(struct cpu *c)
+{
+    uint64_t f;
+    if (c->lf_op == LF_NONE)
+        return c->rflags;
+    f = c->rflags & ~F_ARITH;
+    if (get_cf(c)) f |= F_CF;
+    if (get_pf(c)) f |= F_PF;
+    if (c->lf_op != LF_LOGIC && ((c->lf_a ^ c->lf_b ^ c->lf_res) & 0x10)) f |= F_AF;
+    if (get_zf(c)) f |= F_ZF;
+    if (get_sf(c)) f |= F_SF;
+    if (get_of(c)) f |= F_OF;
+    c->rflags = f;
+    c->lf_op = LF_NONE;
+    return f;
+}
+
+void flags_set(struct cpu *c, uint64_t f)
+{
+    c->rflags = (f & 0x3f7fd5) | 2;
+    c->lf_op = LF_NONE;
+}
+
+void flags_set_arith(struct cpu *c, uint64_t mask, uint64_t val)
+{
+    uint64_t f = flags_get(c);
+    c->rflags = (f & ~mask) | (val & mask);
+}
+
+bool cond_eval(struct cpu *c, unsigned cc)
+{
+    bool r;
+    switch (cc >> 1) {
+    case 0: r = c->lf_op == LF_NONE ? (c->rflags & F_OF) != 0 : get_of(c); break;
+    case 1: r = get_cf(c); break;
+    case 2: r = get_zf(c); break;
+    case 3: r = get_cf(c) || get_zf(c); break;
+    case 4: r = get_sf(c); break;
+    case 5: r = get_pf(c); break;
+    case 6: r = get_sf(c) != (c->lf_op == LF_NONE ? (c->rflags & F_OF) != 0 : get_of(c)); break;
+    default: r = get_zf(c) || (get_sf(c) != (c->lf_op == LF_NONE ? (c->rflags & F_OF) != 0
+                                                                   : get_of(c))); break;
+    }
+    return r ^ (cc & 1);
+}
+
+/* op: 0 add, 1 or, 2 adc, 3 sbb, 4 and, 5 sub, 6 xor, 7 cmp. Returns the result. */
+uint64_t alu_op(struct cpu *c, unsigned op, uint64_t a, uint64_t b, unsigned sz)
+{
+    uint64_t m = sz_mask(sz), r;
+    unsigned cin;
+    a &= m;
+    b &= m;
+    switch (op) {
+    case 0: r = (a + b) & m; lazy(c, LF_ADD, sz, r, a, b); return r;
+    case 1: r = a | b; lazy(c, LF_LOGIC, sz, r, a, b); return r;
+    case 2:
+        cin = get_cf(c);
+        r = (a + b + cin) & m;
+        lazy(c, LF_ADC, sz, r, a, b);
+        c->lf_cin = (uint8_t)cin;
+        return r;
+    case 3:
+        cin = get_cf(c);
+        r = (a - b - cin) & m;
+        lazy(c, LF_SBB, sz, r, a, b);
+        c->lf_cin = (uint8_t)cin;
+        return r;
+    case 4: r = a & b; lazy(c, LF_LOGIC, sz, r, a, b); return r;
+    case 5: case 7: r = (a - b) & m; lazy(c, LF_SUB, sz, r, a, b); return r;
+    default: r = a ^ b; lazy(c, LF_LOGIC, sz, r, a, b); return r;
+    }
+}
+
+/* LOCKed read-modify-write: this emulator runs one vCPU per struct cpu and guest RAM is
+ * shared between vCPU threads, so memory forms with LOCK use host atomics. */
+static bool locked_rmw(struct cpu *c, const struct insn *i, unsigned sz, uint8_t **p)
+{
+    if (!i->lock || i->mod == 3)
+        return false;
+    *p = tlb_fast(c, ea(c, i), P_W, sz);
+    if (!*p) {
+        (void)mem_read(c, ea(c, i), sz);
+        mem_write(c, ea(c, i), sz, mem_read(c, ea(c, i), sz));
+        *p = tlb_fast(c, ea(c, i), P_W, sz);
+    }
+    return *p != NULL && ((uintptr_t)*p & (sz - 1)) == 0;
+}
+
+static void alu_rm(struct cpu *c, const struct insn *i, unsigned op, uint64_t src)
+{
+    unsigned sz = i->osz;
+    uint64_t d, r;
+    uint8_t *p;
+    if (i->mod == 3) {
+        d = reg_get(c, i->rm, sz);
+        r = alu_op(c, op, d, src, sz);
+        if (op != 7)
+            reg_set(c, i->rm, sz, r);
+        return;
+    }
+    if (op != 7 && locked_rmw(c, i, sz, &p)) {
+        /* compare-and-swap loop keeps the result exact under contention */
+        for (;;) {
+            d = ld(p, sz);
+            r = alu_op(c, op, d, src, sz);
+            bool ok;
+            switch (sz) {
+            case 1: { uint8_t e = (uint8_t)d; ok = __atomic_compare_exchange_n(p, &e, (uint8_t)r, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); break; }
+            case 2: { uint16_t e = (uint16_t)d; ok = __atomic_compare_exchange_n((uint16_t *)p, &e, (uint16_t)r, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); break; }
+            case 4: { uint32_t e = (uint32_t)d; ok = __atomic_compare_exchange_n((uint32_t *)p, &e, (uint32_t)r, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); break; }
+            default: { uint64_t e = d; ok = __atomic_compare_exchange_n((uint64_t *)p, &e, r, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); break; }
+            }
+            if (ok)
+                return;
+        }
+    }
+    {
+        uint64_t a = ea(c, i);
+        d = mem_read(c, a, sz);
+        r = alu_op(c, op, d, src, sz);
+        if (op != 7)
+            mem_write(c, a, sz, r);
+    }
+}
+
+OP(op_alu_rm_r) { alu_rm(c, i, i->op, reg_get(c, i->reg, i->osz)); }
+OP(op_alu_rm_imm) { alu_rm(c, i, i->op, i->imm); }
+
+OP(op_alu_r_rm)
+{
+    uint64_t r = alu_op(c, i->op, reg_get(c, i->reg, i->osz), rm_read(c, i, i->osz), i->osz);
+    if (i->op != 7)
+        reg_set(c, i->reg, i->osz, r);
+}
+
+OP(op_alu_a_imm)
+{
+    uint64_t r = alu_op(c, i->op, reg_get(c, 0, i->osz), i->imm, i->osz);
+    if (i->op != 7)
+        reg_set(c, 0, i->osz, r);
+}
+
+OP(op_test_rm_r) { alu_op(c, 4, rm_read(c, i, i->osz), reg_get(c, i->reg, i->osz), i->osz); }
+
+OP(op_test_rm_imm) { alu_op(c, 4, rm_read(c, i, i->osz), i->imm, i->osz); }
+OP(op_test_a_imm) { alu_op(c, 4, reg_get(c, 0, i->osz), i->imm, i->osz); }
+
+static void incdec(struct cpu *c, const struct insn *i, bool reg_form, bool dec)
+{
+    unsigned sz = i->osz;
+    uint64_t m = sz_mask(sz), a, r, addr = 0;
+    uint8_t cin = get_cf(c);
+    if (reg_form || i->mod == 3) {
+        a = reg_get(c, i->rm, sz);
+    } else if (i->lock) {
+        uint8_t *p;
+        if (locked_rmw(c, i, sz, &p)) {
+            uint64_t one = dec ? (uint64_t)-1 : 1;
+            switch (sz) {
+            case 1: r = __atomic_add_fetch(p, (uint8_t)one, __ATOMIC_SEQ_CST); break;
+            case 2: r = __atomic_add_fetch((uint16_t *)p, (uint16_t)one, __ATOMIC_SEQ_CST); break;
+            case 4: r = __atomic_add_fetch((uint32_t *)p, (uint32_t)one, __ATOMIC_SEQ_CST); break;
+            default: r = __atomic_add_fetch((uint64_t *)p, one, __ATOMIC_SEQ_CST); break;
+            }
+            a = (r - one) & m;
+            lazy(c, dec ? LF_DEC : LF_INC, sz, r & m, a, 1);
+            c->lf_cin = cin;
+            return;
+        }
+        addr = ea(c, i);
+        a = mem_read(c, addr, sz);
+    } else {
+        addr = ea(c, i);
+        a = mem_read(c, addr, sz);
+    }
+    r = (dec ? a - 1 : a + 1) & m;
+    lazy(c, dec ? LF_DEC : LF_INC, sz, r, a, 1);
+    c->lf_cin = cin;
+    if (reg_form || i->mod == 3)
+        reg_set(c, i->rm, sz, r);
+    else
+        mem_write(c, addr, sz, r);
+}
+
+OP(op_incdec_r) { incdec(c, i, true, i->op); }
+OP(op_incdec_rm) { incdec(c, i, false, i->op); }
+
+OP(op_not)
+{
+    if (i->mod == 3) {
+        reg_set(c, i->rm, i->osz, ~reg_get(c, i->rm, i->osz));
+    } else {
+        uint64_t a = ea(c, i);
+        mem_write(c, a, i->osz, ~mem_read(c, a, i->osz));
+    }
+}
+
+OP(op_neg)
+{
+    uint64_t m = sz_mask(i->osz), a, r, addr = 0;
+    if (i->mod == 3) {
+        a = reg_get(c, i->rm, i->osz);
+    } else {
+        addr = ea(c, i);
+        a = mem_read(c, addr, i->osz);
+    }
+    r = (0 - a) & m;
+    lazy(c, LF_SUB, i->osz, r, 0, a);
+    if (i->mod == 3)
+        reg_set(c, i->rm, i->osz, r);
+    else
+        mem_write(c, addr, i->osz, r);
+}
+
+OP(op_mov_rm_r) { rm_write(c, i, i->osz, reg_get(c, i->reg, i->osz)); }
+OP(op_mov_r_rm) { reg_set(c, i->reg, i->osz, rm_read(c, i, i->osz)); }
+OP(op_mov_r_imm) { reg_set(c, i->rm, i->osz, i->imm); }
+OP(op_mov_rm_imm) { rm_write(c, i, i->osz, i->imm); }
+OP(op_mov_a_moffs) { reg_set(c, 0, i->osz, mem_read(c, seg_lin(c, i->seg, i->imm), i->osz)); }
+OP(op_mov_moffs_a) { mem_write(c, seg_lin(c, i->seg, i->imm), i->osz, reg_get(c, 0, i->osz)); }
+
+OP(op_lea)
+{
+    if (i->mod == 3)
+        cpu_ud(c);
+    reg_set(c, i->reg, i->osz, ea_off(c, i));
+}
+
+OP(op_xchg_rm_r)
+{
+    uint64_t r = reg_get(c, i->reg, i->osz);
+    if (i->mod == 3) {
+        reg_set(c, i->reg, i->osz, reg_get(c, i->rm, i->osz));
+        reg_set(c, i->rm, i->osz, r);
+    } else {
+        /* XCHG with memory is always locked */
+        uint64_t a = ea(c, i), old;
+        uint8_t *p = tlb_fast(c, a, P_W, i->osz);
+        if (p && ((uintptr_t)p & (i->osz - 1)) == 0) {
+            switch (i->osz) {
+            case 1: old = __atomic_exchange_n(p, (uint8_t)r, __ATOMIC_SEQ_CST); break;
+            case 2: old = __atomic_exchange_n((uint16_t *)p, (uint16_t)r, __ATOMIC_SEQ_CST); break;
+            case 4: old = __atomic_exchange_n((uint32_t *)p, (uint32_t)r, __ATOMIC_SEQ_CST); break;
+            default: old = __atomic_exchange_n((uint64_t *)p, r, __ATOMIC_SEQ_CST); break;
+            }
+        } else {
+            old = mem_read(c, a, i->osz);
+            mem_write(c, a, i->osz, r);
+        }
+        reg_set(c, i->reg, i->osz, old);
+    }
+}
+
+OP(op_xchg_a_r)
+{
+    uint64_t a;
+    if (i->rm == 0)
+        return;     /* NOP / PAUSE (no zero-extension even in 64-bit mode) */
+    a = reg_get(c, 0, i->osz);
+    reg_set(c, 0, i->osz, reg_get(c, i->rm, i->osz));
+    reg_set(c, i->rm, i->osz, a);
+}
+
+OP(op_cmov)
+{
+    uint64_t v = rm_read(c, i, i->osz);
+    if (cond_eval(c, i->op))
+        reg_set(c, i->reg, i->osz, v);
+    else if (i->osz == 4)
+        c->r[i->reg] &= 0xffffffff;
+}
+
+OP(op_setcc) { rm_write(c, i, 1, cond_eval(c, i->op)); }
+
+OP(op_movzx) { reg_set(c, i->reg, i->osz, rm_read(c, i, i->op)); }
+
+OP(op_movsx) { reg_set(c, i->reg, i->osz, (uint64_t)sext(rm_read(c, i, i->op), i->op)); }
+
+OP(op_movsxd)
+{
+    if (c->csz != 8) {
+        cpu_ud(c);      /* ARPL is not implemented */
+    }
+    reg_set(c, i->reg, i->osz, (uint64_t)(int64_t)(int32_t)rm_read(c, i, 4));
+}
+
+OP(op_cbw)
+{
+    switch (i->osz) {
+    case 2: reg_set(c, 0, 2, (uint64_t)(int64_t)(int8_t)c->r[0]); break;
+    case 4: reg_set(c, 0, 4, (uint64_t)(int64_t)(int16_t)c->r[0]); break;
+    default: c->r[0] = (uint64_t)(int64_t)(int32_t)c->r[0]; break;
+    }
+}
+
+OP(op_cwd)
+{
+    uint64_t s = reg_get(c, 0, i->osz) & sz_sign(i->osz);
+    reg_set(c, 2, i->osz, s ? ~0ULL : 0);
+}
+
+OP(op_lahf)
+{
+    reg_set(c, 0x10, 1, (flags_get(c) & 0xd7) | 2);
+}
+
+OP(op_sahf) { flags_set_arith(c, F_CF | F_PF | F_AF | F_ZF | F_SF, (c->r[0] >> 8) & 0xff); }
+OP(op_cmc) { flags_set_arith(c, F_CF, ~flags_get(c)); }
+OP(op_clc) { flags_set_arith(c, F_CF, 0); }
+OP(op_stc) { flags_set_arith(c, F_CF, F_CF); }
+OP(op_cld) { c->rflags &= ~F_DF; }
+OP(op_std) { c->rflags |= F_DF; }
+OP(op_nop) { (void)c; (void)i; }
+
+OP(op_salc) { reg_set(c, 0, 1, get_cf(c) ? 0xff : 0); }
+
+OP(op_xadd)
+{
+    uint64_t s = reg_get(c, i->reg, i->osz), d, r;
+    if (i->mod == 3) {
+        d = reg_get(c, i->rm, i->osz);
+        r = alu_op(c, 0, d, s, i->osz);
+        reg_set(c, i->reg, i->osz, d);
+        reg_set(c, i->rm, i->osz, r);
+        return;
+    }
+    {
+        uint64_t a = ea(c, i);
+        uint8_t *p = tlb_fast(c, a, P_W, i->osz);
+        if (p && ((uintptr_t)p & (i->osz - 1)) == 0) {
+            switch (i->osz) {
+            case 1: d = __atomic_fetch_add(p, (uint8_t)s, __ATOMIC_SEQ_CST); break;
+            case 2: d = __atomic_fetch_add((uint16_t *)p, (uint16_t)s, __ATOMIC_SEQ_CST); break;
+            case 4: d = __atomic_fetch_add((uint32_t *)p, (uint32_t)s, __ATOMIC_SEQ_CST); break;
+            default: d = __atomic_fetch_add((uint64_t *)p, s, __ATOMIC_SEQ_CST); break;
+            }
+            alu_op(c, 0, d, s, i->osz);
+        } else {
+            d = mem_read(c, a, i->osz);
+            r = alu_op(c, 0, d, s, i->osz);
+            mem_write(c, a, i->osz, r);
+        }
+        reg_set(c, i->reg, i->osz, d);
+    }
+}
+
+OP(op_cmpxchg)
+{
+    unsigned sz = i->osz;
+    uint64_t acc = reg_get(c, 0, sz), d;
+    if (i->mod == 3) {
+        d = reg_get(c, i->rm, sz);
+        alu_op(c, 7, acc, d, sz);
+        if (d == acc)
+            reg_set(c, i->rm, sz, reg_get(c, i->reg, sz));
+        else
+            reg_set(c, 0, sz, d);
+        return;
+    }
+    {
+        uint64_t a = ea(c, i), src = reg_get(c, i->reg, sz);
+        uint8_t *p = tlb_fast(c, a, P_W, sz);
+        if (p && ((uintptr_t)p & (sz - 1)) == 0) {
+            switch (sz) {
+            case 1: { uint8_t e = (uint8_t)acc; __atomic_compare_exchange_n(p, &e, (uint8_t)src, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); d = e; break; }
+            case 2: { uint16_t e = (uint16_t)acc; __atomic_compare_exchange_n((uint16_t *)p, &e, (uint16_t)src, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); d = e; break; }
+            case 4: { uint32_t e = (uint32_t)acc; __atomic_compare_exchange_n((uint32_t *)p, &e, (uint32_t)src, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); d = e; break; }
+            default: { uint64_t e = acc; __atomic_compare_exchange_n((uint64_t *)p, &e, src, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); d = e; break; }
+            }
+        } else {
+            d = mem_read(c, a, sz);
+            /* the destination is written either way, as on hardware */
+            mem_write(c, a, sz, d == acc ? src : d);
+        }
+        alu_op(c, 7, acc, d, sz);
+        if (d != acc)
+            reg_set(c, 0, sz, d);
+    }
+}
+
+OP(op_cmpxchg8b)
+{
+    unsigned r = i->op & 7;
+    if (r == 6 || r == 7) {
+        /* RDRAND/RDSEED/RDPID are not reported by CPUID */
+        cpu_ud(c);
+    }
+    if (r != 1 || i->mod == 3)
+        cpu_ud(c);
+    if (i->osz == 8) {
+        uint64_t a = ea(c, i);
+        unsigned __int128 exp = ((unsigned __int128)c->r[2] << 64) | c->r[0], cur;
+        unsigned __int128 nv = ((unsigned __int128)c->r[1] << 64) | c->r[3];
+        if (a & 15)
+            cpu_gp0(c);
+        uint64_t lo = mem_read(c, a, 8), hi = mem_read(c, a + 8, 8);
+        cur = ((unsigned __int128)hi << 64) | lo;
+        if (cur == exp) {
+            mem_write(c, a, 8, (uint64_t)nv);
+            mem_write(c, a + 8, 8, (uint64_t)(nv >> 64));
+            flags_set_arith(c, F_ZF, F_ZF);
+        } else {
+            mem_write(c, a, 8, lo);
+            mem_write(c, a + 8, 8, hi);
+            c->r[0] = lo;
+            c->r[2] = hi;
+            flags_set_arith(c, F_ZF, 0);
+        }
+    } else {
+        uint64_t a = ea(c, i);
+        uint64_t exp = ((c->r[2] & 0xffffffff) << 32) | (c->r[0] & 0xffffffff);
+        uint64_t nv = ((c->r[1] & 0xffffffff) << 32) | (c->r[3] & 0xffffffff), cur;
+        uint8_t *p = tlb_fast(c, a, P_W, 8);
+        if (p && ((uintptr_t)p & 7) == 0) {
+            cur = exp;
+            __atomic_compare_exchange_n((uint64_t *)p, &cur, nv, 0, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_SEQ_CST);
+        } else {
+            cur = mem_read(c, a, 8);
+            mem_write(c, a, 8, cur == exp ? nv : cur);
+        }
+        if (cur == exp) {
+            flags_set_arith(c, F_ZF, F_ZF);
+        } else {
+            reg_set(c, 0, 4, cur);
+            reg_set(c, 2, 4, cur >> 32);
+            flags_set_arith(c, F_ZF, 0);
+        }
+    }
+}
+
+OP(op_bswap)
+{
+    if (i->osz == 8)
+        c->r[i->rm] = __builtin_bswap64(c->r[i->rm]);
+    else if (i->osz == 4)
+        c->r[i->rm] = __builtin_bswap32((uint32_t)c->r[i->rm]);
+    else
+        reg_set(c, i->rm, 2, 0);    /* undefined; zero as current CPUs do */
+}
+
+static void szp8(struct cpu *c, uint64_t extra_mask, uint64_t extra)
+{
+    uint8_t al = (uint8_t)c->r[0];
+    uint64_t f = (al ? 0 : F_ZF) | (al & 0x80 ? F_SF : 0) | (parity_table[al] ? F_PF : 0);
+    flags_set_arith(c, F_ZF | F_SF | F_PF | extra_mask, f | extra);
+}
+
+OP(op_daa)
+{
+    uint64_t f = flags_get(c);
+    uint8_t al = (uint8_t)c->r[0], old = al;
+    bool cf = f & F_CF, af = false;
+    if ((al & 0xf) > 9 || (f & F_AF)) {
+        al += 6;
+        af = true;
+    }
+    if (old > 0x99 || cf) {
+        al += 0x60;
+        cf = true;
+    } else {
+        cf = false;
+    }
+    reg_set(c, 0, 1, al);
+    szp8(c, F_CF | F_AF | F_OF, (cf ? F_CF : 0) | (af ? F_AF : 0));
+}
+
+OP(op_das)
+{
+    uint64_t f = flags_get(c);
+    uint8_t al = (uint8_t)c->r[0], old = al;
+    bool cf = false, af = false;
+    if ((al & 0xf) > 9 || (f & F_AF)) {
+        al -= 6;
+        af = true;
+        cf = (f & F_CF) || old < 6;
+    }
+    if (old > 0x99 || (f & F_CF)) {
+        al -= 0x60;
+        cf = true;
+    }
+    reg_set(c, 0, 1, al);
+    szp8(c, F_CF | F_AF | F_OF, (cf ? F_CF : 0) | (af ? F_AF : 0));
+}
+
+static void aaa_aas(struct cpu *c, bool sub)
+{
+    uint64_t f = flags_get(c);
+    uint16_t ax = (uint16_t)c->r[0];
+    bool adj = (ax & 0xf) > 9 || (f & F_AF);
+    if (adj) {
+        if (sub) {
+            ax = (uint16_t)(ax - 6);
+            ax = (uint16_t)(((ax >> 8) - 1) << 8 | (ax & 0xff));
+        } else {
+            ax = (uint16_t)(ax + 0x106);
+        }
+    }
+    ax &= 0xff0f;
+    reg_set(c, 0, 2, ax);
+    flags_set_arith(c, F_CF | F_AF, adj ? F_CF | F_AF : 0);
+}
+
+OP(op_aaa) { aaa_aas(c, false); }
+OP(op_aas) { aaa_aas(c, true); }
+
+OP(op_aam)
+{
+    uint8_t base = (uint8_t)i->imm, al = (uint8_t)c->r[0];
+    if (!base)
+        cpu_raise(c, EX_DE, 0, 0);
+    reg_set(c, 0, 2, (uint16_t)((al / base) << 8 | (al % base)));
+    szp8(c, F_CF | F_AF | F_OF, 0);
+}
+
+OP(op_aad)
+{
+    uint8_t base = (uint8_t)i->imm;
+    uint8_t al = (uint8_t)(((c->r[0] >> 8) & 0xff) * base + (c->r[0] & 0xff));
+    reg_set(c, 0, 2, al);
+    szp8(c, F_CF | F_AF | F_OF, 0);
+}
+
+OP(op_xlat)
+{
+    uint64_t off = (c->r[3] + (c->r[0] & 0xff)) & amask(i->asz);
+    reg_set(c, 0, 1, mem_read(c, seg_lin(c, i->seg, off), 1));
+}

@@ -1,0 +1,201 @@
+/* Branches, calls, the stack. */
+#include "x86.h"
+
+void push(struct cpu *c, unsigned sz, uint64_t v)
+{
+    uint64_t sp = (c->r[4] - sz) & amask(c->ssz);
+    mem_write(c, seg_lin(c, CPU_SS, sp), sz, v);
+    sp_set(c, sp);
+}
+
+uint64_t pop(struct cpu *c, unsigned sz)
+{
+    uint64_t sp = sp_get(c);
+    uint64_t v = mem_read(c, seg_lin(c, CPU_SS, sp), sz);
+    sp_set(c, sp + sz);
+    return v;
+}
+
+static inline void jump_near(struct cpu *c, unsigned osz, uint64_t target)
+{
+    c->rip = osz == 8 ? target : target & sz_mask(osz);
+}
+
+OP(op_jcc)
+{
+    if (cond_eval(c, i->op))
+        jump_near(c, i->osz, c->rip + i->imm);
+}
+
+OP(op_jmp_rel) { jump_near(c, i->osz, c->rip + i->imm); }
+
+OP(op_call_rel)
+{
+    push(c, i->osz, c->rip);
+    jump_near(c, i->osz, c->rip + i->imm);
+}
+
+OP(op_jmp_rm) { jump_near(c, i->osz, rm_read(c, i, i->osz)); }
+
+OP(op_call_rm)
+{
+    uint64_t t = rm_read(c, i, i->osz);
+    push(c, i->osz, c->rip);
+    jump_near(c, i->osz, t);
+}
+
+OP(op_ret)
+{
+    uint64_t t = pop(c, i->osz);
+    if (i->op)
+        sp_set(c, sp_get(c) + (i->imm & 0xffff));
+    jump_near(c, i->osz, t);
+}
+
+OP(op_loop)
+{
+    uint64_t n = (c->r[1] - 1) & amask(i->asz);
+    bool go;
+    reg_set(c, 1, i->asz, n);
+    switch (i->op) {
+    case 0: go = n && !cond_eval(c, 4); break;  /* LOOPNE */
+    case 1: go = n && cond_eval(c, 4); break;   /* LOOPE */
+    default: go = n != 0; break;
+    }
+    if (go)
+        jump_near(c, i->osz, c->rip + i->imm);
+}
+
+OP(op_jcxz)
+{
+    if ((c->r[1] & amask(i->asz)) == 0)
+        jump_near(c, i->osz, c->rip + i->imm);
+}
+
+OP(op_push_r) { push(c, i->osz, reg_get(c, i->rm, i->osz)); }
+
+OP(op_pop_r)
+{
+    uint64_t v = pop(c, i->osz);
+    reg_set(c, i->rm, i->osz, v);
+}
+
+OP(op_push_imm) { push(c, i->osz, i->imm); }
+OP(op_push_rm) { push(c, i->osz, rm_read(c, i, i->osz)); }
+
+OP(op_pop_rm)
+{
+    /* the address is computed with the incremented stack pointer */
+    uint64_t sp = sp_get(c), v = mem_read(c, seg_lin(c, CPU_SS, sp), i->osz);
+    sp_set(c, sp + i->osz);
+    if (i->mod == 3) {
+        reg_set(c, i->rm, i->osz, v);
+    } else {
+        uint64_t a = ea(c, i);
+        sp_set(c, sp);
+        mem_write(c, a, i->osz, v);
+        sp_set(c, sp + i->osz);
+    }
+}
+
+OP(op_push_seg) { push(c, i->osz, c->seg[i->op].sel); }
+
+OP(op_pop_seg)
+{
+    uint64_t sp = sp_get(c);
+    uint16_t sel = (uint16_t)mem_read(c, seg_lin(c, CPU_SS, sp), i->osz);
+    seg_load(c, i->op, sel);
+    sp_set(c, sp + i->osz);
+    if (i->op == CPU_SS)
+        c->sti_shadow = 2;
+}
+
+OP(op_pushf)
+{
+    /* VM and RF read as zero */
+    push(c, i->osz, flags_get(c) & ~(F_VM | F_RF));
+}
+
+OP(op_popf)
+{
+    uint64_t v = pop(c, i->osz), old = flags_get(c);
+    uint64_t mask = F_ARITH | F_TF | F_DF | F_NT | F_AC | F_ID;
+    if (c->mode == MODE_REAL || c->cpl == 0)
+        mask |= F_IOPL | F_IF;
+    else if (c->cpl <= ((old >> 12) & 3))
+        mask |= F_IF;
+    if (i->osz == 2)
+        mask &= 0xffff;
+    flags_set(c, (old & ~mask) | (v & mask));
+    c->stop_block = true;   /* IF may have changed */
+}
+
+OP(op_pusha)
+{
+    uint64_t sp = c->r[4];
+    for (unsigned r = 0; r < 8; r++)
+        push(c, i->osz, r == 4 ? sp : c->r[r]);
+}
+
+OP(op_popa)
+{
+    for (int r = 7; r >= 0; r--) {
+        uint64_t v = pop(c, i->osz);
+        if (r != 4)
+            reg_set(c, (unsigned)r, i->osz, v);
+    }
+}
+
+OP(op_enter)
+{
+    unsigned sz = i->osz, level = (unsigned)(i->imm2 & 31);
+    uint64_t frame;
+    push(c, sz, reg_get(c, 5, sz));
+    frame = sp_get(c);
+    if (level) {
+        uint64_t bp = reg_get(c, 5, c->ssz);
+        for (unsigned k = 1; k < level; k++) {
+            bp -= sz;
+            push(c, sz, mem_read(c, seg_lin(c, CPU_SS, bp & amask(c->ssz)), sz));
+        }
+        push(c, sz, frame);
+    }
+    reg_set(c, 5, sz, frame);
+    sp_set(c, sp_get(c) - (i->imm & 0xffff));
+}
+
+OP(op_leave)
+{
+    uint64_t v;
+    sp_set(c, reg_get(c, 5, c->ssz));
+    v = pop(c, i->osz);
+    reg_set(c, 5, i->osz, v);
+}
+
+OP(op_jmp_far) { far_transfer(c, (uint16_t)i->imm2, i->imm, false, i->osz); }
+OP(op_call_far) { far_transfer(c, (uint16_t)i->imm2, i->imm, true, i->osz); }
+
+static void far_mem(struct cpu *c, const struct insn *i, bool call)
+{
+    uint64_t a, off;
+    uint16_t sel;
+    if (i->mod == 3)
+        cpu_ud(c);
+    a = ea(c, i);
+    off = mem_read(c, a, i->osz);
+    sel = (uint16_t)mem_read(c, a + i->osz, 2);
+    far_transfer(c, sel, off, call, i->osz);
+}
+
+OP(op_jmp_far_m) { far_mem(c, i, false); }
+OP(op_call_far_m) { far_mem(c, i, true); }
+
+OP(op_int) { cpu_deliver(c, (int)(i->imm & 0xff), EV_SOFT, 0, 0); }
+OP(op_int3) { cpu_deliver(c, EX_BP, EV_SOFT, 0, 0); }
+OP(op_int1) { cpu_deliver(c, EX_DB, EV_EXT, 0, 0); }
+
+OP(op_into)
+{
+    if (cond_eval(c, 0))
+        cpu_deliver(c, EX_OF, EV_SOFT, 0, 0);
+}

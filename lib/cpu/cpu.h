@@ -1,0 +1,92 @@
+/* The x86 CPU emulator's interface to its caller (the emu backend, or a test).
+ *
+ * The CPU knows guest RAM (one host mapping) and nothing about devices: port I/O, MMIO
+ * (guest-physical addresses outside RAM) and interrupt acknowledge go through the
+ * callbacks in cpu_io; HLT, a triple fault and a kick end cpu_run() with an exit code.
+ * One struct cpu is driven by one thread; cpu_kick() and cpu_set_intr() are the only
+ * calls safe from other threads. */
+#ifndef VMCORE_CPU_H
+#define VMCORE_CPU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cpu;
+
+/* A segment register with its hidden part. attr uses the VMX access-rights layout:
+ * type[3:0] s[4] dpl[6:5] p[7] avl[12] l[13] db[14] g[15]; 0x10000 = unusable. */
+struct cpu_seg {
+    uint16_t sel;
+    uint64_t base;
+    uint32_t limit;
+    uint32_t attr;
+};
+
+enum { CPU_ES, CPU_CS, CPU_SS, CPU_DS, CPU_FS, CPU_GS, CPU_LDTR, CPU_TR, CPU_NSEG };
+
+/* Architectural state a caller reads or sets as a whole (boot, tests, debugging). */
+struct cpu_state {
+    uint64_t gpr[16];           /* rax rcx rdx rbx rsp rbp rsi rdi r8..r15 */
+    uint64_t rip, rflags;
+    struct cpu_seg seg[CPU_NSEG];
+    uint64_t gdt_base, idt_base;
+    uint16_t gdt_limit, idt_limit;
+    uint64_t cr0, cr2, cr3, cr4, efer;
+};
+
+/* Callbacks. Each returns 0 to go on, non-zero to make cpu_run() return CPU_EXIT_STOP
+ * after the current instruction completes. @data holds @size little-endian bytes. */
+struct cpu_io {
+    int (*pio)(void *opaque, uint16_t port, bool is_write, unsigned size, void *data);
+    int (*mmio)(void *opaque, uint64_t gpa, bool is_write, unsigned size, void *data);
+    /* The CPU accepts an external interrupt (INTA): return its vector, or -1 if the
+     * request went away (spurious). Called only after cpu_set_intr(cpu, true). */
+    int (*intr_ack)(void *opaque);
+    void *opaque;
+};
+
+enum cpu_exit {
+    CPU_EXIT_HLT = 1,      /* HLT with interrupts enabled (or disabled: see cpu_halted_forever) */
+    CPU_EXIT_SHUTDOWN,     /* triple fault */
+    CPU_EXIT_STOP,         /* a callback asked to stop */
+    CPU_EXIT_KICK,         /* cpu_kick() or the instruction budget ran out */
+    CPU_EXIT_ERROR,        /* emulation failure; cpu_error() says why */
+};
+
+/* Create a CPU in the reset state (real mode, CS:IP = f000:fff0). @ram is guest-physical
+ * 0..ram_size. Returns NULL on allocation failure. */
+struct cpu *cpu_new(uint8_t *ram, uint64_t ram_size, const struct cpu_io *io);
+void cpu_free(struct cpu *c);
+
+void cpu_get_state(const struct cpu *c, struct cpu_state *out);
+/* Load the whole state (a loader's boot state); flushes the TLB and translation cache. */
+void cpu_set_state(struct cpu *c, const struct cpu_state *st);
+
+/* Guest RAM in [gpa, gpa+len) was written behind the CPU's back (a loader, a device's
+ * DMA): drop translated code there. */
+void cpu_invalidate_ram(struct cpu *c, uint64_t gpa, uint64_t len);
+
+/* Run until an exit; at most @budget instructions (0 = no limit) before CPU_EXIT_KICK. */
+enum cpu_exit cpu_run(struct cpu *c, uint64_t budget);
+/* Make a running cpu_run() return CPU_EXIT_KICK soon. Thread-safe. */
+void cpu_kick(struct cpu *c);
+/* The level of the INTR line (from the PIC). Thread-safe; kicks a halted-waiting caller
+ * only through its own means (the caller owns the wait). */
+void cpu_set_intr(struct cpu *c, bool level);
+/* True when, after CPU_EXIT_HLT, an external interrupt could wake the CPU (IF=1). */
+bool cpu_interruptible(const struct cpu *c);
+/* Deliver a pending external interrupt now if one is pending and IF=1; used by callers
+ * that wait on HLT. Returns true if something was delivered. */
+bool cpu_wake(struct cpu *c);
+
+/* Why CPU_EXIT_ERROR / CPU_EXIT_SHUTDOWN happened ("triple fault at rip=0x..."). */
+const char *cpu_error(const struct cpu *c);
+
+struct cpu_stats {
+    uint64_t instructions;
+    uint64_t tcache_hits, tcache_misses;
+};
+void cpu_get_stats(const struct cpu *c, struct cpu_stats *out);
+
+#endif

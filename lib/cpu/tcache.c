@@ -1,0 +1,214 @@
+/* Translation cache: straight-line blocks of predecoded instructions, keyed by the
+ * guest-physical address of their first byte and the code size (16/32/64-bit).
+ *
+ * Invalidation is per page and O(1): every RAM page has a generation number that a
+ * block records when it is built; a write that overlaps the page's code (tracked in
+ * 128-byte chunks) bumps the generation, and stale blocks simply stop matching. Blocks
+ * never cross a page boundary, so one generation check covers all of a block's bytes.
+ * Storage is a bump arena: when it is full, everything is flushed (the cache is bounded).
+ *
+ * block_run() is the only place that executes a block; a JIT can replace it (and keep
+ * the same keys, invalidation and struct block header) without touching the rest. */
+#include <stdlib.h>
+
+#include "x86.h"
+
+#define BLOCK_MAX 48
+#define TABLE_BITS 14
+#define ARENA_INSNS (1u << 18)
+
+struct block {
+    uint64_t gpa;
+    uint32_t gen;
+    uint8_t csz;
+    uint16_t n;
+    struct insn *insn;
+};
+
+struct tcache {
+    struct block *table;        /* direct-mapped */
+    struct insn *arena;
+    size_t arena_used;
+    uint32_t *gen;              /* per RAM page */
+    uint32_t *code;             /* per RAM page: 128-byte chunks holding code */
+    uint64_t npages;
+    struct block oneoff;        /* an instruction that crosses a page: never cached */
+    struct insn oneoff_insn;
+};
+
+struct tcache *tcache_new(uint64_t ram_size)
+{
+    struct tcache *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->npages = (ram_size + 0xfff) >> 12;
+    t->table = calloc(1u << TABLE_BITS, sizeof *t->table);
+    t->arena = malloc(ARENA_INSNS * sizeof *t->arena);
+    t->gen = calloc(t->npages ? t->npages : 1, sizeof *t->gen);
+    t->code = calloc(t->npages ? t->npages : 1, sizeof *t->code);
+    if (!t->table || !t->arena || !t->gen || !t->code) {
+        tcache_free(t);
+        return NULL;
+    }
+    t->oneoff.insn = &t->oneoff_insn;
+    return t;
+}
+
+void tcache_free(struct tcache *t)
+{
+    if (!t)
+        return;
+    free(t->table);
+    free(t->arena);
+    free(t->gen);
+    free(t->code);
+    free(t);
+}
+
+void tcache_flush(struct tcache *t)
+{
+    if (!t)
+        return;
+    memset(t->table, 0, (1u << TABLE_BITS) * sizeof *t->table);
+    memset(t->code, 0, t->npages * sizeof *t->code);
+    for (uint64_t p = 0; p < t->npages; p++)
+        t->gen[p]++;
+    t->arena_used = 0;
+}
+
+bool tcache_page_has_code(struct tcache *t, uint64_t gpage)
+{
+    return gpage < t->npages && t->code[gpage] != 0;
+}
+
+static uint32_t chunk_mask(uint64_t off, uint64_t len)
+{
+    unsigned first = (unsigned)(off >> 7), last = (unsigned)((off + len - 1) >> 7);
+    if (last > 31)
+        last = 31;
+    return (uint32_t)((last == 31 ? ~0u : ((1u << (last + 1)) - 1)) & ~((1u << first) - 1));
+}
+
+void tcache_write(struct cpu *c, uint64_t gpa, unsigned len)
+{
+    struct tcache *t = c->tc;
+    uint64_t page = gpa >> 12;
+    if (page >= t->npages)
+        return;
+    if ((gpa & 0xfff) + len > 0x1000) {
+        unsigned first = 0x1000 - (unsigned)(gpa & 0xfff);
+        tcache_write(c, gpa + first, len - first);
+        len = first;
+    }
+    if (!(t->code[page] & chunk_mask(gpa & 0xfff, len)))
+        return;
+    /* self-modifying code: drop the page's blocks and let writes run fast again */
+    t->gen[page]++;
+    t->code[page] = 0;
+    c->stop_block = true;
+    for (unsigned k = 0; k < TLB_SIZE; k++)
+        if (c->tlb[k].vpage && c->tlb[k].gpage == page)
+            c->tlb[k].vpage = 0;
+}
+
+static inline unsigned slot(uint64_t gpa, unsigned csz)
+{
+    uint64_t h = (gpa ^ (gpa >> TABLE_BITS) ^ ((uint64_t)csz << 3)) * 0x9e3779b97f4a7c15ULL;
+    return (unsigned)(h >> (64 - TABLE_BITS));
+}
+
+static void mark_code(struct cpu *c, uint64_t gpa, uint64_t len)
+{
+    struct tcache *t = c->tc;
+    uint64_t page = gpa >> 12;
+    uint32_t m = chunk_mask(gpa & 0xfff, len);
+    if (!t->code[page]) {
+        t->code[page] = m;
+        tlb_protect_code(c, page);
+    } else {
+        t->code[page] |= m;
+    }
+}
+
+struct block *tcache_get(struct cpu *c)
+{
+    struct tcache *t = c->tc;
+    uint64_t lin = seg_lin(c, CPU_CS, c->rip), gpa;
+    uint8_t *p = tlb_fast(c, lin, P_X, 1);
+    struct block *b;
+    unsigned avail, pos = 0, csz = c->csz;
+
+    if (p) {
+        struct tlb_entry *e = &c->tlb[(lin >> 12) & (TLB_SIZE - 1)];
+        gpa = (e->gpage << 12) | (lin & 0xfff);
+    } else {
+        bool mmio;
+        p = mmu_slow(c, lin, P_X, &mmio, &gpa);
+        if (mmio)
+            cpu_stop_error(c, "instruction fetch outside RAM at rip=0x%llx (gpa 0x%llx)",
+                           (unsigned long long)c->rip, (unsigned long long)gpa);
+    }
+    b = &t->table[slot(gpa, csz)];
+    if (b->n && b->gpa == gpa && b->csz == csz && b->gen == t->gen[gpa >> 12]) {
+        c->tc_hits++;
+        return b;
+    }
+    c->tc_misses++;
+    if (t->arena_used + BLOCK_MAX > ARENA_INSNS)
+        tcache_flush(t);
+    avail = 0x1000 - (unsigned)(gpa & 0xfff);
+    b->gpa = gpa;
+    b->csz = (uint8_t)csz;
+    b->gen = t->gen[gpa >> 12];
+    b->insn = t->arena + t->arena_used;
+    b->n = 0;
+    while (b->n < BLOCK_MAX) {
+        struct insn *in = &b->insn[b->n];
+        unsigned n = decode(c, p + pos, avail - pos, in);
+        if (n == 0)
+            break;      /* crosses the page end */
+        b->n++;
+        pos += n;
+        if ((in->flags & INSN_ENDS_BLOCK) || pos >= avail)
+            break;
+    }
+    if (b->n == 0) {
+        /* the first instruction crosses into the next page: fetch it byte by byte
+         * (either page may fault) and run it uncached */
+        uint8_t buf[16];
+        for (unsigned k = 0; k < 15; k++) {
+            bool mmio;
+            uint64_t g;
+            uint8_t *q = mmu_slow(c, lin + k, P_X, &mmio, &g);
+            if (mmio)
+                cpu_stop_error(c, "instruction fetch outside RAM at gpa 0x%llx",
+                               (unsigned long long)g);
+            buf[k] = *q;
+            if (decode(c, buf, k + 1, &t->oneoff_insn))
+                break;
+        }
+        if (!t->oneoff_insn.len)
+            decode(c, buf, 15, &t->oneoff_insn);
+        b->n = 0;   /* leave the slot empty */
+        t->oneoff.n = 1;
+        return &t->oneoff;
+    }
+    t->arena_used += b->n;
+    mark_code(c, gpa, pos);
+    return b;
+}
+
+void block_run(struct cpu *c, struct block *b)
+{
+    const struct insn *i = b->insn, *end = b->insn + b->n;
+    uint64_t done = 0;
+    do {
+        c->insn_rip = c->rip;
+        c->rip += i->len;
+        i->fn(c, i);
+        done++;
+        if (c->stop_block)
+            break;
+    } while (++i < end);
+    c->icount += done;
+}

@@ -1,0 +1,405 @@
+/* Internal state and helpers of the x86 emulator (lib/cpu only). */
+#ifndef VMCORE_CPU_X86_H
+#define VMCORE_CPU_X86_H
+
+#include <setjmp.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cpu.h"
+
+struct cpu;
+struct insn;
+typedef void (*op_fn)(struct cpu *c, const struct insn *i);
+
+/* One predecoded instruction. Handlers get everything the bytes said; nothing here
+ * depends on the linear address, so a block is valid wherever its page is mapped. */
+struct insn {
+    op_fn fn;
+    uint8_t len;
+    uint8_t osz;        /* operand size in bytes: 1, 2, 4, 8 */
+    uint8_t asz;        /* address size: 2, 4, 8 */
+    uint8_t seg;        /* segment for memory operands (CPU_DS default) */
+    uint8_t mod;        /* 3 = register operand */
+    uint8_t reg;        /* ModRM.reg (+REX.R); for 8-bit regs 0x10|n means AH..BH */
+    uint8_t rm;         /* ModRM.rm (+REX.B) when mod == 3 */
+    uint8_t base;       /* memory: base register, 0xff none, 0xfe RIP-relative */
+    uint8_t index;      /* memory: index register, 0xff none */
+    uint8_t scale;      /* shift count 0..3 */
+    uint8_t rep;        /* 0, 0xf2, 0xf3 */
+    uint8_t op;         /* sub-operation (ALU op, condition code, group index) */
+    uint8_t pfx66;      /* operand-size prefix seen (SSE selects forms with it) */
+    uint8_t lock;
+    uint8_t flags;      /* INSN_* */
+    int32_t disp;
+    uint64_t imm;
+    uint64_t imm2;
+};
+
+enum { INSN_ENDS_BLOCK = 1 };
+
+/* Lazy arithmetic flags: the last flag-setting operation and its operands. */
+enum { LF_NONE, LF_ADD, LF_ADC, LF_SUB, LF_SBB, LF_LOGIC, LF_INC, LF_DEC };
+
+#define F_CF 0x1ULL
+#define F_PF 0x4ULL
+#define F_AF 0x10ULL
+#define F_ZF 0x40ULL
+#define F_SF 0x80ULL
+#define F_TF 0x100ULL
+#define F_IF 0x200ULL
+#define F_DF 0x400ULL
+#define F_OF 0x800ULL
+#define F_IOPL 0x3000ULL
+#define F_NT 0x4000ULL
+#define F_RF 0x10000ULL
+#define F_VM 0x20000ULL
+#define F_AC 0x40000ULL
+#define F_ID 0x200000ULL
+#define F_ARITH (F_CF | F_PF | F_AF | F_ZF | F_SF | F_OF)
+
+#define CR0_PE 0x1ULL
+#define CR0_MP 0x2ULL
+#define CR0_EM 0x4ULL
+#define CR0_TS 0x8ULL
+#define CR0_ET 0x10ULL
+#define CR0_NE 0x20ULL
+#define CR0_WP 0x10000ULL
+#define CR0_AM 0x40000ULL
+#define CR0_PG 0x80000000ULL
+#define CR4_PSE 0x10ULL
+#define CR4_PAE 0x20ULL
+#define CR4_PGE 0x80ULL
+#define CR4_OSFXSR 0x200ULL
+#define CR4_OSXMMEXCPT 0x400ULL
+#define EFER_SCE 0x1ULL
+#define EFER_LME 0x100ULL
+#define EFER_LMA 0x400ULL
+#define EFER_NXE 0x800ULL
+
+enum { EX_DE = 0, EX_DB = 1, EX_NMI = 2, EX_BP = 3, EX_OF = 4, EX_BR = 5, EX_UD = 6, EX_NM = 7,
+       EX_DF = 8, EX_TS = 10, EX_NP = 11, EX_SS = 12, EX_GP = 13, EX_PF = 14, EX_MF = 16,
+       EX_AC = 17, EX_XM = 19 };
+
+/* Software TLB: one direct-mapped array, permissions per privilege. */
+#define TLB_BITS 8
+#define TLB_SIZE (1u << TLB_BITS)
+enum { P_R = 1, P_W = 2, P_X = 4 };          /* supervisor; user = << 3 */
+struct tlb_entry {
+    uint64_t vpage;         /* linear page | 1 when valid */
+    uint8_t *host;          /* host address of the page, NULL for MMIO */
+    uint64_t gpage;         /* guest-physical page */
+    uint8_t perm;           /* P_* for CPL<3 in bits 0-2, for CPL3 in bits 3-5 */
+    uint8_t code;           /* the page holds translated code: writes go the slow way */
+};
+
+struct block;
+struct tcache;
+
+enum cpu_mode { MODE_REAL, MODE_PROT, MODE_LONG };
+
+struct cpu {
+    uint64_t r[16];
+    uint64_t rip;
+    uint64_t rflags;        /* arithmetic bits valid only when lf_op == LF_NONE */
+    uint64_t lf_res, lf_a, lf_b;
+    uint8_t lf_op, lf_sz, lf_cin;
+
+    /* Mode, derived from CR0/EFER/CS on every change (cpu_update_mode). */
+    uint8_t mode;
+    uint8_t code64;         /* 64-bit code segment in long mode */
+    uint8_t csz;            /* default operand/address size of the code: 2, 4, 8 */
+    uint8_t ssz;            /* stack pointer size: 2, 4, 8 */
+    uint8_t cpl;
+    uint8_t umask_shift;    /* 3 when cpl == 3: selects user TLB permissions */
+    uint64_t sbase[6];      /* effective segment bases (0 for ES/CS/SS/DS in 64-bit) */
+
+    struct cpu_seg seg[CPU_NSEG];
+    uint64_t gdt_base, idt_base;
+    uint16_t gdt_limit, idt_limit;
+    uint64_t cr0, cr2, cr3, cr4, cr8, efer;
+    uint64_t dr[8];
+    uint64_t star, lstar, cstar, sfmask, kgsbase;
+    uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
+    uint64_t pat, tsc_offset, apic_base, misc_enable;
+
+    /* SSE */
+    union { uint8_t b[16]; uint16_t w[8]; uint32_t d[4]; uint64_t q[2]; float f[4];
+            double fd[2]; } xmm[16];
+    uint32_t mxcsr;
+    /* x87 (state only: load/save for FXSAVE; no arithmetic yet) */
+    uint16_t fcw, fsw, ftw;
+
+    /* Memory */
+    uint8_t *ram;
+    uint64_t ram_size;
+    struct tlb_entry tlb[TLB_SIZE];
+
+    struct cpu_io io;
+
+    /* Execution control */
+    uint64_t insn_rip;      /* start of the instruction being executed */
+    jmp_buf jb;             /* exceptions unwind to the run loop */
+    int in_delivery;        /* delivering an exception: a fault now is a #DF */
+    int delivering_df;      /* delivering #DF: a fault now is a triple fault */
+    int pending_exc;        /* -1 or an exception found while delivering */
+    bool stop_block;        /* leave the current block after this instruction */
+    uint8_t io_stop;        /* a callback asked to stop */
+    int exit;               /* cpu_run's result once set */
+    uint8_t sti_shadow;     /* interrupts inhibited for one instruction (STI, MOV SS) */
+    uint8_t halted;
+    atomic_bool kick;
+    atomic_bool intr;
+    char errmsg[160];
+
+    struct tcache *tc;
+    uint64_t icount, budget_end;
+    uint64_t tc_hits, tc_misses;
+};
+
+/* ---- flags (alu.c) ---- */
+uint64_t flags_get(struct cpu *c);
+void flags_set(struct cpu *c, uint64_t f);      /* all of RFLAGS (arith + control) */
+void flags_set_arith(struct cpu *c, uint64_t mask, uint64_t val);
+bool cond_eval(struct cpu *c, unsigned cc);
+bool get_cf(struct cpu *c);
+uint64_t alu_op(struct cpu *c, unsigned op, uint64_t a, uint64_t b, unsigned sz);
+extern const uint8_t parity_table[256];
+
+static inline uint64_t sz_mask(unsigned sz)
+{
+    return sz == 8 ? ~0ULL : (1ULL << (sz * 8)) - 1;
+}
+static inline uint64_t sz_sign(unsigned sz)
+{
+    return 1ULL << (sz * 8 - 1);
+}
+static inline int64_t sext(uint64_t v, unsigned sz)
+{
+    switch (sz) {
+    case 1: return (int8_t)v;
+    case 2: return (int16_t)v;
+    case 4: return (int32_t)v;
+    default: return (int64_t)v;
+    }
+}
+static inline void lazy(struct cpu *c, unsigned op, unsigned sz, uint64_t res, uint64_t a,
+                        uint64_t b)
+{
+    c->lf_op = op;
+    c->lf_sz = sz;
+    c->lf_res = res;
+    c->lf_a = a;
+    c->lf_b = b;
+}
+
+/* ---- registers ---- */
+static inline uint64_t reg_get(struct cpu *c, unsigned r, unsigned sz)
+{
+    switch (sz) {
+    case 1: return (r & 0x10) ? (c->r[r & 3] >> 8) & 0xff : c->r[r] & 0xff;
+    case 2: return c->r[r] & 0xffff;
+    case 4: return c->r[r] & 0xffffffff;
+    default: return c->r[r];
+    }
+}
+static inline void reg_set(struct cpu *c, unsigned r, unsigned sz, uint64_t v)
+{
+    switch (sz) {
+    case 1:
+        if (r & 0x10)
+            c->r[r & 3] = (c->r[r & 3] & ~0xff00ULL) | ((v & 0xff) << 8);
+        else
+            c->r[r] = (c->r[r] & ~0xffULL) | (v & 0xff);
+        break;
+    case 2: c->r[r] = (c->r[r] & ~0xffffULL) | (v & 0xffff); break;
+    case 4: c->r[r] = v & 0xffffffff; break;
+    default: c->r[r] = v; break;
+    }
+}
+
+/* ---- exceptions (except.c) ---- */
+_Noreturn void cpu_raise(struct cpu *c, int vec, int has_err, uint32_t err);
+_Noreturn void cpu_fault(struct cpu *c, int vec, uint32_t err);   /* with error code */
+_Noreturn void cpu_ud(struct cpu *c);
+_Noreturn void cpu_gp0(struct cpu *c);
+void cpu_deliver(struct cpu *c, int vec, int kind, int has_err, uint32_t err);
+enum { EV_EXC, EV_SOFT, EV_EXT };   /* exception, INT n, external interrupt */
+_Noreturn void cpu_stop_error(struct cpu *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- memory (mmu.c) ---- */
+uint8_t *mmu_slow(struct cpu *c, uint64_t lin, unsigned need, bool *mmio, uint64_t *gpa);
+uint64_t mem_read_slow(struct cpu *c, uint64_t lin, unsigned sz);
+void mem_write_slow(struct cpu *c, uint64_t lin, unsigned sz, uint64_t v);
+/* Implicit supervisor accesses (descriptor tables, TSS, interrupt stacks at CPL change). */
+uint64_t mem_read_sys(struct cpu *c, uint64_t lin, unsigned sz);
+void mem_write_sys(struct cpu *c, uint64_t lin, unsigned sz, uint64_t v);
+uint64_t mmu_translate(struct cpu *c, uint64_t lin, unsigned need, bool fault, bool *ok);
+void tlb_flush(struct cpu *c);
+void tlb_flush_page(struct cpu *c, uint64_t lin);
+void tlb_protect_code(struct cpu *c, uint64_t gpage);
+uint64_t phys_read(struct cpu *c, uint64_t gpa, unsigned sz);
+void phys_write(struct cpu *c, uint64_t gpa, unsigned sz, uint64_t v);
+
+static inline uint8_t *tlb_fast(struct cpu *c, uint64_t lin, unsigned need, unsigned sz)
+{
+    struct tlb_entry *e = &c->tlb[(lin >> 12) & (TLB_SIZE - 1)];
+    if ((e->vpage == ((lin & ~0xfffULL) | 1)) && (e->perm & (need << c->umask_shift)) &&
+        ((lin & 0xfff) + sz <= 0x1000))
+        return e->host + (lin & 0xfff);
+    return NULL;
+}
+static inline uint64_t ld(const uint8_t *p, unsigned sz)
+{
+    uint64_t v = 0;
+    switch (sz) {
+    case 1: return *p;
+    case 2: { uint16_t x; memcpy(&x, p, 2); return x; }
+    case 4: { uint32_t x; memcpy(&x, p, 4); return x; }
+    default: memcpy(&v, p, 8); return v;
+    }
+}
+static inline void st(uint8_t *p, unsigned sz, uint64_t v)
+{
+    switch (sz) {
+    case 1: *p = (uint8_t)v; break;
+    case 2: { uint16_t x = (uint16_t)v; memcpy(p, &x, 2); break; }
+    case 4: { uint32_t x = (uint32_t)v; memcpy(p, &x, 4); break; }
+    default: memcpy(p, &v, 8); break;
+    }
+}
+static inline uint64_t mem_read(struct cpu *c, uint64_t lin, unsigned sz)
+{
+    uint8_t *p = tlb_fast(c, lin, P_R, sz);
+    return p ? ld(p, sz) : mem_read_slow(c, lin, sz);
+}
+static inline void mem_write(struct cpu *c, uint64_t lin, unsigned sz, uint64_t v)
+{
+    uint8_t *p = tlb_fast(c, lin, P_W, sz);
+    if (p)
+        st(p, sz, v);
+    else
+        mem_write_slow(c, lin, sz, v);
+}
+/* Bulk copy between linear memory and a buffer, through the TLB, faulting as needed. */
+void mem_read_buf(struct cpu *c, uint64_t lin, void *buf, unsigned len);
+void mem_write_buf(struct cpu *c, uint64_t lin, const void *buf, unsigned len);
+
+/* ---- operands (decode.c) ---- */
+static inline uint64_t amask(unsigned asz)
+{
+    return asz == 8 ? ~0ULL : asz == 4 ? 0xffffffffULL : 0xffffULL;
+}
+static inline uint64_t ea_off(struct cpu *c, const struct insn *i)
+{
+    uint64_t a = (uint64_t)(int64_t)i->disp;
+    if (i->base < 16)
+        a += c->r[i->base];
+    else if (i->base == 0xfe)
+        a += c->rip;
+    if (i->index < 16)
+        a += c->r[i->index] << i->scale;
+    return a & amask(i->asz);
+}
+static inline uint64_t seg_lin(struct cpu *c, unsigned seg, uint64_t off)
+{
+    uint64_t l = c->sbase[seg] + off;
+    return c->code64 ? l : l & 0xffffffffULL;
+}
+static inline uint64_t ea(struct cpu *c, const struct insn *i)
+{
+    return seg_lin(c, i->seg, ea_off(c, i));
+}
+static inline uint64_t rm_read(struct cpu *c, const struct insn *i, unsigned sz)
+{
+    if (i->mod == 3)
+        return reg_get(c, i->rm, sz);
+    return mem_read(c, ea(c, i), sz);
+}
+static inline void rm_write(struct cpu *c, const struct insn *i, unsigned sz, uint64_t v)
+{
+    if (i->mod == 3)
+        reg_set(c, i->rm, sz, v);
+    else
+        mem_write(c, ea(c, i), sz, v);
+}
+
+/* ---- stack (control.c) ---- */
+void push(struct cpu *c, unsigned sz, uint64_t v);
+uint64_t pop(struct cpu *c, unsigned sz);
+static inline uint64_t sp_get(struct cpu *c)
+{
+    return c->r[4] & amask(c->ssz);
+}
+static inline void sp_set(struct cpu *c, uint64_t v)
+{
+    reg_set(c, 4, c->ssz, v);
+}
+
+/* ---- decoder (decode.c) ---- */
+/* Decode one instruction from @buf (@avail bytes). Returns its length, or 0 when more
+ * than @avail bytes are needed. Invalid encodings decode to a #UD handler. */
+unsigned decode(struct cpu *c, const uint8_t *buf, unsigned avail, struct insn *out);
+
+/* ---- system (system.c) ---- */
+void cpu_update_mode(struct cpu *c);
+void seg_load(struct cpu *c, unsigned s, uint16_t sel);
+void seg_load_real(struct cpu *c, unsigned s, uint16_t sel);
+bool desc_read(struct cpu *c, uint16_t sel, uint64_t *lo, uint64_t *hi);
+void desc_to_seg(struct cpu_seg *s, uint16_t sel, uint64_t lo, uint64_t hi);
+void far_transfer(struct cpu *c, uint16_t sel, uint64_t off, bool call, unsigned osz);
+void cr_write(struct cpu *c, unsigned n, uint64_t v);
+uint64_t cr_read(struct cpu *c, unsigned n);
+void tss_stack(struct cpu *c, unsigned dpl, unsigned ist, uint16_t *ss, uint64_t *sp);
+
+/* ---- translation cache (tcache.c) ---- */
+struct tcache *tcache_new(uint64_t ram_size);
+void tcache_free(struct tcache *t);
+void tcache_flush(struct tcache *t);
+/* A write hit a page marked as holding code: drop its blocks if the bytes overlap code. */
+void tcache_write(struct cpu *c, uint64_t gpa, unsigned len);
+bool tcache_page_has_code(struct tcache *t, uint64_t gpage);
+struct block *tcache_get(struct cpu *c);
+void block_run(struct cpu *c, struct block *b);
+
+/* ---- handlers ---- */
+#define OP(name) void name(struct cpu *c __attribute__((unused)), \
+                       const struct insn *i __attribute__((unused)))
+/* alu.c */
+OP(op_alu_rm_r); OP(op_alu_r_rm); OP(op_alu_a_imm); OP(op_alu_rm_imm);
+OP(op_test_rm_r); OP(op_test_rm_imm); OP(op_test_a_imm); OP(op_incdec_rm); OP(op_incdec_r);
+OP(op_not); OP(op_neg); OP(op_mov_rm_r); OP(op_mov_r_rm); OP(op_mov_r_imm);
+OP(op_mov_rm_imm); OP(op_mov_a_moffs); OP(op_mov_moffs_a); OP(op_lea); OP(op_xchg_rm_r);
+OP(op_xchg_a_r); OP(op_cmov); OP(op_setcc); OP(op_movzx); OP(op_movsx); OP(op_movsxd);
+OP(op_cbw); OP(op_cwd); OP(op_lahf); OP(op_sahf); OP(op_cmc); OP(op_clc); OP(op_stc);
+OP(op_cld); OP(op_std); OP(op_xadd); OP(op_cmpxchg); OP(op_cmpxchg8b); OP(op_bswap);
+OP(op_daa); OP(op_das); OP(op_aaa); OP(op_aas); OP(op_aam); OP(op_aad); OP(op_xlat);
+OP(op_nop); OP(op_salc);
+/* shift.c */
+OP(op_shift); OP(op_shld); OP(op_shrd);
+/* muldiv.c */
+OP(op_mul1); OP(op_imul1); OP(op_div); OP(op_idiv); OP(op_imul_r_rm); OP(op_imul_r_rm_imm);
+/* bitops.c */
+OP(op_bt_rm_r); OP(op_bt_rm_imm); OP(op_bsf); OP(op_bsr); OP(op_popcnt);
+/* string.c */
+OP(op_movs); OP(op_stos); OP(op_lods); OP(op_cmps); OP(op_scas); OP(op_ins); OP(op_outs);
+/* control.c */
+OP(op_jcc); OP(op_jmp_rel); OP(op_call_rel); OP(op_jmp_rm); OP(op_call_rm); OP(op_ret);
+OP(op_loop); OP(op_jcxz); OP(op_push_r); OP(op_pop_r); OP(op_push_imm); OP(op_push_rm);
+OP(op_pop_rm); OP(op_push_seg); OP(op_pop_seg); OP(op_pushf); OP(op_popf); OP(op_pusha);
+OP(op_popa); OP(op_enter); OP(op_leave); OP(op_jmp_far); OP(op_call_far); OP(op_jmp_far_m);
+OP(op_call_far_m); OP(op_retf); OP(op_iret); OP(op_int); OP(op_int3); OP(op_into);
+OP(op_int1);
+/* system.c */
+OP(op_hlt); OP(op_cli); OP(op_sti); OP(op_in); OP(op_out); OP(op_cpuid); OP(op_rdtsc);
+OP(op_rdtscp); OP(op_rdmsr); OP(op_wrmsr); OP(op_mov_cr); OP(op_mov_dr); OP(op_grp6);
+OP(op_grp7); OP(op_mov_rm_seg); OP(op_mov_seg_rm); OP(op_lxs); OP(op_clts); OP(op_syscall);
+OP(op_sysret); OP(op_sysenter); OP(op_sysexit); OP(op_ud); OP(op_invd); OP(op_grp15);
+OP(op_lar); OP(op_lsl);
+/* sse.c */
+OP(op_sse); OP(op_x87);
+
+#endif

@@ -1,0 +1,686 @@
+/* Differential tests of the x86 emulator against the host CPU.
+ *
+ * Guest RAM is mapped at a fixed host address and the guest's page tables map the same
+ * linear addresses onto it, so an instruction sequence runs unchanged both natively (in
+ * this process) and in the emulator (64-bit mode, CPL 0). Registers, flags and the data
+ * area are compared after each case. Operands are random from a seed
+ * (VMCORE_TEST_SEED, default fixed) so every failure is reproducible; each case prints
+ * its bytes when it fails. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "cpu/cpu.h"
+
+#define GBASE 0x50000000ULL         /* host address == guest linear address of gpa 0 */
+#define GSIZE (4u << 20)
+#define CODE 0x100000u              /* gpa of the code snippet */
+#define DATA 0x180000u              /* gpa of the data area (8 KiB), RBX points into it */
+#define DATA_LEN 0x2000u
+#define STACK 0x1f0000u
+
+#define F_ARITH 0x8d5ULL
+#define F_CF 0x1ULL
+#define F_PF 0x4ULL
+#define F_AF 0x10ULL
+#define F_ZF 0x40ULL
+#define F_SF 0x80ULL
+#define F_DF 0x400ULL
+#define F_OF 0x800ULL
+
+struct regs {
+    uint64_t gpr[16];
+    uint64_t flags;
+    uint64_t target;
+};
+
+/* Load every register but RSP from *r, call r->target, store them back. */
+void run_native(struct regs *r);
+__asm__(
+    ".text\n"
+    ".globl run_native\n"
+    "run_native:\n"
+    "  push %rbx\n push %rbp\n push %r12\n push %r13\n push %r14\n push %r15\n"
+    "  push %rdi\n"
+    "  pushq 136(%rdi)\n"
+    "  pushq 128(%rdi)\n"
+    "  popfq\n"
+    "  mov 0(%rdi), %rax\n mov 8(%rdi), %rcx\n mov 16(%rdi), %rdx\n mov 24(%rdi), %rbx\n"
+    "  mov 40(%rdi), %rbp\n mov 48(%rdi), %rsi\n"
+    "  mov 64(%rdi), %r8\n mov 72(%rdi), %r9\n mov 80(%rdi), %r10\n mov 88(%rdi), %r11\n"
+    "  mov 96(%rdi), %r12\n mov 104(%rdi), %r13\n mov 112(%rdi), %r14\n mov 120(%rdi), %r15\n"
+    "  mov 56(%rdi), %rdi\n"
+    "  call *(%rsp)\n"
+    "  pushfq\n"
+    "  cld\n"
+    "  push %rdi\n"
+    "  mov 24(%rsp), %rdi\n"
+    "  mov %rax, 0(%rdi)\n mov %rcx, 8(%rdi)\n mov %rdx, 16(%rdi)\n mov %rbx, 24(%rdi)\n"
+    "  mov %rbp, 40(%rdi)\n mov %rsi, 48(%rdi)\n"
+    "  mov %r8, 64(%rdi)\n mov %r9, 72(%rdi)\n mov %r10, 80(%rdi)\n mov %r11, 88(%rdi)\n"
+    "  mov %r12, 96(%rdi)\n mov %r13, 104(%rdi)\n mov %r14, 112(%rdi)\n mov %r15, 120(%rdi)\n"
+    "  pop %rax\n mov %rax, 56(%rdi)\n"
+    "  pop %rax\n mov %rax, 128(%rdi)\n"
+    "  add $16, %rsp\n"
+    "  pop %r15\n pop %r14\n pop %r13\n pop %r12\n pop %rbp\n pop %rbx\n"
+    "  ret\n");
+
+static uint8_t *ram;
+static struct cpu *cpu;
+static uint8_t data_init[DATA_LEN], data_native[DATA_LEN];
+
+/* xorshift64*: reproducible across runs and libcs */
+static uint64_t rng_state;
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 2685821657736338717ULL;
+}
+
+/* Interesting operand values: edges are where flags go wrong. */
+static uint64_t rnd_operand(void)
+{
+    static const uint64_t edge[] = { 0, 1, 2, 0x7f, 0x80, 0xff, 0x7fff, 0x8000, 0xffff,
+                                     0x7fffffff, 0x80000000, 0xffffffff, 0x7fffffffffffffff,
+                                     0x8000000000000000, 0xffffffffffffffff, 0x100, 0x10,
+                                     0xf, 0x1f, 0x3f, 0x40, 0x41 };
+    switch (rnd() % 4) {
+    case 0: return edge[rnd() % (sizeof edge / sizeof edge[0])];
+    case 1: return rnd() & 0xff;
+    default: return rnd();
+    }
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    ram = mmap((void *)GBASE, GSIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
+               MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (ram == MAP_FAILED || ram != (uint8_t *)GBASE) {
+        fprintf(stderr, "cannot map guest RAM at 0x%llx\n", (unsigned long long)GBASE);
+        return -1;
+    }
+    /* 4-level tables: linear GBASE + x -> physical x for x < 4 MiB, 2 MiB pages */
+    uint64_t *pml4 = (uint64_t *)(ram + 0x1000), *pdpt = (uint64_t *)(ram + 0x2000);
+    uint64_t *pd = (uint64_t *)(ram + 0x3000);
+    pml4[(GBASE >> 39) & 511] = 0x2000 | 3;
+    pdpt[(GBASE >> 30) & 511] = 0x3000 | 3;
+    pd[(GBASE >> 21) & 511] = 0x000000 | 0x83;
+    pd[((GBASE >> 21) + 1) & 511] = 0x200000 | 0x83;
+    cpu = cpu_new(ram, GSIZE, NULL);
+    if (!cpu)
+        return -1;
+    const char *s = getenv("VMCORE_TEST_SEED");
+    rng_state = s ? strtoull(s, NULL, 0) : 0x5eed1234abcdULL;
+    if (!rng_state)
+        rng_state = 1;
+    fprintf(stderr, "[ seed ] VMCORE_TEST_SEED=0x%" PRIx64 "\n", rng_state);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    cpu_free(cpu);
+    munmap(ram, GSIZE);
+    return 0;
+}
+
+static void long_mode_state(struct cpu_state *st)
+{
+    memset(st, 0, sizeof *st);
+    st->seg[CPU_CS] = (struct cpu_seg){ 0x8, 0, 0xffffffff, 0xa09b };
+    for (int s = 0; s < 6; s++)
+        if (s != CPU_CS)
+            st->seg[s] = (struct cpu_seg){ 0x10, 0, 0xffffffff, 0xc093 };
+    st->seg[CPU_TR] = (struct cpu_seg){ 0, 0, 0xffff, 0x8b };
+    st->seg[CPU_LDTR] = (struct cpu_seg){ 0, 0, 0, 0x10000 };
+    st->cr0 = 0x80000011;
+    st->cr3 = 0x1000;
+    st->cr4 = 0x20;
+    st->efer = 0x500;
+}
+
+static void hexdump(const uint8_t *b, unsigned n, char *out)
+{
+    for (unsigned k = 0; k < n; k++)
+        out += sprintf(out, "%02x ", b[k]);
+}
+
+/* Run @code (n bytes) natively and emulated from @in; compare under @fmask. */
+static int run_case(const uint8_t *code, unsigned n, const struct regs *in, uint64_t fmask,
+                    const char *what)
+{
+    struct regs nat = *in;
+    struct cpu_state st;
+    char hex[64];
+    int bad = 0;
+
+    memcpy(data_init, ram + DATA, DATA_LEN);
+    memcpy(ram + CODE, code, n);
+    ram[CODE + n] = 0xc3;   /* ret */
+    nat.target = GBASE + CODE;
+    nat.flags = in->flags;
+    run_native(&nat);
+    memcpy(data_native, ram + DATA, DATA_LEN);
+    memcpy(ram + DATA, data_init, DATA_LEN);
+
+    ram[CODE + n] = 0xf4;   /* hlt */
+    cpu_invalidate_ram(cpu, CODE, 32);
+    long_mode_state(&st);
+    memcpy(st.gpr, in->gpr, sizeof st.gpr);
+    st.gpr[4] = GBASE + STACK;
+    st.rip = GBASE + CODE;
+    st.rflags = in->flags | 2;
+    cpu_set_state(cpu, &st);
+    enum cpu_exit e = cpu_run(cpu, 100000);
+    cpu_get_state(cpu, &st);
+
+    hexdump(code, n, hex);
+    if (e != CPU_EXIT_HLT || st.rip != GBASE + CODE + n + 1) {
+        fprintf(stderr, "%s [%s]: exit %d rip 0x%" PRIx64 " (%s)\n", what, hex, e, st.rip,
+                cpu_error(cpu));
+        return 1;
+    }
+    for (int r = 0; r < 16; r++) {
+        if (r == 4)
+            continue;
+        if (st.gpr[r] != nat.gpr[r]) {
+            fprintf(stderr, "%s [%s]: r%d emu 0x%" PRIx64 " native 0x%" PRIx64
+                    " (in 0x%" PRIx64 ")\n", what, hex, r, st.gpr[r], nat.gpr[r], in->gpr[r]);
+            bad = 1;
+        }
+    }
+    if ((st.rflags & fmask) != (nat.flags & fmask)) {
+        fprintf(stderr, "%s [%s]: flags emu 0x%" PRIx64 " native 0x%" PRIx64 " mask 0x%" PRIx64
+                " (in 0x%" PRIx64 " rax 0x%" PRIx64 " rcx 0x%" PRIx64 ")\n", what, hex,
+                st.rflags & fmask, nat.flags & fmask, fmask, in->flags, in->gpr[0], in->gpr[1]);
+        bad = 1;
+    }
+    if (memcmp(ram + DATA, data_native, DATA_LEN)) {
+        for (unsigned k = 0; k < DATA_LEN; k++)
+            if (ram[DATA + k] != data_native[k]) {
+                fprintf(stderr, "%s [%s]: data+0x%x emu %02x native %02x\n", what, hex, k,
+                        ram[DATA + k], data_native[k]);
+                break;
+            }
+        bad = 1;
+    }
+    memcpy(ram + DATA, data_init, DATA_LEN);
+    return bad;
+}
+
+static void random_regs(struct regs *r)
+{
+    for (int k = 0; k < 16; k++)
+        r->gpr[k] = rnd_operand();
+    r->gpr[4] = 0;
+    r->gpr[3] = GBASE + DATA + 0x1000;  /* rbx: the memory operand base */
+    r->flags = rnd() & F_ARITH;
+    for (unsigned k = 0; k < DATA_LEN; k += 8) {
+        uint64_t v = rnd_operand();
+        memcpy(ram + DATA + k, &v, 8);
+    }
+}
+
+/* A register operand number that is not RSP/SP/ESP (4) when it would be; with REX, 4 is
+ * SPL in byte forms, so any unextended 4 is avoided. */
+static unsigned rnd_reg(void)
+{
+    unsigned r;
+    do
+        r = rnd() % 8;
+    while (r == 4 || r == 3);
+    return r;
+}
+
+/* Emit prefixes for an operand size (1, 2, 4, 8) with random REX extension bits. rex_r /
+ * rex_b extend reg/rm; returns the length. Byte forms with REX are used half the time. */
+static unsigned emit_prefix(uint8_t *p, unsigned sz, unsigned rexr, unsigned rexb)
+{
+    unsigned n = 0, rex = 0;
+    if (sz == 2)
+        p[n++] = 0x66;
+    if (sz == 8)
+        rex |= 8;
+    rex |= rexr << 2 | rexb;
+    if (rex || (sz == 1 && (rnd() & 1)))
+        p[n++] = (uint8_t)(0x40 | rex);
+    return n;
+}
+
+struct rmop {
+    unsigned reg, rm, rexr, rexb;
+    bool mem;
+};
+
+/* Pick a ModRM: register-register, or [rbx + disp8] memory. */
+static unsigned emit_modrm(uint8_t *p, struct rmop *o, unsigned regfield)
+{
+    if (o->mem) {
+        p[0] = (uint8_t)(0x40 | (regfield & 7) << 3 | 3);
+        p[1] = (uint8_t)((rnd() % 32) * 8 - 128);
+        return 2;
+    }
+    p[0] = (uint8_t)(0xc0 | (regfield & 7) << 3 | (o->rm & 7));
+    return 1;
+}
+
+static void rnd_rmop(struct rmop *o, bool allow_mem)
+{
+    o->reg = rnd_reg();
+    o->rm = rnd_reg();
+    o->rexr = rnd() & 1;
+    o->rexb = rnd() & 1;
+    o->mem = allow_mem && (rnd() % 3 == 0);
+    if (o->mem)
+        o->rexb = 0;
+}
+
+static const unsigned sizes[4] = { 1, 2, 4, 8 };
+
+/* opcode forms: the ALU ops in all four directions and sizes, immediates */
+static void test_alu(void **state)
+{
+    (void)state;
+    int fails = 0;
+    for (int t = 0; t < 6000 && fails < 10; t++) {
+        uint8_t code[16];
+        struct regs r;
+        struct rmop o;
+        unsigned op = rnd() % 8, sz = sizes[rnd() % 4], n, form = rnd() % 4;
+        random_regs(&r);
+        rnd_rmop(&o, form < 2);
+        n = emit_prefix(code, sz, o.rexr, o.rexb);
+        switch (form) {
+        case 0: case 1:   /* Ev,Gv / Gv,Ev */
+            code[n++] = (uint8_t)(op * 8 + (form ? 2 : 0) + (sz == 1 ? 0 : 1));
+            n += emit_modrm(code + n, &o, o.reg);
+            break;
+        case 2: {         /* 80/81/83 */
+            unsigned opc = sz == 1 ? 0x80 : (rnd() & 1) ? 0x83 : 0x81;
+            code[n++] = (uint8_t)opc;
+            n += emit_modrm(code + n, &o, op);
+            unsigned isz = opc == 0x81 ? (sz == 2 ? 2 : 4) : 1;
+            uint64_t imm = rnd_operand();
+            memcpy(code + n, &imm, isz);
+            n += isz;
+            break;
+        }
+        default: {        /* AL/eAX, imm */
+            n = sz == 2 ? 1 : 0;
+            if (sz == 2)
+                code[0] = 0x66;
+            if (sz == 8)
+                code[n++] = 0x48;
+            code[n++] = (uint8_t)(op * 8 + 4 + (sz == 1 ? 0 : 1));
+            unsigned isz = sz == 1 ? 1 : sz == 2 ? 2 : 4;
+            uint64_t imm = rnd_operand();
+            memcpy(code + n, &imm, isz);
+            n += isz;
+            break;
+        }
+        }
+        uint64_t fm = (op == 1 || op == 4 || op == 6) ? F_ARITH & ~F_AF : F_ARITH;
+        fails += run_case(code, n, &r, fm, "alu");
+    }
+    assert_int_equal(fails, 0);
+}
+
+static void test_unary(void **state)
+{
+    (void)state;
+    int fails = 0;
+    for (int t = 0; t < 3000 && fails < 10; t++) {
+        uint8_t code[16];
+        struct regs r;
+        struct rmop o;
+        unsigned sz = sizes[rnd() % 4], n, kind = rnd() % 4;
+        random_regs(&r);
+        rnd_rmop(&o, true);
+        n = emit_prefix(code, sz, 0, o.rexb);
+        if (kind < 2) {     /* inc/dec */
+            code[n++] = sz == 1 ? 0xfe : 0xff;
+            n += emit_modrm(code + n, &o, kind);
+        } else {            /* not/neg */
+            code[n++] = sz == 1 ? 0xf6 : 0xf7;
+            n += emit_modrm(code + n, &o, kind);
+        }
+        fails += run_case(code, n, &r, F_ARITH, "unary");
+    }
+    assert_int_equal(fails, 0);
+}
+
+static void test_shift(void **state)
+{
+    (void)state;
+    int fails = 0;
+    for (int t = 0; t < 8000 && fails < 10; t++) {
+        uint8_t code[16];
+        struct regs r;
+        struct rmop o;
+        unsigned sz = sizes[rnd() % 4], n, op = rnd() % 8, form = rnd() % 3, cnt;
+        random_regs(&r);
+        rnd_rmop(&o, true);
+        if (o.rm == 1 && !o.mem)
+            o.rm = 2;
+        n = emit_prefix(code, sz, 0, o.rexb);
+        cnt = (unsigned)(rnd() % 70);
+        if (rnd() % 4 == 0)
+            cnt = 1;
+        switch (form) {
+        case 0: code[n++] = sz == 1 ? 0xd0 : 0xd1; cnt = 1; break;
+        case 1: code[n++] = sz == 1 ? 0xd2 : 0xd3; r.gpr[1] = (r.gpr[1] & ~0xffULL) | cnt; break;
+        default: code[n++] = sz == 1 ? 0xc0 : 0xc1; break;
+        }
+        n += emit_modrm(code + n, &o, op);
+        if (form == 2)
+            code[n++] = (uint8_t)cnt;
+        unsigned m = cnt & (sz == 8 ? 63 : 31);
+        uint64_t fm = F_ARITH & ~F_AF;
+        if (m != 1)
+            fm &= ~F_OF;
+        if ((op == 4 || op == 5 || op == 6) && m >= sz * 8)
+            fm &= ~F_CF;
+        if (op < 4)
+            fm &= F_CF | F_OF;      /* rotates touch only CF/OF */
+        if (m == 0)
+            fm = F_ARITH;
+        if (op < 4 && m == 0)
+            fm = F_ARITH;
+        fails += run_case(code, n, &r, fm, "shift");
+    }
+    assert_int_equal(fails, 0);
+}
+
+static void test_muldiv(void **state)
+{
+    (void)state;
+    int fails = 0;
+    for (int t = 0; t < 6000 && fails < 10; t++) {
+        uint8_t code[16];
+        struct regs r;
+        struct rmop o;
+        unsigned sz = sizes[rnd() % 4], n, op = 4 + rnd() % 4;
+        random_regs(&r);
+        rnd_rmop(&o, false);
+        if (o.rm == 0 || o.rm == 2)
+            o.rm = 6;
+        if (sz == 1)
+            o.rexb = 1;     /* a REX prefix: the operand is r9b..r15b, not AH..BH */
+        uint64_t m = sz == 8 ? ~0ULL : (1ULL << (sz * 8)) - 1;
+        if (op >= 6) {
+            /* keep the quotient in range so the host does not trap */
+            uint64_t d = r.gpr[o.rm + 8 * o.rexb] & m;
+            if (d == 0 || (op == 7 && d == m))
+                d = 3;
+            r.gpr[o.rm + 8 * o.rexb] = (r.gpr[o.rm + 8 * o.rexb] & ~m) | d;
+            if (op == 6) {
+                uint64_t hi = sz == 1 ? 0 : (r.gpr[2] & m) % d;
+                if (sz == 1)
+                    r.gpr[0] = (r.gpr[0] & ~0xff00ULL) | ((((r.gpr[0] >> 8) & 0xff) % d) << 8);
+                else
+                    r.gpr[2] = (r.gpr[2] & ~m) | hi;
+            } else {
+                /* sign-extend the dividend and avoid MIN / -1 */
+                uint64_t lo = sz == 1 ? r.gpr[0] & 0xff : r.gpr[0] & m;
+                bool neg = lo >> (sz * 8 - 1);
+                if (sz == 1)
+                    r.gpr[0] = (r.gpr[0] & ~0xff00ULL) | (neg ? 0xff00 : 0);
+                else
+                    r.gpr[2] = (r.gpr[2] & ~m) | (neg ? m : 0);
+            }
+        }
+        n = emit_prefix(code, sz, 0, o.rexb);
+        code[n++] = sz == 1 ? 0xf6 : 0xf7;
+        n += emit_modrm(code + n, &o, op);
+        fails += run_case(code, n, &r, op >= 6 ? 0 : F_CF | F_OF, "muldiv");
+    }
+    /* two- and three-operand IMUL */
+    for (int t = 0; t < 3000 && fails < 10; t++) {
+        uint8_t code[16];
+        struct regs r;
+        struct rmop o;
+        unsigned sz = sizes[1 + rnd() % 3], n, form = rnd() % 3;
+        random_regs(&r);
+        rnd_rmop(&o, true);
+        n = emit_prefix(code, sz, o.rexr, o.rexb);
+        if (form == 0) {
+            code[n++] = 0x0f;
+            code[n++] = 0xaf;
+            n += emit_modrm(code + n, &o, o.reg);
+        } else {
+            code[n++] = form == 1 ? 0x6b : 0x69;
+            n += emit_modrm(code + n, &o, o.reg);
+            unsigned isz = form == 1 ? 1 : sz == 2 ? 2 : 4;
+            uint64_t imm = rnd_operand();
+            memcpy(code + n, &imm, isz);
+            n += isz;
+        }
+        fails += run_case(code, n, &r, F_CF | F_OF, "imul");
+    }
+    assert_int_equal(fails, 0);
+}
+
+static void test_misc(void **state)
+{
+    (void)state;
+    int fails = 0;
+    for (int t = 0; t < 8000 && fails < 10; t++) {
+        uint8_t code[16];
+        struct regs r;
+        struct rmop o;
+        unsigned sz = sizes[1 + rnd() % 3], n, kind = rnd() % 16;
+        uint64_t fm = F_ARITH;
+        random_regs(&r);
+        rnd_rmop(&o, true);
+        n = emit_prefix(code, sz, o.rexr, o.rexb);
+        switch (kind) {
+        case 0:     /* cmovcc */
+            code[n++] = 0x0f;
+            code[n++] = (uint8_t)(0x40 + rnd() % 16);
+            n += emit_modrm(code + n, &o, o.reg);
+            break;
+        case 1:     /* setcc */
+            n = emit_prefix(code, 1, 0, o.rexb);
+            code[n++] = 0x0f;
+            code[n++] = (uint8_t)(0x90 + rnd() % 16);
+            n += emit_modrm(code + n, &o, 0);
+            break;
+        case 2:     /* movzx / movsx */
+            code[n++] = 0x0f;
+            code[n++] = (uint8_t)(0xb6 + (rnd() % 2) + 8 * (rnd() % 2));
+            n += emit_modrm(code + n, &o, o.reg);
+            break;
+        case 3:     /* bt/bts/btr/btc r */
+            o.mem = false;
+            code[n++] = 0x0f;
+            code[n++] = (uint8_t)(0xa3 + 8 * (rnd() % 4));
+            n += emit_modrm(code + n, &o, o.reg);
+            fm = F_CF;
+            break;
+        case 4:     /* bt* imm */
+            code[n++] = 0x0f;
+            code[n++] = 0xba;
+            n += emit_modrm(code + n, &o, 4 + rnd() % 4);
+            code[n++] = (uint8_t)rnd();
+            fm = F_CF;
+            break;
+        case 5:     /* bsf / bsr */
+            code[n++] = 0x0f;
+            code[n++] = (uint8_t)(0xbc + rnd() % 2);
+            n += emit_modrm(code + n, &o, o.reg);
+            fm = F_ZF;
+            break;
+        case 6:     /* xchg / xadd / cmpxchg */
+            switch (rnd() % 3) {
+            case 0: code[n++] = 0x87; break;
+            case 1: code[n++] = 0x0f; code[n++] = 0xc1; break;
+            default: code[n++] = 0x0f; code[n++] = 0xb1; break;
+            }
+            n += emit_modrm(code + n, &o, o.reg);
+            break;
+        case 7:     /* shld / shrd */
+            o.mem = o.mem && sz != 2;
+            code[n++] = 0x0f;
+            code[n++] = (uint8_t)(0xa4 + 8 * (rnd() % 2));
+            n += emit_modrm(code + n, &o, o.reg);
+            {
+                unsigned cnt = (unsigned)(rnd() % (sz == 2 ? 16 : sz * 8));
+                code[n++] = (uint8_t)cnt;
+                fm = F_ARITH & ~F_AF;
+                if (cnt != 1)
+                    fm &= ~F_OF;
+                if (cnt == 0)
+                    fm = F_ARITH;
+            }
+            break;
+        case 8:     /* bswap */
+            n = emit_prefix(code, sz == 2 ? 4 : sz, 0, o.rexb);
+            code[n++] = 0x0f;
+            code[n++] = (uint8_t)(0xc8 + o.rm);
+            break;
+        case 9:     /* cbw/cwde/cdqe, cwd/cdq/cqo, lahf, sahf, cmc, clc, stc */
+            n = emit_prefix(code, sz, 0, 0);
+            {
+                static const uint8_t ops[] = { 0x98, 0x99, 0x9f, 0x9e, 0xf5, 0xf8, 0xf9 };
+                code[n++] = ops[rnd() % sizeof ops];
+            }
+            break;
+        case 10:    /* test */
+            code[n++] = 0x85;
+            n += emit_modrm(code + n, &o, o.reg);
+            fm = F_ARITH & ~F_AF;
+            break;
+        case 11:    /* lea with SIB */
+            code[n++] = 0x8d;
+            {
+                unsigned base = rnd_reg(), idx = rnd_reg();
+                code[n++] = (uint8_t)(0x44 | (o.reg & 7) << 3);
+                code[n++] = (uint8_t)((rnd() % 4) << 6 | idx << 3 | base);
+                code[n++] = (uint8_t)rnd();
+            }
+            break;
+        case 12:    /* adc / sbb with random CF */
+            code[n++] = (uint8_t)((rnd() & 1 ? 0x11 : 0x19) + 2 * (rnd() & 1));
+            n += emit_modrm(code + n, &o, o.reg);
+            break;
+        case 13:    /* popcnt */
+            code[0] = 0xf3;
+            n = 1 + emit_prefix(code + 1, sz, o.rexr, o.rexb);
+            code[n++] = 0x0f;
+            code[n++] = 0xb8;
+            n += emit_modrm(code + n, &o, o.reg);
+            break;
+        case 14:    /* mov forms */
+            code[n++] = (uint8_t)(0x88 + rnd() % 4);
+            if ((code[n - 1] & 1) == 0) {
+                n = emit_prefix(code, 1, o.rexr, o.rexb);
+                code[n++] = (uint8_t)(0x88 + 2 * (rnd() % 2));
+            }
+            n += emit_modrm(code + n, &o, o.reg);
+            break;
+        default:    /* movsxd */
+            n = emit_prefix(code, 8, o.rexr, o.rexb);
+            code[n++] = 0x63;
+            n += emit_modrm(code + n, &o, o.reg);
+            break;
+        }
+        fails += run_case(code, n, &r, fm, "misc");
+    }
+    assert_int_equal(fails, 0);
+}
+
+static void test_string(void **state)
+{
+    (void)state;
+    int fails = 0;
+    for (int t = 0; t < 3000 && fails < 10; t++) {
+        uint8_t code[16];
+        struct regs r;
+        unsigned sz = sizes[rnd() % 4], n = 0, kind = rnd() % 5;
+        static const uint8_t ops[] = { 0xa4, 0xaa, 0xac, 0xa6, 0xae };
+        random_regs(&r);
+        r.gpr[6] = GBASE + DATA + 0x400 + rnd() % 0x400;
+        r.gpr[7] = GBASE + DATA + 0x800 + rnd() % 0x400;
+        r.gpr[1] = rnd() % 40;
+        r.flags &= ~F_DF;
+        if (rnd() % 4 == 0) {
+            r.flags |= F_DF;
+        }
+        if (rnd() % 8 == 0)      /* make compares stop early sometimes */
+            memcpy(ram + (r.gpr[7] - GBASE), ram + (r.gpr[6] - GBASE), 64);
+        switch (rnd() % 3) {
+        case 0: break;
+        case 1: code[n++] = 0xf3; break;
+        default: code[n++] = 0xf2; break;
+        }
+        if (sz == 2)
+            code[n++] = 0x66;
+        if (sz == 8)
+            code[n++] = 0x48;
+        code[n++] = (uint8_t)(ops[kind] + (sz == 1 ? 0 : 1));
+        fails += run_case(code, n, &r, F_ARITH | F_DF, "string");
+    }
+    assert_int_equal(fails, 0);
+}
+
+/* Branches: a conditional jump over an instruction, after a flag-setting op. */
+static void test_branch(void **state)
+{
+    (void)state;
+    int fails = 0;
+    for (int t = 0; t < 3000 && fails < 10; t++) {
+        uint8_t code[32];
+        struct regs r;
+        unsigned n = 0, cc = rnd() % 16, op = rnd() % 8;
+        random_regs(&r);
+        code[n++] = 0x48;
+        code[n++] = (uint8_t)(op * 8 + 1);
+        code[n++] = 0xc8 | (uint8_t)(rnd() % 3) << 3;     /* op rax, rcx/rdx/rbx */
+        if (rnd() & 1) {
+            code[n++] = (uint8_t)(0x70 + cc);
+            code[n++] = 3;
+        } else {
+            code[n++] = 0x0f;
+            code[n++] = (uint8_t)(0x80 + cc);
+            code[n++] = 3;
+            code[n++] = 0;
+            code[n++] = 0;
+            code[n++] = 0;
+        }
+        code[n++] = 0x48;       /* inc rsi (skipped when taken) */
+        code[n++] = 0xff;
+        code[n++] = 0xc6;
+        if (rnd() & 1) {        /* loop over dec rcx with loop */
+            r.gpr[1] = 1 + rnd() % 5;  /* 0 would loop 2^64 times natively */
+            code[n++] = 0x48; code[n++] = 0xff; code[n++] = 0xc7;   /* inc rdi */
+            code[n++] = 0xe2; code[n++] = 0xfb;                     /* loop -5 */
+        }
+        fails += run_case(code, n, &r, F_ARITH & ~F_AF, "branch");
+    }
+    assert_int_equal(fails, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_alu),
+        cmocka_unit_test(test_unary),
+        cmocka_unit_test(test_shift),
+        cmocka_unit_test(test_muldiv),
+        cmocka_unit_test(test_misc),
+        cmocka_unit_test(test_string),
+        cmocka_unit_test(test_branch),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
