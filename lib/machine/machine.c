@@ -159,8 +159,9 @@ static enum machine_action bus_access(struct machine *m, const struct machine_bu
 {
     atomic_fetch_add_explicit(&m->exits, 1, memory_order_relaxed);
     const struct machine_range *r = bus_find(bus, addr);
-    /* Gathered console output goes out as soon as the guest does anything but transmit. */
-    if (!r || r->opaque != &m->com1 || (addr - r->base != 0 && addr - r->base != 5))
+    /* Gathered console output goes out as soon as the guest turns to another device (the
+     * UART itself decides for its own registers). */
+    if (!r || r->opaque != &m->com1)
         uart8250_flush(&m->com1);
     if (!r) {
         atomic_fetch_add_explicit(&m->unclaimed, 1, memory_order_relaxed);

@@ -73,6 +73,8 @@ static uint64_t uart_read(void *opaque, uint64_t off, unsigned size)
     struct uart8250 *u = opaque;
     uint8_t v = 0xff;
     pthread_mutex_lock(&u->lock);
+    if (off != UART_LSR || ++u->lsr_polls > 1)
+        uart_tx_flush_locked(u);
     switch (off) {
     case UART_RBR_THR:
         if (u->lcr & LCR_DLAB) {
@@ -118,6 +120,10 @@ static void uart_write(void *opaque, uint64_t off, unsigned size, uint64_t value
     struct uart8250 *u = opaque;
     uint8_t v = (uint8_t)value;
     pthread_mutex_lock(&u->lock);
+    if (off == UART_RBR_THR && !(u->lcr & LCR_DLAB))
+        u->lsr_polls = 0;
+    else
+        uart_tx_flush_locked(u);
     switch (off) {
     case UART_RBR_THR:
         if (u->lcr & LCR_DLAB) {

@@ -20,6 +20,7 @@ struct uart8250 {
     uint8_t ier, lcr, mcr, lsr_extra, msr, scr, fcr, dll, dlm;
     bool thr_ipending;  /* "transmitter empty" interrupt pending until IIR read or THR write */
     bool irq_level;
+    unsigned lsr_polls;  /* LSR reads since the last transmitted byte */
     uint8_t rx[UART_RX_MAX];
     size_t rx_head, rx_len;
     uint8_t tx[UART_TX_MAX];
@@ -31,7 +32,9 @@ int uart8250_init(struct uart8250 *u, struct machine *m, uint16_t base, unsigned
 void uart8250_destroy(struct uart8250 *u);
 /* Queue received bytes (thread-safe); bytes beyond the queue's room are dropped. */
 size_t uart8250_receive(struct uart8250 *u, const void *data, size_t len);
-/* Hand gathered output to the console now. */
+/* Hand gathered output to the console now. The UART itself flushes on a newline, on a
+ * full buffer, and once the guest does anything but the transmit pattern (one LSR read,
+ * one THR write): a second LSR read in a row means it waits for something else. */
 void uart8250_flush(struct uart8250 *u);
 
 #endif

@@ -223,17 +223,27 @@ static void test_uart_output_lines(void **state)
     assert_int_equal(f->seen.outlen, 6);
     assert_memory_equal(f->seen.out, "hello\n", 6);
     assert_int_equal(f->seen.console_events, 1);
-    /* A partial line goes out as soon as the guest does something else. */
+    /* A partial line goes out as soon as the guest does something else: another device, */
     outb(f->m, 0x3f8, '>');
     inb(f->m, 0x3fd);
     assert_int_equal(f->seen.outlen, 6);
     inb(f->m, 0x60);
     assert_int_equal(f->seen.outlen, 7);
+    /* another UART register (here: reading a received byte), */
+    outb(f->m, 0x3f8, 'a');
+    inb(f->m, 0x3f8);
+    assert_int_equal(f->seen.outlen, 8);
+    /* or polling LSR twice in a row (waiting for input, not transmitting). */
+    outb(f->m, 0x3f8, 'b');
+    inb(f->m, 0x3fd);
+    assert_int_equal(f->seen.outlen, 8);
+    inb(f->m, 0x3fd);
+    assert_int_equal(f->seen.outlen, 9);
     /* ... or when the machine stops. */
     outb(f->m, 0x3f8, '!');
     machine_stop(f->m, VMCORE_EXIT_STATUS, 0, "done");
-    assert_int_equal(f->seen.outlen, 8);
-    assert_memory_equal(f->seen.out, "hello\n>!", 8);
+    assert_int_equal(f->seen.outlen, 10);
+    assert_memory_equal(f->seen.out, "hello\n>ab!", 10);
 }
 
 static void test_uart_registers(void **state)
