@@ -234,20 +234,19 @@ struct runner {
     bool shutting_down;  /* a graceful shutdown was asked for */
     bool ended;          /* the domain reached stopped or crashed */
     bool closing;        /* vmcore_domain_close() was called */
-    int start_status;    /* set by start's callback */
     int exit_code;
 };
 
 static void stdin_stop(struct runner *r);
 
-/* Every handle the CLI owns is closed here once the domain has ended or failed, so the
- * loop runs out of work and uv_run() returns. */
 static void on_domain_closed(vmcore_domain *d, void *arg)
 {
     struct runner *r = arg;
     r->domain = NULL;
 }
 
+/* Close every handle the CLI owns and the domain, once it has ended or failed, so the
+ * loop runs out of work and vmcore_ctx_run() returns. Idempotent. */
 static void teardown(struct runner *r)
 {
     stdin_stop(r);
@@ -493,7 +492,6 @@ static void on_event(const vmcore_event *ev, void *arg)
 static void on_started(vmcore_domain *d, int status, void *arg)
 {
     struct runner *r = arg;
-    r->start_status = status;
     if (status == 0) {
         stdin_start(r);
         return;
