@@ -1,25 +1,506 @@
-/* Placeholder until the emu backend lands: reports itself unavailable. */
+/* The emu backend: the shared x86 machine (lib/machine) run by our own CPU emulator
+ * (lib/cpu) on one host thread per vCPU, with an emulated PIC and PIT. Port I/O and MMIO
+ * leave the CPU through callbacks into the same machine_pio()/machine_mmio() code the kvm
+ * backend calls on its exits. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
 
 #include "core/backend.h"
+#include "cpu/cpu.h"
+#include "machine/emu_irqchip.h"
+#include "machine/machine.h"
+
+/* Instructions per cpu_run() slice: bounds how late a timer tick is noticed. */
+#define EMU_SLICE 200000
+
+struct emu_vm {
+    vmcore_domain *domain;
+    struct machine *m;
+    struct cpu *cpu;
+    struct i8259 pic;
+    struct i8254 pit;
+    bool pic_ok, pit_ok;
+
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool sync_init;
+    atomic_bool stop_req, pause_req;
+    bool parked, done;          /* under lock */
+    uint64_t cpu_ns;            /* final CPU time once done */
+
+    /* published by the vCPU thread after every slice */
+    _Atomic uint64_t instructions, tc_hits, tc_misses;
+
+    bool have_exit, thread_gone;
+    vmcore_exit_kind exit_kind;
+    int exit_status;
+    char exit_reason[200];
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- CPU callbacks (vCPU thread) ---- */
+
+static int emu_pio(void *opaque, uint16_t port, bool is_write, unsigned size, void *data)
+{
+    struct emu_vm *vm = opaque;
+    return machine_pio(vm->m, port, is_write, size, data) == MACHINE_STOP ||
+           atomic_load(&vm->stop_req);
+}
+
+static int emu_mmio(void *opaque, uint64_t gpa, bool is_write, unsigned size, void *data)
+{
+    struct emu_vm *vm = opaque;
+    return machine_mmio(vm->m, gpa, is_write, size, data) == MACHINE_STOP ||
+           atomic_load(&vm->stop_req);
+}
+
+static int emu_intr_ack(void *opaque)
+{
+    struct emu_vm *vm = opaque;
+    return i8259_ack(&vm->pic);
+}
+
+/* ---- interrupt wiring (any thread) ---- */
+
+static void emu_set_irq(void *opaque, unsigned gsi, int level)
+{
+    struct emu_vm *vm = opaque;
+    i8259_set_irq(&vm->pic, gsi, level);
+}
+
+/* The PIC's INTR output changed (PIC lock held). */
+static void emu_pic_notify(void *opaque, bool level)
+{
+    struct emu_vm *vm = opaque;
+    cpu_set_intr(vm->cpu, level);
+    if (level) {
+        pthread_mutex_lock(&vm->lock);
+        pthread_cond_broadcast(&vm->cond);
+        pthread_mutex_unlock(&vm->lock);
+    }
+}
+
+static void emu_wake(struct emu_vm *vm)
+{
+    cpu_kick(vm->cpu);
+    pthread_mutex_lock(&vm->lock);
+    pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
+}
+
+static void emu_post_exit(struct emu_vm *vm)
+{
+    bool sig = vm->exit_kind == VMCORE_EXIT_SIGNAL;
+    domain_post_exit(vm->domain, vm->exit_kind, sig ? 0 : vm->exit_status,
+                     sig ? vm->exit_status : 0, vm->exit_reason);
+}
+
+static void emu_sink_console(void *opaque, const void *data, size_t len)
+{
+    struct emu_vm *vm = opaque;
+    domain_post_console(vm->domain, VMCORE_STREAM_CONSOLE, data, len);
+}
+
+/* The machine ended. The exit is posted once the vCPU thread is gone, so that the exit
+ * event means no guest code runs any more. */
+static void emu_sink_exit(void *opaque, vmcore_exit_kind kind, int status, const char *reason)
+{
+    struct emu_vm *vm = opaque;
+    bool post_now;
+    pthread_mutex_lock(&vm->lock);
+    vm->have_exit = true;
+    vm->exit_kind = kind;
+    vm->exit_status = status;
+    snprintf(vm->exit_reason, sizeof vm->exit_reason, "%s", reason ? reason : "");
+    atomic_store(&vm->stop_req, true);
+    cpu_kick(vm->cpu);
+    pthread_cond_broadcast(&vm->cond);
+    post_now = !vm->thread_started || vm->thread_gone;
+    pthread_mutex_unlock(&vm->lock);
+    if (post_now)
+        emu_post_exit(vm);
+}
+
+/* ---- the vCPU thread ---- */
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void publish_stats(struct emu_vm *vm)
+{
+    struct cpu_stats s;
+    cpu_get_stats(vm->cpu, &s);
+    atomic_store(&vm->instructions, s.instructions);
+    atomic_store(&vm->tc_hits, s.tcache_hits);
+    atomic_store(&vm->tc_misses, s.tcache_misses);
+}
+
+static void park(struct emu_vm *vm)
+{
+    machine_console_flush(vm->m);
+    pthread_mutex_lock(&vm->lock);
+    vm->parked = true;
+    pthread_cond_broadcast(&vm->cond);
+    while (atomic_load(&vm->pause_req) && !atomic_load(&vm->stop_req))
+        pthread_cond_wait(&vm->cond, &vm->lock);
+    vm->parked = false;
+    pthread_mutex_unlock(&vm->lock);
+}
+
+/* Halted: sleep until an interrupt can wake the CPU, the next timer edge, or a request. */
+static void wait_halted(struct emu_vm *vm, uint64_t next_timer)
+{
+    pthread_mutex_lock(&vm->lock);
+    if (!atomic_load(&vm->stop_req) && !atomic_load(&vm->pause_req) &&
+        !(cpu_interruptible(vm->cpu) && vm->pic.intr)) {
+        if (next_timer) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+            if (next_timer > now) {
+                uint64_t abs = next_timer;
+                ts.tv_sec = (time_t)(abs / 1000000000ull);
+                ts.tv_nsec = (long)(abs % 1000000000ull);
+                pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
+            }
+        } else {
+            pthread_cond_wait(&vm->cond, &vm->lock);
+        }
+    }
+    pthread_mutex_unlock(&vm->lock);
+}
+
+static void *emu_vcpu_thread(void *arg)
+{
+    struct emu_vm *vm = arg;
+    char reason[200];
+    for (;;) {
+        uint64_t next_timer;
+        enum cpu_exit e;
+        if (atomic_load(&vm->stop_req) || machine_stopped(vm->m))
+            break;
+        if (atomic_load(&vm->pause_req)) {
+            park(vm);
+            continue;
+        }
+        next_timer = i8254_poll(&vm->pit, now_ns());
+        e = cpu_run(vm->cpu, EMU_SLICE);
+        publish_stats(vm);
+        switch (e) {
+        case CPU_EXIT_HLT:
+            wait_halted(vm, next_timer);
+            break;
+        case CPU_EXIT_SHUTDOWN:
+            snprintf(reason, sizeof reason, "%s", cpu_error(vm->cpu));
+            machine_stop(vm->m, VMCORE_EXIT_CRASH, 0, reason);
+            break;
+        case CPU_EXIT_ERROR:
+            snprintf(reason, sizeof reason, "emulation failure: %s", cpu_error(vm->cpu));
+            machine_stop(vm->m, VMCORE_EXIT_CRASH, 0, reason);
+            break;
+        case CPU_EXIT_KICK:
+        case CPU_EXIT_STOP:
+        default:
+            break;
+        }
+    }
+    machine_console_flush(vm->m);
+    publish_stats(vm);
+    pthread_mutex_lock(&vm->lock);
+    vm->cpu_ns = thread_cpu_ns();
+    vm->done = true;
+    vm->thread_gone = true;
+    bool post = vm->have_exit;
+    pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
+    if (post)
+        emu_post_exit(vm);
+    return NULL;
+}
+
+/* ---- backend ops (loop thread) ---- */
 
 static int emu_probe(vmcore_probe_result *out)
 {
     snprintf(out->backend, sizeof out->backend, "%s", "emu");
-    out->available = 0;
-    snprintf(out->reason, sizeof out->reason, "the emu backend is not built into this version");
-    return VMCORE_EUNAVAIL;
+    out->available = 1;
+    out->reason[0] = 0;
+    snprintf(out->details, sizeof out->details,
+             "software x86-64 CPU (interpreter with translation cache); one vCPU; "
+             "i8259 PIC + i8254 PIT; no x87, SSE/SSE2 subset");
+    return 0;
+}
+
+static void state_from_boot(struct cpu_state *st, const struct x86_boot_state *bs)
+{
+    const struct x86_segment *src[CPU_NSEG] = { &bs->es, &bs->cs, &bs->ss, &bs->ds,
+                                                &bs->fs, &bs->gs, &bs->ldt, &bs->tr };
+    memset(st, 0, sizeof *st);
+    memcpy(st->gpr, bs->gpr, sizeof st->gpr);
+    st->rip = bs->rip;
+    st->rflags = bs->rflags;
+    for (unsigned s = 0; s < CPU_NSEG; s++) {
+        st->seg[s].sel = src[s]->selector;
+        st->seg[s].base = src[s]->base;
+        st->seg[s].limit = src[s]->limit;
+        st->seg[s].attr = src[s]->attr;
+    }
+    st->gdt_base = bs->gdt.base;
+    st->gdt_limit = bs->gdt.limit;
+    st->idt_base = bs->idt.base;
+    st->idt_limit = bs->idt.limit;
+    st->cr0 = bs->cr0;
+    st->cr2 = bs->cr2;
+    st->cr3 = bs->cr3;
+    st->cr4 = bs->cr4;
+    st->efer = bs->efer;
+}
+
+static void emu_vm_free(struct emu_vm *vm)
+{
+    if (!vm)
+        return;
+    if (vm->thread_started) {
+        atomic_store(&vm->stop_req, true);
+        emu_wake(vm);
+        pthread_join(vm->thread, NULL);
+    }
+    /* the machine first: its devices may still call into the PIC while going away */
+    machine_destroy(vm->m);
+    if (vm->pit_ok)
+        i8254_destroy(&vm->pit);
+    if (vm->pic_ok)
+        i8259_destroy(&vm->pic);
+    cpu_free(vm->cpu);
+    if (vm->sync_init) {
+        pthread_cond_destroy(&vm->cond);
+        pthread_mutex_destroy(&vm->lock);
+    }
+    free(vm);
 }
 
 static int emu_create(vmcore_domain *d, const struct vmcore_config *cfg, void **priv,
-                       struct vmcore_err *err)
+                      struct vmcore_err *err)
 {
-    return err_set(err, VMCORE_EUNAVAIL, "backend emu: not built into this version");
+    struct emu_vm *vm;
+    struct cpu_state st;
+    int rc;
+
+    *priv = NULL;
+    if (cfg->vcpus > 1)
+        return err_config(err, VMCORE_ENOTSUP, "vcpus",
+                          "the emu backend runs one vCPU (%u asked): SMP needs the emulated "
+                          "local APIC, which is not implemented yet", cfg->vcpus);
+    vm = calloc(1, sizeof *vm);
+    if (!vm)
+        return err_set(err, VMCORE_ENOMEM, "emu: out of memory");
+    vm->domain = d;
+    atomic_init(&vm->stop_req, false);
+    atomic_init(&vm->pause_req, false);
+    atomic_init(&vm->instructions, 0);
+    atomic_init(&vm->tc_hits, 0);
+    atomic_init(&vm->tc_misses, 0);
+    if (pthread_mutex_init(&vm->lock, NULL)) {
+        free(vm);
+        return err_set(err, VMCORE_ENOMEM, "emu: cannot create a mutex");
+    }
+    if (pthread_cond_init(&vm->cond, NULL)) {
+        pthread_mutex_destroy(&vm->lock);
+        free(vm);
+        return err_set(err, VMCORE_ENOMEM, "emu: cannot create a condition variable");
+    }
+    {
+        /* the halt wait uses CLOCK_MONOTONIC deadlines */
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_destroy(&vm->cond);
+        pthread_cond_init(&vm->cond, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    vm->sync_init = true;
+
+    if ((rc = machine_create(&vm->m, cfg, d, err)))
+        goto fail;
+    machine_set_event_sink(vm->m, &(struct machine_event_sink){ emu_sink_console,
+                                                                 emu_sink_exit, vm });
+    {
+        struct cpu_io io = { emu_pio, emu_mmio, emu_intr_ack, vm };
+        vm->cpu = cpu_new(machine_ram(vm->m), machine_ram_size(vm->m), &io);
+        if (!vm->cpu) {
+            rc = err_set(err, VMCORE_ENOMEM, "emu: out of memory for the CPU");
+            goto fail;
+        }
+    }
+    if ((rc = i8259_init(&vm->pic, vm->m, emu_pic_notify, vm))) {
+        rc = err_set(err, rc, "emu: cannot register the PIC");
+        goto fail;
+    }
+    vm->pic_ok = true;
+    if ((rc = i8254_init(&vm->pit, vm->m))) {
+        rc = err_set(err, rc, "emu: cannot register the PIT");
+        goto fail;
+    }
+    vm->pit_ok = true;
+    machine_set_irq_sink(vm->m, &(struct machine_irq_sink){ emu_set_irq, vm });
+    state_from_boot(&st, machine_boot_state(vm->m));
+    cpu_set_state(vm->cpu, &st);
+    *priv = vm;
+    return 0;
+fail:
+    emu_vm_free(vm);
+    return rc;
+}
+
+static int emu_start(vmcore_domain *d, void *priv, struct vmcore_err *err)
+{
+    struct emu_vm *vm = priv;
+    sigset_t all, old;
+    int e;
+    (void)d;
+    /* the vCPU thread takes no signals: kicks are flags */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_mutex_lock(&vm->lock);
+    e = pthread_create(&vm->thread, NULL, emu_vcpu_thread, vm);
+    if (!e)
+        vm->thread_started = true;
+    pthread_mutex_unlock(&vm->lock);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e)
+        return err_sys(err, VMCORE_ESYS, e, "emu: cannot start the vCPU thread");
+    return 0;
+}
+
+static int emu_pause(vmcore_domain *d, void *priv, struct vmcore_err *err)
+{
+    struct emu_vm *vm = priv;
+    (void)d;
+    (void)err;
+    atomic_store(&vm->pause_req, true);
+    cpu_kick(vm->cpu);
+    pthread_mutex_lock(&vm->lock);
+    pthread_cond_broadcast(&vm->cond);
+    while (!vm->parked && !vm->done && !atomic_load(&vm->stop_req))
+        pthread_cond_wait(&vm->cond, &vm->lock);
+    pthread_mutex_unlock(&vm->lock);
+    return 0;
+}
+
+static int emu_resume(vmcore_domain *d, void *priv, struct vmcore_err *err)
+{
+    struct emu_vm *vm = priv;
+    (void)d;
+    (void)err;
+    pthread_mutex_lock(&vm->lock);
+    atomic_store(&vm->pause_req, false);
+    pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
+    return 0;
+}
+
+static int emu_shutdown(vmcore_domain *d, void *priv, struct vmcore_err *err)
+{
+    struct emu_vm *vm = priv;
+    (void)d;
+    (void)err;
+    machine_stop(vm->m, VMCORE_EXIT_SIGNAL, SIGTERM, "shut down on request");
+    return 0;
+}
+
+static int emu_kill(vmcore_domain *d, void *priv, struct vmcore_err *err)
+{
+    struct emu_vm *vm = priv;
+    (void)d;
+    (void)err;
+    machine_stop(vm->m, VMCORE_EXIT_SIGNAL, SIGKILL, "killed");
+    return 0;
+}
+
+static int emu_stats(vmcore_domain *d, void *priv, vmcore_stats *out, struct vmcore_err *err)
+{
+    struct emu_vm *vm = priv;
+    uint64_t cpu = 0;
+    (void)d;
+    pthread_mutex_lock(&vm->lock);
+    if (vm->done) {
+        cpu = vm->cpu_ns;
+    } else if (vm->thread_started) {
+        clockid_t clk;
+        struct timespec ts;
+        if (pthread_getcpuclockid(vm->thread, &clk) == 0 && clock_gettime(clk, &ts) == 0)
+            cpu = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    }
+    pthread_mutex_unlock(&vm->lock);
+    out->cpu_time_ns = cpu;
+    out->exits = machine_exit_count(vm->m);
+    out->instructions = atomic_load(&vm->instructions);
+    out->tcache_hits = atomic_load(&vm->tc_hits);
+    out->tcache_misses = atomic_load(&vm->tc_misses);
+    {
+        uint64_t size = machine_ram_size(vm->m), pages = size / 4096;
+        unsigned char *vec = malloc(pages ? pages : 1);
+        if (!vec)
+            return err_set(err, VMCORE_ENOMEM, "emu: out of memory");
+        if (mincore(machine_ram(vm->m), size, vec) == 0) {
+            uint64_t n = 0;
+            for (uint64_t i = 0; i < pages; i++)
+                n += vec[i] & 1;
+            out->memory_bytes = n * 4096;
+        }
+        free(vec);
+    }
+    return 0;
+}
+
+static int emu_console_write(vmcore_domain *d, void *priv, const void *data, size_t len,
+                             struct vmcore_err *err)
+{
+    struct emu_vm *vm = priv;
+    size_t n;
+    (void)d;
+    n = machine_console_input(vm->m, data, len);
+    if (n < len)
+        return err_set(err, VMCORE_EBUSY, "console: the serial receive queue is full "
+                       "(%zu of %zu bytes queued)", n, len);
+    return 0;
+}
+
+static void emu_destroy(vmcore_domain *d, void *priv)
+{
+    (void)d;
+    emu_vm_free(priv);
 }
 
 const struct backend_ops backend_emu_ops = {
     .name = "emu",
     .probe = emu_probe,
     .create = emu_create,
+    .start = emu_start,
+    .pause = emu_pause,
+    .resume = emu_resume,
+    .shutdown = emu_shutdown,
+    .kill = emu_kill,
+    .stats = emu_stats,
+    .console_write = emu_console_write,
+    .destroy = emu_destroy,
 };
