@@ -256,7 +256,8 @@ static void test_console_input(void **state)
     r.seen = 0;
     r.wait_for = "echo ready\nhello emu";
     assert_int_equal(vmcore_domain_console_write(r.d, "hello emu", 9), 0);
-    assert_true(vt_run_until(r.ctx, &r.seen, WAIT_MS));
+    if (!vt_run_until(r.ctx, &r.seen, WAIT_MS))
+        fail_msg("echo printed \"%s\"", r.out);
     assert_int_equal(vmcore_domain_console_write(r.d, "q", 1), 0);
     assert_true(vt_run_until(r.ctx, &r.ended, WAIT_MS));
     assert_int_equal(r.exit.kind, VMCORE_EXIT_STATUS);
@@ -325,5 +326,7 @@ int main(void)
         cmocka_unit_test(test_smp_refused),
         cmocka_unit_test(test_same_as_kvm),
     };
+    if (getenv("VMCORE_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("VMCORE_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,367 @@
+/* The emulator's exceptions, paging and translation cache, driven through lib/cpu's API:
+ * faults delivered through a 64-bit IDT with the right vector, error code, CR2 and return
+ * address, IRET back; A/D bits; #DF and triple fault; real-mode IVT delivery; self-modifying
+ * code; CPUID. Guest code is assembled by hand (nasm listings in the comments). */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "cpu/cpu.h"
+
+#define RAM (4u << 20)
+#define IDT 0x4000
+#define REC 0x5000          /* vec, err, cr2, rip, count (written by the handler) */
+#define STUBS 0x6000
+#define HANDLER 0x7000
+#define CODE 0x100000
+
+static uint8_t *ram;
+static struct cpu *cpu;
+
+/* The common handler: record vector, error code, CR2 and the faulting RIP, then IRETQ to
+ * the address in R15 (every test case loads R15 with its continuation).
+ *   push rax / mov rax,[rsp+8] / mov [0x5000],rax / mov rax,[rsp+16] / mov [0x5008],rax
+ *   mov rax,cr2 / mov [0x5010],rax / mov rax,[rsp+24] / mov [0x5018],rax
+ *   inc qword [0x5020] / mov [rsp+24],r15 / pop rax / add rsp,16 / iretq */
+static const uint8_t handler[] = {
+    0x50, 0x48, 0x8b, 0x44, 0x24, 0x08, 0x48, 0x89, 0x04, 0x25, 0x00, 0x50,
+    0x00, 0x00, 0x48, 0x8b, 0x44, 0x24, 0x10, 0x48, 0x89, 0x04, 0x25, 0x08,
+    0x50, 0x00, 0x00, 0x0f, 0x20, 0xd0, 0x48, 0x89, 0x04, 0x25, 0x10, 0x50,
+    0x00, 0x00, 0x48, 0x8b, 0x44, 0x24, 0x18, 0x48, 0x89, 0x04, 0x25, 0x18,
+    0x50, 0x00, 0x00, 0x48, 0xff, 0x04, 0x25, 0x20, 0x50, 0x00, 0x00, 0x4c,
+    0x89, 0x7c, 0x24, 0x18, 0x58, 0x48, 0x83, 0xc4, 0x10, 0x48, 0xcf,
+};
+
+static uint64_t *pt(unsigned page_table_index)
+{
+    return (uint64_t *)(ram + 0x10000 + page_table_index * 0x1000);
+}
+
+static void setup_machine(void)
+{
+    memset(ram, 0, RAM);
+    /* 4-level tables: the first 4 MiB identity-mapped with 4 KiB pages (0x10000..) */
+    uint64_t *pml4 = (uint64_t *)(ram + 0x1000), *pdpt = (uint64_t *)(ram + 0x2000);
+    uint64_t *pd = (uint64_t *)(ram + 0x3000);
+    pml4[0] = 0x2000 | 7;
+    pdpt[0] = 0x3000 | 7;
+    for (unsigned t = 0; t < 2; t++) {
+        pd[t] = (0x10000 + t * 0x1000) | 7;
+        for (unsigned k = 0; k < 512; k++)
+            pt(t)[k] = ((uint64_t)t << 21 | (uint64_t)k << 12) | 3;
+    }
+    /* stubs: [push 0] push vec; jmp handler */
+    for (unsigned v = 0; v < 256; v++) {
+        uint8_t *s = ram + STUBS + v * 16;
+        unsigned n = 0;
+        bool has_err = v == 8 || (v >= 10 && v <= 14) || v == 17;
+        if (!has_err) {
+            s[n++] = 0x6a;
+            s[n++] = 0;
+        }
+        s[n++] = 0x68;
+        memcpy(s + n, &v, 4);
+        n += 4;
+        s[n++] = 0xe9;
+        int32_t rel = (int32_t)(HANDLER - (STUBS + v * 16 + n + 4));
+        memcpy(s + n, &rel, 4);
+        uint64_t off = STUBS + v * 16;
+        uint64_t lo = (off & 0xffff) | (0x8ULL << 16) | (0x8eULL << 40) |
+                      ((off >> 16) & 0xffff) << 48;
+        if (v == 0x80)
+            lo |= 3ULL << 45;   /* DPL 3 */
+        memcpy(ram + IDT + v * 16, &lo, 8);
+    }
+    memcpy(ram + HANDLER, handler, sizeof handler);
+    /* GDT at 0x800: null, 64-bit code (0x8), data (0x10) */
+    uint64_t gdt[3] = { 0, 0x00af9b000000ffffULL, 0x00cf93000000ffffULL };
+    memcpy(ram + 0x800, gdt, sizeof gdt);
+}
+
+static void long_mode(struct cpu_state *st, uint64_t rip)
+{
+    memset(st, 0, sizeof *st);
+    st->seg[CPU_CS] = (struct cpu_seg){ 0x8, 0, 0xffffffff, 0xa09b };
+    for (int s = 0; s < 6; s++)
+        if (s != CPU_CS)
+            st->seg[s] = (struct cpu_seg){ 0x10, 0, 0xffffffff, 0xc093 };
+    st->seg[CPU_TR] = (struct cpu_seg){ 0x18, 0x8000, 0x67, 0x8b };
+    st->seg[CPU_LDTR] = (struct cpu_seg){ 0, 0, 0, 0x10000 };
+    st->gdt_base = 0x800;
+    st->gdt_limit = 23;
+    st->idt_base = IDT;
+    st->idt_limit = 256 * 16 - 1;
+    st->cr0 = 0x80010011;   /* PE, ET, WP, PG */
+    st->cr3 = 0x1000;
+    st->cr4 = 0x20;
+    st->efer = 0xd00;       /* LME, LMA, NXE */
+    st->rip = rip;
+    st->rflags = 2;
+    st->gpr[4] = 0x90000;
+}
+
+struct rec {
+    uint64_t vec, err, cr2, rip, count;
+};
+
+static struct rec run_code(const uint8_t *code, size_t n, enum cpu_exit want)
+{
+    struct cpu_state st;
+    struct rec r;
+    memcpy(ram + CODE, code, n);
+    cpu_invalidate_ram(cpu, CODE, n);
+    memset(ram + REC, 0, sizeof r);
+    long_mode(&st, CODE);
+    cpu_set_state(cpu, &st);
+    enum cpu_exit e = cpu_run(cpu, 1000000);
+    if (e != want)
+        fail_msg("exit %d, expected %d (%s)", e, want, cpu_error(cpu));
+    memcpy(&r, ram + REC, sizeof r);
+    return r;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    ram = aligned_alloc(4096, RAM);
+    if (!ram)
+        return -1;
+    setup_machine();
+    cpu = cpu_new(ram, RAM, NULL);
+    return cpu ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    cpu_free(cpu);
+    free(ram);
+    return 0;
+}
+
+static void expect(struct rec r, uint64_t vec, uint64_t err, uint64_t rip)
+{
+    assert_int_equal(r.count, 1);
+    assert_int_equal(r.vec, vec);
+    assert_int_equal(r.err, err);
+    assert_int_equal(r.rip, rip);
+}
+
+/* lea r15,[rel next] / ud2 / next: hlt */
+static void test_ud(void **state)
+{
+    static const uint8_t c[] = { 0x4c, 0x8d, 0x3d, 0x02, 0, 0, 0, 0x0f, 0x0b, 0xf4 };
+    (void)state;
+    setup_machine();
+    expect(run_code(c, sizeof c, CPU_EXIT_HLT), 6, 0, CODE + 7);
+}
+
+/* lea r15,[rel next] / xor ecx,ecx / div ecx / next: hlt */
+static void test_de(void **state)
+{
+    static const uint8_t c[] = { 0x4c, 0x8d, 0x3d, 0x04, 0, 0, 0, 0x31, 0xc9, 0xf7, 0xf1, 0xf4 };
+    (void)state;
+    setup_machine();
+    expect(run_code(c, sizeof c, CPU_EXIT_HLT), 0, 0, CODE + 9);
+}
+
+/* lea r15,[rel next] / mov rax,[0x300000] / next: hlt -- with page 0x300000 not present */
+static void test_pf_not_present(void **state)
+{
+    static const uint8_t c[] = { 0x4c, 0x8d, 0x3d, 0x08, 0, 0, 0, 0x48, 0x8b, 0x04, 0x25, 0x00,
+                                 0x00, 0x30, 0x00, 0xf4 };
+    (void)state;
+    setup_machine();
+    pt(1)[0x100] = 0;
+    struct rec r = run_code(c, sizeof c, CPU_EXIT_HLT);
+    expect(r, 14, 0, CODE + 7);
+    assert_int_equal(r.cr2, 0x300000);
+}
+
+/* lea r15,[rel next] / mov dword [0x301000],5 / next: hlt -- read-only page, CR0.WP */
+static void test_pf_write_protect(void **state)
+{
+    static const uint8_t c[] = { 0x4c, 0x8d, 0x3d, 0x0b, 0, 0, 0, 0xc7, 0x04, 0x25, 0x00, 0x10,
+                                 0x30, 0x00, 0x05, 0x00, 0x00, 0x00, 0xf4 };
+    (void)state;
+    setup_machine();
+    pt(1)[0x101] &= ~2ULL;
+    struct rec r = run_code(c, sizeof c, CPU_EXIT_HLT);
+    expect(r, 14, 3, CODE + 7);         /* present | write */
+    assert_int_equal(r.cr2, 0x301000);
+    assert_int_equal(ram[0x301000], 0);
+    /* the same write succeeds once the page is writable, and sets A and D */
+    setup_machine();
+    r = run_code(c, sizeof c, CPU_EXIT_HLT);
+    assert_int_equal(r.count, 0);
+    assert_int_equal(ram[0x301000], 5);
+    assert_true(pt(1)[0x101] & 0x20);
+    assert_true(pt(1)[0x101] & 0x40);
+    assert_false(pt(1)[0x102] & 0x60);
+}
+
+/* lea r15,[rel next] / mov rax,0x302000 / call rax / next: hlt -- NX page */
+static void test_pf_nx(void **state)
+{
+    static const uint8_t c[] = { 0x4c, 0x8d, 0x3d, 0x07, 0, 0, 0, 0xb8, 0x00, 0x20, 0x30, 0x00,
+                                 0xff, 0xd0, 0xf4 };
+    (void)state;
+    setup_machine();
+    pt(1)[0x102] |= 1ULL << 63;
+    struct rec r = run_code(c, sizeof c, CPU_EXIT_HLT);
+    expect(r, 14, 0x11, 0x302000);      /* present | instruction fetch */
+    assert_int_equal(r.cr2, 0x302000);
+}
+
+/* lea r15,[rel next] / mov rax,0x8000000000000000 / mov rbx,[rax] / next: hlt */
+static void test_gp_noncanonical(void **state)
+{
+    static const uint8_t c[] = { 0x4c, 0x8d, 0x3d, 0x0d, 0, 0, 0, 0x48, 0xb8, 0, 0, 0, 0, 0, 0,
+                                 0, 0x80, 0x48, 0x8b, 0x18, 0xf4 };
+    (void)state;
+    setup_machine();
+    expect(run_code(c, sizeof c, CPU_EXIT_HLT), 13, 0, CODE + 17);
+}
+
+/* lea r15,[rel next] / int 0x80 / next: hlt; and int3 */
+static void test_soft_int(void **state)
+{
+    static const uint8_t c[] = { 0x4c, 0x8d, 0x3d, 0x02, 0, 0, 0, 0xcd, 0x80, 0xf4 };
+    static const uint8_t c3[] = { 0x4c, 0x8d, 0x3d, 0x01, 0, 0, 0, 0xcc, 0xf4 };
+    (void)state;
+    setup_machine();
+    expect(run_code(c, sizeof c, CPU_EXIT_HLT), 0x80, 0, CODE + 9);   /* return address */
+    expect(run_code(c3, sizeof c3, CPU_EXIT_HLT), 3, 0, CODE + 8);
+}
+
+/* #PF whose IDT gate is not present: #NP while delivering becomes #DF (error code 0) */
+static void test_double_fault(void **state)
+{
+    static const uint8_t c[] = { 0x4c, 0x8d, 0x3d, 0x08, 0, 0, 0, 0x48, 0x8b, 0x04, 0x25, 0x00,
+                                 0x00, 0x30, 0x00, 0xf4 };
+    (void)state;
+    setup_machine();
+    pt(1)[0x100] = 0;
+    ram[IDT + 14 * 16 + 5] &= 0x7f;
+    struct rec r = run_code(c, sizeof c, CPU_EXIT_HLT);
+    expect(r, 8, 0, CODE + 7);
+}
+
+/* With no usable IDT, #UD -> #GP -> #DF -> shutdown */
+static void test_triple_fault(void **state)
+{
+    static const uint8_t c[] = { 0x0f, 0x0b };
+    struct cpu_state st;
+    (void)state;
+    setup_machine();
+    memcpy(ram + CODE, c, sizeof c);
+    cpu_invalidate_ram(cpu, CODE, sizeof c);
+    long_mode(&st, CODE);
+    st.idt_limit = 0;
+    cpu_set_state(cpu, &st);
+    assert_int_equal(cpu_run(cpu, 1000000), CPU_EXIT_SHUTDOWN);
+    assert_non_null(strstr(cpu_error(cpu), "triple fault"));
+}
+
+/* The first pass patches the immediate of an instruction it already executed:
+ *     xor ecx,ecx / again: mov eax,1 / inc ecx / cmp ecx,2 / je done
+ *     mov dword [rel again+1],2 / jmp again / done: hlt          => eax == 2 */
+static void test_self_modifying(void **state)
+{
+    static const uint8_t c[] = { 0x31, 0xc9, 0xb8, 0x01, 0x00, 0x00, 0x00, 0xff, 0xc1, 0x83,
+                                 0xf9, 0x02, 0x74, 0x0c, 0xc7, 0x05, 0xeb, 0xff, 0xff, 0xff,
+                                 0x02, 0x00, 0x00, 0x00, 0xeb, 0xe8, 0xf4 };
+    struct cpu_state st;
+    (void)state;
+    setup_machine();
+    run_code(c, sizeof c, CPU_EXIT_HLT);
+    cpu_get_state(cpu, &st);
+    assert_int_equal(st.gpr[0], 2);
+    assert_int_equal(st.gpr[1], 2);
+}
+
+/* Real mode: #DE and INT n through the IVT, IRET back (org 0x7c00):
+ *   xor ax,ax / mov ds,ax / mov ss,ax / mov sp,0x7000 / IVT[0] = de / IVT[0x21] = int
+ *   xor bx,bx / mov ax,100 / div bl / int 0x21 / hlt
+ *   de: mov si,sp / add word [ss:si],2 / inc byte [0x600] / iret
+ *   int: add byte [0x601],0x21 / iret */
+static void test_real_mode_ivt(void **state)
+{
+    static const uint8_t c[] = {
+        0x31, 0xc0, 0x8e, 0xd8, 0x8e, 0xd0, 0xbc, 0x00, 0x70, 0xc7, 0x06, 0x00,
+        0x00, 0x2b, 0x7c, 0xc7, 0x06, 0x02, 0x00, 0x00, 0x00, 0xc7, 0x06, 0x84,
+        0x00, 0x36, 0x7c, 0xc7, 0x06, 0x86, 0x00, 0x00, 0x00, 0x31, 0xdb, 0xb8,
+        0x64, 0x00, 0xf6, 0xf3, 0xcd, 0x21, 0xf4, 0x89, 0xe6, 0x36, 0x83, 0x04,
+        0x02, 0xfe, 0x06, 0x00, 0x06, 0xcf, 0x80, 0x06, 0x01, 0x06, 0x21, 0xcf,
+    };
+    struct cpu_state st;
+    (void)state;
+    memset(ram, 0, 0x10000);
+    memcpy(ram + 0x7c00, c, sizeof c);
+    cpu_invalidate_ram(cpu, 0, 0x10000);
+    memset(&st, 0, sizeof st);
+    for (int s = 0; s < 6; s++)
+        st.seg[s] = (struct cpu_seg){ 0, 0, 0xffff, s == CPU_CS ? 0x9b : 0x93 };
+    st.seg[CPU_TR] = (struct cpu_seg){ 0, 0, 0xffff, 0x8b };
+    st.seg[CPU_LDTR] = (struct cpu_seg){ 0, 0, 0xffff, 0x82 };
+    st.idt_limit = 0x3ff;
+    st.cr0 = 0x10;
+    st.rip = 0x7c00;
+    st.rflags = 2;
+    cpu_set_state(cpu, &st);
+    assert_int_equal(cpu_run(cpu, 1000000), CPU_EXIT_HLT);
+    cpu_get_state(cpu, &st);
+    assert_int_equal(ram[0x600], 1);
+    assert_int_equal(ram[0x601], 0x21);
+    assert_int_equal(st.rip, 0x7c00 + 43);
+    assert_int_equal(st.gpr[4] & 0xffff, 0x7000);
+}
+
+/* CPUID says what is implemented: long mode, NX, SYSCALL, CX8/CX16, CMOV; no AVX, no x87 */
+static void test_cpuid(void **state)
+{
+    /* mov eax,1 / cpuid / mov r8d,ecx / mov r9d,edx / mov eax,0x80000001 / cpuid / hlt */
+    static const uint8_t c[] = { 0xb8, 1, 0, 0, 0, 0x0f, 0xa2, 0x41, 0x89, 0xc8, 0x41, 0x89,
+                                 0xd1, 0xb8, 1, 0, 0, 0x80, 0x0f, 0xa2, 0xf4 };
+    struct cpu_state st;
+    (void)state;
+    setup_machine();
+    run_code(c, sizeof c, CPU_EXIT_HLT);
+    cpu_get_state(cpu, &st);
+    uint32_t ecx1 = (uint32_t)st.gpr[8], edx1 = (uint32_t)st.gpr[9];
+    uint32_t edx8 = (uint32_t)st.gpr[2];
+    assert_true(edx8 & (1u << 29));     /* LM */
+    assert_true(edx8 & (1u << 20));     /* NX */
+    assert_true(edx8 & (1u << 11));     /* SYSCALL */
+    assert_true(edx1 & (1u << 8));      /* CX8 */
+    assert_true(edx1 & (1u << 15));     /* CMOV */
+    assert_true(ecx1 & (1u << 13));     /* CX16 */
+    assert_false(edx1 & 1u);            /* no x87 FPU */
+    assert_false(ecx1 & (1u << 28));    /* no AVX */
+    assert_false(ecx1 & (1u << 0));     /* no SSE3 */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ud),
+        cmocka_unit_test(test_de),
+        cmocka_unit_test(test_pf_not_present),
+        cmocka_unit_test(test_pf_write_protect),
+        cmocka_unit_test(test_pf_nx),
+        cmocka_unit_test(test_gp_noncanonical),
+        cmocka_unit_test(test_soft_int),
+        cmocka_unit_test(test_double_fault),
+        cmocka_unit_test(test_triple_fault),
+        cmocka_unit_test(test_self_modifying),
+        cmocka_unit_test(test_real_mode_ivt),
+        cmocka_unit_test(test_cpuid),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
