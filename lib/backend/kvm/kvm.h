@@ -55,8 +55,10 @@ struct kvm_vm {
 
 /* Open /dev/kvm, check the API version and the capabilities the backend needs. */
 int kvm_open_checked(int *kvm_fd, struct vmcore_err *err);
-/* Create a VM with the in-kernel irqchip and PIT, and map @ram at guest-physical 0. */
-int kvm_vm_setup(int kvm_fd, int *vm_fd, void *ram, uint64_t ram_size, struct vmcore_err *err);
+/* Create a VM, map @ram at guest-physical 0 and, with @irqchip, add the in-kernel
+ * irqchip (PIC, IOAPIC, LAPICs) and PIT. */
+int kvm_vm_setup(int kvm_fd, int *vm_fd, void *ram, uint64_t ram_size, bool irqchip,
+                 struct vmcore_err *err);
 /* Load the boot vCPU state into a vCPU's registers. */
 int kvm_vcpu_set_state(int vcpu_fd, const struct x86_boot_state *bs, struct vmcore_err *err);
 /* The kick signal handler, installed once; fails if the application owns the signal. */

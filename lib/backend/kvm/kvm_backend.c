@@ -1,6 +1,7 @@
 /* The kvm backend: the shared x86 machine (lib/machine) run by /dev/kvm, with the
  * in-kernel irqchip and PIT, one memory slot, and one thread per vCPU. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,27 +79,45 @@ static void kvm_vm_free(struct kvm_vm *vm)
     free(vm);
 }
 
+/* What KVM_GET_SUPPORTED_CPUID returns cannot change while the process runs, and the call
+ * costs a third of a millisecond, so it is asked once; the copy is a fixed static array
+ * (no heap that would outlive the last VM). */
+#define KVM_CPUID_MAX 256
+static struct {
+    pthread_once_t once;
+    int err;
+    struct kvm_cpuid2 head;
+    struct kvm_cpuid_entry2 entries[KVM_CPUID_MAX];
+} supported_cpuid = { .once = PTHREAD_ONCE_INIT };
+
+static void supported_cpuid_fetch(void)
+{
+    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        supported_cpuid.err = errno;
+        return;
+    }
+    supported_cpuid.head.nent = KVM_CPUID_MAX;
+    if (ioctl(fd, KVM_GET_SUPPORTED_CPUID, &supported_cpuid.head) < 0)
+        supported_cpuid.err = errno;
+    close(fd);
+}
+
 /* CPUID as the host's KVM supports it, with each vCPU's APIC ID. */
 static int kvm_setup_cpuid(struct kvm_vm *vm, struct vmcore_err *err)
 {
-    int nent = 128;
-    struct kvm_cpuid2 *cpuid = NULL;
-    for (;;) {
-        cpuid = calloc(1, sizeof *cpuid + (size_t)nent * sizeof cpuid->entries[0]);
-        if (!cpuid)
-            return err_set(err, VMCORE_ENOMEM, "kvm: out of memory");
-        cpuid->nent = (uint32_t)nent;
-        if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) == 0)
-            break;
-        int e = errno;
-        free(cpuid);
-        if (e != E2BIG || nent >= 4096)
-            return err_sys(err, VMCORE_ESYS, e, "kvm: KVM_GET_SUPPORTED_CPUID");
-        nent *= 2;
-    }
+    pthread_once(&supported_cpuid.once, supported_cpuid_fetch);
+    if (supported_cpuid.err)
+        return err_sys(err, VMCORE_ESYS, supported_cpuid.err, "kvm: KVM_GET_SUPPORTED_CPUID");
+    uint32_t nent = supported_cpuid.head.nent;
+    size_t size = sizeof(struct kvm_cpuid2) + nent * sizeof(struct kvm_cpuid_entry2);
+    struct kvm_cpuid2 *cpuid = malloc(size);
+    if (!cpuid)
+        return err_set(err, VMCORE_ENOMEM, "kvm: out of memory");
+    memcpy(cpuid, &supported_cpuid.head, size);
     int rc = 0;
     for (unsigned v = 0; v < vm->nvcpus && rc == 0; v++) {
-        for (uint32_t i = 0; i < cpuid->nent; i++) {
+        for (uint32_t i = 0; i < nent; i++) {
             struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
             if (e->function == 1)
                 e->ebx = (e->ebx & 0x00ffffffu) | (v << 24);
@@ -157,7 +176,7 @@ static int kvm_create(vmcore_domain *d, const struct vmcore_config *cfg, void **
     }
     vm->run_size = (size_t)run_size;
     if ((rc = kvm_vm_setup(vm->kvm_fd, &vm->vm_fd, machine_ram(vm->m),
-                           machine_ram_size(vm->m), err)))
+                           machine_ram_size(vm->m), true, err)))
         goto fail;
     machine_set_irq_sink(vm->m, &(struct machine_irq_sink){ kvm_set_irq, vm });
 
