@@ -92,6 +92,11 @@ int loader_cmdline(struct loader *lc, const char *cmdline, uint64_t *gpa);
 /* Load cfg->boot.initrd page-aligned as high as possible below @limit. */
 int loader_initrd(struct loader *lc, uint64_t limit, uint64_t *gpa, uint64_t *size);
 
+/* The MP table (mptable.c) for @ncpus CPUs at BOOT_LOWMEM_END, inside the reserved BIOS
+ * area; VMCORE_ELIMIT if it does not fit. */
+int mptable_write(uint8_t *ram, uint64_t ram_size, unsigned ncpus);
+size_t mptable_size(unsigned ncpus);
+
 /* CPU state builders (x86_boot.c). */
 void x86_boot_real(struct x86_boot_state *bs, uint64_t entry);
 int x86_boot_protected(struct loader *lc, uint64_t entry);

@@ -139,7 +139,7 @@ static int write_info(struct loader *lc)
 
 int loader_multiboot(struct loader *lc)
 {
-    size_t hoff;
+    size_t hoff = 0;
     int rc = find_header(lc, &hoff);
     if (rc)
         return rc;
@@ -150,7 +150,7 @@ int loader_multiboot(struct loader *lc)
                            "(flags 0x%x)", unknown);
     if ((rc = loader_reserve_bios(lc)))
         return rc;
-    uint64_t entry;
+    uint64_t entry = 0;
     if (flags & MB_FLAG_AOUT_KLUDGE) {
         rc = load_kludge(lc, hoff, &entry);
     } else {
