@@ -146,7 +146,7 @@ static void long_mode_state(struct cpu_state *st)
     st->seg[CPU_LDTR] = (struct cpu_seg){ 0, 0, 0, 0x10000 };
     st->cr0 = 0x80000011;
     st->cr3 = 0x1000;
-    st->cr4 = 0x20;
+    st->cr4 = 0x620;     /* PAE, OSFXSR, OSXMMEXCPT */
     st->efer = 0x500;
 }
 
@@ -162,7 +162,7 @@ static int run_case(const uint8_t *code, unsigned n, const struct regs *in, uint
 {
     struct regs nat = *in;
     struct cpu_state st;
-    char hex[64];
+    char hex[3 * 64 + 1];
     int bad = 0;
 
     memcpy(data_init, ram + DATA, DATA_LEN);
@@ -671,6 +671,82 @@ static void test_branch(void **state)
     assert_int_equal(fails, 0);
 }
 
+/* SSE/SSE2: xmm0..xmm3 are loaded from the data area, the instruction runs, and they are
+ * stored back, so the data comparison covers the registers. */
+static void test_sse(void **state)
+{
+    static const struct { uint8_t pfx, op; bool imm, fp; } forms[] = {
+        { 0, 0x10, 0, 0 }, { 0xf3, 0x10, 0, 0 }, { 0xf2, 0x10, 0, 0 }, { 0x66, 0x10, 0, 0 }, { 0, 0x28, 0, 0 },
+        { 0, 0x14, 0, 0 }, { 0, 0x15, 0, 0 }, { 0x66, 0x14, 0, 0 }, { 0x66, 0x15, 0, 0 },
+        { 0, 0x54, 0, 0 }, { 0, 0x55, 0, 0 }, { 0, 0x56, 0, 0 }, { 0, 0x57, 0, 0 }, { 0x66, 0x57, 0, 0 },
+        { 0, 0x58, 0, 1 }, { 0x66, 0x58, 0, 1 }, { 0xf3, 0x58, 0, 1 }, { 0xf2, 0x58, 0, 1 },
+        { 0, 0x59, 0, 1 }, { 0xf2, 0x59, 0, 1 }, { 0, 0x5c, 0, 1 }, { 0xf2, 0x5c, 0, 1 },
+        { 0, 0x5e, 0, 1 }, { 0xf2, 0x5e, 0, 1 }, { 0, 0x5d, 0, 1 }, { 0x66, 0x5f, 0, 1 },
+        { 0xf3, 0x5a, 0, 1 }, { 0xf2, 0x5a, 0, 1 }, { 0, 0x5b, 0, 1 }, { 0xf3, 0x5b, 0, 1 },
+        { 0x66, 0x5b, 0, 1 }, { 0xf2, 0x51, 0, 1 }, { 0, 0x51, 0, 1 },
+        { 0, 0xc2, 1, 1 }, { 0xf2, 0xc2, 1, 1 }, { 0, 0xc6, 1, 0 }, { 0x66, 0xc6, 1, 0 },
+        { 0x66, 0x60, 0, 0 }, { 0x66, 0x61, 0, 0 }, { 0x66, 0x62, 0, 0 }, { 0x66, 0x63, 0, 0 }, { 0x66, 0x64, 0, 0 },
+        { 0x66, 0x65, 0, 0 }, { 0x66, 0x66, 0, 0 }, { 0x66, 0x67, 0, 0 }, { 0x66, 0x68, 0, 0 }, { 0x66, 0x69, 0, 0 },
+        { 0x66, 0x6a, 0, 0 }, { 0x66, 0x6b, 0, 0 }, { 0x66, 0x6c, 0, 0 }, { 0x66, 0x6d, 0, 0 }, { 0x66, 0x6f, 0, 0 },
+        { 0xf3, 0x6f, 0, 0 }, { 0x66, 0x70, 1, 0 }, { 0xf3, 0x70, 1, 0 }, { 0xf2, 0x70, 1, 0 },
+        { 0x66, 0x74, 0, 0 }, { 0x66, 0x75, 0, 0 }, { 0x66, 0x76, 0, 0 }, { 0xf3, 0x7e, 0, 0 }, { 0x66, 0xd1, 0, 0 },
+        { 0x66, 0xd2, 0, 0 }, { 0x66, 0xd3, 0, 0 }, { 0x66, 0xd4, 0, 0 }, { 0x66, 0xd5, 0, 0 }, { 0x66, 0xd8, 0, 0 },
+        { 0x66, 0xd9, 0, 0 }, { 0x66, 0xda, 0, 0 }, { 0x66, 0xdb, 0, 0 }, { 0x66, 0xdc, 0, 0 }, { 0x66, 0xdd, 0, 0 },
+        { 0x66, 0xde, 0, 0 }, { 0x66, 0xdf, 0, 0 }, { 0x66, 0xe0, 0, 0 }, { 0x66, 0xe1, 0, 0 }, { 0x66, 0xe2, 0, 0 },
+        { 0x66, 0xe3, 0, 0 }, { 0x66, 0xe4, 0, 0 }, { 0x66, 0xe5, 0, 0 }, { 0x66, 0xe6, 0, 1 },
+        { 0xf3, 0xe6, 0, 1 }, { 0xf2, 0xe6, 0, 1 }, { 0x66, 0xe8, 0, 0 },
+        { 0x66, 0xe9, 0, 0 }, { 0x66, 0xea, 0, 0 }, { 0x66, 0xeb, 0, 0 }, { 0x66, 0xec, 0, 0 }, { 0x66, 0xed, 0, 0 },
+        { 0x66, 0xee, 0, 0 }, { 0x66, 0xef, 0, 0 }, { 0x66, 0xf1, 0, 0 }, { 0x66, 0xf2, 0, 0 }, { 0x66, 0xf3, 0, 0 },
+        { 0x66, 0xf4, 0, 0 }, { 0x66, 0xf5, 0, 0 }, { 0x66, 0xf6, 0, 0 }, { 0x66, 0xf8, 0, 0 }, { 0x66, 0xf9, 0, 0 },
+        { 0x66, 0xfa, 0, 0 }, { 0x66, 0xfb, 0, 0 }, { 0x66, 0xfc, 0, 0 }, { 0x66, 0xfd, 0, 0 }, { 0x66, 0xfe, 0, 0 },
+        { 0, 0x2e, 0, 1 }, { 0x66, 0x2f, 0, 1 }, { 0x66, 0x2e, 0, 1 },
+    };
+    (void)state;
+    int fails = 0;
+    for (int t = 0; t < 6000 && fails < 10; t++) {
+        uint8_t code[64];
+        struct regs r;
+        unsigned n = 0, f = (unsigned)(rnd() % (sizeof forms / sizeof forms[0]));
+        random_regs(&r);
+        if (forms[f].fp || rnd() % 2) {
+            /* floating-point inputs: ordinary numbers, some equal, few NaNs */
+            for (unsigned k = 0; k < 0x200; k += 8) {
+                double v = (double)(int64_t)(rnd() % 2001 - 1000) / (double)(1 + rnd() % 16);
+                if (rnd() % 2) {
+                    float a = (float)v, b = (float)(v * 0.5);
+                    memcpy(ram + DATA + 0xf00 + k, &a, 4);
+                    memcpy(ram + DATA + 0xf04 + k, &b, 4);
+                } else {
+                    memcpy(ram + DATA + 0xf00 + k, &v, 8);
+                }
+            }
+        }
+        for (unsigned x = 0; x < 4; x++) {      /* movdqu xmmX, [rbx - 0x100 + 16X] */
+            code[n++] = 0xf3; code[n++] = 0x0f; code[n++] = 0x6f;
+            code[n++] = (uint8_t)(0x43 | x << 3); code[n++] = (uint8_t)(0x00 + 16 * x);
+        }
+        if (forms[f].pfx)
+            code[n++] = forms[f].pfx;
+        code[n++] = 0x0f;
+        code[n++] = forms[f].op;
+        if (rnd() % 3 == 0 && forms[f].op != 0x10) {
+            code[n++] = (uint8_t)(0x43 | (rnd() % 4) << 3);        /* [rbx + disp8] */
+            code[n++] = (uint8_t)(0x10 * (rnd() % 8));
+        } else {
+            code[n++] = (uint8_t)(0xc0 | (rnd() % 4) << 3 | (rnd() % 4));
+        }
+        if (forms[f].imm)
+            code[n++] = (uint8_t)(forms[f].op == 0xc2 ? rnd() % 8 : rnd());
+        for (unsigned x = 0; x < 4; x++) {      /* movdqu [rbx + 0x40 + 16X], xmmX */
+            code[n++] = 0xf3; code[n++] = 0x0f; code[n++] = 0x7f;
+            code[n++] = (uint8_t)(0x43 | x << 3); code[n++] = (uint8_t)(0x40 + 16 * x);
+        }
+        r.gpr[3] = GBASE + DATA + 0xf00;
+        fails += run_case(code, n, &r, F_ARITH, "sse");
+    }
+    assert_int_equal(fails, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -681,6 +757,7 @@ int main(void)
         cmocka_unit_test(test_misc),
         cmocka_unit_test(test_string),
         cmocka_unit_test(test_branch),
+        cmocka_unit_test(test_sse),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
