@@ -224,6 +224,11 @@ void machine_console_flush(struct machine *m)
     uart8250_flush(&m->com1);
 }
 
+bool machine_console_pending(const struct machine *m)
+{
+    return atomic_load_explicit(&((struct machine *)m)->com1.tx_pending, memory_order_relaxed);
+}
+
 uint64_t machine_exit_count(const struct machine *m)
 {
     return atomic_load_explicit(&((struct machine *)m)->exits, memory_order_relaxed);

@@ -110,6 +110,10 @@ size_t machine_console_input(struct machine *m, const void *data, size_t len);
  * flushes by itself on newlines, on any exit that is not a COM1 transmit, and on stop;
  * a backend calls this when it pauses or is kicked. Thread-safe. */
 void machine_console_flush(struct machine *m);
+/* True while the UART holds output not yet posted. A backend whose guest can go quiet
+ * without an exit (HLT inside the kernel's irqchip, a spin loop) uses it to arm a flush
+ * deadline; an emulator flushes when the guest halts. Lock-free. */
+bool machine_console_pending(const struct machine *m);
 
 /* Counters for vmcore_stats. */
 uint64_t machine_exit_count(const struct machine *m);

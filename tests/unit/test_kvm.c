@@ -273,6 +273,22 @@ static void test_console_input(void **state)
     run_close(&r);
 }
 
+static void test_output_before_halt(void **state)
+{
+    vt_require_kvm();
+    /* No exit follows the prompt (the vCPU sleeps in the kernel), yet it must show. */
+    struct run r;
+    run_open(&r, guest_json("prompt.bin", "\"format\": \"raw\"", NULL));
+    r.wait_for = "prompt> ";
+    assert_true(vt_run_until(r.ctx, &r.seen, WAIT_MS));
+    assert_string_equal(r.out, "prompt> ");
+    int killed = 0;
+    assert_int_equal(vmcore_domain_kill(r.d, on_done, &killed), 0);
+    assert_true(vt_run_until(r.ctx, &r.ended, WAIT_MS));
+    assert_int_equal(r.exit.signal, SIGKILL);
+    run_close(&r);
+}
+
 static void test_smp_vcpus(void **state)
 {
     vt_require_kvm();
@@ -329,6 +345,7 @@ int main(void)
         cmocka_unit_test(test_shutdown_loop),
         cmocka_unit_test(test_pause_resume),
         cmocka_unit_test(test_console_input),
+        cmocka_unit_test(test_output_before_halt),
         cmocka_unit_test(test_smp_vcpus),
         cmocka_unit_test(test_bad_images),
     };

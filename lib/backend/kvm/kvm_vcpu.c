@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "kvm.h"
 
@@ -105,11 +107,37 @@ static uint64_t thread_cpu_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+
+/* Console output the UART gathers must not wait for the guest's next exit, which may never
+ * come (a prompt, then HLT in the kernel's irqchip). When output is pending on entry, a
+ * per-thread timer sends this thread the kick signal after KVM_CONSOLE_DEADLINE_NS; the
+ * EINTR it causes flushes. One arming per batch of output, no extra syscall per exit. */
+#define KVM_CONSOLE_DEADLINE_NS 250000
+
+static bool flush_timer_create(timer_t *t)
+{
+    struct sigevent sev = { .sigev_notify = SIGEV_THREAD_ID,
+                            .sigev_signo = kvm_kick_signal() };
+    sev.sigev_notify_thread_id = gettid();
+    return timer_create(CLOCK_MONOTONIC, &sev, t) == 0;
+}
+
+static void flush_timer_arm(timer_t t)
+{
+    struct itimerspec its = { .it_value = { 0, KVM_CONSOLE_DEADLINE_NS } };
+    timer_settime(t, 0, &its, NULL);
+}
+
 void *kvm_vcpu_thread(void *arg)
 {
     struct kvm_vcpu *c = arg;
     struct kvm_vm *vm = c->vm;
     kvm_kick_thread_init(c->run);
+    timer_t flush_timer;
+    bool have_timer = flush_timer_create(&flush_timer), flush_armed = false;
     for (;;) {
         /* Clear before looking at the flags: a kick after this point makes KVM_RUN
          * return at once, a kick before it set a flag we are about to see. */
@@ -122,9 +150,19 @@ void *kvm_vcpu_thread(void *arg)
             vcpu_park(vm);
             continue;
         }
+        if (!flush_armed && machine_console_pending(vm->m)) {
+            if (have_timer)
+                flush_timer_arm(flush_timer);
+            else
+                machine_console_flush(vm->m);
+            flush_armed = have_timer;
+        }
         if (ioctl(c->fd, KVM_RUN, 0) < 0) {
-            if (errno == EINTR || errno == EAGAIN)
+            if (errno == EINTR || errno == EAGAIN) {
+                machine_console_flush(vm->m);
+                flush_armed = false;
                 continue;
+            }
             char what[96];
             snprintf(what, sizeof what, "KVM_RUN failed: %s", strerror(errno));
             vcpu_crash(c, what);
@@ -133,6 +171,8 @@ void *kvm_vcpu_thread(void *arg)
         if (vcpu_handle_exit(c) == MACHINE_STOP || machine_stopped(vm->m))
             break;
     }
+    if (have_timer)
+        timer_delete(flush_timer);
     /* Whatever ended the loop, the machine is over for every vCPU. */
     pthread_mutex_lock(&vm->lock);
     atomic_store(&vm->stop_req, true);
