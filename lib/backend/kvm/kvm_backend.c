@@ -131,6 +131,23 @@ static int kvm_setup_cpuid(struct kvm_vm *vm, struct vmcore_err *err)
     return rc;
 }
 
+/* The MSRs a PC's firmware leaves set and Linux expects: fast string operations on, and
+ * MTRRs enabled with write-back as the default memory type. */
+static int kvm_setup_msrs(struct kvm_vcpu *c, struct vmcore_err *err)
+{
+    struct {
+        struct kvm_msrs head;
+        struct kvm_msr_entry entries[2];
+    } msrs = { .head.nmsrs = 2,
+               .entries = { { .index = 0x1a0, .data = 1 },              /* IA32_MISC_ENABLE */
+                            { .index = 0x2ff, .data = 0x800 | 6 } } };  /* IA32_MTRR_DEF_TYPE */
+    int n = ioctl(c->fd, KVM_SET_MSRS, &msrs);
+    if (n != 2)
+        return err_sys(err, VMCORE_ESYS, n < 0 ? errno : EINVAL,
+                       "kvm: KVM_SET_MSRS (vCPU %u) set %d of 2", c->id, n < 0 ? 0 : n);
+    return 0;
+}
+
 static int kvm_create(vmcore_domain *d, const struct vmcore_config *cfg, void **priv,
                       struct vmcore_err *err)
 {
@@ -204,6 +221,9 @@ static int kvm_create(vmcore_domain *d, const struct vmcore_config *cfg, void **
     }
     if ((rc = kvm_setup_cpuid(vm, err)))
         goto fail;
+    for (unsigned i = 0; i < vm->nvcpus; i++)
+        if ((rc = kvm_setup_msrs(&vm->vcpus[i], err)))
+            goto fail;
     /* The boot vCPU starts where the loader said; the others wait for INIT/SIPI in the
      * in-kernel LAPIC, as on a PC. */
     if ((rc = kvm_vcpu_set_state(vm->vcpus[0].fd, machine_boot_state(vm->m), err)))
