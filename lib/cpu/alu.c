@@ -22,7 +22,7 @@ bool get_cf(struct cpu *c)
     case LF_SBB: return c->lf_cin ? (c->lf_a & m) <= (c->lf_b & m)
                                   : (c->lf_a & m) < (c->lf_b & m);
     case LF_LOGIC: return false;
-    case LF_INC: case LF_DEC: return c->lf_cin;
+    case LF_INC: case LF_DEC: case LF_MUL: return c->lf_cin;
     default: return c->rflags & F_CF;
     }
 }
@@ -34,6 +34,7 @@ static bool get_of(struct cpu *c)
     case LF_ADD: case LF_ADC: case LF_INC: return ((a ^ r) & (b ^ r) & s) != 0;
     case LF_SUB: case LF_SBB: case LF_DEC: return ((a ^ b) & (a ^ r) & s) != 0;
     case LF_LOGIC: return false;
+    case LF_MUL: return c->lf_cin;
     default: return c->rflags & F_OF;
     }
 }
@@ -91,6 +92,38 @@ void flags_set_arith(struct cpu *c, uint64_t mask, uint64_t val)
 bool cond_eval(struct cpu *c, unsigned cc)
 {
     bool r;
+    /* fast paths: a compare or a logic op just before the branch */
+    if (c->lf_op == LF_SUB) {
+        unsigned sz = c->lf_sz;
+        uint64_t a = c->lf_a, b = c->lf_b;
+        switch (cc) {
+        case 2: return a < b;
+        case 3: return a >= b;
+        case 4: return a == b;
+        case 5: return a != b;
+        case 6: return a <= b;
+        case 7: return a > b;
+        case 12: return sext(a, sz) < sext(b, sz);
+        case 13: return sext(a, sz) >= sext(b, sz);
+        case 14: return sext(a, sz) <= sext(b, sz);
+        case 15: return sext(a, sz) > sext(b, sz);
+        default: break;
+        }
+    } else if (c->lf_op == LF_LOGIC) {
+        uint64_t res = c->lf_res & sz_mask(c->lf_sz);
+        bool sf = (res & sz_sign(c->lf_sz)) != 0;
+        switch (cc) {
+        case 2: case 0: return false;
+        case 3: case 1: return true;
+        case 4: case 6: return res == 0;
+        case 5: case 7: return res != 0;
+        case 8: case 12: return sf;
+        case 9: case 13: return !sf;
+        case 14: return res == 0 || sf;
+        case 15: return res != 0 && !sf;
+        default: break;
+        }
+    }
     switch (cc >> 1) {
     case 0: r = c->lf_op == LF_NONE ? (c->rflags & F_OF) != 0 : get_of(c); break;
     case 1: r = get_cf(c); break;
@@ -587,4 +620,77 @@ OP(op_xlat)
 {
     uint64_t off = (c->r[3] + (c->r[0] & 0xff)) & amask(i->asz);
     reg_set(c, 0, 1, mem_read(c, seg_lin(c, i->seg, off), 1));
+}
+
+/* ---- specialized handlers: 32/64-bit register and memory forms of the hot ALU ops ---- */
+
+#define FAST_ALU(NAME, EXPR, LF, WRITE) \
+    FAST_ALU_SZ(NAME, EXPR, LF, WRITE, uint32_t, 4) \
+    FAST_ALU_SZ(NAME, EXPR, LF, WRITE, uint64_t, 8)
+#define FAST_ALU_SZ(NAME, EXPR, LF, WRITE, T, SZ) \
+    static OP(op_##NAME##_rr##SZ) \
+    { \
+        T a = (T)c->r[i->rm], b = (T)c->r[i->reg], r = (T)(EXPR); \
+        lazy(c, LF, SZ, r, a, b); \
+        if (WRITE) c->r[i->rm] = r; \
+    } \
+    static OP(op_##NAME##_rm##SZ) \
+    { \
+        T a = (T)c->r[i->reg], b = (T)rm_read(c, i, SZ), r = (T)(EXPR); \
+        lazy(c, LF, SZ, r, a, b); \
+        if (WRITE) c->r[i->reg] = r; \
+    } \
+    static OP(op_##NAME##_ri##SZ) \
+    { \
+        T a = (T)c->r[i->rm], b = (T)i->imm, r = (T)(EXPR); \
+        lazy(c, LF, SZ, r, a, b); \
+        if (WRITE) c->r[i->rm] = r; \
+    }
+
+FAST_ALU(add, a + b, LF_ADD, 1)
+FAST_ALU(or, a | b, LF_LOGIC, 1)
+FAST_ALU(and, a & b, LF_LOGIC, 1)
+FAST_ALU(sub, a - b, LF_SUB, 1)
+FAST_ALU(xor, a ^ b, LF_LOGIC, 1)
+FAST_ALU(cmp, a - b, LF_SUB, 0)
+
+#define FAST_SET(NAME) { { op_##NAME##_rr4, op_##NAME##_rr8 }, { op_##NAME##_rm4, op_##NAME##_rm8 }, \
+                         { op_##NAME##_ri4, op_##NAME##_ri8 } }
+static const op_fn fast_alu[8][3][2] = {
+    FAST_SET(add), FAST_SET(or), { { 0 } }, { { 0 } }, FAST_SET(and), FAST_SET(sub),
+    FAST_SET(xor), FAST_SET(cmp),
+};
+
+static OP(op_mov_rr8) { c->r[i->rm] = c->r[i->reg]; }
+static OP(op_mov_rr4) { c->r[i->rm] = (uint32_t)c->r[i->reg]; }
+static OP(op_mov_ld8) { c->r[i->reg] = mem_read(c, ea(c, i), 8); }
+static OP(op_mov_ld4) { c->r[i->reg] = mem_read(c, ea(c, i), 4); }
+static OP(op_mov_st8) { mem_write(c, ea(c, i), 8, c->r[i->reg]); }
+static OP(op_mov_st4) { mem_write(c, ea(c, i), 4, c->r[i->reg]); }
+static OP(op_test_rr8) { lazy(c, LF_LOGIC, 8, c->r[i->rm] & c->r[i->reg], 0, 0); }
+static OP(op_test_rr4) { lazy(c, LF_LOGIC, 4, (uint32_t)(c->r[i->rm] & c->r[i->reg]), 0, 0); }
+static OP(op_lea8) { c->r[i->reg] = ea_off(c, i); }
+static OP(op_lea4) { c->r[i->reg] = (uint32_t)ea_off(c, i); }
+
+void specialize(struct insn *i)
+{
+    unsigned s = i->osz == 8 ? 1 : 0;
+    if (i->osz < 4 || i->lock)
+        return;
+    if (i->fn == op_alu_rm_r && i->mod == 3 && fast_alu[i->op][0][s])
+        i->fn = fast_alu[i->op][0][s];
+    else if (i->fn == op_alu_r_rm && fast_alu[i->op][1][s])
+        i->fn = fast_alu[i->op][1][s];
+    else if (i->fn == op_alu_rm_imm && i->mod == 3 && fast_alu[i->op][2][s])
+        i->fn = fast_alu[i->op][2][s];
+    else if (i->fn == op_mov_rm_r)
+        i->fn = i->mod == 3 ? (s ? op_mov_rr8 : op_mov_rr4) : (s ? op_mov_st8 : op_mov_st4);
+    else if (i->fn == op_mov_r_rm && i->mod != 3)
+        i->fn = s ? op_mov_ld8 : op_mov_ld4;
+    else if (i->fn == op_mov_r_rm)
+        ; /* register-register through the generic form is rare (8B /r) */
+    else if (i->fn == op_test_rm_r && i->mod == 3)
+        i->fn = s ? op_test_rr8 : op_test_rr4;
+    else if (i->fn == op_lea && i->mod != 3)
+        i->fn = s ? op_lea8 : op_lea4;
 }

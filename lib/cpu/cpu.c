@@ -106,6 +106,7 @@ void cpu_set_state(struct cpu *c, const struct cpu_state *st)
     if (mode_change)
         tcache_flush(c->tc);
     cpu_update_mode(c);
+    jc_bump(c);
 }
 
 void cpu_invalidate_ram(struct cpu *c, uint64_t gpa, uint64_t len)
@@ -203,8 +204,13 @@ enum cpu_exit cpu_run(struct cpu *c, uint64_t budget)
             break;
         }
         c->stop_block = false;
-        c->insn_rip = c->rip;
-        block_run(c, tcache_get(c));
+        /* chain blocks while nothing asks for the outer loop's attention */
+        do {
+            c->insn_rip = c->rip;
+            block_run(c, tcache_get(c));
+        } while (!c->stop_block && c->icount < c->budget_end &&
+                 !atomic_load_explicit(&c->intr, memory_order_relaxed) &&
+                 !atomic_load_explicit(&c->kick, memory_order_relaxed));
     }
     r = (enum cpu_exit)c->exit;
     c->exit = 0;

@@ -520,6 +520,7 @@ prefixes_done:
     if (i->lock && (i->mod == 3 || !(e->f & M)))
         goto ud;
     i->len = (uint8_t)n;
+    specialize(i);
     return n;
 ud:
     memset(i, 0, sizeof *i);

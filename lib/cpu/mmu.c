@@ -15,6 +15,7 @@
 
 void tlb_flush(struct cpu *c)
 {
+    jc_bump(c);
     for (unsigned k = 0; k < TLB_SIZE; k++)
         c->tlb[k].vpage = 0;
 }
@@ -22,7 +23,7 @@ void tlb_flush(struct cpu *c)
 void tlb_flush_page(struct cpu *c, uint64_t lin)
 {
     /* large pages may be cached under any of their 4K slots: flush all that could map it */
-    struct tlb_entry *e = &c->tlb[(lin >> 12) & (TLB_SIZE - 1)];
+    struct tlb_entry *e = &c->tlb[tlb_index(lin)];
     if ((e->vpage & ~1ULL) == (lin & ~0xfffULL))
         e->vpage = 0;
     tlb_flush(c);
@@ -232,7 +233,7 @@ uint8_t *mmu_slow(struct cpu *c, uint64_t lin, unsigned need, bool *mmio, uint64
     bool ok;
     uint64_t gpa = walk(c, lin, need, true, &ok, &ps, &pu, &size);
     uint8_t *host = ram_ptr(c, gpa & ~0xfffULL);
-    struct tlb_entry *e = &c->tlb[(lin >> 12) & (TLB_SIZE - 1)];
+    struct tlb_entry *e = &c->tlb[tlb_index(lin)];
 
     *gpa_out = gpa;
     *mmio = host == NULL || (gpa | 0xfff) >= c->ram_size;

@@ -4,9 +4,9 @@
 static void mul_flags(struct cpu *c, bool ovf, uint64_t lo, unsigned sz)
 {
     lo &= sz_mask(sz);
-    flags_set_arith(c, F_ARITH, (ovf ? F_CF | F_OF : 0) | (lo ? 0 : F_ZF) |
-                                    ((lo & sz_sign(sz)) ? F_SF : 0) |
-                                    (parity_table[lo & 0xff] ? F_PF : 0));
+    /* CF = OF = overflow; SF/ZF/PF from the low half (undefined, as current CPUs do) */
+    lazy(c, LF_MUL, sz, lo, lo, 0);
+    c->lf_cin = ovf;
 }
 
 OP(op_mul1)
@@ -82,6 +82,13 @@ OP(op_imul1)
 static void imul2(struct cpu *c, const struct insn *i, int64_t a, int64_t b)
 {
     unsigned sz = i->osz;
+    if (sz <= 4) {
+        int64_t r = a * b;      /* operands are sign-extended 8..32-bit values */
+        uint64_t lo = (uint64_t)r & sz_mask(sz);
+        reg_set(c, i->reg, sz, lo);
+        mul_flags(c, r != sext(lo, sz), lo, sz);
+        return;
+    }
     __int128 r = (__int128)a * b;
     uint64_t lo = (uint64_t)r & sz_mask(sz);
     reg_set(c, i->reg, sz, lo);

@@ -21,6 +21,7 @@ void cpu_update_mode(struct cpu *c)
     c->umask_shift = c->cpl == 3 ? 3 : 0;
     for (unsigned s = 0; s < 6; s++)
         c->sbase[s] = (c->code64 && s < CPU_FS) ? 0 : c->seg[s].base;
+    jc_bump(c);
 }
 
 void seg_load_real(struct cpu *c, unsigned s, uint16_t sel)

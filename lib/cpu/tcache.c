@@ -106,6 +106,7 @@ void tcache_write(struct cpu *c, uint64_t gpa, unsigned len)
     t->gen[page]++;
     t->code[page] = 0;
     c->stop_block = true;
+    jc_bump(c);
     for (unsigned k = 0; k < TLB_SIZE; k++)
         if (c->tlb[k].vpage && c->tlb[k].gpage == page)
             c->tlb[k].vpage = 0;
@@ -134,12 +135,18 @@ struct block *tcache_get(struct cpu *c)
 {
     struct tcache *t = c->tc;
     uint64_t lin = seg_lin(c, CPU_CS, c->rip), gpa;
-    uint8_t *p = tlb_fast(c, lin, P_X, 1);
+    struct jc_entry *j = &c->jc[(lin ^ (lin >> 12)) & 4095];
+    uint8_t *p;
     struct block *b;
     unsigned avail, pos = 0, csz = c->csz;
 
+    if (j->lin == lin && j->key == c->jc_key) {
+        c->tc_hits++;
+        return j->b;
+    }
+    p = tlb_fast(c, lin, P_X, 1);
     if (p) {
-        struct tlb_entry *e = &c->tlb[(lin >> 12) & (TLB_SIZE - 1)];
+        struct tlb_entry *e = &c->tlb[tlb_index(lin)];
         gpa = (e->gpage << 12) | (lin & 0xfff);
     } else {
         bool mmio;
@@ -151,11 +158,16 @@ struct block *tcache_get(struct cpu *c)
     b = &t->table[slot(gpa, csz)];
     if (b->n && b->gpa == gpa && b->csz == csz && b->gen == t->gen[gpa >> 12]) {
         c->tc_hits++;
+        j->lin = lin;
+        j->key = c->jc_key;
+        j->b = b;
         return b;
     }
     c->tc_misses++;
-    if (t->arena_used + BLOCK_MAX > ARENA_INSNS)
+    if (t->arena_used + BLOCK_MAX > ARENA_INSNS) {
         tcache_flush(t);
+        jc_bump(c);
+    }
     avail = 0x1000 - (unsigned)(gpa & 0xfff);
     b->gpa = gpa;
     b->csz = (uint8_t)csz;
@@ -195,6 +207,9 @@ struct block *tcache_get(struct cpu *c)
     }
     t->arena_used += b->n;
     mark_code(c, gpa, pos);
+    j->lin = lin;
+    j->key = c->jc_key;
+    j->b = b;
     return b;
 }
 

@@ -41,7 +41,7 @@ struct insn {
 enum { INSN_ENDS_BLOCK = 1 };
 
 /* Lazy arithmetic flags: the last flag-setting operation and its operands. */
-enum { LF_NONE, LF_ADD, LF_ADC, LF_SUB, LF_SBB, LF_LOGIC, LF_INC, LF_DEC };
+enum { LF_NONE, LF_ADD, LF_ADC, LF_SUB, LF_SBB, LF_LOGIC, LF_INC, LF_DEC, LF_MUL };
 
 #define F_CF 0x1ULL
 #define F_PF 0x4ULL
@@ -84,7 +84,7 @@ enum { EX_DE = 0, EX_DB = 1, EX_NMI = 2, EX_BP = 3, EX_OF = 4, EX_BR = 5, EX_UD 
        EX_AC = 17, EX_XM = 19 };
 
 /* Software TLB: one direct-mapped array, permissions per privilege. */
-#define TLB_BITS 8
+#define TLB_BITS 10
 #define TLB_SIZE (1u << TLB_BITS)
 enum { P_R = 1, P_W = 2, P_X = 4 };          /* supervisor; user = << 3 */
 struct tlb_entry {
@@ -155,6 +155,10 @@ struct cpu {
     char errmsg[160];
 
     struct tcache *tc;
+    /* Jump cache: linear RIP -> block, valid while jc_key matches (the key holds an epoch
+     * bumped on every TLB flush, code invalidation and mode change). */
+    struct jc_entry { uint64_t lin, key; struct block *b; } jc[4096];
+    uint64_t jc_key, jc_epoch;
     uint64_t icount, budget_end;
     uint64_t tc_hits, tc_misses;
 };
@@ -239,14 +243,24 @@ uint64_t mem_read_sys(struct cpu *c, uint64_t lin, unsigned sz);
 void mem_write_sys(struct cpu *c, uint64_t lin, unsigned sz, uint64_t v);
 uint64_t mmu_translate(struct cpu *c, uint64_t lin, unsigned need, bool fault, bool *ok);
 void tlb_flush(struct cpu *c);
+static inline void jc_bump(struct cpu *c)
+{
+    c->jc_epoch++;
+    c->jc_key = c->jc_epoch << 8 | (uint64_t)c->csz << 2 | c->cpl;
+}
 void tlb_flush_page(struct cpu *c, uint64_t lin);
 void tlb_protect_code(struct cpu *c, uint64_t gpage);
 uint64_t phys_read(struct cpu *c, uint64_t gpa, unsigned sz);
 void phys_write(struct cpu *c, uint64_t gpa, unsigned sz, uint64_t v);
 
+/* Mix in higher bits so code and data a power of two apart do not share a slot. */
+static inline unsigned tlb_index(uint64_t lin)
+{
+    return (unsigned)((lin >> 12) ^ (lin >> (12 + TLB_BITS))) & (TLB_SIZE - 1);
+}
 static inline uint8_t *tlb_fast(struct cpu *c, uint64_t lin, unsigned need, unsigned sz)
 {
-    struct tlb_entry *e = &c->tlb[(lin >> 12) & (TLB_SIZE - 1)];
+    struct tlb_entry *e = &c->tlb[tlb_index(lin)];
     if ((e->vpage == ((lin & ~0xfffULL) | 1)) && (e->perm & (need << c->umask_shift)) &&
         ((lin & 0xfff) + sz <= 0x1000))
         return e->host + (lin & 0xfff);
@@ -364,6 +378,9 @@ void tcache_write(struct cpu *c, uint64_t gpa, unsigned len);
 bool tcache_page_has_code(struct tcache *t, uint64_t gpage);
 struct block *tcache_get(struct cpu *c);
 void block_run(struct cpu *c, struct block *b);
+
+/* Pick a size- and form-specialized handler for hot instructions (alu.c). */
+void specialize(struct insn *i);
 
 /* ---- handlers ---- */
 #define OP(name) void name(struct cpu *c __attribute__((unused)), \
