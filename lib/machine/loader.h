@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "machine.h"
 
@@ -68,6 +69,9 @@ int loader_linux(struct loader *lc);
 /* Place an ELF32/ELF64 executable's PT_LOAD segments at their physical addresses; give
  * the physical entry point and whether it is a 64-bit image. Shared by elf and multiboot. */
 int loader_elf_segments(struct loader *lc, uint64_t *entry, bool *is64);
+/* Find a multiboot v1 header in the first 8 KiB: 1 with a valid checksum at *off, -1 for
+ * the magic with a bad checksum at *off, 0 for none. */
+int multiboot_find(const uint8_t *image, size_t size, size_t *off);
 /* Detect the format from the file's bytes and run that loader. */
 int loader_auto(struct loader *lc);
 /* What loader_auto would pick for these bytes. */
@@ -96,6 +100,14 @@ int loader_initrd(struct loader *lc, uint64_t limit, uint64_t *gpa, uint64_t *si
  * area; VMCORE_ELIMIT if it does not fit. */
 int mptable_write(uint8_t *ram, uint64_t ram_size, unsigned ncpus);
 size_t mptable_size(unsigned ncpus);
+
+/* Little-endian fields of boot structures (the host is x86 too; memcpy keeps them
+ * alignment-safe). */
+static inline uint16_t le16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static inline uint32_t le32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static inline void put_le16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
+static inline void put_le32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static inline void put_le64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 
 /* CPU state builders (x86_boot.c). */
 void x86_boot_real(struct x86_boot_state *bs, uint64_t entry);

@@ -5,21 +5,15 @@
 
 #include "loader.h"
 
-#define MB_MAGIC 0x1badb002u
-#define MB_SEARCH 8192
-
-static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 
 enum boot_format loader_detect(const uint8_t *image, size_t size)
 {
     if (size >= 0x206 && memcmp(image + 0x202, "HdrS", 4) == 0 && image[0x1fe] == 0x55 &&
         image[0x1ff] == 0xaa)
         return BOOT_FORMAT_LINUX;
-    for (size_t off = 0; off + 12 <= size && off < MB_SEARCH; off += 4) {
-        uint32_t magic = get32(image + off), flags = get32(image + off + 4);
-        if (magic == MB_MAGIC && (uint32_t)(magic + flags + get32(image + off + 8)) == 0)
-            return BOOT_FORMAT_MULTIBOOT;
-    }
+    size_t off;
+    if (multiboot_find(image, size, &off) == 1)
+        return BOOT_FORMAT_MULTIBOOT;
     if (size >= 4 && memcmp(image, "\177ELF", 4) == 0)
         return BOOT_FORMAT_ELF;
     return BOOT_FORMAT_RAW;

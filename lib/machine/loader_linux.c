@@ -39,25 +39,21 @@
 #define LINUX_KERNEL_ADDR 0x100000
 #define LINUX_ENTRY64_OFFSET 0x200
 
-static uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 
 int loader_linux(struct loader *lc)
 {
     const uint8_t *img = lc->image;
     size_t size = lc->image_size;
-    if (size < 0x264 || get16(img + BP_BOOT_FLAG) != 0xaa55 ||
+    if (size < 0x264 || le16(img + BP_BOOT_FLAG) != 0xaa55 ||
         memcmp(img + BP_HEADER, "HdrS", 4) != 0)
         return loader_fail(lc, "not a bzImage (no \"HdrS\" setup header at 0x202)");
-    uint16_t version = get16(img + BP_VERSION);
+    uint16_t version = le16(img + BP_VERSION);
     if (version < LINUX_MIN_VERSION)
         return loader_fail(lc, "boot protocol %u.%u is too old (64-bit entry needs 2.12)",
                            version >> 8, version & 0xff);
     if (!(img[BP_LOADFLAGS] & LOADFLAGS_LOADED_HIGH))
         return loader_fail(lc, "a zImage (not loaded high) is not supported");
-    if (!(get16(img + BP_XLOADFLAGS) & XLF_KERNEL_64))
+    if (!(le16(img + BP_XLOADFLAGS) & XLF_KERNEL_64))
         return loader_fail(lc, "kernel has no 64-bit entry point (XLF_KERNEL_64 clear)");
     unsigned setup_sects = img[BP_SETUP_SECTS] ? img[BP_SETUP_SECTS] : 4;
     size_t setup_size = (size_t)(setup_sects + 1) * 512;
@@ -65,7 +61,7 @@ int loader_linux(struct loader *lc)
         return loader_fail(lc, "truncated: %u setup sectors but the file has %zu bytes",
                            setup_sects, size);
     size_t kernel_size = size - setup_size;
-    uint64_t init_size = get32(img + BP_INIT_SIZE);
+    uint64_t init_size = le32(img + BP_INIT_SIZE);
     uint64_t footprint = init_size > kernel_size ? init_size : kernel_size;
 
     int rc = loader_reserve_bios(lc);
@@ -86,10 +82,10 @@ int loader_linux(struct loader *lc)
     memcpy(bp + BP_SETUP_SECTS, img + BP_SETUP_SECTS, hdr_end - BP_SETUP_SECTS);
     bp[BP_TYPE_OF_LOADER] = 0xff; /* undefined boot loader */
     bp[BP_LOADFLAGS] |= LOADFLAGS_CAN_USE_HEAP;
-    put16(bp + BP_HEAP_END_PTR, 0xfe00);
+    put_le16(bp + BP_HEAP_END_PTR, 0xfe00);
 
     const char *cmdline = lc->cfg->boot.cmdline ? lc->cfg->boot.cmdline : "";
-    uint32_t cmdline_size = get32(img + BP_CMDLINE_SIZE);
+    uint32_t cmdline_size = le32(img + BP_CMDLINE_SIZE);
     if (strlen(cmdline) > cmdline_size)
         return err_config(lc->err, VMCORE_ECONFIG, "boot.cmdline",
                           "%zu bytes, this kernel accepts at most %u", strlen(cmdline),
@@ -97,16 +93,16 @@ int loader_linux(struct loader *lc)
     uint64_t cmdline_gpa;
     if ((rc = loader_cmdline(lc, cmdline, &cmdline_gpa)))
         return rc;
-    put32(bp + BP_CMD_LINE_PTR, (uint32_t)cmdline_gpa);
-    put32(bp + BP_EXT_CMD_LINE_PTR, 0);
+    put_le32(bp + BP_CMD_LINE_PTR, (uint32_t)cmdline_gpa);
+    put_le32(bp + BP_EXT_CMD_LINE_PTR, 0);
 
-    uint64_t initrd, initrd_size, initrd_max = get32(img + BP_INITRD_ADDR_MAX);
+    uint64_t initrd, initrd_size, initrd_max = le32(img + BP_INITRD_ADDR_MAX);
     if ((rc = loader_initrd(lc, initrd_max + 1, &initrd, &initrd_size)))
         return rc;
-    put32(bp + BP_RAMDISK_IMAGE, (uint32_t)initrd);
-    put32(bp + BP_RAMDISK_SIZE, (uint32_t)initrd_size);
-    put32(bp + BP_EXT_RAMDISK_IMAGE, (uint32_t)(initrd >> 32));
-    put32(bp + BP_EXT_RAMDISK_SIZE, (uint32_t)(initrd_size >> 32));
+    put_le32(bp + BP_RAMDISK_IMAGE, (uint32_t)initrd);
+    put_le32(bp + BP_RAMDISK_SIZE, (uint32_t)initrd_size);
+    put_le32(bp + BP_EXT_RAMDISK_IMAGE, (uint32_t)(initrd >> 32));
+    put_le32(bp + BP_EXT_RAMDISK_SIZE, (uint32_t)(initrd_size >> 32));
 
     struct e820_entry map[BP_E820_MAX];
     unsigned n = loader_e820(lc->ram_size, map, BP_E820_MAX);

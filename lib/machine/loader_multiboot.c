@@ -29,22 +29,29 @@
 #define MBI_MODSTR_OFF 0x140
 #define MBI_PAGE 0x1000
 
-static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+
+int multiboot_find(const uint8_t *image, size_t size, size_t *off)
+{
+    for (size_t o = 0; o + 12 <= size && o < MB_SEARCH; o += 4) {
+        uint32_t magic = le32(image + o);
+        if (magic != MB_MAGIC)
+            continue;
+        *off = o;
+        return (uint32_t)(magic + le32(image + o + 4) + le32(image + o + 8)) == 0 ? 1 : -1;
+    }
+    return 0;
+}
 
 static int find_header(struct loader *lc, size_t *off)
 {
-    for (size_t o = 0; o + 12 <= lc->image_size && o < MB_SEARCH; o += 4) {
-        uint32_t magic = get32(lc->image + o);
-        if (magic != MB_MAGIC)
-            continue;
-        if ((uint32_t)(magic + get32(lc->image + o + 4) + get32(lc->image + o + 8)) != 0)
-            return loader_fail(lc, "multiboot header at offset 0x%zx has a bad checksum", o);
-        *off = o;
+    switch (multiboot_find(lc->image, lc->image_size, off)) {
+    case 1:
         return 0;
+    case -1:
+        return loader_fail(lc, "multiboot header at offset 0x%zx has a bad checksum", *off);
+    default:
+        return loader_fail(lc, "no multiboot header in the first %d bytes", MB_SEARCH);
     }
-    return loader_fail(lc, "no multiboot header in the first %d bytes", MB_SEARCH);
 }
 
 static int load_kludge(struct loader *lc, size_t hoff, uint64_t *entry)
@@ -52,8 +59,8 @@ static int load_kludge(struct loader *lc, size_t hoff, uint64_t *entry)
     if (hoff + 32 > lc->image_size)
         return loader_fail(lc, "truncated multiboot header (address fields missing)");
     const uint8_t *h = lc->image + hoff;
-    uint32_t header_addr = get32(h + 12), load_addr = get32(h + 16);
-    uint32_t load_end = get32(h + 20), bss_end = get32(h + 24), entry_addr = get32(h + 28);
+    uint32_t header_addr = le32(h + 12), load_addr = le32(h + 16);
+    uint32_t load_end = le32(h + 20), bss_end = le32(h + 24), entry_addr = le32(h + 28);
     if (header_addr < load_addr || header_addr - load_addr > hoff)
         return loader_fail(lc, "multiboot header_addr 0x%x and load_addr 0x%x do not match "
                            "the header's file offset 0x%zx", header_addr, load_addr, hoff);
@@ -101,39 +108,39 @@ static int write_info(struct loader *lc)
     uint8_t *page = lc->ram + BOOT_MBINFO_ADDR, *info = page + MBI_INFO;
     memset(page, 0, MBI_PAGE);
     uint32_t flags = MBI_MEM | MBI_CMDLINE | MBI_MMAP | MBI_LOADER_NAME;
-    put32(info + 4, 639);  /* mem_lower, KiB */
+    put_le32(info + 4, 639);  /* mem_lower, KiB */
     uint64_t upper = lc->ram_size > BOOT_HIGHMEM_START ? (lc->ram_size - BOOT_HIGHMEM_START) >> 10 : 0;
-    put32(info + 8, (uint32_t)upper);
-    put32(info + 16, (uint32_t)cmdline);
+    put_le32(info + 8, (uint32_t)upper);
+    put_le32(info + 16, (uint32_t)cmdline);
 
     struct e820_entry map[4];
     unsigned n = loader_e820(lc->ram_size, map, 4);
     for (unsigned i = 0; i < n; i++) {
         uint8_t *e = page + MBI_MMAP_OFF + i * 24;
-        put32(e, 20); /* size of the rest of the entry */
-        put64(e + 4, map[i].addr);
-        put64(e + 12, map[i].size);
-        put32(e + 20, map[i].type);
+        put_le32(e, 20); /* size of the rest of the entry */
+        put_le64(e + 4, map[i].addr);
+        put_le64(e + 12, map[i].size);
+        put_le32(e + 20, map[i].type);
     }
-    put32(info + 44, n * 24);
-    put32(info + 48, BOOT_MBINFO_ADDR + MBI_MMAP_OFF);
+    put_le32(info + 44, n * 24);
+    put_le32(info + 48, BOOT_MBINFO_ADDR + MBI_MMAP_OFF);
 
     static const char name[] = "libvmcore";
     memcpy(page + MBI_NAME_OFF, name, sizeof name);
-    put32(info + 64, BOOT_MBINFO_ADDR + MBI_NAME_OFF);
+    put_le32(info + 64, BOOT_MBINFO_ADDR + MBI_NAME_OFF);
 
     if (initrd_size) {
         static const char modname[] = "initrd";
         memcpy(page + MBI_MODSTR_OFF, modname, sizeof modname);
         uint8_t *mod = page + MBI_MODS_OFF;
-        put32(mod, (uint32_t)initrd);
-        put32(mod + 4, (uint32_t)(initrd + initrd_size));
-        put32(mod + 8, BOOT_MBINFO_ADDR + MBI_MODSTR_OFF);
-        put32(info + 20, 1);
-        put32(info + 24, BOOT_MBINFO_ADDR + MBI_MODS_OFF);
+        put_le32(mod, (uint32_t)initrd);
+        put_le32(mod + 4, (uint32_t)(initrd + initrd_size));
+        put_le32(mod + 8, BOOT_MBINFO_ADDR + MBI_MODSTR_OFF);
+        put_le32(info + 20, 1);
+        put_le32(info + 24, BOOT_MBINFO_ADDR + MBI_MODS_OFF);
         flags |= MBI_MODS;
     }
-    put32(info, flags);
+    put_le32(info, flags);
     return 0;
 }
 
@@ -143,7 +150,7 @@ int loader_multiboot(struct loader *lc)
     int rc = find_header(lc, &hoff);
     if (rc)
         return rc;
-    uint32_t flags = get32(lc->image + hoff + 4);
+    uint32_t flags = le32(lc->image + hoff + 4);
     uint32_t unknown = flags & 0xfff8u;
     if (unknown)
         return loader_fail(lc, "multiboot header requires features this loader lacks "

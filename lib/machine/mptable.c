@@ -15,8 +15,6 @@
 
 enum { MP_PROCESSOR = 0, MP_BUS = 1, MP_IOAPIC = 2, MP_INTSRC = 3, MP_LINTSRC = 4 };
 
-static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 
 static uint8_t checksum(const uint8_t *p, size_t len)
 {
@@ -46,8 +44,8 @@ int mptable_write(uint8_t *ram, uint64_t ram_size, unsigned ncpus)
         e[1] = (uint8_t)i;                      /* LAPIC ID, as CPUID leaf 1 reports it */
         e[2] = 0x14;                            /* LAPIC version */
         e[3] = (uint8_t)(0x01 | (i == 0 ? 0x02 : 0)); /* enabled, BSP */
-        put32(e + 4, 0x600);                    /* family 6 */
-        put32(e + 8, 0x201);                    /* FPU, APIC */
+        put_le32(e + 4, 0x600);                    /* family 6 */
+        put_le32(e + 8, 0x201);                    /* FPU, APIC */
     }
     e[0] = MP_BUS;
     memcpy(e + 2, "ISA   ", 6);
@@ -56,7 +54,7 @@ int mptable_write(uint8_t *ram, uint64_t ram_size, unsigned ncpus)
     e[1] = ioapic_id;
     e[2] = 0x11;
     e[3] = 0x01;                                /* enabled */
-    put32(e + 4, MP_IOAPIC_ADDR);
+    put_le32(e + 4, MP_IOAPIC_ADDR);
     e += 8, count++;
     for (unsigned irq = 0; irq < MP_ISA_IRQS; irq++, e += 8, count++) {
         e[0] = MP_INTSRC;
@@ -73,17 +71,17 @@ int mptable_write(uint8_t *ram, uint64_t ram_size, unsigned ncpus)
 
     uint16_t len = (uint16_t)(e - mpc);
     memcpy(mpc, "PCMP", 4);
-    put16(mpc + 4, len);
+    put_le16(mpc + 4, len);
     mpc[6] = 4;                                 /* spec 1.4 */
     memcpy(mpc + 8, "VMCORE  ", 8);
     memcpy(mpc + 16, "LIBVMCORE   ", 12);
-    put16(mpc + 34, count);
-    put32(mpc + 36, MP_LAPIC_ADDR);
+    put_le16(mpc + 34, count);
+    put_le32(mpc + 36, MP_LAPIC_ADDR);
     mpc[7] = checksum(mpc, len);
 
     uint8_t *mpf = ram + MPF_ADDR;
     memcpy(mpf, "_MP_", 4);
-    put32(mpf + 4, MPC_ADDR);
+    put_le32(mpf + 4, MPC_ADDR);
     mpf[8] = 1;                                 /* length in 16-byte units */
     mpf[9] = 4;
     mpf[10] = checksum(mpf, 16);

@@ -27,7 +27,6 @@
 #define PTE_US 0x4u
 #define PTE_PS 0x80u
 
-static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 
 static uint64_t gdt_descriptor(uint32_t attr)
 {
@@ -73,7 +72,7 @@ static int write_gdt(struct loader *lc)
     if (rc)
         return rc;
     for (unsigned i = 1; i < N; i++)
-        put64(lc->ram + BOOT_GDT_ADDR + i * 8, gdt_descriptor(attrs[i]));
+        put_le64(lc->ram + BOOT_GDT_ADDR + i * 8, gdt_descriptor(attrs[i]));
     memset(lc->ram + BOOT_GDT_ADDR, 0, 8);
     lc->bs->gdt = (struct x86_dtable){ .base = BOOT_GDT_ADDR, .limit = N * 8 - 1 };
     return 0;
@@ -112,11 +111,11 @@ int x86_boot_long(struct loader *lc, uint64_t entry)
      * user-accessible so that CPL3 guests can run on the same tables. */
     uint8_t *pml4 = lc->ram + BOOT_PML4_ADDR, *pdpt = lc->ram + BOOT_PDPT_ADDR;
     memset(pml4, 0, BOOT_PAGETABLES_END - BOOT_PML4_ADDR);
-    put64(pml4, BOOT_PDPT_ADDR | PTE_P | PTE_RW | PTE_US);
+    put_le64(pml4, BOOT_PDPT_ADDR | PTE_P | PTE_RW | PTE_US);
     for (uint64_t i = 0; i < 4; i++) {
-        put64(pdpt + i * 8, (BOOT_PD_ADDR + i * 0x1000) | PTE_P | PTE_RW | PTE_US);
+        put_le64(pdpt + i * 8, (BOOT_PD_ADDR + i * 0x1000) | PTE_P | PTE_RW | PTE_US);
         for (uint64_t j = 0; j < 512; j++)
-            put64(lc->ram + BOOT_PD_ADDR + i * 0x1000 + j * 8,
+            put_le64(lc->ram + BOOT_PD_ADDR + i * 0x1000 + j * 8,
                   ((i << 30) | (j << 21)) | PTE_P | PTE_RW | PTE_US | PTE_PS);
     }
     common_state(bs);

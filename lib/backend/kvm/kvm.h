@@ -73,11 +73,15 @@ void kvm_kick_all(struct kvm_vm *vm);
 /* Post the recorded exit to the domain (once every vCPU thread is done). */
 void kvm_post_exit(struct kvm_vm *vm);
 
-static inline uint64_t kvm_now_ns(void)
+/* A clock's reading in nanoseconds (0 if the clock is gone). */
+static inline uint64_t kvm_clock_ns(clockid_t clk)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (clock_gettime(clk, &ts) != 0)
+        return 0;
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+static inline uint64_t kvm_now_ns(void) { return kvm_clock_ns(CLOCK_MONOTONIC); }
 
 #endif

@@ -326,9 +326,8 @@ static int kvm_stats(vmcore_domain *d, void *priv, vmcore_stats *out, struct vmc
             continue;
         }
         clockid_t clk;
-        struct timespec ts;
-        if (pthread_getcpuclockid(c->thread, &clk) == 0 && clock_gettime(clk, &ts) == 0)
-            cpu += (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        if (pthread_getcpuclockid(c->thread, &clk) == 0)
+            cpu += kvm_clock_ns(clk);
     }
     pthread_mutex_unlock(&vm->lock);
     out->cpu_time_ns = cpu;

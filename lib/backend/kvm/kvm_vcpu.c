@@ -100,13 +100,6 @@ void kvm_post_exit(struct kvm_vm *vm)
                      sig ? vm->exit_status : 0, vm->exit_reason);
 }
 
-static uint64_t thread_cpu_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 #ifndef sigev_notify_thread_id
 #define sigev_notify_thread_id _sigev_un._tid
 #endif
@@ -177,7 +170,7 @@ void *kvm_vcpu_thread(void *arg)
     pthread_mutex_lock(&vm->lock);
     atomic_store(&vm->stop_req, true);
     kvm_kick_all(vm);
-    c->cpu_ns = thread_cpu_ns();
+    c->cpu_ns = kvm_clock_ns(CLOCK_THREAD_CPUTIME_ID);
     c->done = true;
     bool last = --vm->nalive == 0;
     bool post = last && vm->have_exit;
