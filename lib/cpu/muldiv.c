@@ -175,8 +175,8 @@ OP(op_idiv)
     }
     default: {
         __int128 n = (__int128)((unsigned __int128)c->r[2] << 64 | c->r[0]), q;
-        if (s == -1 && n == -n && n != 0)
-            cpu_raise(c, EX_DE, 0, 0);
+        if (s == -1 && (unsigned __int128)n == (unsigned __int128)1 << 127)
+            cpu_raise(c, EX_DE, 0, 0);     /* the quotient would be 2^127 */
         q = n / s;
         if (q != (int64_t)q)
             cpu_raise(c, EX_DE, 0, 0);

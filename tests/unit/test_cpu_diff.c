@@ -618,7 +618,7 @@ static void test_string(void **state)
             r.flags |= F_DF;
         }
         if (rnd() % 8 == 0)      /* make compares stop early sometimes */
-            memcpy(ram + (r.gpr[7] - GBASE), ram + (r.gpr[6] - GBASE), 64);
+            memmove(ram + (r.gpr[7] - GBASE), ram + (r.gpr[6] - GBASE), 64);
         switch (rnd() % 3) {
         case 0: break;
         case 1: code[n++] = 0xf3; break;
