@@ -35,6 +35,8 @@
 #define CONSOLE_KEEP 256
 /* A guard, not a measurement: a hung domain must not hang the whole benchmark run. */
 #define GUARD_MS 120000
+/* Far beyond the 100 ms a density answer may take; only says "this one is stuck". */
+#define PING_GUARD_MS 10000
 
 static uint64_t now_ns(void)
 {
@@ -78,7 +80,7 @@ struct dom {
     char exit_reason[256];
     char console[CONSOLE_KEEP];
     size_t console_len;
-    size_t echo_seen;    /* console bytes seen, to detect an echo */
+    size_t pongs;        /* 'p' bytes seen on the console: answers to density pings */
     uint64_t stat_exits, stat_instructions;
 };
 
@@ -93,7 +95,8 @@ static void on_event(const vmcore_event *ev, void *arg)
             if (m->console_len < CONSOLE_KEEP - 1)
                 m->console[m->console_len++] = ev->u.console.data[i];
         }
-        m->echo_seen += ev->u.console.len;
+        for (size_t i = 0; i < ev->u.console.len; i++)
+            m->pongs += ev->u.console.data[i] == 'p';
         break;
     case VMCORE_EVENT_EXIT:
         m->t_exit = now_ns();
@@ -135,19 +138,51 @@ static void on_closed(vmcore_domain *d, void *arg)
 static int guard_fired;
 static void on_guard(uv_timer_t *t) { guard_fired = 1; }
 
-/* Run the loop until *flag is set or the guard fires. */
-static int run_until(vmcore_ctx *ctx, volatile int *flag, uint64_t guard_ms)
+/* Run the loop until @done(@arg) holds or @guard_ms pass (a timer wakes the loop, so a
+ * domain that never answers cannot block us). Returns 0, or -1 on the guard. */
+static int wait_for(vmcore_ctx *ctx, int (*done)(const void *), const void *arg,
+                    uint64_t guard_ms)
 {
     uv_timer_t guard;
     uv_timer_init(vmcore_ctx_loop(ctx), &guard);
     guard_fired = 0;
     uv_timer_start(&guard, on_guard, guard_ms, 0);
-    while (!*flag && !guard_fired)
+    while (!done(arg) && !guard_fired)
         vmcore_ctx_run(ctx, VMCORE_RUN_ONCE);
     uv_timer_stop(&guard);
     uv_close((uv_handle_t *)&guard, NULL);
     vmcore_ctx_run(ctx, VMCORE_RUN_NOWAIT);
-    return *flag ? 0 : -1;
+    return done(arg) ? 0 : -1;
+}
+
+static int flag_set(const void *flag) { return *(const volatile int *)flag; }
+
+/* Run the loop until *flag is set or the guard fires. */
+static int run_until(vmcore_ctx *ctx, volatile int *flag, uint64_t guard_ms)
+{
+    return wait_for(ctx, flag_set, (const void *)flag, guard_ms);
+}
+
+struct text_wait {
+    const struct dom *m;
+    const char *text;
+};
+
+static int text_seen(const void *arg)
+{
+    const struct text_wait *w = arg;
+    return w->m->ended || strstr(w->m->console, w->text) != NULL;
+}
+
+struct pong_wait {
+    const struct dom *m;
+    size_t before;
+};
+
+static int pong_seen(const void *arg)
+{
+    const struct pong_wait *w = arg;
+    return w->m->ended || w->m->pongs > w->before;
 }
 
 struct config {
@@ -299,9 +334,8 @@ static int start_range(vmcore_ctx *ctx, const struct config *c, struct dom *doms
             return fail_json("start did not complete", doms[i].start_status,
                              vmcore_domain_last_error(doms[i].d));
         if (ready) {
-            uint64_t t_guard = now_ns() + (uint64_t)GUARD_MS * 1000000u;
-            while (!strstr(doms[i].console, ready) && !doms[i].ended && now_ns() < t_guard)
-                vmcore_ctx_run(ctx, VMCORE_RUN_ONCE);
+            struct text_wait w = { &doms[i], ready };
+            wait_for(ctx, text_seen, &w, GUARD_MS);
             if (!strstr(doms[i].console, ready))
                 return fail_json("the domain never printed its ready text", 0, ready);
         }
@@ -382,16 +416,18 @@ static int cmd_density(const struct config *c, unsigned max, unsigned step, unsi
         uint64_t worst = 0;
         int dead = 0;
         for (unsigned i = 0; i < n; i++) {
-            size_t seen = doms[i].echo_seen;
+            struct pong_wait w = { &doms[i], doms[i].pongs };
             uint64_t t0 = now_ns();
-            if (vmcore_domain_console_write(doms[i].d, "p", 1) < 0) {
-                dead = 1;
-                break;
-            }
-            uint64_t limit = t0 + (uint64_t)GUARD_MS * 1000000u;
-            while (doms[i].echo_seen == seen && !doms[i].ended && now_ns() < limit)
-                vmcore_ctx_run(ctx, VMCORE_RUN_ONCE);
-            if (doms[i].echo_seen == seen) {
+            int wrc = vmcore_domain_console_write(doms[i].d, "p", 1);
+            if (wrc == 0)
+                wait_for(ctx, pong_seen, &w, PING_GUARD_MS);
+            if (doms[i].pongs == w.before) {
+                char detail[512];
+                snprintf(detail, sizeof detail, "domain %u of %u: console_write %s; no answer in %d ms; "
+                         "state %s; exit reason \"%s\"; last error \"%s\"", i, n, vmcore_error_name(wrc),
+                         PING_GUARD_MS, vmcore_state_name(vmcore_domain_state(doms[i].d)), doms[i].exit_reason,
+                         vmcore_domain_last_error(doms[i].d));
+                fail_json("a domain stopped answering", wrc, detail);
                 dead = 1;
                 break;
             }

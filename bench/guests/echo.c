@@ -1,7 +1,12 @@
 /* The idle guest for the density row: it programs the 8259 PIC and the 8250 UART's receive
  * interrupt, prints "ready\n" and then sleeps in HLT with interrupts on, so an idle VM costs
- * no CPU. Every received byte is echoed back from the IRQ 4 handler; 'q' ends the guest
- * with debug-exit status 0. A CPU exception ends it with status 3. */
+ * no CPU. Every received byte is echoed back, as a line, from the IRQ 4 handler; 'q' ends the guest
+ * with debug-exit status 0. A CPU exception ends it with status 3.
+ *
+ * The handlers never IRET: the only thing an interrupt can interrupt is the idle loop, so
+ * each handler starts on a fresh stack and jumps back into that loop. This keeps the guest
+ * off IRET, which software-assisted KVM (PVM) fails to emulate at CPL 0 ("KVM internal
+ * error, suberror 1"). */
 #include "guest.h"
 
 #define PIC1 0x20
@@ -14,7 +19,8 @@
  * selector that is valid. */
 static const uint64_t gdt[3] = { 0, 0x00cf9a000000ffffull, 0x00cf92000000ffffull };
 static uint64_t idt[256];
-static volatile int quit;
+/* Read by echo_idle (asm), hence not static. */
+volatile int quit;
 
 struct __attribute__((packed)) dtr {
     uint16_t limit;
@@ -24,25 +30,40 @@ struct __attribute__((packed)) dtr {
 void echo_irq(void);
 void echo_irq_other(void);
 void echo_fault(void);
+void echo_idle(void) __attribute__((noreturn));
 
-/* Interrupt entry stubs: save registers, run the C handler, acknowledge the PIC. */
+/* Used by the stubs below (asm), hence not static. */
+uint8_t echo_irq_stack[4096] __attribute__((aligned(16)));
+
+/* Interrupt entry stubs: fresh stack, C handler, acknowledge the PIC, back to idle. */
 __asm__(".text\n"
         ".globl echo_irq\n"
         "echo_irq:\n"
-        "  pushal\n  cld\n  call uart_irq\n  movb $0x20, %al\n  outb %al, $0x20\n  popal\n  iret\n"
+        "  movl $echo_irq_stack + 4096, %esp\n  cld\n  call uart_irq\n"
+        "  movb $0x20, %al\n  outb %al, $0x20\n  jmp echo_idle\n"
         ".globl echo_irq_other\n"
         "echo_irq_other:\n"
-        "  pushl %eax\n  movb $0x20, %al\n  outb %al, $0xa0\n  outb %al, $0x20\n  popl %eax\n  iret\n"
+        "  movl $echo_irq_stack + 4096, %esp\n"
+        "  movb $0x20, %al\n  outb %al, $0xa0\n  outb %al, $0x20\n  jmp echo_idle\n"
         ".globl echo_fault\n"
         "echo_fault:\n"
-        "  movb $3, %al\n  outb %al, $0xf4\n1: hlt\n  jmp 1b\n");
+        "  movb $3, %al\n  outb %al, $0xf4\n1: hlt\n  jmp 1b\n"
+        /* Sleep until the next interrupt; after 'q', leave through debug-exit. */
+        ".globl echo_idle\n"
+        "echo_idle:\n"
+        "  cmpl $0, quit\n  jne 2f\n  sti\n  hlt\n  jmp echo_idle\n"
+        "2: movb $0, %al\n  outb %al, $0xf4\n3: hlt\n  jmp 3b\n");
 
 void uart_irq(void);
 void uart_irq(void)
 {
     while (inb(COM1 + 5) & 1) { /* LSR: data ready */
         uint8_t c = inb(COM1);
+        /* Answer with a whole line: the machine model sends console output on to the
+         * host per line (or on the next non-UART exit), and an idle guest makes none. */
         put_char((char)c);
+        if (c != '\n')
+            put_char('\n');
         if (c == 'q')
             quit = 1;
     }
@@ -85,7 +106,5 @@ int guest_main(void)
     outb(COM1 + 4, 0x08);
 
     put_str("ready\n");
-    while (!quit)
-        __asm__ volatile("sti\n hlt\n cli" ::: "memory");
-    return 0;
+    echo_idle();
 }
