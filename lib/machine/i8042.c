@@ -14,16 +14,20 @@ static uint64_t i8042_read(void *opaque, uint64_t off, unsigned size)
     return 0;
 }
 
-static void i8042_write(void *opaque, uint64_t off, unsigned size, uint64_t value)
+static void i8042_data_write(void *opaque, uint64_t off, unsigned size, uint64_t value) { }
+
+static void i8042_cmd_write(void *opaque, uint64_t off, unsigned size, uint64_t value)
 {
-    if (off == I8042_CMD - I8042_DATA && (value & 0xff) == I8042_CMD_RESET)
+    if ((value & 0xff) == I8042_CMD_RESET)
         machine_stop(opaque, VMCORE_EXIT_STATUS, 0, "reset via i8042");
 }
 
-static const struct machine_dev_ops i8042_ops = { i8042_read, i8042_write };
+static const struct machine_dev_ops i8042_data_ops = { i8042_read, i8042_data_write };
+static const struct machine_dev_ops i8042_cmd_ops = { i8042_read, i8042_cmd_write };
 
 int i8042_init(struct machine *m)
 {
-    /* One range 0x60..0x64 keeps the bus small; 0x61..0x63 (PIT speaker, ...) read 0. */
-    return machine_register_pio(m, I8042_DATA, 5, &i8042_ops, m, "i8042");
+    /* Two one-port ranges: 0x61 (the PIT's speaker/gate port) stays free for a PIT model. */
+    int rc = machine_register_pio(m, I8042_DATA, 1, &i8042_data_ops, m, "i8042-data");
+    return rc ? rc : machine_register_pio(m, I8042_CMD, 1, &i8042_cmd_ops, m, "i8042-cmd");
 }
