@@ -22,6 +22,8 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
+#include <grp.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 static char *rootfs;
@@ -693,6 +695,64 @@ static void test_user_namespace(void **state)
     run_close(&r);
 }
 
+/* Rootless: a child of this test drops to an unprivileged uid and runs a container
+ * through the API; the user namespace is implied. Reports by exit code. */
+static int rootless_child(void)
+{
+    if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+        setresuid(65534, 65534, 65534) < 0)
+        return 10;
+    /* A uid change makes the process non-dumpable (its /proc files root's); a user who
+     * logged in as 65534 would not be. */
+    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    struct run r;
+    memset(&r, 0, sizeof r);
+    if (vmcore_ctx_new(&r.ctx, NULL))
+        return 11;
+    char json[4096];
+    snprintf(json, sizeof json, "{" BASE ",\"hostname\":\"rootless\",\"process\":{\"args\":[\"sh\",\"-c\","
+             "\"echo $$; id -u; hostname; cat /proc/self/uid_map | tr -s ' '\"]}}", rootfs);
+    if (vmcore_domain_new_json(&r.d, r.ctx, json)) {
+        fprintf(stderr, "create: %s\n", vmcore_ctx_last_error(r.ctx));
+        return 12;
+    }
+    vmcore_domain_subscribe(r.d, VMCORE_EVENT_ALL, on_event, &r);
+    if (vmcore_domain_start(r.d, NULL, NULL)) {
+        fprintf(stderr, "start: %s\n", vmcore_domain_last_error(r.d));
+        return 13;
+    }
+    if (!vt_run_until(r.ctx, &r.stopped, 60000))
+        return 14;
+    int paused = vmcore_domain_pause(r.d, NULL, NULL);
+    vmcore_domain_close(r.d, on_closed, &r);
+    vt_run_until(r.ctx, &r.closed, 60000);
+    vmcore_ctx_free(r.ctx);
+    char want[128];
+    snprintf(want, sizeof want, "1\n0\nrootless\n 0 65534 1\n");
+    if (strcmp(r.out, want) != 0) {
+        fprintf(stderr, "output [%s] err [%s]\n", r.out, r.err);
+        return 15;
+    }
+    (void)paused;
+    return r.exit.kind == VMCORE_EXIT_STATUS && r.exit.status == 0 ? 0 : 16;
+}
+
+static void test_rootless(void **state)
+{
+    (void)state;
+    REQUIRE();
+    vt_require(vt_have_userns(), "needs user namespaces");
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(rootless_child());
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_int_equal(count_rootfs_mounts(), 0);
+}
+
 static void test_cli_propagates_status_and_signal(void **state)
 {
     (void)state;
@@ -793,6 +853,7 @@ int main(void)
         cmocka_unit_test(test_network_host),
         cmocka_unit_test(test_network_none_and_veth),
         cmocka_unit_test(test_user_namespace),
+        cmocka_unit_test(test_rootless),
         cmocka_unit_test(test_cli_propagates_status_and_signal),
         cmocka_unit_test(test_bad_input),
     };

@@ -68,6 +68,7 @@ struct ct {
     char exe[4096];
     struct sock_fprog filter;
     struct ct_cgroup cg;
+    bool userns;                /* configured, or implied by running unprivileged */
     bool cg_made, veth_made, started;
     struct ct_run *init;
     struct ct_run *execs;
@@ -328,6 +329,17 @@ static int write_map(pid_t pid, const char *file, const struct config_idmap *m, 
                                 m[i].count);
     if (len >= sizeof buf)
         return err_config(err, VMCORE_ECONFIG, field, "too many entries");
+    /* Unprivileged, gid_map is only accepted once setgroups() is switched off. */
+    if (geteuid() != 0 && strcmp(file, "gid_map") == 0) {
+        snprintf(path, sizeof path, "/proc/%d/setgroups", (int)pid);
+        int sfd = open(path, O_WRONLY | O_CLOEXEC);
+        if (sfd >= 0) {
+            if (write(sfd, "deny", 4) < 0) {
+                /* the gid_map write below reports the failure */
+            }
+            close(sfd);
+        }
+    }
     snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
@@ -375,8 +387,7 @@ static int run_start(struct ct *ct, struct ct_run *r, const char *exe, const cha
         s.stdio[i] = io.child[i];
     s.pty_slave = terminal ? io.child[0] : -1;
     s.pty_slave_path = terminal ? io.pty_path : NULL;
-    for (size_t i = 0; i < sizeof s.close_fds / sizeof s.close_fds[0]; i++)
-        s.close_fds[i] = -1;
+    s.userns = ct->userns;
 
     rc = ct_spawn(&s, &r->proc, err);
     if (st_pipe[1] >= 0)
@@ -385,7 +396,7 @@ static int run_start(struct ct *ct, struct ct_run *r, const char *exe, const cha
         goto fail;
     if (!r->proc.in_cgroup && (rc = cgroup_attach(&ct->cg, r->proc.pid, err)) < 0)
         goto fail_proc;
-    if (!r->is_exec && cfg->userns.enabled) {
+    if (!r->is_exec && ct->userns) {
         if ((rc = write_map(r->proc.pid, "uid_map", cfg->userns.uid_map, cfg->userns.nuid_map,
                             "userns.uid_map", err)) < 0 ||
             (rc = write_map(r->proc.pid, "gid_map", cfg->userns.gid_map, cfg->userns.ngid_map,
@@ -483,16 +494,20 @@ static int container_probe(vmcore_probe_result *out)
     const char *why = NULL;
     if (access("/proc/self/ns/pid", F_OK) < 0)
         why = "the kernel has no pid namespaces";
-    else if (geteuid() != 0)
-        why = "needs root (CAP_SYS_ADMIN) to make namespaces and cgroups";
-    else if (!layout)
+    else if (geteuid() != 0 && access("/proc/self/ns/user", F_OK) < 0)
+        why = "needs root, or user namespaces for a rootless container";
+    else if (geteuid() == 0 && !layout)
         why = "no cgroup filesystem is mounted at /sys/fs/cgroup";
     out->available = why == NULL;
     if (why) {
         snprintf(out->reason, sizeof out->reason, "%s", why);
         return VMCORE_EUNAVAIL;
     }
-    snprintf(out->reason, sizeof out->reason, "namespaces, cgroup %s layout, seccomp", layout);
+    if (geteuid() == 0)
+        snprintf(out->reason, sizeof out->reason, "namespaces, cgroup %s layout, seccomp", layout);
+    else
+        snprintf(out->reason, sizeof out->reason,
+                 "rootless: user namespace, seccomp; limits and pause need a delegated cgroup");
     return 0;
 }
 
@@ -568,6 +583,8 @@ static int container_create(vmcore_domain *d, const struct vmcore_config *cfg, v
     ct->d = d;
     ct->cfg = cfg;
     ct->cg.v2_fd = -1;
+    /* Without root, a user namespace is what grants the rights the setup needs. */
+    ct->userns = cfg->userns.enabled || geteuid() != 0;
     if ((rc = rootfs_check_exe(cfg->rootfs, cfg->process.args[0], cfg->process.env, ct->exe,
                                sizeof ct->exe, err)) < 0 ||
         (rc = seccomp_filter_build(&ct->filter, err)) < 0) {
@@ -584,10 +601,19 @@ static int container_start(vmcore_domain *d, void *priv, struct vmcore_err *err)
     struct ct *ct = priv;
     char name[64];
     snprintf(name, sizeof name, "vmcore-%d-%lx", (int)getpid(), (unsigned long)(uintptr_t)ct);
-    int rc = cgroup_create(&ct->cg, name, ct->cfg, err);
-    if (rc < 0)
+    const struct vmcore_config *cfg = ct->cfg;
+    bool limits = cfg->limits.memory_bytes || cfg->limits.pids || cfg->limits.cpus > 0;
+    int rc = cgroup_create(&ct->cg, name, cfg, err);
+    if ((rc == VMCORE_EPERM || rc == VMCORE_EUNAVAIL) && !limits && geteuid() != 0) {
+        /* Rootless without a delegated cgroup: run, just without pause and stats. */
+        err_clear(err);
+        memset(&ct->cg, 0, sizeof ct->cg);
+        ct->cg.v2_fd = -1;
+    } else if (rc < 0) {
         return rc;
-    ct->cg_made = true;
+    } else {
+        ct->cg_made = true;
+    }
     ct->init = run_new(ct, false, NULL);
     if (!ct->init)
         return err_set(err, VMCORE_ENOMEM, "out of memory");
@@ -617,13 +643,20 @@ static int signal_init(struct ct *ct, int sig, struct vmcore_err *err)
 static int container_pause(vmcore_domain *d, void *priv, struct vmcore_err *err)
 {
     (void)d;
-    return cgroup_freeze(&((struct ct *)priv)->cg, true, err);
+    struct ct *ct = priv;
+    if (!ct->cg_made)
+        return err_set(err, VMCORE_ENOTSUP, "pause needs a cgroup freezer, which this "
+                       "unprivileged caller cannot create");
+    return cgroup_freeze(&ct->cg, true, err);
 }
 
 static int container_resume(vmcore_domain *d, void *priv, struct vmcore_err *err)
 {
     (void)d;
-    return cgroup_freeze(&((struct ct *)priv)->cg, false, err);
+    struct ct *ct = priv;
+    if (!ct->cg_made)
+        return err_set(err, VMCORE_ENOTSUP, "resume needs a cgroup freezer");
+    return cgroup_freeze(&ct->cg, false, err);
 }
 
 static int container_shutdown(vmcore_domain *d, void *priv, struct vmcore_err *err)

@@ -112,6 +112,7 @@ struct ct_spawn {
     const struct sock_fprog *filter;
     uint64_t caps;
     bool new_net;               /* a fresh net namespace (none / veth) */
+    bool userns;                /* a user namespace (configured, or rootless) */
     const char *veth_addr;      /* inside address for "eth0", or NULL */
     int cgroup_fd;              /* v2 group for CLONE_INTO_CGROUP, or -1 */
     int join_pidfd;             /* exec: pidfd of the container's init, else -1 */
@@ -120,7 +121,6 @@ struct ct_spawn {
     int init_status_fd;         /* process.init: the init writes the workload's killing
                                    signal here (an int) before exiting, else -1 */
     const char *pty_slave_path; /* for /dev/console, or NULL */
-    int close_fds[8];           /* parent-side fds the child closes (-1 padded) */
 };
 
 struct ct_proc {

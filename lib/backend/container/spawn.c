@@ -94,7 +94,7 @@ static void __attribute__((noreturn)) run_init(pid_t child, int status_fd)
 static void child_setup(const struct ct_spawn *s, int sync_rd, struct ct_child_err *e)
 {
     const struct vmcore_config *cfg = s->cfg;
-    bool userns = cfg->userns.enabled;
+    bool userns = s->userns;
     char c;
     /* Wait for the parent: cgroups, id maps, veth. EOF means it gave up. */
     ssize_t n;
@@ -106,9 +106,6 @@ static void child_setup(const struct ct_spawn *s, int sync_rd, struct ct_child_e
         return;
     }
     close(sync_rd);
-    for (size_t i = 0; i < sizeof s->close_fds / sizeof s->close_fds[0]; i++)
-        if (s->close_fds[i] >= 0)
-            close(s->close_fds[i]);
 
     if (userns && s->join_pidfd < 0 && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) {
         /* Until now we ran with the host's ids, which the new namespace cannot map:
@@ -229,13 +226,12 @@ int ct_spawn(const struct ct_spawn *s, struct ct_proc *p, struct vmcore_err *err
         close(sync[1]);
         return err_sys(err, VMCORE_ESYS, e, "pipe");
     }
-    const struct vmcore_config *cfg = s->cfg;
     uint64_t flags = CLONE_PIDFD;
     if (s->join_pidfd < 0) {
         flags |= CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC;
         if (s->new_net)
             flags |= CLONE_NEWNET;
-        if (cfg->userns.enabled)
+        if (s->userns)
             flags |= CLONE_NEWUSER;
     }
     if (s->cgroup_fd >= 0)
