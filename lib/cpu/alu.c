@@ -11,22 +11,6 @@ const uint8_t parity_table[256] = {
 #undef P6
 };
 
-bool get_cf(struct cpu *c)
-{
-    uint64_t m = sz_mask(c->lf_sz);
-    switch (c->lf_op) {
-    case LF_ADD: return (c->lf_res & m) < (c->lf_a & m);
-    case LF_ADC: return c->lf_cin ? (c->lf_res & m) <= (c->lf_a & m)
-                                  : (c->lf_res & m) < (c->lf_a & m);
-    case LF_SUB: return (c->lf_a & m) < (c->lf_b & m);
-    case LF_SBB: return c->lf_cin ? (c->lf_a & m) <= (c->lf_b & m)
-                                  : (c->lf_a & m) < (c->lf_b & m);
-    case LF_LOGIC: return false;
-    case LF_INC: case LF_DEC: case LF_MUL: return c->lf_cin;
-    default: return c->rflags & F_CF;
-    }
-}
-
 static bool get_of(struct cpu *c)
 {
     uint64_t s = sz_sign(c->lf_sz), a = c->lf_a, b = c->lf_b, r = c->lf_res;
@@ -92,7 +76,9 @@ void flags_set_arith(struct cpu *c, uint64_t mask, uint64_t val)
 bool cond_eval(struct cpu *c, unsigned cc)
 {
     bool r;
-    /* fast paths: a compare or a logic op just before the branch */
+    /* fast paths: ZF from any lazy result, and a compare or logic op before the branch */
+    if ((cc == 4 || cc == 5) && c->lf_op != LF_NONE)
+        return ((c->lf_res & sz_mask(c->lf_sz)) == 0) ^ (cc & 1);
     if (c->lf_op == LF_SUB) {
         unsigned sz = c->lf_sz;
         uint64_t a = c->lf_a, b = c->lf_b;
@@ -672,11 +658,46 @@ static OP(op_test_rr4) { lazy(c, LF_LOGIC, 4, (uint32_t)(c->r[i->rm] & c->r[i->r
 static OP(op_lea8) { c->r[i->reg] = ea_off(c, i); }
 static OP(op_lea4) { c->r[i->reg] = (uint32_t)ea_off(c, i); }
 
+static OP(op_inc_r8)
+{
+    uint64_t a = c->r[i->rm];
+    c->lf_cin = get_cf(c);
+    lazy(c, LF_INC, 8, a + 1, a, 1);
+    c->r[i->rm] = a + 1;
+}
+static OP(op_dec_r8)
+{
+    uint64_t a = c->r[i->rm];
+    c->lf_cin = get_cf(c);
+    lazy(c, LF_DEC, 8, a - 1, a, 1);
+    c->r[i->rm] = a - 1;
+}
+static OP(op_inc_r4)
+{
+    uint32_t a = (uint32_t)c->r[i->rm];
+    c->lf_cin = get_cf(c);
+    lazy(c, LF_INC, 4, (uint32_t)(a + 1), a, 1);
+    c->r[i->rm] = (uint32_t)(a + 1);
+}
+static OP(op_dec_r4)
+{
+    uint32_t a = (uint32_t)c->r[i->rm];
+    c->lf_cin = get_cf(c);
+    lazy(c, LF_DEC, 4, (uint32_t)(a - 1), a, 1);
+    c->r[i->rm] = (uint32_t)(a - 1);
+}
+
 void specialize(struct insn *i)
 {
     unsigned s = i->osz == 8 ? 1 : 0;
+    if (i->osz == 8 && !i->lock && specialize_control(i))
+        return;
     if (i->osz < 4 || i->lock)
         return;
+    if ((i->fn == op_incdec_r || (i->fn == op_incdec_rm && i->mod == 3))) {
+        i->fn = i->op ? (s ? op_dec_r8 : op_dec_r4) : (s ? op_inc_r8 : op_inc_r4);
+        return;
+    }
     if (i->fn == op_alu_rm_r && i->mod == 3 && fast_alu[i->op][0][s])
         i->fn = fast_alu[i->op][0][s];
     else if (i->fn == op_alu_r_rm && fast_alu[i->op][1][s])

@@ -199,3 +199,56 @@ OP(op_into)
     if (cond_eval(c, 0))
         cpu_deliver(c, EX_OF, EV_SOFT, 0, 0);
 }
+
+/* 64-bit fast forms: a flat stack (64-bit mode ignores the SS base) */
+static OP(op_push_r64)
+{
+    uint64_t sp = c->r[4] - 8;
+    mem_write(c, sp, 8, c->r[i->rm]);
+    c->r[4] = sp;
+}
+static OP(op_pop_r64)
+{
+    uint64_t v = mem_read(c, c->r[4], 8);
+    c->r[4] += 8;
+    c->r[i->rm] = v;
+}
+static OP(op_call_rel64)
+{
+    uint64_t sp = c->r[4] - 8;
+    mem_write(c, sp, 8, c->rip);
+    c->r[4] = sp;
+    c->rip += i->imm;
+}
+static OP(op_ret64)
+{
+    uint64_t t = mem_read(c, c->r[4], 8);
+    c->r[4] += 8;
+    c->rip = t;
+}
+static OP(op_jmp_rel64) { c->rip += i->imm; }
+static OP(op_jcc64)
+{
+    if (cond_eval(c, i->op))
+        c->rip += i->imm;
+}
+
+/* Only valid in 64-bit code (operand size 8 for these implies it). */
+bool specialize_control(struct insn *i)
+{
+    if (i->fn == op_push_r)
+        i->fn = op_push_r64;
+    else if (i->fn == op_pop_r)
+        i->fn = op_pop_r64;
+    else if (i->fn == op_call_rel)
+        i->fn = op_call_rel64;
+    else if (i->fn == op_ret && !i->op)
+        i->fn = op_ret64;
+    else if (i->fn == op_jmp_rel)
+        i->fn = op_jmp_rel64;
+    else if (i->fn == op_jcc)
+        i->fn = op_jcc64;
+    else
+        return false;
+    return true;
+}

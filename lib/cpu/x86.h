@@ -168,7 +168,6 @@ uint64_t flags_get(struct cpu *c);
 void flags_set(struct cpu *c, uint64_t f);      /* all of RFLAGS (arith + control) */
 void flags_set_arith(struct cpu *c, uint64_t mask, uint64_t val);
 bool cond_eval(struct cpu *c, unsigned cc);
-bool get_cf(struct cpu *c);
 uint64_t alu_op(struct cpu *c, unsigned op, uint64_t a, uint64_t b, unsigned sz);
 extern const uint8_t parity_table[256];
 
@@ -189,6 +188,22 @@ static inline int64_t sext(uint64_t v, unsigned sz)
     default: return (int64_t)v;
     }
 }
+static inline bool get_cf(struct cpu *c)
+{
+    uint64_t m = sz_mask(c->lf_sz);
+    switch (c->lf_op) {
+    case LF_ADD: return (c->lf_res & m) < (c->lf_a & m);
+    case LF_ADC: return c->lf_cin ? (c->lf_res & m) <= (c->lf_a & m)
+                                  : (c->lf_res & m) < (c->lf_a & m);
+    case LF_SUB: return (c->lf_a & m) < (c->lf_b & m);
+    case LF_SBB: return c->lf_cin ? (c->lf_a & m) <= (c->lf_b & m)
+                                  : (c->lf_a & m) < (c->lf_b & m);
+    case LF_LOGIC: return false;
+    case LF_INC: case LF_DEC: case LF_MUL: return c->lf_cin;
+    default: return c->rflags & F_CF;
+    }
+}
+
 static inline void lazy(struct cpu *c, unsigned op, unsigned sz, uint64_t res, uint64_t a,
                         uint64_t b)
 {
@@ -381,6 +396,7 @@ void block_run(struct cpu *c, struct block *b);
 
 /* Pick a size- and form-specialized handler for hot instructions (alu.c). */
 void specialize(struct insn *i);
+bool specialize_control(struct insn *i);
 
 /* ---- handlers ---- */
 #define OP(name) void name(struct cpu *c __attribute__((unused)), \
