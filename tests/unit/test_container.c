@@ -753,6 +753,59 @@ static void test_rootless(void **state)
     assert_int_equal(count_rootfs_mounts(), 0);
 }
 
+/* A host process that dies without closing its domains takes its containers along. */
+static void test_container_dies_with_host_process(void **state)
+{
+    (void)state;
+    REQUIRE();
+    char marker[4200];
+    snprintf(marker, sizeof marker, "%s/tmp/alive", rootfs);
+    unlink(marker);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        vmcore_ctx *ctx;
+        vmcore_domain *d;
+        char json[4096];
+        snprintf(json, sizeof json, "{" BASE ",\"process\":{\"args\":[\"sh\",\"-c\","
+                 "\"echo $$ > /tmp/alive; while :; do sleep 1; done\"]}}", rootfs);
+        if (vmcore_ctx_new(&ctx, NULL) || vmcore_domain_new_json(&d, ctx, json) ||
+            vmcore_domain_start(d, NULL, NULL))
+            _exit(1);
+        while (access(marker, F_OK) != 0)
+            vmcore_ctx_run(ctx, VMCORE_RUN_NOWAIT);
+        _exit(0); /* no close: a crash, as far as the container can tell */
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* its process is gone (the group may need a moment to notice the death) */
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "cat $(find /sys/fs/cgroup -maxdepth 6 -path '*vmcore-%d-*' -name cgroup.procs) 2>/dev/null | wc -l", (int)pid);
+    int left = -1;
+    for (int i = 0; i < 1000 && left != 0; i++) {
+        FILE *f = popen(cmd, "r");
+        if (!f || fscanf(f, "%d", &left) != 1)
+            left = -1;
+        if (f)
+            pclose(f);
+        if (left != 0)
+            usleep(10000);
+    }
+    assert_int_equal(left, 0);
+    unlink(marker);
+    /* its empty groups are collected by the next start in any process of ours */
+    struct run r;
+    sh(&r, "", "true");
+    run_close(&r);
+    snprintf(cmd, sizeof cmd, "find /sys/fs/cgroup -maxdepth 6 -name 'vmcore-%d-*' | wc -l", (int)pid);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    assert_int_equal(fscanf(f, "%d", &left), 1);
+    pclose(f);
+    assert_int_equal(left, 0);
+}
+
 static void test_cli_propagates_status_and_signal(void **state)
 {
     (void)state;
@@ -854,6 +907,7 @@ int main(void)
         cmocka_unit_test(test_network_none_and_veth),
         cmocka_unit_test(test_user_namespace),
         cmocka_unit_test(test_rootless),
+        cmocka_unit_test(test_container_dies_with_host_process),
         cmocka_unit_test(test_cli_propagates_status_and_signal),
         cmocka_unit_test(test_bad_input),
     };

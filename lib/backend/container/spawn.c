@@ -165,6 +165,14 @@ static void child_setup(const struct ct_spawn *s, int sync_rd, struct ct_child_e
     }
     if (caps_apply(s->caps, cfg->process.uid, cfg->process.gid, userns, e) < 0)
         return;
+    /* The container lives only as long as the thread that started it (bwrap's
+     * --die-with-parent): if the host process crashes, nothing keeps running unwatched.
+     * Set after the credential changes above, which clear it. SIGKILL from outside the
+     * pid namespace reaches even its init. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
+        ct_child_fail(e, VMCORE_ESYS, errno, "prctl(PR_SET_PDEATHSIG)");
+        return;
+    }
 
     sigset_t all;
     sigfillset(&all);
