@@ -42,8 +42,10 @@ struct ct_handle {
     } u;
     struct ct_run *run;         /* NULL once detached */
     vmcore_stream stream;
-    char buf[16384];            /* touched only as far as reads fill it */
+    char buf[];                 /* stream handles: CT_READ_BUF bytes; none for the pidfd poll */
 };
+
+#define CT_READ_BUF 16384
 
 /* One process we watch: the container's init, or an exec'd process. */
 struct ct_run {
@@ -96,7 +98,7 @@ static void stream_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     (void)hint;
     struct ct_handle *ch = (struct ct_handle *)h;
     buf->base = ch->buf;
-    buf->len = sizeof ch->buf;
+    buf->len = CT_READ_BUF;
 }
 
 static void stream_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -129,10 +131,10 @@ static int stream_open(struct ct_run *r, struct ct_handle **out, int fd, vmcore_
                        bool readable, struct vmcore_err *err)
 {
     /* malloc, not calloc: the buffer's pages stay untouched until output arrives. */
-    struct ct_handle *h = malloc(sizeof *h);
+    struct ct_handle *h = malloc(sizeof *h + CT_READ_BUF);
     if (!h)
         return err_set(err, VMCORE_ENOMEM, "out of memory");
-    memset(h, 0, offsetof(struct ct_handle, buf));
+    memset(h, 0, sizeof *h);
     int rc = uv_pipe_init(domain_loop(r->ct->d), &h->u.pipe, 0);
     if (rc == 0)
         rc = uv_pipe_open(&h->u.pipe, fd);
@@ -417,9 +419,7 @@ static int run_start(struct ct *ct, struct ct_run *r, const char *exe, const cha
             close(io.child[i]);
     io.child[0] = io.child[1] = io.child[2] = -1;
 
-    struct ct_handle *poll = malloc(offsetof(struct ct_handle, buf));
-    if (poll)
-        memset(poll, 0, offsetof(struct ct_handle, buf));
+    struct ct_handle *poll = calloc(1, sizeof *poll);
     if (!poll) {
         rc = err_set(err, VMCORE_ENOMEM, "out of memory");
         goto fail_running;
