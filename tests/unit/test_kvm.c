@@ -249,6 +249,24 @@ static void test_pause_resume(void **state)
     run_close(&r);
 }
 
+static void test_kill_while_paused(void **state)
+{
+    vt_require_kvm();
+    int threads = vt_count_threads();
+    struct run r;
+    run_open(&r, guest_json("loop.bin", "\"format\": \"raw\"", "\"vcpus\": 2"));
+    r.wait_for = "looping\n";
+    assert_true(vt_run_until(r.ctx, &r.seen, WAIT_MS));
+    assert_int_equal(vmcore_domain_pause(r.d, on_done, &r.paused), 0);
+    assert_true(vt_run_until(r.ctx, &r.paused, WAIT_MS));
+    int killed = 0;
+    assert_int_equal(vmcore_domain_kill(r.d, on_done, &killed), 0);
+    assert_true(vt_run_until(r.ctx, &r.ended, WAIT_MS));
+    assert_int_equal(r.exit.kind, VMCORE_EXIT_SIGNAL);
+    run_close(&r);
+    assert_int_equal(vt_count_threads(), threads);
+}
+
 static void test_console_input(void **state)
 {
     vt_require_kvm();
@@ -344,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_kill_loop),
         cmocka_unit_test(test_shutdown_loop),
         cmocka_unit_test(test_pause_resume),
+        cmocka_unit_test(test_kill_while_paused),
         cmocka_unit_test(test_console_input),
         cmocka_unit_test(test_output_before_halt),
         cmocka_unit_test(test_smp_vcpus),

@@ -35,9 +35,11 @@ static void kvm_sink_exit(void *opaque, vmcore_exit_kind kind, int status, const
     vm->exit_kind = kind;
     vm->exit_status = status;
     snprintf(vm->exit_reason, sizeof vm->exit_reason, "%s", reason ? reason : "");
-    /* Running vCPUs see stop_req after their next exit; kick them out of the guest. */
+    /* Running vCPUs see stop_req after their next exit: kick them out of the guest, and
+     * wake those parked by a pause. */
     atomic_store(&vm->stop_req, true);
     kvm_kick_all(vm);
+    pthread_cond_broadcast(&vm->cond);
     bool post_now = vm->nalive == 0;
     pthread_mutex_unlock(&vm->lock);
     if (post_now)
