@@ -561,6 +561,7 @@ static void cpuid_leaf(uint32_t leaf, uint32_t sub, uint32_t r[4])
              | (1u << 5)            /* MSR */
              | (1u << 6)            /* PAE */
              | (1u << 8)            /* CX8 */
+             | (1u << 9)            /* APIC (the emu backend's local APIC) */
              | (1u << 11)           /* SEP */
              | (1u << 13)           /* PGE */
              | (1u << 15)           /* CMOV */

@@ -5,6 +5,7 @@
 #define VMCORE_MACHINE_EMU_IRQCHIP_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -53,5 +54,33 @@ void i8254_destroy(struct i8254 *t);
 /* Raise IRQ 0 for every timer period that ended by @now_ns. Returns the time of the next
  * edge (0 if the timer is idle), for the vCPU's wait. Called from the vCPU thread. */
 uint64_t i8254_poll(struct i8254 *t, uint64_t now_ns);
+
+/* The local APIC of the (single) vCPU at 0xfee00000: ID, TPR/PPR, EOI, SVR, ISR/IRR, the
+ * LVT timer (one shot and periodic, on a 1 GHz bus clock divided as programmed), LINT0 in
+ * ExtINT mode for the PIC, and self-IPIs through the ICR. Other IPIs are dropped (one CPU). */
+struct lapic {
+    pthread_mutex_t lock;
+    uint32_t tpr, svr, ldr, dfr, esr, icr_lo, icr_hi, divide, timer_init;
+    uint32_t lvt[7];        /* CMCI, timer, thermal, perf, LINT0, LINT1, error */
+    uint32_t irr[8], isr[8];
+    uint64_t timer_start_ns, timer_next_ns;
+    _Atomic bool out;       /* a fixed interrupt is pending above the priority */
+    _Atomic bool extint;    /* the PIC's output passes through LINT0 */
+    void (*notify)(void *opaque);
+    void *opaque;
+};
+
+int lapic_init(struct lapic *a, struct machine *m, void (*notify)(void *), void *opaque);
+void lapic_destroy(struct lapic *a);
+/* @notify runs with the APIC's lock held whenever lapic_pending() or lapic_extint() may
+ * have changed; it must not call back into the APIC except through these two. */
+/* LINT0 passes the PIC's output (the APIC is disabled, or LINT0 is ExtINT and unmasked). */
+bool lapic_extint(struct lapic *a);
+/* A fixed interrupt is pending above the processor priority. */
+bool lapic_pending(struct lapic *a);
+/* INTA: the highest pending vector (moved to in-service), or -1. */
+int lapic_ack(struct lapic *a);
+/* Fire the timer if due; returns the next deadline (0 = idle). vCPU thread. */
+uint64_t lapic_poll(struct lapic *a, uint64_t now_ns);
 
 #endif

@@ -26,7 +26,9 @@ struct emu_vm {
     struct cpu *cpu;
     struct i8259 pic;
     struct i8254 pit;
-    bool pic_ok, pit_ok;
+    struct lapic lapic;
+    _Atomic bool pic_out;
+    bool pic_ok, pit_ok, lapic_ok;
 
     pthread_t thread;
     bool thread_started;
@@ -72,7 +74,12 @@ static int emu_mmio(void *opaque, uint64_t gpa, bool is_write, unsigned size, vo
 static int emu_intr_ack(void *opaque)
 {
     struct emu_vm *vm = opaque;
-    return i8259_ack(&vm->pic);
+    int v = lapic_ack(&vm->lapic);
+    if (v >= 0)
+        return v;
+    if (lapic_extint(&vm->lapic) && atomic_load(&vm->pic_out))
+        return i8259_ack(&vm->pic);
+    return -1;
 }
 
 /* ---- interrupt wiring (any thread) ---- */
@@ -83,16 +90,30 @@ static void emu_set_irq(void *opaque, unsigned gsi, int level)
     i8259_set_irq(&vm->pic, gsi, level);
 }
 
-/* The PIC's INTR output changed (PIC lock held). */
-static void emu_pic_notify(void *opaque, bool level)
+/* The CPU's INTR input: the APIC's own interrupts, or the PIC's through LINT0. Called
+ * with the PIC's or the APIC's lock held, so it reads only their atomics. */
+static void emu_update_intr(struct emu_vm *vm)
 {
-    struct emu_vm *vm = opaque;
+    bool level = atomic_load(&vm->lapic.out) ||
+                 (atomic_load(&vm->lapic.extint) && atomic_load(&vm->pic_out));
     cpu_set_intr(vm->cpu, level);
     if (level) {
         pthread_mutex_lock(&vm->lock);
         pthread_cond_broadcast(&vm->cond);
         pthread_mutex_unlock(&vm->lock);
     }
+}
+
+static void emu_pic_notify(void *opaque, bool level)
+{
+    struct emu_vm *vm = opaque;
+    atomic_store(&vm->pic_out, level);
+    emu_update_intr(vm);
+}
+
+static void emu_lapic_notify(void *opaque)
+{
+    emu_update_intr(opaque);
 }
 
 static void emu_wake(struct emu_vm *vm)
@@ -171,7 +192,9 @@ static void wait_halted(struct emu_vm *vm, uint64_t next_timer)
 {
     pthread_mutex_lock(&vm->lock);
     if (!atomic_load(&vm->stop_req) && !atomic_load(&vm->pause_req) &&
-        !(cpu_interruptible(vm->cpu) && vm->pic.intr)) {
+        !(cpu_interruptible(vm->cpu) &&
+          (atomic_load(&vm->lapic.out) ||
+           (atomic_load(&vm->lapic.extint) && atomic_load(&vm->pic_out))))) {
         if (next_timer) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -189,6 +212,13 @@ static void wait_halted(struct emu_vm *vm, uint64_t next_timer)
     pthread_mutex_unlock(&vm->lock);
 }
 
+/* Fire due timer interrupts; returns the next deadline of either timer (0: none). */
+static uint64_t poll_timers(struct emu_vm *vm)
+{
+    uint64_t now = now_ns(), t1 = i8254_poll(&vm->pit, now), t2 = lapic_poll(&vm->lapic, now);
+    return !t1 ? t2 : !t2 ? t1 : t1 < t2 ? t1 : t2;
+}
+
 static void *emu_vcpu_thread(void *arg)
 {
     struct emu_vm *vm = arg;
@@ -202,11 +232,13 @@ static void *emu_vcpu_thread(void *arg)
             park(vm);
             continue;
         }
-        next_timer = i8254_poll(&vm->pit, now_ns());
+        poll_timers(vm);
         e = cpu_run(vm->cpu, EMU_SLICE);
         publish_stats(vm);
         switch (e) {
         case CPU_EXIT_HLT:
+            /* the slice may have programmed a timer: poll before sleeping until it */
+            next_timer = poll_timers(vm);
             wait_halted(vm, next_timer);
             break;
         case CPU_EXIT_SHUTDOWN:
@@ -246,7 +278,7 @@ static int emu_probe(vmcore_probe_result *out)
     out->reason[0] = 0;
     snprintf(out->details, sizeof out->details,
              "software x86-64 CPU (interpreter with translation cache); one vCPU; "
-             "i8259 PIC + i8254 PIT; no x87, SSE/SSE2 subset");
+             "i8259 PIC, i8254 PIT, local APIC; no x87, SSE/SSE2 subset");
     return 0;
 }
 
@@ -288,6 +320,8 @@ static void emu_vm_free(struct emu_vm *vm)
     machine_destroy(vm->m);
     if (vm->pit_ok)
         i8254_destroy(&vm->pit);
+    if (vm->lapic_ok)
+        lapic_destroy(&vm->lapic);
     if (vm->pic_ok)
         i8259_destroy(&vm->pic);
     cpu_free(vm->cpu);
@@ -319,6 +353,7 @@ static int emu_create(vmcore_domain *d, const struct vmcore_config *cfg, void **
     atomic_init(&vm->instructions, 0);
     atomic_init(&vm->tc_hits, 0);
     atomic_init(&vm->tc_misses, 0);
+    atomic_init(&vm->pic_out, false);
     if (pthread_mutex_init(&vm->lock, NULL)) {
         free(vm);
         return err_set(err, VMCORE_ENOMEM, "emu: cannot create a mutex");
@@ -361,6 +396,11 @@ static int emu_create(vmcore_domain *d, const struct vmcore_config *cfg, void **
         goto fail;
     }
     vm->pit_ok = true;
+    if ((rc = lapic_init(&vm->lapic, vm->m, emu_lapic_notify, vm))) {
+        rc = err_set(err, rc, "emu: cannot register the local APIC");
+        goto fail;
+    }
+    vm->lapic_ok = true;
     machine_set_irq_sink(vm->m, &(struct machine_irq_sink){ emu_set_irq, vm });
     state_from_boot(&st, machine_boot_state(vm->m));
     cpu_set_state(vm->cpu, &st);
