@@ -219,6 +219,32 @@ size_t machine_console_input(struct machine *m, const void *data, size_t len)
     return uart8250_receive(&m->com1, data, len);
 }
 
+int machine_console_write(struct machine *m, const void *data, size_t len,
+                          struct vmcore_err *err)
+{
+    size_t n = uart8250_receive(&m->com1, data, len);
+    if (n < len)
+        return err_set(err, VMCORE_EBUSY, "console: the serial receive queue is full "
+                       "(%zu of %zu bytes queued)", n, len);
+    return 0;
+}
+
+uint64_t machine_ram_resident(struct machine *m)
+{
+    unsigned char vec[4096]; /* one byte per page: 16 MiB of RAM per mincore() */
+    uint64_t resident = 0;
+    for (uint64_t off = 0; off < m->ram_size; off += sizeof vec * 4096ull) {
+        uint64_t len = m->ram_size - off;
+        if (len > sizeof vec * 4096ull)
+            len = sizeof vec * 4096ull;
+        if (mincore(m->ram + off, len, vec) != 0)
+            return 0;
+        for (uint64_t i = 0; i < len / 4096; i++)
+            resident += vec[i] & 1;
+    }
+    return resident * 4096;
+}
+
 void machine_console_flush(struct machine *m)
 {
     uart8250_flush(&m->com1);

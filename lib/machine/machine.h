@@ -115,6 +115,14 @@ void machine_console_flush(struct machine *m);
  * deadline; an emulator flushes when the guest halts. Lock-free. */
 bool machine_console_pending(const struct machine *m);
 
+/* console_write for a backend: queue all of @data or fail with VMCORE_EBUSY ("the serial
+ * receive queue is full"), having queued what fit. */
+int machine_console_write(struct machine *m, const void *data, size_t len,
+                          struct vmcore_err *err);
+
+/* Guest RAM the host actually backs (resident pages), for vmcore_stats.memory_bytes. */
+uint64_t machine_ram_resident(struct machine *m);
+
 /* Counters for vmcore_stats. */
 uint64_t machine_exit_count(const struct machine *m);
 uint64_t machine_unclaimed_count(const struct machine *m);

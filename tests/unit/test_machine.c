@@ -302,6 +302,20 @@ static void test_uart_rx_and_irq(void **state)
     size_t n = machine_console_input(f->m, big, sizeof big);
     assert_true(n > 0 && n < sizeof big);
     assert_int_equal(machine_console_input(f->m, "z", 1), 0);
+    struct vmcore_err err = { 0 };
+    assert_int_equal(machine_console_write(f->m, "z", 1, &err), VMCORE_EBUSY);
+    assert_string_equal(err.msg, "console: the serial receive queue is full (0 of 1 bytes queued)");
+}
+
+static void test_ram_resident(void **state)
+{
+    struct fixture *f = *state;
+    /* The loader touched the image page (and nothing else for a protected raw image but
+     * the GDT page); touching more is counted. */
+    uint64_t before = machine_ram_resident(f->m);
+    assert_true(before >= 4096 && before < (64u << 10));
+    memset(machine_ram(f->m) + (2u << 20), 1, 3 * 4096);
+    assert_int_equal(machine_ram_resident(f->m), before + 3 * 4096);
 }
 
 int main(void)
@@ -317,6 +331,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_uart_output_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uart_registers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uart_rx_and_irq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ram_resident, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

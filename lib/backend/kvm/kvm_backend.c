@@ -334,19 +334,7 @@ static int kvm_stats(vmcore_domain *d, void *priv, vmcore_stats *out, struct vmc
     pthread_mutex_unlock(&vm->lock);
     out->cpu_time_ns = cpu;
     out->exits = machine_exit_count(vm->m);
-
-    /* Guest RAM the host actually backs. */
-    uint64_t size = machine_ram_size(vm->m), pages = size / 4096;
-    unsigned char *vec = malloc(pages);
-    if (!vec)
-        return err_set(err, VMCORE_ENOMEM, "kvm: out of memory");
-    if (mincore(machine_ram(vm->m), size, vec) == 0) {
-        uint64_t n = 0;
-        for (uint64_t i = 0; i < pages; i++)
-            n += vec[i] & 1;
-        out->memory_bytes = n * 4096;
-    }
-    free(vec);
+    out->memory_bytes = machine_ram_resident(vm->m);
     return 0;
 }
 
@@ -354,11 +342,7 @@ static int kvm_console_write(vmcore_domain *d, void *priv, const void *data, siz
                              struct vmcore_err *err)
 {
     struct kvm_vm *vm = priv;
-    size_t n = machine_console_input(vm->m, data, len);
-    if (n < len)
-        return err_set(err, VMCORE_EBUSY, "console: the serial receive queue is full "
-                       "(%zu of %zu bytes queued)", n, len);
-    return 0;
+    return machine_console_write(vm->m, data, len, err);
 }
 
 static void kvm_destroy(vmcore_domain *d, void *priv)
