@@ -150,6 +150,12 @@ static void test_multiboot_c_guest(void **state)
                 "mem_upper: 15360 KiB\n", VMCORE_EXIT_STATUS, 0);
 }
 
+static void test_string_io(void **state)
+{
+    vt_require_kvm();
+    boot_expect("strio.bin", "\"format\": \"raw\"", "string io ok\n", VMCORE_EXIT_STATUS, 0);
+}
+
 static void test_exit_status(void **state)
 {
     vt_require_kvm();
@@ -356,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_protected_mode),
         cmocka_unit_test(test_long_mode),
         cmocka_unit_test(test_multiboot_c_guest),
+        cmocka_unit_test(test_string_io),
         cmocka_unit_test(test_exit_status),
         cmocka_unit_test(test_cpl3),
         cmocka_unit_test(test_triple_fault),
