@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define WAIT_MS 120000 /* a safety net for a hung test, not a speed expectation */
 
@@ -327,6 +329,41 @@ static void test_smp_vcpus(void **state)
     assert_int_equal(vt_count_threads(), threads);
 }
 
+static void app_handler(int sig) { (void)sig; }
+
+/* In a child process (the kick handler is installed once per process): an application
+ * that owns the kick signal makes start fail cleanly instead of losing its handler. */
+static void test_kick_signal_owned_by_app(void **state)
+{
+    vt_require_kvm();
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct sigaction sa = { .sa_handler = app_handler };
+        sigaction(SIGRTMAX - 3, &sa, NULL);
+        vmcore_ctx *ctx;
+        vmcore_domain *d;
+        if (vmcore_ctx_new(&ctx, NULL) ||
+            vmcore_domain_new_json(&d, ctx, guest_json("exit42.bin", "\"format\": \"raw\"",
+                                                       NULL)))
+            _exit(10);
+        int rc = vmcore_domain_start(d, NULL, NULL);
+        int ok = rc == VMCORE_EBUSY &&
+                 strstr(vmcore_domain_last_error(d), "has a handler installed by the application");
+        struct sigaction now;
+        sigaction(SIGRTMAX - 3, NULL, &now);
+        ok = ok && now.sa_handler == app_handler;
+        int closed = 0;
+        vmcore_domain_close(d, on_closed, &closed);
+        vt_run_until(ctx, &closed, WAIT_MS);
+        _exit(ok && closed && vmcore_ctx_free(ctx) == 0 ? 0 : 11);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_bad_images(void **state)
 {
     vt_require_kvm();
@@ -373,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_console_input),
         cmocka_unit_test(test_output_before_halt),
         cmocka_unit_test(test_smp_vcpus),
+        cmocka_unit_test(test_kick_signal_owned_by_app),
         cmocka_unit_test(test_bad_images),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -140,10 +140,10 @@ int kvm_vcpu_set_state(int vcpu_fd, const struct x86_boot_state *bs, struct vmco
  * vCPU thread blocks all other signals. If the application already installed a handler
  * for that signal, start fails (VMCORE_EBUSY) rather than steal it. Without any handler
  * the default action of a realtime signal would kill the process, and an ignored signal
- * would never interrupt KVM_RUN, so "no handler at all" is not an option. */
+ * would never interrupt KVM_RUN, so "no handler at all" is not an option. The handler
+ * stays installed after the last VM (removing it could race a signal still in flight). */
 static __thread struct kvm_run *kick_run;
-static pthread_once_t kick_once = PTHREAD_ONCE_INIT;
-static int kick_install_errno;
+static pthread_mutex_t kick_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int kvm_kick_signal(void) { return SIGRTMAX - 3; }
 
@@ -154,37 +154,30 @@ static void kick_handler(int sig)
         run->immediate_exit = 1;
 }
 
-static void kick_install(void)
-{
-    struct sigaction old, sa;
-    if (sigaction(kvm_kick_signal(), NULL, &old) < 0) {
-        kick_install_errno = errno;
-        return;
-    }
-    if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == kick_handler)
-        return;
-    if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL) {
-        kick_install_errno = EBUSY;
-        return;
-    }
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = kick_handler;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(kvm_kick_signal(), &sa, NULL) < 0)
-        kick_install_errno = errno;
-}
-
+/* Checked at every start (a syscall per start, none per exit): the application may have
+ * taken the signal since the last one. */
 int kvm_kick_signal_install(struct vmcore_err *err)
 {
-    pthread_once(&kick_once, kick_install);
-    if (kick_install_errno == EBUSY)
-        return err_set(err, VMCORE_EBUSY, "kvm: signal %d (SIGRTMAX-3), which the kvm backend "
-                       "uses to interrupt vCPUs, has a handler installed by the application",
-                       kvm_kick_signal());
-    if (kick_install_errno)
-        return err_sys(err, VMCORE_ESYS, kick_install_errno,
-                       "kvm: cannot install the vCPU kick handler");
-    return 0;
+    struct sigaction old, sa;
+    int rc = 0;
+    pthread_mutex_lock(&kick_lock);
+    if (sigaction(kvm_kick_signal(), NULL, &old) < 0) {
+        rc = err_sys(err, VMCORE_ESYS, errno, "kvm: cannot read the vCPU kick signal's handler");
+    } else if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == kick_handler) {
+        rc = 0;
+    } else if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL) {
+        rc = err_set(err, VMCORE_EBUSY, "kvm: signal %d (SIGRTMAX-3), which the kvm backend "
+                     "uses to interrupt vCPUs, has a handler installed by the application",
+                     kvm_kick_signal());
+    } else {
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = kick_handler;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(kvm_kick_signal(), &sa, NULL) < 0)
+            rc = err_sys(err, VMCORE_ESYS, errno, "kvm: cannot install the vCPU kick handler");
+    }
+    pthread_mutex_unlock(&kick_lock);
+    return rc;
 }
 
 void kvm_kick_thread_init(struct kvm_run *run)
