@@ -17,8 +17,10 @@ static bool get_of(struct cpu *c)
     switch (c->lf_op) {
     case LF_ADD: case LF_ADC: case LF_INC: return ((a ^ r) & (b ^ r) & s) != 0;
     case LF_SUB: case LF_SBB: case LF_DEC: return ((a ^ b) & (a ^ r) & s) != 0;
-    case LF_LOGIC: return false;
+    case LF_LOGIC: case LF_SAR: return false;
     case LF_MUL: return c->lf_cin;
+    case LF_SHL: return ((r & s) != 0) ^ get_cf(c);
+    case LF_SHR: return (a & s) != 0;
     default: return c->rflags & F_OF;
     }
 }
@@ -52,7 +54,9 @@ uint64_t flags_get(struct cpu *c)
     f = c->rflags & ~F_ARITH;
     if (get_cf(c)) f |= F_CF;
     if (get_pf(c)) f |= F_PF;
-    if (c->lf_op != LF_LOGIC && ((c->lf_a ^ c->lf_b ^ c->lf_res) & 0x10)) f |= F_AF;
+    if (c->lf_op < LF_LOGIC && ((c->lf_a ^ c->lf_b ^ c->lf_res) & 0x10)) f |= F_AF;
+    if ((c->lf_op == LF_INC || c->lf_op == LF_DEC) && ((c->lf_a ^ c->lf_b ^ c->lf_res) & 0x10))
+        f |= F_AF;
     if (get_zf(c)) f |= F_ZF;
     if (get_sf(c)) f |= F_SF;
     if (get_of(c)) f |= F_OF;
@@ -687,8 +691,25 @@ static OP(op_dec_r4)
     c->r[i->rm] = (uint32_t)(a - 1);
 }
 
+static OP(op_movzx_b_mem) { reg_set(c, i->reg, i->osz, mem_read(c, ea(c, i), 1)); }
+static OP(op_movzx_w_mem) { reg_set(c, i->reg, i->osz, mem_read(c, ea(c, i), 2)); }
+static OP(op_mov_st1) { mem_write(c, ea(c, i), 1, reg_get(c, i->reg, 1)); }
+static OP(op_mov_ld1) { reg_set(c, i->reg, 1, mem_read(c, ea(c, i), 1)); }
+
 void specialize(struct insn *i)
 {
+    if (i->fn == op_movzx && i->mod != 3) {
+        i->fn = i->op == 1 ? op_movzx_b_mem : op_movzx_w_mem;
+        return;
+    }
+    if (i->osz == 1 && i->mod != 3 && !i->lock) {
+        if (i->fn == op_mov_rm_r)
+            i->fn = op_mov_st1;
+        else if (i->fn == op_mov_r_rm)
+            i->fn = op_mov_ld1;
+    }
+    if (specialize_shift(i) || specialize_jcc32(i))
+        return;
     unsigned s = i->osz == 8 ? 1 : 0;
     if (i->osz == 8 && !i->lock && specialize_control(i))
         return;

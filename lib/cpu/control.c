@@ -252,3 +252,24 @@ bool specialize_control(struct insn *i)
         return false;
     return true;
 }
+
+static OP(op_jcc32)
+{
+    if (cond_eval(c, i->op))
+        c->rip = (uint32_t)(c->rip + i->imm);
+}
+static OP(op_jmp_rel32) { c->rip = (uint32_t)(c->rip + i->imm); }
+
+/* 32-bit operand size branches (32-bit code). */
+bool specialize_jcc32(struct insn *i)
+{
+    if (i->osz != 4)
+        return false;
+    if (i->fn == op_jcc)
+        i->fn = op_jcc32;
+    else if (i->fn == op_jmp_rel)
+        i->fn = op_jmp_rel32;
+    else
+        return false;
+    return true;
+}

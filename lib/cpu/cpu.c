@@ -166,13 +166,6 @@ static bool take_interrupt(struct cpu *c)
     return true;
 }
 
-bool cpu_wake(struct cpu *c)
-{
-    /* delivery may fault; run it under the run loop's protection instead */
-    (void)c;
-    return false;
-}
-
 enum cpu_exit cpu_run(struct cpu *c, uint64_t budget)
 {
     enum cpu_exit r;

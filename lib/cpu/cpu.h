@@ -47,7 +47,7 @@ struct cpu_io {
 };
 
 enum cpu_exit {
-    CPU_EXIT_HLT = 1,      /* HLT with interrupts enabled (or disabled: see cpu_halted_forever) */
+    CPU_EXIT_HLT = 1,      /* HLT: waiting for an interrupt (forever if IF=0) */
     CPU_EXIT_SHUTDOWN,     /* triple fault */
     CPU_EXIT_STOP,         /* a callback asked to stop */
     CPU_EXIT_KICK,         /* cpu_kick() or the instruction budget ran out */
@@ -71,14 +71,13 @@ void cpu_invalidate_ram(struct cpu *c, uint64_t gpa, uint64_t len);
 enum cpu_exit cpu_run(struct cpu *c, uint64_t budget);
 /* Make a running cpu_run() return CPU_EXIT_KICK soon. Thread-safe. */
 void cpu_kick(struct cpu *c);
-/* The level of the INTR line (from the PIC). Thread-safe; kicks a halted-waiting caller
- * only through its own means (the caller owns the wait). */
+/* The level of the INTR line (from the PIC or APIC). Thread-safe. The CPU samples it
+ * between blocks; after CPU_EXIT_HLT the caller owns the wait and calls cpu_run() again
+ * once the line is up (the CPU then delivers and leaves the halt). */
 void cpu_set_intr(struct cpu *c, bool level);
-/* True when, after CPU_EXIT_HLT, an external interrupt could wake the CPU (IF=1). */
+/* True when an external interrupt could be taken now (IF=1): whether a halted CPU can
+ * wake. Call from the thread that runs the CPU. */
 bool cpu_interruptible(const struct cpu *c);
-/* Deliver a pending external interrupt now if one is pending and IF=1; used by callers
- * that wait on HLT. Returns true if something was delivered. */
-bool cpu_wake(struct cpu *c);
 
 /* Why CPU_EXIT_ERROR / CPU_EXIT_SHUTDOWN happened ("triple fault at rip=0x..."). */
 const char *cpu_error(const struct cpu *c);

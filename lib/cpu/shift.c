@@ -152,3 +152,33 @@ static void shxd(struct cpu *c, const struct insn *i, bool left)
 
 OP(op_shld) { shxd(c, i, true); }
 OP(op_shrd) { shxd(c, i, false); }
+
+/* SHL/SHR/SAR of a 32/64-bit register with lazy flags (AF reads as 0; OF as for count 1). */
+static OP(op_shift_fast)
+{
+    unsigned sz = i->osz, kind = i->op >> 4, op = i->op & 7;
+    uint64_t a = c->r[i->rm], r;
+    unsigned n = kind == 0 ? 1 : kind == 1 ? (unsigned)(i->imm & 0xff) : (unsigned)(c->r[1] & 0xff);
+    n &= sz == 8 ? 0x3f : 0x1f;
+    if (sz == 4)
+        a = (uint32_t)a;
+    if (n == 0) {
+        c->r[i->rm] = a;
+        return;
+    }
+    switch (op) {
+    case 4: case 6: r = (a << n) & sz_mask(sz); lazy(c, LF_SHL, sz, r, a, n); break;
+    case 5: r = a >> n; lazy(c, LF_SHR, sz, r, a, n); break;
+    default: r = (uint64_t)(sext(a, sz) >> n) & sz_mask(sz); lazy(c, LF_SAR, sz, r, a, n); break;
+    }
+    c->r[i->rm] = r;
+}
+
+bool specialize_shift(struct insn *i)
+{
+    unsigned op = i->op & 7;
+    if (i->fn != op_shift || i->mod != 3 || i->osz < 4 || op < 4)
+        return false;
+    i->fn = op_shift_fast;
+    return true;
+}

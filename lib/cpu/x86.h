@@ -41,7 +41,8 @@ struct insn {
 enum { INSN_ENDS_BLOCK = 1 };
 
 /* Lazy arithmetic flags: the last flag-setting operation and its operands. */
-enum { LF_NONE, LF_ADD, LF_ADC, LF_SUB, LF_SBB, LF_LOGIC, LF_INC, LF_DEC, LF_MUL };
+enum { LF_NONE, LF_ADD, LF_ADC, LF_SUB, LF_SBB, LF_LOGIC, LF_INC, LF_DEC, LF_MUL, LF_SHL, LF_SHR,
+       LF_SAR };
 
 #define F_CF 0x1ULL
 #define F_PF 0x4ULL
@@ -144,7 +145,6 @@ struct cpu {
     jmp_buf jb;             /* exceptions unwind to the run loop */
     int in_delivery;        /* delivering an exception: a fault now is a #DF */
     int delivering_df;      /* delivering #DF: a fault now is a triple fault */
-    int pending_exc;        /* -1 or an exception found while delivering */
     bool stop_block;        /* leave the current block after this instruction */
     uint8_t io_stop;        /* a callback asked to stop */
     int exit;               /* cpu_run's result once set */
@@ -200,6 +200,10 @@ static inline bool get_cf(struct cpu *c)
                                   : (c->lf_a & m) < (c->lf_b & m);
     case LF_LOGIC: return false;
     case LF_INC: case LF_DEC: case LF_MUL: return c->lf_cin;
+    /* shifts: lf_a is the operand, lf_b the count (1..63, never 0) */
+    case LF_SHL: return c->lf_b <= c->lf_sz * 8u ? (c->lf_a >> (c->lf_sz * 8u - c->lf_b)) & 1 : 0;
+    case LF_SHR: return c->lf_b <= c->lf_sz * 8u ? (c->lf_a >> (c->lf_b - 1)) & 1 : 0;
+    case LF_SAR: return (sext(c->lf_a, c->lf_sz) >> (c->lf_b - 1)) & 1;
     default: return c->rflags & F_CF;
     }
 }
@@ -397,6 +401,8 @@ void block_run(struct cpu *c, struct block *b);
 /* Pick a size- and form-specialized handler for hot instructions (alu.c). */
 void specialize(struct insn *i);
 bool specialize_control(struct insn *i);
+bool specialize_shift(struct insn *i);
+bool specialize_jcc32(struct insn *i);
 
 /* ---- handlers ---- */
 #define OP(name) void name(struct cpu *c __attribute__((unused)), \
