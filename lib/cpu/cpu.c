@@ -198,12 +198,7 @@ enum cpu_exit cpu_run(struct cpu *c, uint64_t budget)
         }
         c->stop_block = false;
         /* chain blocks while nothing asks for the outer loop's attention */
-        do {
-            c->insn_rip = c->rip;
-            block_run(c, tcache_get(c));
-        } while (!c->stop_block && c->icount < c->budget_end &&
-                 !atomic_load_explicit(&c->intr, memory_order_relaxed) &&
-                 !atomic_load_explicit(&c->kick, memory_order_relaxed));
+        tcache_run(c);
     }
     r = (enum cpu_exit)c->exit;
     c->exit = 0;

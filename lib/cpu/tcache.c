@@ -213,17 +213,43 @@ struct block *tcache_get(struct cpu *c)
     return b;
 }
 
-void block_run(struct cpu *c, struct block *b)
+static inline void run_one_block(struct cpu *c, const struct block *b)
 {
     const struct insn *i = b->insn, *end = b->insn + b->n;
-    uint64_t done = 0;
     do {
         c->insn_rip = c->rip;
         c->rip += i->len;
         i->fn(c, i);
-        done++;
-        if (c->stop_block)
+        if (c->stop_block) {
+            i++;
             break;
+        }
     } while (++i < end);
-    c->icount += done;
+    c->icount += (uint64_t)(i - b->insn);
+}
+
+void block_run(struct cpu *c, struct block *b)
+{
+    run_one_block(c, b);
+}
+
+/* Run blocks back to back while nothing needs the run loop: the jump cache is probed
+ * inline, so a hot loop costs one probe and one indirect call per instruction. */
+void tcache_run(struct cpu *c)
+{
+    do {
+        uint64_t lin = seg_lin(c, CPU_CS, c->rip);
+        struct jc_entry *j = &c->jc[(lin ^ (lin >> 12)) & 4095];
+        struct block *b;
+        c->insn_rip = c->rip;
+        if (j->lin == lin && j->key == c->jc_key) {
+            c->tc_hits++;
+            b = j->b;
+        } else {
+            b = tcache_get(c);
+        }
+        run_one_block(c, b);
+    } while (!c->stop_block && c->icount < c->budget_end &&
+             !atomic_load_explicit(&c->intr, memory_order_relaxed) &&
+             !atomic_load_explicit(&c->kick, memory_order_relaxed));
 }

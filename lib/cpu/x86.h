@@ -397,6 +397,7 @@ void tcache_write(struct cpu *c, uint64_t gpa, unsigned len);
 bool tcache_page_has_code(struct tcache *t, uint64_t gpage);
 struct block *tcache_get(struct cpu *c);
 void block_run(struct cpu *c, struct block *b);
+void tcache_run(struct cpu *c);
 
 /* Pick a size- and form-specialized handler for hot instructions (alu.c). */
 void specialize(struct insn *i);
