@@ -56,11 +56,3 @@ if(EXISTS ${VMCORE_PYTHON})
     add_dependencies(vmcore_python_test_deps vmcore_guests)
   endif()
 endif()
-
-# Install the `vmcore` package (pure Python, ctypes) next to the system's other modules.
-# A relative path is relative to the install prefix (Debian's layout by default).
-set(VMCORE_PYTHON_SITEDIR "lib/python3/dist-packages"
-    CACHE STRING "Where `make install` puts the vmcore Python package")
-install(DIRECTORY ${PROJECT_SOURCE_DIR}/bindings/python/vmcore
-        DESTINATION ${VMCORE_PYTHON_SITEDIR}
-        PATTERN "__pycache__" EXCLUDE PATTERN "*.pyc" EXCLUDE)
