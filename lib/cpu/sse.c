@@ -393,6 +393,30 @@ OP(op_sse)
         default: s = src_rm(c, i, 8, false); d->fd[0] = fsqrt(s.fd[0]); break;
         }
         return;
+    case 0x52: case 0x53:                       /* RSQRTPS/SS, RCPPS/SS: exact values, well
+                                                 * inside the 1.5 * 2^-12 the ISA allows */
+        if (pf == 0) {
+            s = src_rm(c, i, 16, true);
+            for (k = 0; k < 4; k++)
+                d->f[k] = op == 0x52 ? 1.0f / fsqrtf(s.f[k]) : 1.0f / s.f[k];
+        } else if (pf == 0xf3) {
+            s = src_rm(c, i, 4, false);
+            d->f[0] = op == 0x52 ? 1.0f / fsqrtf(s.f[0]) : 1.0f / s.f[0];
+        } else {
+            cpu_ud(c);
+        }
+        return;
+    case 0xf7: {                                /* MASKMOVDQU: byte-masked store to [rDI] */
+        uint64_t a;
+        if (pf != 0x66 || i->mod != 3)
+            cpu_ud(c);
+        s = *XR(i->rm);
+        a = seg_lin(c, i->seg, c->r[7] & amask(i->asz));
+        for (k = 0; k < 16; k++)
+            if (s.b[k] & 0x80)
+                mem_write(c, a + k, 1, d->b[k]);
+        return;
+    }
     case 0x54: case 0x55: case 0x56: case 0x57:
         if (pf == 0xf3 || pf == 0xf2)
             cpu_ud(c);
