@@ -153,6 +153,12 @@ static void test_multiboot_c_guest(void **state)
                 "mem_upper: 15360 KiB\n", VMCORE_EXIT_STATUS, 0);
 }
 
+static void test_string_io(void **state)
+{
+    boot_expect("strio.bin", "\"format\": \"raw\", \"mode\": \"protected\"",
+                "string io ok\n", VMCORE_EXIT_STATUS, 0);
+}
+
 static void test_exit_status(void **state)
 {
     boot_expect("exit42.bin", "\"format\": \"raw\"", "", VMCORE_EXIT_STATUS, 42);
@@ -293,6 +299,7 @@ static void test_same_as_kvm(void **state)
         { "long.bin", "\"format\": \"raw\", \"mode\": \"long\"" },
         { "multiboot.elf", "\"format\": \"multiboot\", \"cmdline\": \"x=1\"" },
         { "exit42.bin", "\"format\": \"raw\"" },
+        { "strio.bin", "\"format\": \"raw\", \"mode\": \"protected\"" },
         { "user.bin", "\"format\": \"raw\", \"mode\": \"long\"" },
         { "triple.bin", "\"format\": \"raw\"" },
     };
@@ -434,6 +441,7 @@ int main(void)
         cmocka_unit_test(test_protected_mode),
         cmocka_unit_test(test_long_mode),
         cmocka_unit_test(test_multiboot_c_guest),
+        cmocka_unit_test(test_string_io),
         cmocka_unit_test(test_exit_status),
         cmocka_unit_test(test_cpl3),
         cmocka_unit_test(test_triple_fault),

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
 #include "core/backend.h"
@@ -19,6 +18,8 @@
 
 /* Instructions per cpu_run() slice: bounds how late a timer tick is noticed. */
 #define EMU_SLICE 200000
+/* How long console output may wait for its newline while the guest runs. */
+#define EMU_CONSOLE_DEADLINE_NS 20000000ull
 
 struct emu_vm {
     vmcore_domain *domain;
@@ -223,6 +224,7 @@ static void *emu_vcpu_thread(void *arg)
 {
     struct emu_vm *vm = arg;
     char reason[200];
+    uint64_t console_since = 0;
     for (;;) {
         uint64_t next_timer;
         enum cpu_exit e;
@@ -235,6 +237,19 @@ static void *emu_vcpu_thread(void *arg)
         poll_timers(vm);
         e = cpu_run(vm->cpu, EMU_SLICE);
         publish_stats(vm);
+        /* output gathered without a newline goes out when the guest halts, or once it has
+         * waited a few milliseconds while the guest computes without an exit */
+        if (machine_console_pending(vm->m)) {
+            uint64_t now = now_ns();
+            if (!console_since)
+                console_since = now;
+            if (e == CPU_EXIT_HLT || now - console_since >= EMU_CONSOLE_DEADLINE_NS) {
+                machine_console_flush(vm->m);
+                console_since = 0;
+            }
+        } else {
+            console_since = 0;
+        }
         switch (e) {
         case CPU_EXIT_HLT:
             /* the slice may have programmed a timer: poll before sleeping until it */
@@ -496,19 +511,7 @@ static int emu_stats(vmcore_domain *d, void *priv, vmcore_stats *out, struct vmc
     out->instructions = atomic_load(&vm->instructions);
     out->tcache_hits = atomic_load(&vm->tc_hits);
     out->tcache_misses = atomic_load(&vm->tc_misses);
-    {
-        uint64_t size = machine_ram_size(vm->m), pages = size / 4096;
-        unsigned char *vec = malloc(pages ? pages : 1);
-        if (!vec)
-            return err_set(err, VMCORE_ENOMEM, "emu: out of memory");
-        if (mincore(machine_ram(vm->m), size, vec) == 0) {
-            uint64_t n = 0;
-            for (uint64_t i = 0; i < pages; i++)
-                n += vec[i] & 1;
-            out->memory_bytes = n * 4096;
-        }
-        free(vec);
-    }
+    out->memory_bytes = machine_ram_resident(vm->m);
     return 0;
 }
 
@@ -516,13 +519,8 @@ static int emu_console_write(vmcore_domain *d, void *priv, const void *data, siz
                              struct vmcore_err *err)
 {
     struct emu_vm *vm = priv;
-    size_t n;
     (void)d;
-    n = machine_console_input(vm->m, data, len);
-    if (n < len)
-        return err_set(err, VMCORE_EBUSY, "console: the serial receive queue is full "
-                       "(%zu of %zu bytes queued)", n, len);
-    return 0;
+    return machine_console_write(vm->m, data, len, err);
 }
 
 static void emu_destroy(vmcore_domain *d, void *priv)
