@@ -27,6 +27,10 @@ struct backend_ops {
     /* Fill @out (backend name, flags, reason/details). Cheap, no side effects left behind.
      * Return 0 when usable, VMCORE_EUNAVAIL when not. */
     int (*probe)(vmcore_probe_result *out);
+    /* Optional: the cheap part of probe, enough to decide whether a domain can be created
+     * (probe may measure things, once per process). 0, or VMCORE_EUNAVAIL with the reason
+     * in @err. When NULL the core calls probe. */
+    int (*usable)(struct vmcore_err *err);
     /* Check the backend-specific parts of @cfg (files exist, images load) and allocate
      * private state. No threads or child processes yet. */
     int (*create)(vmcore_domain *d, const struct vmcore_config *cfg, void **priv,

@@ -13,6 +13,7 @@
 #include "kvm.h"
 
 int kvm_probe(vmcore_probe_result *out);
+int kvm_usable(struct vmcore_err *err);
 
 static void kvm_set_irq(void *opaque, unsigned gsi, int level)
 {
@@ -353,6 +354,7 @@ static void kvm_destroy(vmcore_domain *d, void *priv)
 const struct backend_ops backend_kvm_ops = {
     .name = "kvm",
     .probe = kvm_probe,
+    .usable = kvm_usable,
     .create = kvm_create,
     .start = kvm_start,
     .pause = kvm_pause,

@@ -137,6 +137,15 @@ static void probe_measure_once(void)
     close(kvm_fd);
 }
 
+int kvm_usable(struct vmcore_err *err)
+{
+    int kvm_fd;
+    if (kvm_open_checked(&kvm_fd, err))
+        return VMCORE_EUNAVAIL;
+    close(kvm_fd);
+    return 0;
+}
+
 int kvm_probe(vmcore_probe_result *out)
 {
     snprintf(out->backend, sizeof out->backend, "%s", "kvm");
