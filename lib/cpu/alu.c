@@ -576,7 +576,7 @@ static void aaa_aas(struct cpu *c, bool sub)
     if (adj) {
         if (sub) {
             ax = (uint16_t)(ax - 6);
-            ax = (uint16_t)(((ax >> 8) - 1) << 8 | (ax & 0xff));
+            ax = (uint16_t)((((unsigned)ax >> 8) - 1u) << 8 | (ax & 0xffu));
         } else {
             ax = (uint16_t)(ax + 0x106);
         }

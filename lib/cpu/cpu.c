@@ -171,7 +171,7 @@ enum cpu_exit cpu_run(struct cpu *c, uint64_t budget)
     enum cpu_exit r;
     c->exit = 0;
     c->io_stop = 0;
-    c->budget_end = budget ? c->icount + budget : UINT64_MAX;
+    c->budget_end = budget ? c->icount + c->exc_count + budget : UINT64_MAX;
     if (setjmp(c->jb)) {
         /* an exception was delivered (or the CPU stopped); go on from the handler */
     }
@@ -185,7 +185,7 @@ enum cpu_exit cpu_run(struct cpu *c, uint64_t budget)
             c->exit = CPU_EXIT_KICK;
             break;
         }
-        if (c->icount >= c->budget_end) {
+        if (c->icount + c->exc_count >= c->budget_end) {
             c->exit = CPU_EXIT_KICK;
             break;
         }

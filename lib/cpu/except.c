@@ -31,6 +31,7 @@ static _Noreturn void triple_fault(struct cpu *c, int vec)
 _Noreturn void cpu_raise(struct cpu *c, int vec, int has_err, uint32_t err)
 {
     c->rip = c->insn_rip;
+    c->exc_count++;     /* a fault loop retires nothing but must still end a slice */
     escalate(c, vec, has_err, err);
     longjmp(c->jb, 1);
 }

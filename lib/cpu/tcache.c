@@ -249,7 +249,7 @@ void tcache_run(struct cpu *c)
             b = tcache_get(c);
         }
         run_one_block(c, b);
-    } while (!c->stop_block && c->icount < c->budget_end &&
+    } while (!c->stop_block && c->icount + c->exc_count < c->budget_end &&
              !atomic_load_explicit(&c->intr, memory_order_relaxed) &&
              !atomic_load_explicit(&c->kick, memory_order_relaxed));
 }

@@ -347,6 +347,60 @@ static void test_cpuid(void **state)
     assert_false(ecx1 & (1u << 0));     /* no SSE3 */
 }
 
+/* Random bytes as code, in 64-bit, 32-bit and real mode: whatever they do (faults, #UD,
+ * halts, wild writes, triple faults), the emulator returns an exit and the host survives.
+ * Seeded (VMCORE_TEST_SEED) and run under the sanitizers in CI. */
+static void test_random_code(void **state)
+{
+    uint64_t seed = getenv("VMCORE_TEST_SEED") ? strtoull(getenv("VMCORE_TEST_SEED"), NULL, 0)
+                                               : 0x1234567ULL;
+    (void)state;
+    if (!seed)
+        seed = 1;
+    for (int t = 0; t < 3000; t++) {
+        struct cpu_state st;
+        uint8_t code[64];
+        for (unsigned k = 0; k < sizeof code; k++) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            code[k] = (uint8_t)seed;
+        }
+        if (t % 100 == 0)
+            setup_machine();    /* undo what wild writes did to the tables */
+        memcpy(ram + CODE, code, sizeof code);
+        cpu_invalidate_ram(cpu, CODE, sizeof code);
+        long_mode(&st, CODE);
+        for (int r = 0; r < 16; r++)
+            st.gpr[r] = (seed >> r) & 0xffff;
+        st.gpr[4] = 0x90000;
+        st.gpr[15] = CODE;
+        if (t % 3 == 1) {       /* 32-bit protected mode, no paging */
+            st.seg[CPU_CS] = (struct cpu_seg){ 0x8, 0, 0xffffffff, 0xc09b };
+            st.cr0 = 0x11;
+            st.cr4 = 0;
+            st.efer = 0;
+        } else if (t % 3 == 2) { /* real mode at 0x1000:0 */
+            memcpy(ram + 0x10000, code, sizeof code);
+            cpu_invalidate_ram(cpu, 0x10000, sizeof code);
+            for (int s = 0; s < 6; s++)
+                st.seg[s] = (struct cpu_seg){ 0x1000, 0x10000, 0xffff, s == CPU_CS ? 0x9b : 0x93 };
+            st.cr0 = 0x10;
+            st.cr4 = 0;
+            st.efer = 0;
+            st.rip = 0;
+            st.idt_base = 0;
+            st.idt_limit = 0x3ff;
+            st.gpr[4] = 0x8000;
+        }
+        cpu_set_state(cpu, &st);
+        enum cpu_exit e = cpu_run(cpu, 20000);
+        assert_true(e == CPU_EXIT_HLT || e == CPU_EXIT_SHUTDOWN || e == CPU_EXIT_KICK ||
+                    e == CPU_EXIT_ERROR || e == CPU_EXIT_STOP);
+    }
+    setup_machine();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -362,6 +416,7 @@ int main(void)
         cmocka_unit_test(test_self_modifying),
         cmocka_unit_test(test_real_mode_ivt),
         cmocka_unit_test(test_cpuid),
+        cmocka_unit_test(test_random_code),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
