@@ -43,6 +43,16 @@ static void join_path(char *out, const char *parent, const char *key)
         snprintf(out, CONFIG_PATH_MAX, "%s", key);
 }
 
+/* The value at @parent.@key, or NULL when absent; its JSON path goes to @path. */
+static const json_t *lookup(const json_t *obj, const char *parent, const char *key,
+                            char path[CONFIG_PATH_MAX])
+{
+    const json_t *v = json_object_get(obj, key);
+    if (v)
+        join_path(path, parent, key);
+    return v;
+}
+
 static const char *json_type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
@@ -87,11 +97,10 @@ static int get_object(struct cx *c, const json_t *obj, const char *parent, const
                       const json_t **out)
 {
     char p[CONFIG_PATH_MAX];
-    const json_t *v = json_object_get(obj, key);
+    const json_t *v = lookup(obj, parent, key, p);
     *out = NULL;
     if (!v)
         return 0;
-    join_path(p, parent, key);
     if (!json_is_object(v))
         return type_error(c, p, "an object", v);
     *out = v;
@@ -102,10 +111,9 @@ static int get_string(struct cx *c, const json_t *obj, const char *parent, const
                       char **out)
 {
     char p[CONFIG_PATH_MAX];
-    const json_t *v = json_object_get(obj, key);
+    const json_t *v = lookup(obj, parent, key, p);
     if (!v)
         return 0;
-    join_path(p, parent, key);
     if (!json_is_string(v))
         return type_error(c, p, "a string", v);
     if (strlen(json_string_value(v)) != json_string_length(v))
@@ -120,12 +128,11 @@ static int get_uint(struct cx *c, const json_t *obj, const char *parent, const c
                     uint64_t min, uint64_t max, uint64_t *out, bool *present)
 {
     char p[CONFIG_PATH_MAX];
-    const json_t *v = json_object_get(obj, key);
+    const json_t *v = lookup(obj, parent, key, p);
     if (present)
         *present = v != NULL;
     if (!v)
         return 0;
-    join_path(p, parent, key);
     if (!json_is_integer(v))
         return type_error(c, p, "an integer", v);
     json_int_t n = json_integer_value(v);
@@ -141,10 +148,9 @@ static int get_bool(struct cx *c, const json_t *obj, const char *parent, const c
                     bool *out)
 {
     char p[CONFIG_PATH_MAX];
-    const json_t *v = json_object_get(obj, key);
+    const json_t *v = lookup(obj, parent, key, p);
     if (!v)
         return 0;
-    join_path(p, parent, key);
     if (!json_is_boolean(v))
         return type_error(c, p, "a boolean", v);
     *out = json_is_true(v);
@@ -155,10 +161,9 @@ static int get_enum(struct cx *c, const json_t *obj, const char *parent, const c
                     const char *const *names, int *out)
 {
     char p[CONFIG_PATH_MAX];
-    const json_t *v = json_object_get(obj, key);
+    const json_t *v = lookup(obj, parent, key, p);
     if (!v)
         return 0;
-    join_path(p, parent, key);
     if (!json_is_string(v))
         return type_error(c, p, "a string", v);
     for (int i = 0; names[i]; i++)
@@ -231,10 +236,9 @@ static int get_string_array(struct cx *c, const json_t *obj, const char *parent,
                             const char *key, char ***out, size_t *count)
 {
     char p[CONFIG_PATH_MAX];
-    const json_t *v = json_object_get(obj, key);
+    const json_t *v = lookup(obj, parent, key, p);
     if (!v)
         return 0;
-    join_path(p, parent, key);
     if (!json_is_array(v))
         return type_error(c, p, "an array of strings", v);
     size_t n = json_array_size(v);
