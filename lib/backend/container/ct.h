@@ -89,6 +89,13 @@ int net_parse_cidr(const char *s, uint32_t *addr_be, unsigned *prefix);
  * to @out. */
 int rootfs_check_exe(const char *rootfs, const char *arg0, char *const *env, char *out,
                      size_t outlen, struct vmcore_err *err);
+/* Resolve @path inside the folder @rootfd as if it were "/" (openat2 RESOLVE_IN_ROOT, or
+ * a component-by-component walk without it): symlinks and ".." never leave it. With
+ * RR_MKDIR or RR_MKFILE, missing components are created inside it (folders 0755; the last
+ * one a folder or an empty file of @mode). Returns an O_PATH fd, or -1 with errno.
+ * RR_WALK forces the walk (tests). Child side safe: no allocation. */
+enum { RR_MKDIR = 1, RR_MKFILE = 2, RR_WALK = 4 };
+int rootfs_resolve(int rootfd, const char *path, unsigned flags, mode_t mode);
 /* Child side: mount everything and pivot_root into cfg->rootfs. cwd is "/" afterwards. */
 int rootfs_setup(const struct vmcore_config *cfg, bool userns, const char *console_path,
                  struct ct_child_err *e);

@@ -1,6 +1,13 @@
 /* The container's root filesystem: checks made at create() time (parent side) and the
  * mount work done in the child's new mount namespace before pivot_root. Every mount
- * lives in that namespace only, so nothing needs unmounting on the host afterwards. */
+ * lives in that namespace only, so nothing needs unmounting on the host afterwards.
+ *
+ * The rootfs is not trusted: any of its entries may be a symlink pointing out of it
+ * (/mnt -> /etc, dev -> ../../..). So no path inside it is ever handed to the kernel as a
+ * string: every folder, file and mount point is resolved inside the rootfs to an fd
+ * (rootfs_resolve()), created there if missing, and mounted on through
+ * /proc/self/fd/N. What lies inside a mount we just made (a fresh tmpfs, proc or sysfs)
+ * is the kernel's, and is reached relative to an fd of that mount. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -18,13 +25,47 @@
 
 #include "ct.h"
 
-/* The same walk as RESOLVE_IN_ROOT, one component at a time, for kernels (< 5.6) and
- * sandboxes (valgrind) without openat2: ".." and absolute symlinks stop at the root. */
-static int walk_in_root(int rootfd, const char *path, int flags)
+/* Re-open @rel (a path of plain folders, no "." nor "..", as walk_in_root() builds it)
+ * below @rootfd, one component at a time, never following a symlink. */
+static int walk_plain(int rootfd, const char *rel)
+{
+    int cur = openat(rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    for (const char *p = rel; cur >= 0 && *p;) {
+        while (*p == '/')
+            p++;
+        size_t n = strcspn(p, "/");
+        if (!n)
+            break;
+        char comp[256];
+        if (n >= sizeof comp) {
+            close(cur);
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memcpy(comp, p, n);
+        comp[n] = 0;
+        int fd = openat(cur, comp, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+        close(cur);
+        cur = fd;
+        p += n;
+    }
+    return cur;
+}
+
+/* What RESOLVE_IN_ROOT does, for kernels (< 5.6) and sandboxes (valgrind) without
+ * openat2: one component at a time, each opened with O_PATH | O_NOFOLLOW relative to the
+ * fd of the folder before it, so no symlink is ever followed by the kernel. Symlinks are
+ * read and their targets walked the same way; ".." and absolute targets stop at the root.
+ * Returns an O_PATH fd of what @path names (symlinks followed, the last one too). */
+static int walk_in_root(int rootfd, const char *path)
 {
     char res[4096] = "", todo[8192];
-    snprintf(todo, sizeof todo, "%s", path);
-    for (int links = 0;;) {
+    if ((size_t)snprintf(todo, sizeof todo, "%s", path) >= sizeof todo) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int cur = openat(rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    for (int links = 0; cur >= 0;) {
         char *p = todo;
         while (*p == '/')
             p++;
@@ -33,6 +74,7 @@ static int walk_in_root(int rootfd, const char *path, int flags)
         size_t n = strcspn(p, "/");
         char comp[256];
         if (n >= sizeof comp) {
+            close(cur);
             errno = ENAMETOOLONG;
             return -1;
         }
@@ -45,54 +87,138 @@ static int walk_in_root(int rootfd, const char *path, int flags)
             char *slash = strrchr(res, '/');
             if (slash)
                 *slash = 0;
+            close(cur);
+            cur = walk_plain(rootfd, res);
             continue;
         }
-        char next[4096];
-        if ((size_t)snprintf(next, sizeof next, "%s/%s", res, comp) >= sizeof next) {
+        int fd = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0) {
+            int errnum = errno;
+            if (fd >= 0)
+                close(fd);
+            close(cur);
+            errno = errnum;
+            return -1;
+        }
+        if (!S_ISLNK(st.st_mode)) {
+            size_t rl = strlen(res);
+            if (rl + 1 + n >= sizeof res) {
+                close(fd);
+                close(cur);
+                errno = ENAMETOOLONG;
+                return -1;
+            }
+            res[rl] = '/';
+            memcpy(res + rl + 1, comp, n + 1);
+            close(cur);
+            cur = fd;
+            continue;
+        }
+        char target[4096], rest[8192];
+        ssize_t tl = ++links > 40 ? (errno = ELOOP, -1) : readlinkat(fd, "", target, sizeof target - 1);
+        close(fd);
+        if (tl < 0) {
+            int errnum = errno;
+            close(cur);
+            errno = errnum;
+            return -1;
+        }
+        target[tl] = 0;
+        if (target[0] == '/') {
+            res[0] = 0;
+            close(cur);
+            cur = openat(rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        }
+        if ((size_t)snprintf(rest, sizeof rest, "%s/%s", target, todo) >= sizeof rest) {
+            close(cur);
             errno = ENAMETOOLONG;
             return -1;
         }
-        struct stat st;
-        if (fstatat(rootfd, next + 1, &st, AT_SYMLINK_NOFOLLOW) < 0)
-            return -1;
-        if (!S_ISLNK(st.st_mode)) {
-            snprintf(res, sizeof res, "%s", next);
-            continue;
-        }
-        if (++links > 40) {
-            errno = ELOOP;
-            return -1;
-        }
-        char target[4096], rest[8192];
-        ssize_t tl = readlinkat(rootfd, next + 1, target, sizeof target - 1);
-        if (tl < 0)
-            return -1;
-        target[tl] = 0;
-        if (target[0] == '/')
-            res[0] = 0;
-        snprintf(rest, sizeof rest, "%s/%s", target, todo);
-        snprintf(todo, sizeof todo, "%s", rest);
+        memcpy(todo, rest, strlen(rest) + 1);
     }
-    return openat(rootfd, res[0] ? res + 1 : ".", flags | O_CLOEXEC | O_NOFOLLOW);
+    return cur;
 }
 
-/* Open @path as seen from inside @rootfs: absolute symlinks resolve against the rootfs. */
-static int open_in_root(int rootfd, const char *path, int flags)
+/* An O_PATH fd of @path as seen from inside @rootfd: symlinks resolve against the rootfs. */
+static int open_in_root(int rootfd, const char *path, bool walk)
 {
-    struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC),
-                            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
-    const char *rel = path;
-    while (*rel == '/')
-        rel++;
-    int fd = (int)syscall(SYS_openat2, rootfd, *rel ? rel : ".", &how, sizeof how);
-    if (fd < 0 && errno == ENOSYS)
-        fd = walk_in_root(rootfd, path, flags);
-    return fd;
+    if (!walk) {
+        struct open_how how = { .flags = O_PATH | O_CLOEXEC,
+                                .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+        const char *rel = path;
+        while (*rel == '/')
+            rel++;
+        int fd = (int)syscall(SYS_openat2, rootfd, *rel ? rel : ".", &how, sizeof how);
+        if (fd >= 0 || (errno != ENOSYS && errno != EAGAIN))
+            return fd; /* EAGAIN: a rename raced with ".."; the walk has no such limit */
+    }
+    return walk_in_root(rootfd, path);
+}
+
+int rootfs_resolve(int rootfd, const char *path, unsigned flags, mode_t mode)
+{
+    bool walk = flags & RR_WALK;
+    if (!(flags & (RR_MKDIR | RR_MKFILE)))
+        return open_in_root(rootfd, path, walk);
+    /* Resolve each prefix in turn; create what is missing inside the (already safely
+     * resolved) folder before it. mkdirat()/O_CREAT|O_EXCL|O_NOFOLLOW never follow a
+     * symlink in the last component: a dangling one stays missing and fails (ENOENT). */
+    char prefix[4096];
+    size_t plen = 0;
+    int parent = openat(rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    for (const char *p = path; parent >= 0;) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        size_t n = strcspn(p, "/");
+        char comp[256];
+        if (n >= sizeof comp || plen + 1 + n >= sizeof prefix) {
+            close(parent);
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memcpy(comp, p, n);
+        comp[n] = 0;
+        prefix[plen++] = '/';
+        memcpy(prefix + plen, comp, n + 1);
+        plen += n;
+        p += n;
+        const char *q = p;
+        while (*q == '/')
+            q++;
+        bool last = !*q;
+        int fd = open_in_root(rootfd, prefix, walk);
+        if (fd < 0 && errno == ENOENT && strcmp(comp, ".") && strcmp(comp, "..")) {
+            int r;
+            if (last && (flags & RR_MKFILE)) {
+                r = openat(parent, comp, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
+                           mode);
+                if (r >= 0)
+                    close(r);
+            } else {
+                r = mkdirat(parent, comp, last ? mode : 0755);
+            }
+            if (r < 0 && errno != EEXIST) {
+                int errnum = errno;
+                close(parent);
+                errno = errnum;
+                return -1;
+            }
+            fd = open_in_root(rootfd, prefix, walk);
+        }
+        int errnum = errno;
+        close(parent);
+        errno = errnum;
+        parent = fd;
+    }
+    return parent;
 }
 
 static int exe_ok(int rootfd, const char *path, int *errnum)
 {
-    int fd = open_in_root(rootfd, path, O_PATH);
+    int fd = open_in_root(rootfd, path, false);
     if (fd < 0) {
         *errnum = errno;
         return 0;
@@ -153,138 +279,215 @@ int rootfs_check_exe(const char *rootfs, const char *arg0, char *const *env, cha
 
 /* --- child side ----------------------------------------------------------------------- */
 
-static int mkdir_p(const char *path, mode_t mode)
+#define FDPATH_MAX 32
+
+static const char *fdpath(char *buf, int fd)
 {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(buf, mode) < 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(buf, mode) < 0 && errno != EEXIST ? -1 : 0;
+    snprintf(buf, FDPATH_MAX, "/proc/self/fd/%d", fd);
+    return buf;
 }
 
-static int touch(const char *path)
+/* Mount @src (a file system type's source) on the object @fd refers to. */
+static int mount_on(const char *src, int fd, const char *type, unsigned long flags, const char *data)
 {
-    int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+    char p[FDPATH_MAX];
+    return mount(src, fdpath(p, fd), type, flags, data);
+}
+
+/* A bind mount of @src on @dstfd, then the flags a plain bind ignores applied by a remount.
+ * The remount needs the new mount itself, which @dstfd (the covered folder) is not: it is
+ * reached again as @path below @basefd, resolved inside the rootfs when @in_root. */
+static int bind_mount(const char *src, int dstfd, int basefd, const char *path, bool in_root,
+                      unsigned long flags, const char *what, struct ct_child_err *e)
+{
+    if (mount_on(src, dstfd, "none", MS_BIND | MS_REC, NULL) < 0)
+        return ct_child_fail(e, VMCORE_ESYS, errno, "bind mount %s on %s", src, what);
+    if (!flags)
+        return 0;
+    int fd = in_root ? open_in_root(basefd, path, false)
+                     : openat(basefd, path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return ct_child_fail(e, VMCORE_ESYS, errno, "%s: reopen after the bind mount", what);
+    int r = mount_on("none", fd, "none", MS_BIND | MS_REMOUNT | flags, NULL);
+    /* Flags locked by the source mount (nodev, nosuid...) must be kept: retry with them. */
+    if (r < 0)
+        r = mount_on("none", fd, "none", MS_BIND | MS_REMOUNT | flags | MS_NOSUID | MS_NODEV, NULL);
+    int errnum = errno;
+    close(fd);
+    return r < 0 ? ct_child_fail(e, VMCORE_ESYS, errnum, "remount %s read-only", what) : 0;
+}
+
+/* Bind the host's @src on a new empty file @name in @dir (a fresh tmpfs). */
+static int bind_file(int dir, const char *name, const char *src)
+{
+    int fd = openat(dir, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0)
         return -1;
+    int r = mount_on(src, fd, "none", MS_BIND, NULL);
+    int errnum = errno;
     close(fd);
-    return 0;
+    errno = errnum;
+    return r;
 }
 
-/* A bind mount, then the flags a plain bind ignores applied by a remount. */
-static int bind_mount(const char *src, const char *dst, unsigned long flags, struct ct_child_err *e)
+/* Make folder @name in @dir (a fresh tmpfs) and mount @type on it. */
+static int mkdir_mount(int dir, const char *name, mode_t mode, const char *type,
+                       unsigned long flags, const char *data)
 {
-    if (mount(src, dst, "none", MS_BIND | MS_REC, NULL) < 0)
-        return ct_child_fail(e, VMCORE_ESYS, errno, "bind mount %s on %s", src, dst);
-    if (flags && mount("none", dst, "none", MS_BIND | MS_REMOUNT | flags, NULL) < 0) {
-        /* Flags locked by the source mount (nodev, nosuid...) must be kept: retry with them. */
-        if (mount("none", dst, "none", MS_BIND | MS_REMOUNT | flags | MS_NOSUID | MS_NODEV, NULL) < 0)
-            return ct_child_fail(e, VMCORE_ESYS, errno, "remount %s read-only", dst);
-    }
-    return 0;
+    if (mkdirat(dir, name, mode) < 0)
+        return -1;
+    int fd = openat(dir, name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int r = mount_on(type, fd, type, flags, data);
+    int errnum = errno;
+    close(fd);
+    errno = errnum;
+    return r;
 }
 
-static int setup_dev(bool userns, const char *console_path, struct ct_child_err *e)
+static int setup_dev(int root, bool userns, const char *console_path, struct ct_child_err *e)
 {
-    if (mkdir("dev", 0755) < 0 && errno != EEXIST)
+    int fd = rootfs_resolve(root, "/dev", RR_MKDIR, 0755);
+    if (fd < 0)
         return ct_child_fail(e, VMCORE_ESYS, errno, "mkdir /dev in the rootfs");
-    if (mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k") < 0)
-        return ct_child_fail(e, VMCORE_ESYS, errno, "mount tmpfs on /dev");
+    int r = mount_on("tmpfs", fd, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k");
+    int errnum = errno;
+    close(fd);
+    if (r < 0)
+        return ct_child_fail(e, VMCORE_ESYS, errnum, "mount tmpfs on /dev");
+    /* From here on everything is inside that tmpfs, which only we have written to. */
+    int dev = open_in_root(root, "/dev", false);
+    if (dev < 0)
+        return ct_child_fail(e, VMCORE_ESYS, errno, "open /dev");
     static const struct { const char *name; unsigned maj, min; } nodes[] = {
         { "null", 1, 3 }, { "zero", 1, 5 }, { "full", 1, 7 }, { "random", 1, 8 },
         { "urandom", 1, 9 }, { "tty", 5, 0 },
     };
-    for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
-        char dst[64], src[64];
-        snprintf(dst, sizeof dst, "dev/%s", nodes[i].name);
+    r = 0;
+    for (size_t i = 0; r == 0 && i < sizeof nodes / sizeof nodes[0]; i++) {
+        const char *name = nodes[i].name;
         /* mknod is cheapest; a user namespace may not create devices, so bind the host's. */
-        if (!userns && mknod(dst, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min)) == 0) {
-            chmod(dst, 0666); /* umask */
+        if (!userns && mknodat(dev, name, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min)) == 0) {
+            fchmodat(dev, name, 0666, 0); /* umask */
             continue;
         }
-        snprintf(src, sizeof src, "/dev/%s", nodes[i].name);
-        if (touch(dst) < 0 || mount(src, dst, "none", MS_BIND, NULL) < 0)
-            return ct_child_fail(e, VMCORE_ESYS, errno, "create /dev/%s", nodes[i].name);
+        char src[64];
+        snprintf(src, sizeof src, "/dev/%s", name);
+        if (bind_file(dev, name, src) < 0)
+            r = ct_child_fail(e, VMCORE_ESYS, errno, "create /dev/%s", name);
     }
-    if (mkdir("dev/pts", 0755) < 0 ||
-        mount("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-              "newinstance,ptmxmode=0666,mode=0620") < 0)
-        return ct_child_fail(e, VMCORE_ESYS, errno, "mount devpts on /dev/pts");
-    if (mkdir("dev/shm", 01777) < 0 ||
-        mount("shm", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k") < 0)
-        return ct_child_fail(e, VMCORE_ESYS, errno, "mount tmpfs on /dev/shm");
-    if (symlink("pts/ptmx", "dev/ptmx") < 0 || symlink("/proc/self/fd", "dev/fd") < 0 ||
-        symlink("/proc/self/fd/0", "dev/stdin") < 0 || symlink("/proc/self/fd/1", "dev/stdout") < 0 ||
-        symlink("/proc/self/fd/2", "dev/stderr") < 0)
-        return ct_child_fail(e, VMCORE_ESYS, errno, "symlinks in /dev");
-    if (console_path && (touch("dev/console") < 0 ||
-                         mount(console_path, "dev/console", "none", MS_BIND, NULL) < 0))
-        return ct_child_fail(e, VMCORE_ESYS, errno, "bind %s on /dev/console", console_path);
-    return 0;
+    if (r == 0 && mkdir_mount(dev, "pts", 0755, "devpts", MS_NOSUID | MS_NOEXEC,
+                              "newinstance,ptmxmode=0666,mode=0620") < 0)
+        r = ct_child_fail(e, VMCORE_ESYS, errno, "mount devpts on /dev/pts");
+    if (r == 0 && mkdir_mount(dev, "shm", 01777, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                              "mode=1777,size=65536k") < 0)
+        r = ct_child_fail(e, VMCORE_ESYS, errno, "mount tmpfs on /dev/shm");
+    if (r == 0 && (symlinkat("pts/ptmx", dev, "ptmx") < 0 || symlinkat("/proc/self/fd", dev, "fd") < 0 ||
+                   symlinkat("/proc/self/fd/0", dev, "stdin") < 0 ||
+                   symlinkat("/proc/self/fd/1", dev, "stdout") < 0 ||
+                   symlinkat("/proc/self/fd/2", dev, "stderr") < 0))
+        r = ct_child_fail(e, VMCORE_ESYS, errno, "symlinks in /dev");
+    if (r == 0 && console_path && bind_file(dev, "console", console_path) < 0)
+        r = ct_child_fail(e, VMCORE_ESYS, errno, "bind %s on /dev/console", console_path);
+    close(dev);
+    return r;
 }
 
-/* Hide what runc hides; paths missing on this kernel are skipped. */
-static int mask_paths(struct ct_child_err *e)
+/* Hide what runc hides; paths missing on this kernel are skipped. @proc and @sys are fds
+ * of the proc and sysfs we mounted: what is below them is the kernel's. */
+static int mask_paths(int proc, int sys, struct ct_child_err *e)
 {
-    static const char *const masked[] = {
-        "proc/acpi", "proc/asound", "proc/kcore", "proc/keys", "proc/latency_stats",
-        "proc/timer_list", "proc/timer_stats", "proc/sched_debug", "proc/scsi",
-        "sys/firmware", "sys/devices/virtual/powercap",
+    static const struct { bool sys; const char *name; } masked[] = {
+        { false, "acpi" }, { false, "asound" }, { false, "kcore" }, { false, "keys" },
+        { false, "latency_stats" }, { false, "timer_list" }, { false, "timer_stats" },
+        { false, "sched_debug" }, { false, "scsi" }, { true, "firmware" },
+        { true, "devices/virtual/powercap" },
     };
-    static const char *const readonly[] = {
-        "proc/bus", "proc/fs", "proc/irq", "proc/sys", "proc/sysrq-trigger",
-    };
+    static const char *const readonly[] = { "bus", "fs", "irq", "sys", "sysrq-trigger" };
     for (size_t i = 0; i < sizeof masked / sizeof masked[0]; i++) {
+        const char *name = masked[i].name;
+        int fd = openat(masked[i].sys ? sys : proc, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
         struct stat st;
-        if (lstat(masked[i], &st) < 0)
+        if (fd < 0)
             continue;
-        int r = S_ISDIR(st.st_mode)
-                    ? mount("tmpfs", masked[i], "tmpfs", MS_RDONLY, "size=0,mode=0")
-                    : mount("/dev/null", masked[i], "none", MS_BIND, NULL);
+        int r = fstat(fd, &st);
+        if (r == 0)
+            r = S_ISDIR(st.st_mode) ? mount_on("tmpfs", fd, "tmpfs", MS_RDONLY, "size=0,mode=0")
+                                    : mount_on("/dev/null", fd, "none", MS_BIND, NULL);
+        int errnum = errno;
+        close(fd);
         if (r < 0)
-            return ct_child_fail(e, VMCORE_ESYS, errno, "mask /%s", masked[i]);
+            return ct_child_fail(e, VMCORE_ESYS, errnum, "mask /%s/%s", masked[i].sys ? "sys" : "proc",
+                                 name);
     }
     for (size_t i = 0; i < sizeof readonly / sizeof readonly[0]; i++) {
-        if (access(readonly[i], F_OK) < 0)
+        int fd = openat(proc, readonly[i], O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
             continue;
-        if (bind_mount(readonly[i], readonly[i], MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, e) < 0)
+        char src[FDPATH_MAX], what[64];
+        snprintf(what, sizeof what, "/proc/%s", readonly[i]);
+        int r = bind_mount(fdpath(src, fd), fd, proc, readonly[i], false,
+                           MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, what, e);
+        close(fd);
+        if (r < 0)
             return -1;
     }
     return 0;
 }
 
-static int user_mounts(const struct vmcore_config *cfg, struct ct_child_err *e)
+static int user_mounts(int root, const struct vmcore_config *cfg, struct ct_child_err *e)
 {
     for (size_t i = 0; i < cfg->nmounts; i++) {
         const struct config_mount *m = &cfg->mounts[i];
-        char dst[4096];
-        snprintf(dst, sizeof dst, ".%s", m->target);
         struct stat st;
         if (stat(m->source, &st) < 0)
             return ct_child_fail(e, VMCORE_ENOENT, errno, "mounts[%zu].source: %s", i, m->source);
-        int r = S_ISDIR(st.st_mode) ? mkdir_p(dst, 0755) : 0;
-        if (!S_ISDIR(st.st_mode)) {
-            char parent[4096];
-            snprintf(parent, sizeof parent, "%s", dst);
-            char *slash = strrchr(parent, '/');
-            if (slash && slash != parent) {
-                *slash = 0;
-                r = mkdir_p(parent, 0755);
-            }
-            if (r == 0 && access(dst, F_OK) < 0)
-                r = touch(dst);
-        }
+        bool dir = S_ISDIR(st.st_mode);
+        int fd = rootfs_resolve(root, m->target, dir ? RR_MKDIR : RR_MKFILE, dir ? 0755 : 0644);
+        if (fd < 0)
+            return ct_child_fail(e, VMCORE_ESYS, errno,
+                                 "mounts[%zu].target: cannot resolve or create %s inside the rootfs",
+                                 i, m->target);
+        char what[4200];
+        snprintf(what, sizeof what, "mounts[%zu].target %s", i, m->target);
+        int r = bind_mount(m->source, fd, root, m->target, true, m->readonly ? MS_RDONLY : 0, what, e);
+        close(fd);
         if (r < 0)
-            return ct_child_fail(e, VMCORE_ESYS, errno, "mounts[%zu].target: create %s", i, m->target);
-        if (bind_mount(m->source, dst, m->readonly ? MS_RDONLY : 0, e) < 0)
             return -1;
     }
+    return 0;
+}
+
+/* /proc and /sys of the container, on the folders of those names inside the rootfs.
+ * Returns fds of both mounts in @proc and @sys. */
+static int kernel_fs(int root, int *proc, int *sys, struct ct_child_err *e)
+{
+    int fd = rootfs_resolve(root, "/proc", RR_MKDIR, 0555);
+    if (fd < 0 || mount_on("proc", fd, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+        int errnum = errno;
+        if (fd >= 0)
+            close(fd);
+        return ct_child_fail(e, VMCORE_ESYS, errnum, "mount /proc");
+    }
+    close(fd);
+    fd = rootfs_resolve(root, "/sys", RR_MKDIR, 0555);
+    if (fd < 0)
+        return ct_child_fail(e, VMCORE_ESYS, errno, "mkdir /sys");
+    int r = 0;
+    if (mount_on("sysfs", fd, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        /* sysfs needs a net namespace owned by our user namespace; else bind the host's. */
+        r = bind_mount("/sys", fd, root, "/sys", true, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                       "/sys", e);
+    close(fd);
+    if (r < 0)
+        return -1;
+    *proc = open_in_root(root, "/proc", false);
+    if (*proc < 0)
+        return ct_child_fail(e, VMCORE_ESYS, errno, "open /proc");
+    *sys = open_in_root(root, "/sys", false);
+    if (*sys < 0)
+        return ct_child_fail(e, VMCORE_ESYS, errno, "open /sys");
     return 0;
 }
 
@@ -298,18 +501,17 @@ int rootfs_setup(const struct vmcore_config *cfg, bool userns, const char *conso
         return ct_child_fail(e, VMCORE_ESYS, errno, "rootfs: bind %s", cfg->rootfs);
     if (chdir(cfg->rootfs) < 0)
         return ct_child_fail(e, VMCORE_ESYS, errno, "rootfs: chdir %s", cfg->rootfs);
-    if ((mkdir("proc", 0555) < 0 && errno != EEXIST) ||
-        mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-        return ct_child_fail(e, VMCORE_ESYS, errno, "mount /proc");
-    if (mkdir("sys", 0555) < 0 && errno != EEXIST)
-        return ct_child_fail(e, VMCORE_ESYS, errno, "mkdir /sys");
-    if (mount("sysfs", "sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
-        /* sysfs needs a net namespace owned by our user namespace; else bind the host's. */
-        if (bind_mount("/sys", "sys", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, e) < 0)
-            return -1;
-    }
-    if (setup_dev(userns, console_path, e) < 0 || mask_paths(e) < 0 || user_mounts(cfg, e) < 0)
+    int root = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        return ct_child_fail(e, VMCORE_ESYS, errno, "rootfs: open %s", cfg->rootfs);
+    /* The child exits on failure: fds opened on the way are not worth closing there. */
+    int proc = -1, sys = -1;
+    if (kernel_fs(root, &proc, &sys, e) < 0 || setup_dev(root, userns, console_path, e) < 0 ||
+        mask_paths(proc, sys, e) < 0 || user_mounts(root, cfg, e) < 0)
         return -1;
+    close(proc);
+    close(sys);
+    close(root);
     /* pivot_root(".", ".") stacks the old root on the new one; detaching it leaves
      * only the container's tree, with no temporary folder needed in the rootfs. */
     if (syscall(SYS_pivot_root, ".", ".") < 0)
