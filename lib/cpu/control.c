@@ -227,10 +227,67 @@ static OP(op_ret64)
     c->rip = t;
 }
 static OP(op_jmp_rel64) { c->rip += i->imm; }
-static OP(op_jcc64)
+
+/* Conditional branches specialized by condition (so cond_fast folds to a compare), by
+ * operand size (32: the target wraps at 4 GiB; 64: it does not) and by place in the
+ * block: the side-exit forms sit before the block's end and leave it when taken. */
+#define JCC_FORMS(cc) \
+    static OP(op_jcc32_##cc) \
+    { \
+        if (cond_fast(c, cc)) \
+            c->rip = (uint32_t)(c->rip + i->imm); \
+    } \
+    static OP(op_jcc32s_##cc) \
+    { \
+        if (cond_fast(c, cc)) { \
+            c->rip = (uint32_t)(c->rip + i->imm); \
+            c->stop_block = 2; \
+        } \
+    } \
+    static OP(op_jcc64_##cc) \
+    { \
+        if (cond_fast(c, cc)) \
+            c->rip += i->imm; \
+    } \
+    static OP(op_jcc64s_##cc) \
+    { \
+        if (cond_fast(c, cc)) { \
+            c->rip += i->imm; \
+            c->stop_block = 2; \
+        } \
+    }
+JCC_FORMS(0) JCC_FORMS(1) JCC_FORMS(2) JCC_FORMS(3) JCC_FORMS(4) JCC_FORMS(5) JCC_FORMS(6)
+JCC_FORMS(7) JCC_FORMS(8) JCC_FORMS(9) JCC_FORMS(10) JCC_FORMS(11) JCC_FORMS(12)
+JCC_FORMS(13) JCC_FORMS(14) JCC_FORMS(15)
+#undef JCC_FORMS
+#define JCC_TABLE(form) { op_##form##_0, op_##form##_1, op_##form##_2, op_##form##_3, \
+    op_##form##_4, op_##form##_5, op_##form##_6, op_##form##_7, op_##form##_8, op_##form##_9, \
+    op_##form##_10, op_##form##_11, op_##form##_12, op_##form##_13, op_##form##_14, \
+    op_##form##_15 }
+static const op_fn jcc32_fn[16] = JCC_TABLE(jcc32), jcc32s_fn[16] = JCC_TABLE(jcc32s),
+                   jcc64_fn[16] = JCC_TABLE(jcc64), jcc64s_fn[16] = JCC_TABLE(jcc64s);
+#undef JCC_TABLE
+
+static OP(op_jcc_side)
 {
-    if (cond_eval(c, i->op))
-        c->rip += i->imm;
+    if (cond_eval(c, i->op)) {
+        jump_near(c, i->osz, c->rip + i->imm);
+        c->stop_block = 2;
+    }
+}
+
+bool specialize_side_exit(struct insn *i)
+{
+    unsigned cc = i->op & 15;
+    if (i->fn == op_jcc)
+        i->fn = op_jcc_side;
+    else if (i->fn == jcc32_fn[cc])
+        i->fn = jcc32s_fn[cc];
+    else if (i->fn == jcc64_fn[cc])
+        i->fn = jcc64s_fn[cc];
+    else
+        return false;
+    return true;
 }
 
 /* Only valid in 64-bit code (operand size 8 for these implies it). */
@@ -247,17 +304,12 @@ bool specialize_control(struct insn *i)
     else if (i->fn == op_jmp_rel)
         i->fn = op_jmp_rel64;
     else if (i->fn == op_jcc)
-        i->fn = op_jcc64;
+        i->fn = jcc64_fn[i->op & 15];
     else
         return false;
     return true;
 }
 
-static OP(op_jcc32)
-{
-    if (cond_eval(c, i->op))
-        c->rip = (uint32_t)(c->rip + i->imm);
-}
 static OP(op_jmp_rel32) { c->rip = (uint32_t)(c->rip + i->imm); }
 
 /* 32-bit operand size branches (32-bit code). */
@@ -266,7 +318,7 @@ bool specialize_jcc32(struct insn *i)
     if (i->osz != 4)
         return false;
     if (i->fn == op_jcc)
-        i->fn = op_jcc32;
+        i->fn = jcc32_fn[i->op & 15];
     else if (i->fn == op_jmp_rel)
         i->fn = op_jmp_rel32;
     else

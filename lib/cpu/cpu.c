@@ -112,7 +112,7 @@ void cpu_set_state(struct cpu *c, const struct cpu_state *st)
 void cpu_invalidate_ram(struct cpu *c, uint64_t gpa, uint64_t len)
 {
     uint64_t end = gpa + len;
-    bool stop = c->stop_block;
+    uint8_t stop = c->stop_block;
     for (uint64_t a = gpa; a < end && a < c->ram_size; a = (a | 0xfff) + 1) {
         uint64_t n = ((a | 0xfff) + 1 < end ? (a | 0xfff) + 1 : end) - a;
         if (tcache_page_has_code(c->tc, a >> 12))

@@ -168,6 +168,10 @@ struct block *tcache_get(struct cpu *c)
         tcache_flush(t);
         jc_bump(c);
     }
+    if (b->n) {
+        /* evicting a live block: jump-cache entries (and chains) may still point here */
+        jc_bump(c);
+    }
     avail = 0x1000 - (unsigned)(gpa & 0xfff);
     b->gpa = gpa;
     b->csz = (uint8_t)csz;
@@ -181,7 +185,11 @@ struct block *tcache_get(struct cpu *c)
             break;      /* crosses the page end */
         b->n++;
         pos += n;
-        if ((in->flags & INSN_ENDS_BLOCK) || pos >= avail)
+        if (pos >= avail)
+            break;
+        /* a conditional branch becomes a side exit: the block goes on with the
+         * fall-through path, so a loop body with an early exit is one block */
+        if ((in->flags & INSN_ENDS_BLOCK) && !specialize_side_exit(in))
             break;
     }
     if (b->n == 0) {
@@ -239,6 +247,7 @@ void tcache_run(struct cpu *c)
 {
     do {
         uint64_t lin = seg_lin(c, CPU_CS, c->rip);
+        c->stop_block = 0;      /* a taken side exit (2) chains on like a block end */
         struct jc_entry *j = &c->jc[(lin ^ (lin >> 12)) & 4095];
         struct block *b;
         c->insn_rip = c->rip;
@@ -249,7 +258,7 @@ void tcache_run(struct cpu *c)
             b = tcache_get(c);
         }
         run_one_block(c, b);
-    } while (!c->stop_block && c->icount + c->exc_count < c->budget_end &&
+    } while (!(c->stop_block & 1) && c->icount + c->exc_count < c->budget_end &&
              !atomic_load_explicit(&c->intr, memory_order_relaxed) &&
              !atomic_load_explicit(&c->kick, memory_order_relaxed));
 }

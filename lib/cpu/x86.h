@@ -145,7 +145,8 @@ struct cpu {
     jmp_buf jb;             /* exceptions unwind to the run loop */
     int in_delivery;        /* delivering an exception: a fault now is a #DF */
     int delivering_df;      /* delivering #DF: a fault now is a triple fault */
-    bool stop_block;        /* leave the current block after this instruction */
+    uint8_t stop_block;     /* leave the current block after this instruction: 1 for the
+                             * run loop's attention, 2 for a taken side exit (chains on) */
     uint8_t io_stop;        /* a callback asked to stop */
     int exit;               /* cpu_run's result once set */
     uint8_t sti_shadow;     /* interrupts inhibited for one instruction (STI, MOV SS) */
@@ -217,6 +218,31 @@ static inline void lazy(struct cpu *c, unsigned op, unsigned sz, uint64_t res, u
     c->lf_res = res;
     c->lf_a = a;
     c->lf_b = b;
+}
+
+/* cond_eval() with its common cases inline: handlers pass a constant @cc, so each
+ * specialized branch compiles to a compare or two on the lazy operands. */
+static inline bool cond_fast(struct cpu *c, unsigned cc)
+{
+    if (c->lf_op == LF_SUB) {
+        uint64_t a = c->lf_a, b = c->lf_b;
+        switch (cc) {
+        case 2: return a < b;
+        case 3: return a >= b;
+        case 4: return a == b;
+        case 5: return a != b;
+        case 6: return a <= b;
+        case 7: return a > b;
+        case 12: return sext(a, c->lf_sz) < sext(b, c->lf_sz);
+        case 13: return sext(a, c->lf_sz) >= sext(b, c->lf_sz);
+        case 14: return sext(a, c->lf_sz) <= sext(b, c->lf_sz);
+        case 15: return sext(a, c->lf_sz) > sext(b, c->lf_sz);
+        default: break;
+        }
+    }
+    if ((cc == 4 || cc == 5) && c->lf_op != LF_NONE)
+        return ((c->lf_res & sz_mask(c->lf_sz)) == 0) ^ (cc & 1);
+    return cond_eval(c, cc);
 }
 
 /* ---- registers ---- */
@@ -405,6 +431,8 @@ void specialize(struct insn *i);
 bool specialize_control(struct insn *i);
 bool specialize_shift(struct insn *i);
 bool specialize_jcc32(struct insn *i);
+/* Turn a conditional branch into a block side exit; false if @i is not one. */
+bool specialize_side_exit(struct insn *i);
 
 /* ---- handlers ---- */
 #define OP(name) void name(struct cpu *c __attribute__((unused)), \
