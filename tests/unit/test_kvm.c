@@ -1,107 +1,15 @@
-/* The kvm backend through the public API on the real /dev/kvm: every guest of
- * tests/guests boots and ends as its README says; crash, kill, shutdown, pause/resume,
- * console input, stats, the probe, bad images; and nothing (threads, fds) is left behind. */
-#include "vt.h"
+/* The kvm backend through the public API on the real /dev/kvm: the guest suite shared with
+ * test_emu.c (tests/support/vmtest.c: every guest of tests/guests boots and ends as its
+ * README says; crash, kill, shutdown, pause/resume, console input, stats; nothing left
+ * behind), and kvm's own: the probe, kill while paused, output before a halt in the kernel,
+ * SMP, the kick signal, bad images. */
+#include "vmtest.h"
 
 #include <signal.h>
 #include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#define WAIT_MS 120000 /* a safety net for a hung test, not a speed expectation */
-
-struct run {
-    vmcore_ctx *ctx;
-    vmcore_domain *d;
-    char out[8192];
-    size_t outlen;
-    int ended, closed, started, paused, resumed;
-    vmcore_exit exit;
-    char reason[256];
-    vmcore_state last_state;
-    const char *wait_for;       /* set: `seen` turns 1 once the output contains it */
-    int seen;
-};
-
-static void on_event(const vmcore_event *ev, void *arg)
-{
-    struct run *r = arg;
-    switch (ev->type) {
-    case VMCORE_EVENT_CONSOLE:
-        if (r->outlen + ev->u.console.len < sizeof r->out) {
-            memcpy(r->out + r->outlen, ev->u.console.data, ev->u.console.len);
-            r->outlen += ev->u.console.len;
-            r->out[r->outlen] = 0;
-        }
-        if (r->wait_for && strstr(r->out, r->wait_for))
-            r->seen = 1;
-        break;
-    case VMCORE_EVENT_EXIT:
-        r->exit = ev->u.exit;
-        snprintf(r->reason, sizeof r->reason, "%s", ev->u.exit.reason);
-        r->exit.reason = r->reason;
-        break;
-    case VMCORE_EVENT_STATE:
-        r->last_state = ev->u.state.new_state;
-        if (ev->u.state.new_state == VMCORE_STATE_STOPPED ||
-            ev->u.state.new_state == VMCORE_STATE_CRASHED)
-            r->ended = 1;
-        break;
-    default:
-        break;
-    }
-}
-
-static void on_done(vmcore_domain *d, int status, void *arg) { *(int *)arg = status == 0 ? 1 : -1; }
-static void on_closed(vmcore_domain *d, void *arg) { *(int *)arg = 1; }
-
-static char *guest_json(const char *guest, const char *boot_extra, const char *top_extra)
-{
-    static char json[2048];
-    snprintf(json, sizeof json,
-             "{\"name\": \"t\", \"backend\": \"kvm\", \"memory_mib\": 16%s%s,"
-             " \"boot\": {\"kernel\": \"%s\"%s%s}}",
-             top_extra ? ", " : "", top_extra ? top_extra : "", vt_guest(guest),
-             boot_extra ? ", " : "", boot_extra ? boot_extra : "");
-    return json;
-}
-
-static void run_open(struct run *r, const char *json)
-{
-    memset(r, 0, sizeof *r);
-    assert_int_equal(vmcore_ctx_new(&r->ctx, NULL), 0);
-    int rc = vmcore_domain_new_json(&r->d, r->ctx, json);
-    if (rc)
-        fail_msg("domain_new: %s: %s", vmcore_strerror(rc), vmcore_ctx_last_error(r->ctx));
-    assert_true(vmcore_domain_subscribe(r->d, VMCORE_EVENT_ALL, on_event, r) > 0);
-    assert_int_equal(vmcore_domain_start(r->d, on_done, &r->started), 0);
-}
-
-static void run_close(struct run *r)
-{
-    vmcore_domain_close(r->d, on_closed, &r->closed);
-    assert_true(vt_run_until(r->ctx, &r->closed, WAIT_MS));
-    assert_int_equal(vmcore_ctx_free(r->ctx), 0);
-}
-
-/* Boot @guest and wait for its end; check its output and exit. */
-static void boot_expect(const char *guest, const char *boot_extra, const char *expect_out,
-                        vmcore_exit_kind kind, int status)
-{
-    struct run r;
-    run_open(&r, guest_json(guest, boot_extra, NULL));
-    assert_true(vt_run_until(r.ctx, &r.ended, WAIT_MS));
-    if (strcmp(r.out, expect_out) != 0)
-        fail_msg("%s printed \"%s\", expected \"%s\"", guest, r.out, expect_out);
-    if (r.exit.kind != kind || r.exit.status != status)
-        fail_msg("%s ended with kind %d status %d (%s), expected kind %d status %d", guest,
-                 r.exit.kind, r.exit.status, r.reason, kind, status);
-    assert_string_equal(vmcore_domain_backend(r.d), "kvm");
-    run_close(&r);
-}
 
 static void test_probe(void **state)
 {
@@ -119,213 +27,43 @@ static void test_probe(void **state)
     print_message("probe: %s\n", p.details);
 }
 
-static void test_real_mode(void **state)
-{
-    vt_require_kvm();
-    boot_expect("real.bin", "\"format\": \"raw\", \"mode\": \"real\", \"load_address\": 31744",
-                "real mode ok\n", VMCORE_EXIT_STATUS, 0);
-}
-
-static void test_protected_mode(void **state)
-{
-    vt_require_kvm();
-    boot_expect("protected.bin", "\"format\": \"raw\", \"mode\": \"protected\"",
-                "protected mode ok\n", VMCORE_EXIT_STATUS, 0);
-}
-
-static void test_long_mode(void **state)
-{
-    vt_require_kvm();
-    boot_expect("long.bin", "\"format\": \"raw\", \"mode\": \"long\"", "long mode ok\n",
-                VMCORE_EXIT_STATUS, 0);
-    boot_expect("long.elf", "\"format\": \"elf\"", "long mode ok\n", VMCORE_EXIT_STATUS, 0);
-}
-
-static void test_multiboot_c_guest(void **state)
-{
-    vt_require_kvm();
-    boot_expect("multiboot.elf", "\"format\": \"multiboot\", \"cmdline\": \"a b c\"",
-                "primes below 10000: 1229\ncrc32: cbf43926\ncmdline: a b c\n"
-                "mem_upper: 15360 KiB\n", VMCORE_EXIT_STATUS, 0);
-    boot_expect("multiboot.elf", "\"format\": \"auto\"",
-                "primes below 10000: 1229\ncrc32: cbf43926\ncmdline: \n"
-                "mem_upper: 15360 KiB\n", VMCORE_EXIT_STATUS, 0);
-}
-
-static void test_string_io(void **state)
-{
-    vt_require_kvm();
-    boot_expect("strio.bin", "\"format\": \"raw\"", "string io ok\n", VMCORE_EXIT_STATUS, 0);
-}
-
-static void test_exit_status(void **state)
-{
-    vt_require_kvm();
-    boot_expect("exit42.bin", "\"format\": \"raw\"", "", VMCORE_EXIT_STATUS, 42);
-}
-
-static void test_cpl3(void **state)
-{
-    vt_require_kvm();
-    boot_expect("user.bin", "\"format\": \"raw\", \"mode\": \"long\"", "user mode ok\n",
-                VMCORE_EXIT_STATUS, 0);
-}
-
-static void test_triple_fault(void **state)
-{
-    vt_require_kvm();
-    int threads = vt_count_threads(), fds = vt_count_fds();
-    struct run r;
-    run_open(&r, guest_json("triple.bin", "\"format\": \"raw\"", NULL));
-    assert_true(vt_run_until(r.ctx, &r.ended, WAIT_MS));
-    assert_string_equal(r.out, "about to triple fault\n");
-    assert_int_equal(r.exit.kind, VMCORE_EXIT_CRASH);
-    assert_non_null(strstr(r.reason, "triple fault"));
-    assert_int_equal(vmcore_domain_state(r.d), VMCORE_STATE_CRASHED);
-    run_close(&r);
-    assert_int_equal(vt_count_threads(), threads);
-    assert_int_equal(vt_count_fds(), fds);
-}
-
-static void test_kill_loop(void **state)
-{
-    vt_require_kvm();
-    int threads = vt_count_threads(), fds = vt_count_fds();
-    struct run r;
-    run_open(&r, guest_json("loop.bin", "\"format\": \"raw\"", NULL));
-    r.wait_for = "looping\n";
-    assert_true(vt_run_until(r.ctx, &r.seen, WAIT_MS));
-    assert_int_equal(vmcore_domain_state(r.d), VMCORE_STATE_RUNNING);
-    int killed = 0;
-    assert_int_equal(vmcore_domain_kill(r.d, on_done, &killed), 0);
-    assert_true(vt_run_until(r.ctx, &r.ended, WAIT_MS));
-    assert_true(vt_run_until(r.ctx, &killed, WAIT_MS));
-    assert_int_equal(r.exit.kind, VMCORE_EXIT_SIGNAL);
-    assert_int_equal(r.exit.signal, SIGKILL);
-    run_close(&r);
-    assert_int_equal(vt_count_threads(), threads);
-    assert_int_equal(vt_count_fds(), fds);
-}
-
-static void test_shutdown_loop(void **state)
-{
-    vt_require_kvm();
-    struct run r;
-    run_open(&r, guest_json("loop.bin", "\"format\": \"raw\"", NULL));
-    r.wait_for = "looping\n";
-    assert_true(vt_run_until(r.ctx, &r.seen, WAIT_MS));
-    int done = 0;
-    assert_int_equal(vmcore_domain_shutdown(r.d, 60000, on_done, &done), 0);
-    assert_true(vt_run_until(r.ctx, &done, WAIT_MS));
-    assert_int_equal(done, 1); /* ended by the request, not by the timeout's kill */
-    assert_int_equal(r.exit.kind, VMCORE_EXIT_SIGNAL);
-    assert_int_equal(r.exit.signal, SIGTERM);
-    run_close(&r);
-}
-
-static void test_pause_resume(void **state)
-{
-    vt_require_kvm();
-    struct run r;
-    run_open(&r, guest_json("loop.bin", "\"format\": \"raw\"", NULL));
-    r.wait_for = "looping\n";
-    assert_true(vt_run_until(r.ctx, &r.seen, WAIT_MS));
-    assert_int_equal(vmcore_domain_pause(r.d, on_done, &r.paused), 0);
-    assert_true(vt_run_until(r.ctx, &r.paused, WAIT_MS));
-    assert_int_equal(vmcore_domain_state(r.d), VMCORE_STATE_PAUSED);
-    /* While paused the vCPU burns no CPU: two readings some loop turns apart agree (the
-     * first taken a little after the pause, once the parked thread is asleep). */
-    vmcore_stats a = VMCORE_STATS_INIT, b = VMCORE_STATS_INIT;
-    int never = 0;
-    vt_run_until(r.ctx, &never, 50);
-    assert_int_equal(vmcore_domain_stats(r.d, &a), 0);
-    vt_run_until(r.ctx, &never, 50);
-    assert_int_equal(vmcore_domain_stats(r.d, &b), 0);
-    assert_int_equal(a.cpu_time_ns, b.cpu_time_ns);
-    assert_int_equal(vmcore_domain_resume(r.d, on_done, &r.resumed), 0);
-    assert_true(vt_run_until(r.ctx, &r.resumed, WAIT_MS));
-    assert_int_equal(vmcore_domain_state(r.d), VMCORE_STATE_RUNNING);
-    /* It runs again: the CPU time grows (it spins at CPL0). */
-    vmcore_stats c = VMCORE_STATS_INIT;
-    do {
-        vt_run_until(r.ctx, &never, 10);
-        assert_int_equal(vmcore_domain_stats(r.d, &c), 0);
-    } while (c.cpu_time_ns == b.cpu_time_ns);
-    int killed = 0;
-    assert_int_equal(vmcore_domain_kill(r.d, on_done, &killed), 0);
-    assert_true(vt_run_until(r.ctx, &r.ended, WAIT_MS));
-    run_close(&r);
-}
-
 static void test_kill_while_paused(void **state)
 {
     vt_require_kvm();
     int threads = vt_count_threads();
-    struct run r;
-    run_open(&r, guest_json("loop.bin", "\"format\": \"raw\"", "\"vcpus\": 2"));
-    r.wait_for = "looping\n";
-    assert_true(vt_run_until(r.ctx, &r.seen, WAIT_MS));
-    assert_int_equal(vmcore_domain_pause(r.d, on_done, &r.paused), 0);
-    assert_true(vt_run_until(r.ctx, &r.paused, WAIT_MS));
-    int killed = 0;
-    assert_int_equal(vmcore_domain_kill(r.d, on_done, &killed), 0);
-    assert_true(vt_run_until(r.ctx, &r.ended, WAIT_MS));
-    assert_int_equal(r.exit.kind, VMCORE_EXIT_SIGNAL);
-    run_close(&r);
+    struct vmt_run r;
+    vmt_open(&r, vmt_json("kvm", "loop.bin", "\"format\": \"raw\"", "\"vcpus\": 2"));
+    vmt_wait_output(&r, "looping\n");
+    assert_int_equal(vmcore_domain_pause(r.d, vmt_on_done, &r.paused), 0);
+    assert_true(vt_run_until(r.ctx, &r.paused, VMT_WAIT_MS));
+    vmt_kill(&r);
+    vmt_close(&r);
     assert_int_equal(vt_count_threads(), threads);
-}
-
-static void test_console_input(void **state)
-{
-    vt_require_kvm();
-    struct run r;
-    run_open(&r, guest_json("echo.bin", "\"format\": \"raw\"", NULL));
-    r.wait_for = "echo ready\n";
-    assert_true(vt_run_until(r.ctx, &r.seen, WAIT_MS));
-    r.seen = 0;
-    r.wait_for = "echo ready\nhello kvm";
-    assert_int_equal(vmcore_domain_console_write(r.d, "hello kvm", 9), 0);
-    assert_true(vt_run_until(r.ctx, &r.seen, WAIT_MS));
-    assert_int_equal(vmcore_domain_console_write(r.d, "q", 1), 0);
-    assert_true(vt_run_until(r.ctx, &r.ended, WAIT_MS));
-    assert_string_equal(r.out, "echo ready\nhello kvm");
-    assert_int_equal(r.exit.kind, VMCORE_EXIT_STATUS);
-    assert_int_equal(r.exit.status, 0);
-    vmcore_stats s = VMCORE_STATS_INIT;
-    assert_int_equal(vmcore_domain_stats(r.d, &s), 0);
-    assert_true(s.exits >= 11 + 9 * 3); /* each byte: LSR poll, RBR read, THR write */
-    assert_true(s.memory_bytes >= 4096 && s.memory_bytes <= (16u << 20));
-    assert_true(s.cpu_time_ns > 0);
-    run_close(&r);
 }
 
 static void test_output_before_halt(void **state)
 {
     vt_require_kvm();
     /* No exit follows the prompt (the vCPU sleeps in the kernel), yet it must show. */
-    struct run r;
-    run_open(&r, guest_json("prompt.bin", "\"format\": \"raw\"", NULL));
-    r.wait_for = "prompt> ";
-    assert_true(vt_run_until(r.ctx, &r.seen, WAIT_MS));
+    struct vmt_run r;
+    vmt_open(&r, vmt_json("kvm", "prompt.bin", "\"format\": \"raw\"", NULL));
+    vmt_wait_output(&r, "prompt> ");
     assert_string_equal(r.out, "prompt> ");
-    int killed = 0;
-    assert_int_equal(vmcore_domain_kill(r.d, on_done, &killed), 0);
-    assert_true(vt_run_until(r.ctx, &r.ended, WAIT_MS));
-    assert_int_equal(r.exit.signal, SIGKILL);
-    run_close(&r);
+    vmt_kill(&r);
+    vmt_close(&r);
 }
 
 static void test_smp_vcpus(void **state)
 {
     vt_require_kvm();
     int threads = vt_count_threads();
-    struct run r;
-    run_open(&r, guest_json("protected.bin", "\"format\": \"raw\"", "\"vcpus\": 4"));
-    assert_true(vt_run_until(r.ctx, &r.ended, WAIT_MS));
+    struct vmt_run r;
+    vmt_open(&r, vmt_json("kvm", "protected.bin", "\"format\": \"raw\"", "\"vcpus\": 4"));
+    assert_true(vt_run_until(r.ctx, &r.ended, VMT_WAIT_MS));
     assert_string_equal(r.out, "protected mode ok\n");
     assert_int_equal(r.exit.kind, VMCORE_EXIT_STATUS);
     /* The APs waited for a SIPI that never came; they were stopped with the machine. */
-    run_close(&r);
+    vmt_close(&r);
     assert_int_equal(vt_count_threads(), threads);
 }
 
@@ -344,8 +82,8 @@ static void test_kick_signal_owned_by_app(void **state)
         vmcore_ctx *ctx;
         vmcore_domain *d;
         if (vmcore_ctx_new(&ctx, NULL) ||
-            vmcore_domain_new_json(&d, ctx, guest_json("exit42.bin", "\"format\": \"raw\"",
-                                                       NULL)))
+            vmcore_domain_new_json(&d, ctx,
+                                   vmt_json("kvm", "exit42.bin", "\"format\": \"raw\"", NULL)))
             _exit(10);
         int rc = vmcore_domain_start(d, NULL, NULL);
         int ok = rc == VMCORE_EBUSY &&
@@ -354,8 +92,8 @@ static void test_kick_signal_owned_by_app(void **state)
         sigaction(SIGRTMAX - 3, NULL, &now);
         ok = ok && now.sa_handler == app_handler;
         int closed = 0;
-        vmcore_domain_close(d, on_closed, &closed);
-        vt_run_until(ctx, &closed, WAIT_MS);
+        vmcore_domain_close(d, vmt_on_closed, &closed);
+        vt_run_until(ctx, &closed, VMT_WAIT_MS);
         _exit(ok && closed && vmcore_ctx_free(ctx) == 0 ? 0 : 11);
     }
     int status;
@@ -372,18 +110,18 @@ static void test_bad_images(void **state)
     vmcore_domain *d = NULL;
     assert_int_equal(vmcore_ctx_new(&ctx, NULL), 0);
     /* A raw binary is not an ELF file. */
-    assert_int_equal(vmcore_domain_new_json(&d, ctx, guest_json("protected.bin",
-                                                                "\"format\": \"elf\"", NULL)),
+    assert_int_equal(vmcore_domain_new_json(&d, ctx, vmt_json("kvm", "protected.bin",
+                                                              "\"format\": \"elf\"", NULL)),
                      VMCORE_EIMAGE);
     assert_null(d);
     assert_non_null(strstr(vmcore_ctx_last_error(ctx), "protected.bin: not an ELF file"));
     /* Nor a Linux kernel. */
-    assert_int_equal(vmcore_domain_new_json(&d, ctx, guest_json("multiboot.elf",
-                                                                "\"format\": \"linux\"", NULL)),
+    assert_int_equal(vmcore_domain_new_json(&d, ctx, vmt_json("kvm", "multiboot.elf",
+                                                              "\"format\": \"linux\"", NULL)),
                      VMCORE_EIMAGE);
     assert_non_null(strstr(vmcore_ctx_last_error(ctx), "not a bzImage"));
     /* Loaded over the page tables the long-mode boot needs. */
-    assert_int_equal(vmcore_domain_new_json(&d, ctx, guest_json("long.bin",
+    assert_int_equal(vmcore_domain_new_json(&d, ctx, vmt_json("kvm", "long.bin",
                          "\"format\": \"raw\", \"mode\": \"long\", \"load_address\": 40960",
                          NULL)), VMCORE_EIMAGE);
     assert_non_null(strstr(vmcore_ctx_last_error(ctx), "overlaps"));
@@ -395,19 +133,19 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_probe),
-        cmocka_unit_test(test_real_mode),
-        cmocka_unit_test(test_protected_mode),
-        cmocka_unit_test(test_long_mode),
-        cmocka_unit_test(test_multiboot_c_guest),
-        cmocka_unit_test(test_string_io),
-        cmocka_unit_test(test_exit_status),
-        cmocka_unit_test(test_cpl3),
-        cmocka_unit_test(test_triple_fault),
-        cmocka_unit_test(test_kill_loop),
-        cmocka_unit_test(test_shutdown_loop),
-        cmocka_unit_test(test_pause_resume),
+        VMT_TEST(real_mode, "kvm"),
+        VMT_TEST(protected_mode, "kvm"),
+        VMT_TEST(long_mode, "kvm"),
+        VMT_TEST(multiboot_c_guest, "kvm"),
+        VMT_TEST(string_io, "kvm"),
+        VMT_TEST(exit_status, "kvm"),
+        VMT_TEST(cpl3, "kvm"),
+        VMT_TEST(triple_fault, "kvm"),
+        VMT_TEST(kill_loop, "kvm"),
+        VMT_TEST(shutdown_loop, "kvm"),
+        VMT_TEST(pause_resume, "kvm"),
         cmocka_unit_test(test_kill_while_paused),
-        cmocka_unit_test(test_console_input),
+        VMT_TEST(console_input, "kvm"),
         cmocka_unit_test(test_output_before_halt),
         cmocka_unit_test(test_smp_vcpus),
         cmocka_unit_test(test_kick_signal_owned_by_app),
