@@ -831,6 +831,81 @@ static void test_cli_propagates_status_and_signal(void **state)
     assert_int_equal(count_our_cgroups(), 0);
 }
 
+/* A rootfs whose entries point out of it (/mnt -> /etc, /dev -> /tmp, "../.." chains):
+ * mount targets and /dev resolve inside the rootfs, or the start fails naming the
+ * target; nothing is created on the host side. */
+static void test_rootfs_symlinks_stay_inside(void **state)
+{
+    (void)state;
+    REQUIRE();
+    char *rf = vt_rootfs_make();
+    assert_non_null(rf);
+    char src[] = "/tmp/vt-ct-src-XXXXXX", host[] = "/tmp/vt-ct-host-XXXXXX";
+    assert_non_null(mkdtemp(src));
+    assert_non_null(mkdtemp(host));
+    char p[4200], q[4200];
+    snprintf(p, sizeof p, "%s/hello", src);
+    FILE *f = fopen(p, "w");
+    fputs("from host\n", f);
+    fclose(f);
+    snprintf(p, sizeof p, "%s/mnt", rf);
+    assert_int_equal(rmdir(p), 0);
+    assert_int_equal(symlink("/etc", p), 0);
+    snprintf(p, sizeof p, "%s/dev", rf);
+    assert_int_equal(rmdir(p), 0);
+    assert_int_equal(symlink("/tmp", p), 0);
+    snprintf(p, sizeof p, "%s/esc", rf);
+    snprintf(q, sizeof q, "../../../../../../../..%s", host);
+    assert_int_equal(symlink(q, p), 0);
+    char probe[64];
+    snprintf(probe, sizeof probe, "vt-ct-probe-%d", (int)getpid());
+
+    struct run r;
+    int rc = run_new(&r, "{\"name\":\"ct\",\"backend\":\"container\",\"rootfs\":\"%s\","
+                         "\"mounts\":[{\"source\":\"%s\",\"target\":\"/mnt/%s/d\"},"
+                         "{\"source\":\"%s/hello\",\"target\":\"/mnt/%s-f\",\"readonly\":true}],"
+                         "\"process\":{\"args\":[\"/bin/sh\",\"-c\",\"cat /etc/%s/d/hello /etc/%s-f; "
+                         "test -c /tmp/null && echo x > /dev/null && echo devok\"]}}",
+                     rf, src, probe, src, probe, probe, probe);
+    if (rc)
+        fail_msg("create: %s", vmcore_ctx_last_error(r.ctx));
+    run_start(&r);
+    run_wait(&r);
+    assert_string_equal(r.out, "from host\nfrom host\ndevok\n");
+    assert_int_equal(r.exit.status, 0);
+    run_close(&r);
+    snprintf(p, sizeof p, "/etc/%s", probe);
+    assert_int_equal(access(p, F_OK), -1);
+    snprintf(p, sizeof p, "/etc/%s-f", probe);
+    assert_int_equal(access(p, F_OK), -1);
+    snprintf(p, sizeof p, "%s/etc/%s/d", rf, probe);
+    assert_int_equal(access(p, F_OK), 0);
+
+    /* Through the ".." chain to a folder the rootfs does not have: a clear error. */
+    const char *targets[] = { "/esc/sub", "/esc", "/esc/x/y" };
+    for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
+        rc = run_new(&r, "{\"name\":\"ct\",\"backend\":\"container\",\"rootfs\":\"%s\","
+                         "\"mounts\":[{\"source\":\"%s\",\"target\":\"/tmp\"},"
+                         "{\"source\":\"%s\",\"target\":\"%s\"}],"
+                         "\"process\":{\"args\":[\"/bin/true\"]}}",
+                     rf, src, src, targets[i]);
+        if (rc)
+            fail_msg("create: %s", vmcore_ctx_last_error(r.ctx));
+        rc = vmcore_domain_start(r.d, NULL, NULL);
+        assert_int_not_equal(rc, 0);
+        if (!strstr(vmcore_domain_last_error(r.d), "mounts[1].target"))
+            fail_msg("message '%s' does not name mounts[1].target", vmcore_domain_last_error(r.d));
+        run_close(&r);
+        snprintf(q, sizeof q, "test -z \"$(ls -A %s)\"", host);
+        assert_int_equal(system(q), 0);
+    }
+    snprintf(p, sizeof p, "%s/hello", src);
+    unlink(p);
+    rmdir(src);
+    rmdir(host);
+    vt_rootfs_free(rf);
+}
+
 /* --- bad input ---------------------------------------------------------------------- */
 
 static void expect_create_error(const char *json, int code, const char *needle)
@@ -909,6 +984,7 @@ int main(void)
         cmocka_unit_test(test_rootless),
         cmocka_unit_test(test_container_dies_with_host_process),
         cmocka_unit_test(test_cli_propagates_status_and_signal),
+        cmocka_unit_test(test_rootfs_symlinks_stay_inside),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, setup, teardown_all);
