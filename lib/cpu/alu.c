@@ -696,8 +696,36 @@ static OP(op_movzx_w_mem) { reg_set(c, i->reg, i->osz, mem_read(c, ea(c, i), 2))
 static OP(op_mov_st1) { mem_write(c, ea(c, i), 1, reg_get(c, i->reg, 1)); }
 static OP(op_mov_ld1) { reg_set(c, i->reg, 1, mem_read(c, ea(c, i), 1)); }
 
+/* 8-bit register forms (AL..BL, SPL.. and R8B..: not AH..BH) of the hot ALU ops */
+#define FAST_ALU8(NAME, EXPR, LF, WRITE) \
+    static OP(op_##NAME##_rr1) \
+    { \
+        uint8_t a = (uint8_t)c->r[i->rm], b = (uint8_t)c->r[i->reg], r = (uint8_t)(EXPR); \
+        lazy(c, LF, 1, r, a, b); \
+        if (WRITE) c->r[i->rm] = (c->r[i->rm] & ~0xffULL) | r; \
+    }
+FAST_ALU8(add, a + b, LF_ADD, 1)
+FAST_ALU8(or, a | b, LF_LOGIC, 1)
+FAST_ALU8(and, a & b, LF_LOGIC, 1)
+FAST_ALU8(sub, a - b, LF_SUB, 1)
+FAST_ALU8(xor, a ^ b, LF_LOGIC, 1)
+FAST_ALU8(cmp, a - b, LF_SUB, 0)
+static const op_fn fast_alu8[8] = { op_add_rr1, op_or_rr1, NULL, NULL, op_and_rr1, op_sub_rr1,
+                                    op_xor_rr1, op_cmp_rr1 };
+static OP(op_movzx_b_rr) { reg_set(c, i->reg, i->osz, reg_get(c, i->rm, 1)); }
+static OP(op_movzx_bl_rr4) { c->r[i->reg] = (uint8_t)c->r[i->rm]; }
+
 void specialize(struct insn *i)
 {
+    if (i->fn == op_alu_rm_r && i->osz == 1 && i->mod == 3 && i->rm < 16 && i->reg < 16 &&
+        fast_alu8[i->op]) {
+        i->fn = fast_alu8[i->op];
+        return;
+    }
+    if (i->fn == op_movzx && i->mod == 3 && i->op == 1) {
+        i->fn = i->osz == 4 && i->rm < 16 ? op_movzx_bl_rr4 : op_movzx_b_rr;
+        return;
+    }
     if (i->fn == op_movzx && i->mod != 3) {
         i->fn = i->op == 1 ? op_movzx_b_mem : op_movzx_w_mem;
         return;
@@ -708,7 +736,7 @@ void specialize(struct insn *i)
         else if (i->fn == op_mov_r_rm)
             i->fn = op_mov_ld1;
     }
-    if (specialize_shift(i) || specialize_jcc32(i))
+    if (specialize_shift(i) || specialize_jcc32(i) || specialize_muldiv(i))
         return;
     unsigned s = i->osz == 8 ? 1 : 0;
     if (i->osz == 8 && !i->lock && specialize_control(i))
@@ -735,4 +763,81 @@ void specialize(struct insn *i)
         i->fn = s ? op_test_rr8 : op_test_rr4;
     else if (i->fn == op_lea && i->mod != 3)
         i->fn = s ? op_lea8 : op_lea4;
+}
+
+/* ---- memory operands with 32-bit addressing in 16/32-bit code ----
+ * The linear address is (sbase + base + index << scale + disp) mod 2^32 whatever the
+ * upper halves of the registers hold, so each address shape gets a handler without the
+ * generic ea()'s tests. Only used where the code size is known not to be 64-bit. */
+static inline uint64_t ea32_b(struct cpu *c, const struct insn *i)
+{
+    return (uint32_t)(c->sbase[i->seg] + c->r[i->base] + (uint64_t)(int64_t)i->disp);
+}
+static inline uint64_t ea32_bi(struct cpu *c, const struct insn *i)
+{
+    return (uint32_t)(c->sbase[i->seg] + c->r[i->base] + (c->r[i->index] << i->scale) +
+                      (uint64_t)(int64_t)i->disp);
+}
+static inline uint64_t ea32_i(struct cpu *c, const struct insn *i)
+{
+    return (uint32_t)(c->sbase[i->seg] + (c->r[i->index] << i->scale) +
+                      (uint64_t)(int64_t)i->disp);
+}
+static inline uint64_t ea32_d(struct cpu *c, const struct insn *i)
+{
+    return (uint32_t)(c->sbase[i->seg] + (uint64_t)(int64_t)i->disp);
+}
+
+#define EA_FORMS(NAME, ...) \
+    static OP(op_##NAME##_b) { uint64_t lin = ea32_b(c, i); __VA_ARGS__ } \
+    static OP(op_##NAME##_bi) { uint64_t lin = ea32_bi(c, i); __VA_ARGS__ } \
+    static OP(op_##NAME##_i) { uint64_t lin = ea32_i(c, i); __VA_ARGS__ } \
+    static OP(op_##NAME##_d) { uint64_t lin = ea32_d(c, i); __VA_ARGS__ } \
+    static const op_fn NAME##_forms[4] = { op_##NAME##_b, op_##NAME##_bi, op_##NAME##_i, \
+                                           op_##NAME##_d };
+EA_FORMS(st1, mem_write(c, lin, 1, reg_get(c, i->reg, 1));)
+EA_FORMS(ld1, reg_set(c, i->reg, 1, mem_read(c, lin, 1));)
+EA_FORMS(st4, mem_write(c, lin, 4, c->r[i->reg]);)
+EA_FORMS(ld4, c->r[i->reg] = mem_read(c, lin, 4);)
+EA_FORMS(movzxb4, c->r[i->reg] = mem_read(c, lin, 1);)
+EA_FORMS(movzxw4, c->r[i->reg] = mem_read(c, lin, 2);)
+EA_FORMS(add4, { uint32_t a = (uint32_t)c->r[i->reg], b = (uint32_t)mem_read(c, lin, 4),
+                 r = a + b; lazy(c, LF_ADD, 4, r, a, b); c->r[i->reg] = r; })
+EA_FORMS(cmp4, { uint32_t a = (uint32_t)c->r[i->reg], b = (uint32_t)mem_read(c, lin, 4),
+                 r = a - b; lazy(c, LF_SUB, 4, r, a, b); })
+EA_FORMS(xor4, { uint32_t a = (uint32_t)c->r[i->reg], b = (uint32_t)mem_read(c, lin, 4),
+                 r = a ^ b; lazy(c, LF_LOGIC, 4, r, a, b); c->r[i->reg] = r; })
+#undef EA_FORMS
+
+void specialize_ea32(struct insn *i)
+{
+    const op_fn *forms;
+    unsigned k;
+    if (i->mod == 3 || i->asz != 4 || i->lock || i->base == 0xfe)
+        return;
+    if (i->fn == op_mov_st1)
+        forms = st1_forms;
+    else if (i->fn == op_mov_ld1)
+        forms = ld1_forms;
+    else if (i->fn == op_mov_st4)
+        forms = st4_forms;
+    else if (i->fn == op_mov_ld4)
+        forms = ld4_forms;
+    else if (i->fn == op_movzx_b_mem && i->osz == 4)
+        forms = movzxb4_forms;
+    else if (i->fn == op_movzx_w_mem && i->osz == 4)
+        forms = movzxw4_forms;
+    else if (i->fn == op_add_rm4)
+        forms = add4_forms;
+    else if (i->fn == op_cmp_rm4)
+        forms = cmp4_forms;
+    else if (i->fn == op_xor_rm4)
+        forms = xor4_forms;
+    else
+        return;
+    if (i->base < 16)
+        k = i->index < 16 ? 1 : 0;
+    else
+        k = i->index < 16 ? 2 : 3;
+    i->fn = forms[k];
 }

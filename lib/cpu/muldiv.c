@@ -98,6 +98,24 @@ static void imul2(struct cpu *c, const struct insn *i, int64_t a, int64_t b)
 OP(op_imul_r_rm) { imul2(c, i, sext(reg_get(c, i->reg, i->osz), i->osz), sext(rm_read(c, i, i->osz), i->osz)); }
 OP(op_imul_r_rm_imm) { imul2(c, i, sext(rm_read(c, i, i->osz), i->osz), sext(i->imm, i->osz)); }
 
+/* IMUL r32, r/m32, imm with a register source: the hot form in hashing loops */
+static OP(op_imul_rri4)
+{
+    int64_t r = (int64_t)(int32_t)c->r[i->rm] * (int64_t)(int32_t)i->imm;
+    uint32_t lo = (uint32_t)r;
+    c->r[i->reg] = lo;
+    mul_flags(c, r != (int32_t)lo, lo, 4);
+}
+
+bool specialize_muldiv(struct insn *i)
+{
+    if (i->fn == op_imul_r_rm_imm && i->osz == 4 && i->mod == 3) {
+        i->fn = op_imul_rri4;
+        return true;
+    }
+    return false;
+}
+
 OP(op_div)
 {
     unsigned sz = i->osz;

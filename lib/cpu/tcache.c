@@ -183,6 +183,8 @@ struct block *tcache_get(struct cpu *c)
         unsigned n = decode(c, p + pos, avail - pos, in);
         if (n == 0)
             break;      /* crosses the page end */
+        if (csz != 8)
+            specialize_ea32(in);
         b->n++;
         pos += n;
         if (pos >= avail)

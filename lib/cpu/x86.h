@@ -431,6 +431,9 @@ void specialize(struct insn *i);
 bool specialize_control(struct insn *i);
 bool specialize_shift(struct insn *i);
 bool specialize_jcc32(struct insn *i);
+bool specialize_muldiv(struct insn *i);
+/* Memory forms with 32-bit addressing outside 64-bit code: handlers per address shape. */
+void specialize_ea32(struct insn *i);
 /* Turn a conditional branch into a block side exit; false if @i is not one. */
 bool specialize_side_exit(struct insn *i);
 
