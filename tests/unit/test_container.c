@@ -906,6 +906,43 @@ static void test_rootfs_symlinks_stay_inside(void **state)
     vt_rootfs_free(rf);
 }
 
+/* A start that fails in the child (a mount target under a file) with each optional part
+ * set up before it (init, terminal, user namespace, veth, limits): the error names the
+ * target and no child, fd, cgroup, mount or interface is left. */
+static void test_start_failure_leaves_nothing(void **state)
+{
+    (void)state;
+    REQUIRE();
+    char ifname[16];
+    snprintf(ifname, sizeof ifname, "vtcf%d", (int)(getpid() % 100000));
+    int net = (int)(getpid() % 250) + 1;
+    char veth[256];
+    snprintf(veth, sizeof veth, "\"network\":{\"mode\":\"veth\",\"host_ifname\":\"%s\","
+                                "\"address\":\"10.214.%d.2/30\",\"host_address\":\"10.214.%d.1/30\"},",
+             ifname, net, net);
+    const char *userns = "\"userns\":{\"uid_map\":[{\"inside\":0,\"outside\":100000,\"count\":65536}],"
+                         "\"gid_map\":[{\"inside\":0,\"outside\":100000,\"count\":65536}]},";
+    const char *const extras[] = {
+        "", "\"limits\":{\"memory_bytes\":67108864,\"pids\":64},", veth,
+        vt_have_userns() ? userns : "",
+    };
+    const char *const procs[] = { "", "\"init\":true,", "\"terminal\":true,", "\"init\":true,\"terminal\":true," };
+    for (size_t i = 0; i < sizeof extras / sizeof extras[0]; i++)
+        for (size_t j = 0; j < sizeof procs / sizeof procs[0]; j++) {
+            struct run r;
+            int rc = run_new(&r, "{" BASE ",%s\"mounts\":[{\"source\":\"/tmp\",\"target\":\"/bin/busybox/x\"}],"
+                                 "\"process\":{%s\"args\":[\"/bin/true\"]}}",
+                             rootfs, extras[i], procs[j]);
+            if (rc)
+                fail_msg("create: %s", vmcore_ctx_last_error(r.ctx));
+            assert_int_not_equal(vmcore_domain_start(r.d, NULL, NULL), 0);
+            if (!strstr(vmcore_domain_last_error(r.d), "mounts[0].target"))
+                fail_msg("message '%s' does not name mounts[0].target", vmcore_domain_last_error(r.d));
+            run_close(&r);
+            assert_false(link_exists(ifname));
+        }
+}
+
 /* --- bad input ---------------------------------------------------------------------- */
 
 static void expect_create_error(const char *json, int code, const char *needle)
@@ -985,6 +1022,7 @@ int main(void)
         cmocka_unit_test(test_container_dies_with_host_process),
         cmocka_unit_test(test_cli_propagates_status_and_signal),
         cmocka_unit_test(test_rootfs_symlinks_stay_inside),
+        cmocka_unit_test(test_start_failure_leaves_nothing),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, setup, teardown_all);
