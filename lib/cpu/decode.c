@@ -1,6 +1,7 @@
 /* Instruction decoder: prefixes, opcode maps, ModRM/SIB, immediates -> struct insn.
  * Table-driven: each opcode names its handler and how its operands are encoded. */
 #include "x86.h"
+#include "x87.h"
 
 enum { M = 1, B = 2, D64 = 4, NO64 = 8, END = 16, F64 = 32 };
 enum { I_NONE, I_B, I_Z, I_V, I_W, I_ENTER, I_FAR, I_MOFFS };
@@ -79,7 +80,7 @@ static const struct opent map1[256] = {
     [0x98] = { op_cbw, 0, I_NONE, 0 },
     [0x99] = { op_cwd, 0, I_NONE, 0 },
     [0x9a] = { op_call_far, NO64 | END, I_FAR, 0 },
-    [0x9b] = { op_nop, 0, I_NONE, 0 },
+    [0x9b] = { op_fwait, 0, I_NONE, 0 },
     [0x9c] = { op_pushf, D64, I_NONE, 0 },
     [0x9d] = { op_popf, D64 | END, I_NONE, 0 },
     [0x9e] = { op_sahf, 0, I_NONE, 0 },

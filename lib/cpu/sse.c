@@ -1,10 +1,11 @@
 /* SSE/SSE2: the subset compiled x86-64 code uses (moves, logic, integer and floating-point
  * arithmetic, compares, shuffles, conversions), FXSAVE/FXRSTOR, LDMXCSR/STMXCSR, fences.
- * MMX forms (no 66 prefix on integer ops) and x87 raise #UD: CPUID reports neither.
+ * MMX forms (no 66 prefix on integer ops) raise #UD: CPUID does not report MMX.
  * Floating point uses the host's SSE through C (same IEEE results; MXCSR exception flags
  * are not accumulated, and rounding control other than round-to-nearest is ignored). */
 
 #include "x86.h"
+#include "x87.h"
 
 typedef union {
     uint8_t b[16];
@@ -586,24 +587,28 @@ OP(op_sse)
     }
 }
 
-OP(op_x87)
+/* FXSAVE/FXRSTOR: #UD with CR0.EM, #NM with CR0.TS; no #MF for pending x87 exceptions. */
+static void fx_check(struct cpu *c, uint64_t a)
 {
-    cpu_ud(c);
+    if (c->cr0 & CR0_EM)
+        cpu_ud(c);
+    if (c->cr0 & CR0_TS)
+        cpu_raise(c, EX_NM, 0, 0);
+    if (a & 15)
+        cpu_gp0(c);
 }
 
 static void fxsave(struct cpu *c, uint64_t a)
 {
     unsigned n = c->code64 ? 16 : 8;
-    if (a & 15)
-        cpu_gp0(c);
+    uint8_t x87[160];
+    fx_check(c, a);
     (void)mem_read(c, a + 511, 1);
-    mem_write(c, a, 2, c->fcw);
-    mem_write(c, a + 2, 2, c->fsw);
-    mem_write(c, a + 4, 2, c->ftw);
-    for (unsigned k = 6; k < 24; k += 2)
-        mem_write(c, a + k, 2, 0);
+    x87_fxsave_area(c, x87);
+    mem_write_buf(c, a, x87, 24);
     mem_write(c, a + 24, 4, c->mxcsr);
     mem_write(c, a + 28, 4, 0xffff);
+    mem_write_buf(c, a + 32, x87 + 32, 128);
     for (unsigned k = 0; k < n; k++) {
         mem_write(c, a + 160 + 16 * k, 8, c->xmm[k].q[0]);
         mem_write(c, a + 168 + 16 * k, 8, c->xmm[k].q[1]);
@@ -613,15 +618,15 @@ static void fxsave(struct cpu *c, uint64_t a)
 static void fxrstor(struct cpu *c, uint64_t a)
 {
     unsigned n = c->code64 ? 16 : 8;
+    uint8_t x87[160];
     uint32_t mx;
-    if (a & 15)
-        cpu_gp0(c);
+    fx_check(c, a);
+    mem_read_buf(c, a, x87, 160);
     mx = (uint32_t)mem_read(c, a + 24, 4);
     if (mx & ~0xffffu)
         cpu_gp0(c);
-    c->fcw = (uint16_t)mem_read(c, a, 2);
-    c->fsw = (uint16_t)mem_read(c, a + 2, 2);
-    c->ftw = (uint16_t)mem_read(c, a + 4, 2);
+    (void)mem_read(c, a + 511, 1);
+    x87_fxrstor_area(c, x87);
     c->mxcsr = mx;
     for (unsigned k = 0; k < n; k++) {
         c->xmm[k].q[0] = mem_read(c, a + 160 + 16 * k, 8);

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "x86.h"
+#include "x87.h"
 
 void cpu_update_mode(struct cpu *c)
 {
@@ -556,7 +557,8 @@ static void cpuid_leaf(uint32_t leaf, uint32_t sub, uint32_t r[4])
         r[1] = 0x00010800;          /* CLFLUSH 64 bytes, 1 logical CPU, APIC id 0 */
         r[2] = (1u << 13)           /* CMPXCHG16B */
              | (1u << 23);          /* POPCNT */
-        r[3] = (1u << 3)            /* PSE */
+        r[3] = (x87_available() ? 1u : 0u)  /* FPU (x87.c) */
+             | (1u << 3)            /* PSE */
              | (1u << 4)            /* TSC */
              | (1u << 5)            /* MSR */
              | (1u << 6)            /* PAE */

@@ -130,8 +130,9 @@ struct cpu {
     union { uint8_t b[16]; uint16_t w[8]; uint32_t d[4]; uint64_t q[2]; float f[4];
             double fd[2]; } xmm[16];
     uint32_t mxcsr;
-    /* x87 (state only: load/save for FXSAVE; no arithmetic yet) */
+    /* x87 (x87.c): FSW holds TOP; ftw is the abridged tag word (bit k: Rk in use) */
     uint16_t fcw, fsw, ftw;
+    uint8_t fpr[8][10];     /* physical registers R0..R7, 80-bit little-endian */
 
     /* Memory */
     uint8_t *ram;

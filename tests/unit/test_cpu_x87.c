@@ -1,0 +1,639 @@
+/* x87 in the x86 emulator, differential against the host CPU (as test_cpu_diff.c): the
+ * same instruction sequences run natively and emulated (64-bit mode, CPL 0), then GPRs,
+ * arithmetic flags and the data area are compared. Each sequence ends with FXSAVE into the
+ * data area, so FCW, FSW (C0-C3, TOP, exception flags), the tag word and ST0-ST7 are
+ * compared too; the pointer fields (FOP/FIP/FDP), MXCSR and the XMM area are masked.
+ * Plus: the FNSTENV/FNSAVE layouts, FXSAVE/FXRSTOR round trips, #NM/#UD/#MF rules, CPUID.
+ * VMCORE_TEST_SEED reproduces a run; a failing case prints its bytes. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "cpu/cpu.h"
+
+#define GBASE 0x58000000ULL         /* host address == guest linear address of gpa 0 */
+#define GSIZE (4u << 20)
+#define CODE 0x100000u              /* gpa of the code snippet */
+#define DATA 0x180000u              /* gpa of the data area (8 KiB) */
+#define DATA_LEN 0x2000u
+#define OPS 0x1000u                 /* data offset of the operands: RBX points here */
+#define FXA 0x0000u                 /* data offset of the FXSAVE area */
+#define ENV 0x0400u                 /* data offset of FNSTENV/FNSAVE images */
+#define STACK 0x1f0000u
+#define IDT 0x4000u
+#define HANDLERS 0x6000u            /* vector v: mov eax, v; hlt (16 bytes apart) */
+#define GDT 0x5000u
+
+#define F_ARITH UINT64_C(0x8d5)
+
+struct regs {
+    uint64_t gpr[16];
+    uint64_t flags;
+    uint64_t target;
+};
+
+/* Load every register but RSP from *r, call r->target, store them back. */
+void run_native_x87(struct regs *r);
+__asm__(
+    ".text\n"
+    ".globl run_native_x87\n"
+    "run_native_x87:\n"
+    "  push %rbx\n push %rbp\n push %r12\n push %r13\n push %r14\n push %r15\n"
+    "  push %rdi\n"
+    "  pushq 136(%rdi)\n"
+    "  pushq 128(%rdi)\n"
+    "  popfq\n"
+    "  mov 0(%rdi), %rax\n mov 8(%rdi), %rcx\n mov 16(%rdi), %rdx\n mov 24(%rdi), %rbx\n"
+    "  mov 40(%rdi), %rbp\n mov 48(%rdi), %rsi\n"
+    "  mov 64(%rdi), %r8\n mov 72(%rdi), %r9\n mov 80(%rdi), %r10\n mov 88(%rdi), %r11\n"
+    "  mov 96(%rdi), %r12\n mov 104(%rdi), %r13\n mov 112(%rdi), %r14\n mov 120(%rdi), %r15\n"
+    "  mov 56(%rdi), %rdi\n"
+    "  call *(%rsp)\n"
+    "  pushfq\n"
+    "  cld\n"
+    "  push %rdi\n"
+    "  mov 24(%rsp), %rdi\n"
+    "  mov %rax, 0(%rdi)\n mov %rcx, 8(%rdi)\n mov %rdx, 16(%rdi)\n mov %rbx, 24(%rdi)\n"
+    "  mov %rbp, 40(%rdi)\n mov %rsi, 48(%rdi)\n"
+    "  mov %r8, 64(%rdi)\n mov %r9, 72(%rdi)\n mov %r10, 80(%rdi)\n mov %r11, 88(%rdi)\n"
+    "  mov %r12, 96(%rdi)\n mov %r13, 104(%rdi)\n mov %r14, 112(%rdi)\n mov %r15, 120(%rdi)\n"
+    "  pop %rax\n mov %rax, 56(%rdi)\n"
+    "  pop %rax\n mov %rax, 128(%rdi)\n"
+    "  add $16, %rsp\n"
+    "  pop %r15\n pop %r14\n pop %r13\n pop %r12\n pop %rbp\n pop %rbx\n"
+    "  ret\n");
+
+static uint8_t *ram;
+static struct cpu *cpu;
+static uint8_t data_init[DATA_LEN], data_native[DATA_LEN], ignore[DATA_LEN];
+
+static uint64_t rng_state;
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 2685821657736338717ULL;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    ram = mmap((void *)GBASE, GSIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
+               MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (ram == MAP_FAILED || ram != (uint8_t *)GBASE) {
+        fprintf(stderr, "cannot map guest RAM at 0x%llx\n", (unsigned long long)GBASE);
+        return -1;
+    }
+    /* 4-level tables: linear GBASE + x -> physical x for x < 4 MiB, 2 MiB pages */
+    uint64_t *pml4 = (uint64_t *)(ram + 0x1000), *pdpt = (uint64_t *)(ram + 0x2000);
+    uint64_t *pd = (uint64_t *)(ram + 0x3000);
+    pml4[(GBASE >> 39) & 511] = 0x2000 | 3;
+    pdpt[(GBASE >> 30) & 511] = 0x3000 | 3;
+    pd[(GBASE >> 21) & 511] = 0x000000 | 0x83;
+    pd[((GBASE >> 21) + 1) & 511] = 0x200000 | 0x83;
+    /* GDT: null, 64-bit code (0x08), data (0x10) */
+    static const uint64_t gdt[3] = { 0, 0x00af9b000000ffffULL, 0x00cf93000000ffffULL };
+    memcpy(ram + GDT, gdt, sizeof gdt);
+    /* IDT: every vector v -> HANDLERS + 16 v: mov eax, v; hlt */
+    for (unsigned v = 0; v < 32; v++) {
+        uint64_t h = GBASE + HANDLERS + 16 * v;
+        uint64_t lo = (h & 0xffff) | (0x8ULL << 16) | (0x8eULL << 40) |
+                      ((h >> 16) & 0xffff) << 48;
+        uint64_t hi = h >> 32;
+        memcpy(ram + IDT + 16 * v, &lo, 8);
+        memcpy(ram + IDT + 16 * v + 8, &hi, 8);
+        uint8_t *p = ram + HANDLERS + 16 * v;
+        p[0] = 0xb8;
+        memcpy(p + 1, &v, 4);
+        p[5] = 0xf4;
+    }
+    cpu = cpu_new(ram, GSIZE, NULL);
+    if (!cpu)
+        return -1;
+    const char *s = getenv("VMCORE_TEST_SEED");
+    rng_state = s ? strtoull(s, NULL, 0) : 0x87a1b2c3d4ULL;
+    if (!rng_state)
+        rng_state = 1;
+    fprintf(stderr, "[ seed ] VMCORE_TEST_SEED=0x%" PRIx64 "\n", rng_state);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    cpu_free(cpu);
+    munmap(ram, GSIZE);
+    return 0;
+}
+
+static void long_mode_state(struct cpu_state *st)
+{
+    memset(st, 0, sizeof *st);
+    st->seg[CPU_CS] = (struct cpu_seg){ 0x8, 0, 0xffffffff, 0xa09b };
+    for (int s = 0; s < 6; s++)
+        if (s != CPU_CS)
+            st->seg[s] = (struct cpu_seg){ 0x10, 0, 0xffffffff, 0xc093 };
+    st->seg[CPU_TR] = (struct cpu_seg){ 0, 0, 0xffff, 0x8b };
+    st->seg[CPU_LDTR] = (struct cpu_seg){ 0, 0, 0, 0x10000 };
+    st->cr0 = 0x80000033;   /* PG, NE, ET, MP, PE */
+    st->cr3 = 0x1000;
+    st->cr4 = 0x620;        /* PAE, OSFXSR, OSXMMEXCPT */
+    st->efer = 0x500;
+    st->gdt_base = GBASE + GDT;
+    st->gdt_limit = sizeof(uint64_t) * 3 - 1;
+    st->idt_base = GBASE + IDT;
+    st->idt_limit = 32 * 16 - 1;
+}
+
+/* Run @code emulated from @in with CR0 = @cr0 (0: the default); returns the exit and
+ * leaves the final state in *out. */
+static enum cpu_exit run_emu(const uint8_t *code, unsigned n, const struct regs *in,
+                             uint64_t cr0, struct cpu_state *out)
+{
+    struct cpu_state st;
+    memcpy(ram + CODE, code, n);
+    ram[CODE + n] = 0xf4;   /* hlt */
+    cpu_invalidate_ram(cpu, CODE, n + 1);
+    long_mode_state(&st);
+    if (cr0)
+        st.cr0 = cr0;
+    memcpy(st.gpr, in->gpr, sizeof st.gpr);
+    st.gpr[4] = GBASE + STACK;
+    st.rip = GBASE + CODE;
+    st.rflags = in->flags | 2;
+    cpu_set_state(cpu, &st);
+    enum cpu_exit e = cpu_run(cpu, 100000);
+    cpu_get_state(cpu, out);
+    return e;
+}
+
+static void hexdump(const uint8_t *b, unsigned n, char *out)
+{
+    for (unsigned k = 0; k < n && k < 100; k++)
+        out += sprintf(out, "%02x ", b[k]);
+}
+
+/* Bytes of the data area not compared: FXSAVE's pointers, MXCSR and XMM area, the
+ * register slots' reserved bytes, and FNSTENV/FNSAVE pointer fields (set by the case). */
+static void ignore_fxsave(void)
+{
+    memset(ignore, 0, sizeof ignore);
+    memset(ignore + FXA + 6, 1, 26);
+    memset(ignore + FXA + 160, 1, 512 - 160);
+    for (unsigned i = 0; i < 8; i++)
+        memset(ignore + FXA + 32 + 16 * i + 10, 1, 6);
+}
+
+/* Run @code (n bytes) natively and emulated from @in; compare. */
+static int run_case(const uint8_t *code, unsigned n, const struct regs *in, const char *what)
+{
+    struct regs nat = *in;
+    struct cpu_state st;
+    char hex[3 * 100 + 1];
+    int bad = 0;
+
+    memcpy(data_init, ram + DATA, DATA_LEN);
+    memcpy(ram + CODE, code, n);
+    ram[CODE + n] = 0xc3;   /* ret */
+    nat.target = GBASE + CODE;
+    run_native_x87(&nat);
+    memcpy(data_native, ram + DATA, DATA_LEN);
+    memcpy(ram + DATA, data_init, DATA_LEN);
+
+    enum cpu_exit e = run_emu(code, n, in, 0, &st);
+    hexdump(code, n, hex);
+    if (e != CPU_EXIT_HLT || st.rip != GBASE + CODE + n + 1) {
+        fprintf(stderr, "%s [%s]: exit %d rip 0x%" PRIx64 " (%s)\n", what, hex, e, st.rip,
+                cpu_error(cpu));
+        memcpy(ram + DATA, data_init, DATA_LEN);
+        return 1;
+    }
+    for (int r = 0; r < 16; r++) {
+        if (r != 4 && st.gpr[r] != nat.gpr[r]) {
+            fprintf(stderr, "%s [%s]: r%d emu 0x%" PRIx64 " native 0x%" PRIx64 "\n", what,
+                    hex, r, st.gpr[r], nat.gpr[r]);
+            bad = 1;
+        }
+    }
+    if ((st.rflags & F_ARITH) != (nat.flags & F_ARITH)) {
+        fprintf(stderr, "%s [%s]: flags emu 0x%" PRIx64 " native 0x%" PRIx64 "\n", what, hex,
+                st.rflags & F_ARITH, nat.flags & F_ARITH);
+        bad = 1;
+    }
+    for (unsigned k = 0; k < DATA_LEN; k++)
+        if (!ignore[k] && ram[DATA + k] != data_native[k]) {
+            fprintf(stderr, "%s [%s]: data+0x%x emu %02x native %02x\n", what, hex, k,
+                    ram[DATA + k], data_native[k]);
+            bad = 1;
+            break;
+        }
+    memcpy(ram + DATA, data_init, DATA_LEN);
+    return bad;
+}
+
+/* ---- operands ---- */
+
+static void put_f64(unsigned off, double d)
+{
+    memcpy(ram + DATA + OPS + off, &d, 8);
+}
+
+/* A value worth computing with, as 8 bytes: doubles, pairs of floats, integers, edges. */
+static void rnd_slot(unsigned off)
+{
+    static const double dv[] = { 0.0, -0.0, 1.0, -1.0, 0.5, 2.0, 3.0, -7.25, 1e300, -1e300,
+                                 1e-310, -4.9e-324, 1.7976931348623157e308, 0.1, 1e10,
+                                 3.141592653589793, 2.5, -2.5, 1.5, 65535.0, -32768.5 };
+    uint64_t v;
+    switch (rnd() % 8) {
+    case 0: case 1:
+        put_f64(off, dv[rnd() % (sizeof dv / sizeof dv[0])]);
+        return;
+    case 2:
+        put_f64(off, (double)(int64_t)(rnd() % 2000001) / 1000.0 - 1000.0);
+        return;
+    case 3: {
+        static const uint64_t sp[] = { 0x7ff0000000000000ULL, 0xfff0000000000000ULL,
+                                       0x7ff8000000000000ULL, 0x7ff4000000000000ULL,
+                                       0xfff8000000000001ULL, 0x8000000000000000ULL,
+                                       0x7f8000007fc00000ULL, 0x7fa0000080000001ULL,
+                                       0x0000000100000000ULL, 0xffffffffffffffffULL,
+                                       0x7fffffffffffffffULL, 0x0000000000008000ULL };
+        v = sp[rnd() % (sizeof sp / sizeof sp[0])];
+        break;
+    }
+    case 4: {
+        float f[2] = { (float)((int)(rnd() % 20001) - 10000) / 16.0f,
+                       (float)((int)(rnd() % 200) - 100) };
+        memcpy(&v, f, 8);
+        break;
+    }
+    case 5:
+        v = (uint64_t)(int64_t)((int)(rnd() % 70001) - 35000);
+        break;
+    default:
+        v = rnd();
+        break;
+    }
+    memcpy(ram + DATA + OPS + off, &v, 8);
+}
+
+/* ---- instruction generation ---- */
+
+/* Register forms that exist (SDM escape opcode map); control-word and environment loads
+ * are left out of random sequences (they could unmask exceptions natively). */
+static bool valid_reg(unsigned esc, unsigned m)
+{
+    switch (esc) {
+    case 0xd8: return true;
+    case 0xd9:
+        return m < 0xd1 || m == 0xe0 || m == 0xe1 || m == 0xe4 || m == 0xe5 ||
+               (m >= 0xe8 && m <= 0xee) || m >= 0xf0;
+    case 0xda: return m < 0xe0 || m == 0xe9;
+    case 0xdb: return m < 0xe0 || m == 0xe2 || m == 0xe3 || (m >= 0xe8 && m < 0xf8);
+    case 0xdc: return m < 0xd0 || m >= 0xe0;
+    case 0xdd: return m < 0xc8 || (m >= 0xd0 && m < 0xf0);
+    case 0xde: return m < 0xd0 || m == 0xd9 || m >= 0xe0;
+    default: return m == 0xe0 || (m >= 0xe8 && m < 0xf8);
+    }
+}
+
+static bool valid_mem(unsigned esc, unsigned reg)
+{
+    switch (esc) {
+    case 0xd9: return reg != 1 && reg != 4 && reg != 5 && reg != 6;    /* 7: FNSTCW */
+    case 0xdb: return reg != 4 && reg != 6;
+    case 0xdd: return reg != 4 && reg != 5 && reg != 6;                /* 7: FNSTSW */
+    default: return true;
+    }
+}
+
+/* One random x87 instruction at @p; memory operands are [rbx + 8k]. */
+static unsigned rnd_insn(uint8_t *p)
+{
+    unsigned esc, m;
+    for (;;) {
+        esc = 0xd8 + (unsigned)(rnd() % 8);
+        if (rnd() % 2) {
+            m = 0xc0 + (unsigned)(rnd() % 64);
+            if (!valid_reg(esc, m))
+                continue;
+            p[0] = (uint8_t)esc;
+            p[1] = (uint8_t)m;
+            return 2;
+        }
+        m = (unsigned)(rnd() % 8);
+        if (!valid_mem(esc, m))
+            continue;
+        p[0] = (uint8_t)esc;
+        p[1] = (uint8_t)(0x43 | m << 3);
+        p[2] = (uint8_t)(8 * (rnd() % 14));
+        return 3;
+    }
+}
+
+/* A random load that pushes something. */
+static unsigned rnd_load(uint8_t *p)
+{
+    static const uint8_t ld[][2] = { { 0xd9, 0x43 }, { 0xdd, 0x43 }, { 0xdb, 0x6b },
+                                     { 0xdf, 0x43 }, { 0xdb, 0x43 }, { 0xdf, 0x6b },
+                                     { 0xdf, 0x63 } };
+    static const uint8_t cst[] = { 0xe8, 0xe9, 0xea, 0xeb, 0xec, 0xed, 0xee };
+    if (rnd() % 5 == 0) {
+        p[0] = 0xd9;
+        p[1] = cst[rnd() % sizeof cst];
+        return 2;
+    }
+    unsigned k = (unsigned)(rnd() % (sizeof ld / sizeof ld[0]));
+    p[0] = ld[k][0];
+    p[1] = ld[k][1];
+    p[2] = (uint8_t)(8 * (rnd() % 14));
+    return 3;
+}
+
+/* FNINIT; FLDCW [rbx+0x78] */
+static unsigned prologue(uint8_t *p, uint16_t cw)
+{
+    memcpy(ram + DATA + OPS + 0x78, &cw, 2);
+    static const uint8_t b[] = { 0xdb, 0xe3, 0xd9, 0x6b, 0x78 };
+    memcpy(p, b, sizeof b);
+    return sizeof b;
+}
+
+/* FXSAVE [rbx-0x1000]; FNINIT (leaves the host's x87 as the ABI wants it) */
+static unsigned epilogue(uint8_t *p)
+{
+    static const uint8_t b[] = { 0x0f, 0xae, 0x83, 0x00, 0xf0, 0xff, 0xff, 0xdb, 0xe3 };
+    memcpy(p, b, sizeof b);
+    return sizeof b;
+}
+
+static void init_regs(struct regs *r)
+{
+    memset(r, 0, sizeof *r);
+    for (int k = 0; k < 16; k++)
+        r->gpr[k] = rnd();
+    r->gpr[4] = 0;
+    r->gpr[3] = GBASE + DATA + OPS;
+    r->flags = rnd() & F_ARITH;
+    memset(ram + DATA, 0x5a, DATA_LEN);
+    for (unsigned k = 0; k < 0x80; k += 8)
+        rnd_slot(k);
+}
+
+/* A random control word: every exception masked, random precision and rounding. */
+static uint16_t rnd_cw(void)
+{
+    static const uint16_t pc[] = { 0x300, 0x300, 0x200, 0x000 };
+    return (uint16_t)(0x7f | pc[rnd() % 4] | (rnd() % 4) << 10);
+}
+
+static void test_random(void **state)
+{
+    (void)state;
+    int fails = 0;
+    ignore_fxsave();
+    for (int t = 0; t < 6000 && fails < 10; t++) {
+        uint8_t code[128];
+        struct regs r;
+        unsigned n;
+        init_regs(&r);
+        n = prologue(code, rnd_cw());
+        for (unsigned k = (unsigned)(rnd() % 4); k; k--)
+            n += rnd_load(code + n);
+        for (unsigned k = 1 + (unsigned)(rnd() % 6); k; k--)
+            n += rnd_insn(code + n);
+        n += epilogue(code + n);
+        fails += run_case(code, n, &r, "x87 random");
+    }
+    assert_int_equal(fails, 0);
+}
+
+/* Every register form once on a full stack of mixed values (exhaustive, not random). */
+static void test_all_reg_forms(void **state)
+{
+    (void)state;
+    int fails = 0;
+    ignore_fxsave();
+    for (unsigned esc = 0xd8; esc <= 0xdf; esc++)
+        for (unsigned m = 0xc0; m <= 0xff; m++) {
+            if (!valid_reg(esc, m))
+                continue;
+            for (unsigned depth = 0; depth <= 8; depth += 4) {
+                uint8_t code[128];
+                struct regs r;
+                unsigned n;
+                init_regs(&r);
+                n = prologue(code, 0x37f);
+                for (unsigned k = 0; k < depth + (depth ? 0 : 2); k++) {
+                    code[n++] = 0xdd;               /* FLD qword [rbx + 8k] */
+                    code[n++] = 0x43;
+                    code[n++] = (uint8_t)(8 * (k % 14));
+                }
+                code[n++] = (uint8_t)esc;
+                code[n++] = (uint8_t)m;
+                n += epilogue(code + n);
+                fails += run_case(code, n, &r, "x87 reg form");
+            }
+        }
+    assert_int_equal(fails, 0);
+}
+
+/* FNSTENV / FNSAVE in both operand sizes, and FLDENV / FRSTOR of what they stored. */
+static void test_env(void **state)
+{
+    (void)state;
+    int fails = 0;
+    for (int t = 0; t < 200 && fails < 10; t++) {
+        uint8_t code[128];
+        struct regs r;
+        unsigned n, o16 = (unsigned)(rnd() % 2), save = (unsigned)(rnd() % 2);
+        unsigned s = o16 ? 2 : 4, len = 7 * s + (save ? 80 : 0);
+        init_regs(&r);
+        ignore_fxsave();
+        /* pointer fields: FIP, FCS/FOP, FDP, FDS */
+        memset(ignore + ENV + 3 * s, 1, 4 * s);
+        memset(ignore + ENV + 0x100 + 3 * s, 1, 4 * s);
+        n = prologue(code, rnd_cw());
+        for (unsigned k = (unsigned)(rnd() % 9); k; k--)
+            n += rnd_load(code + n);
+        if (rnd() % 2)
+            n += rnd_insn(code + n);
+        /* [66] FNSTENV/FNSAVE [rbx-0xc00] */
+        if (o16)
+            code[n++] = 0x66;
+        code[n++] = save ? 0xdd : 0xd9;
+        code[n++] = save ? 0xb3 : 0xb3;
+        memcpy(code + n, &(int32_t){ (int32_t)ENV - (int32_t)OPS }, 4);
+        n += 4;
+        /* [66] FLDENV/FRSTOR [rbx-0xc00], then store again at [rbx-0xb00] */
+        if (o16)
+            code[n++] = 0x66;
+        code[n++] = save ? 0xdd : 0xd9;
+        code[n++] = 0xa3;
+        memcpy(code + n, &(int32_t){ (int32_t)ENV - (int32_t)OPS }, 4);
+        n += 4;
+        if (o16)
+            code[n++] = 0x66;
+        code[n++] = save ? 0xdd : 0xd9;
+        code[n++] = 0xb3;
+        memcpy(code + n, &(int32_t){ (int32_t)ENV + 0x100 - (int32_t)OPS }, 4);
+        n += 4;
+        n += epilogue(code + n);
+        (void)len;
+        fails += run_case(code, n, &r, save ? "x87 fnsave" : "x87 fnstenv");
+    }
+    assert_int_equal(fails, 0);
+}
+
+/* FXRSTOR of a random image, then FXSAVE: the x87 fields come back as the CPU keeps them. */
+static void test_fxrstor(void **state)
+{
+    (void)state;
+    int fails = 0;
+    for (int t = 0; t < 300 && fails < 10; t++) {
+        uint8_t code[64];
+        struct regs r;
+        unsigned n = 0;
+        init_regs(&r);
+        ignore_fxsave();
+        uint8_t *img = ram + DATA + 0x800;
+        memset(img, 0, 512);
+        uint16_t cw = rnd_cw(), sw = (uint16_t)(rnd() & 0x3800);
+        memcpy(img, &cw, 2);
+        memcpy(img + 2, &sw, 2);
+        img[4] = (uint8_t)rnd();
+        uint32_t mx = 0x1f80;
+        memcpy(img + 24, &mx, 4);
+        for (unsigned i = 0; i < 8; i++) {
+            uint64_t m = rnd();
+            uint16_t e = (uint16_t)(rnd() % 4 ? 0x3fff + rnd() % 64 - 32 : rnd());
+            memcpy(img + 32 + 16 * i, &m, 8);
+            memcpy(img + 40 + 16 * i, &e, 2);
+        }
+        /* FXRSTOR [rbx-0x800]; FSTP st0 / FADD st0, st1 / FNSTSW AX; FXSAVE; FNINIT */
+        static const uint8_t b[] = { 0x0f, 0xae, 0x8b, 0x00, 0xf8, 0xff, 0xff };
+        memcpy(code, b, sizeof b);
+        n = sizeof b;
+        if (rnd() % 2) {
+            code[n++] = 0xd8;
+            code[n++] = 0xc1;
+        }
+        code[n++] = 0xdf;
+        code[n++] = 0xe0;
+        n += epilogue(code + n);
+        fails += run_case(code, n, &r, "x87 fxrstor");
+    }
+    assert_int_equal(fails, 0);
+}
+
+/* ---- exceptions (emulated only) ---- */
+
+static void expect_vector(const uint8_t *code, unsigned n, uint64_t cr0, int vec)
+{
+    struct regs r;
+    struct cpu_state st;
+    char hex[3 * 100 + 1];
+    memset(&r, 0, sizeof r);
+    r.gpr[0] = 0xdead;
+    r.gpr[3] = GBASE + DATA + OPS;
+    enum cpu_exit e = run_emu(code, n, &r, cr0, &st);
+    hexdump(code, n, hex);
+    if (vec < 0) {
+        if (e != CPU_EXIT_HLT || st.rip != GBASE + CODE + n + 1)
+            fail_msg("[%s] cr0 %" PRIx64 ": expected no fault, exit %d rip 0x%" PRIx64
+                     " rax %" PRIu64, hex, cr0, e, st.rip, st.gpr[0]);
+        return;
+    }
+    if (e != CPU_EXIT_HLT || st.rip != GBASE + HANDLERS + 16 * (unsigned)vec + 6 ||
+        st.gpr[0] != (uint64_t)vec)
+        fail_msg("[%s] cr0 %" PRIx64 ": expected vector %d, exit %d rip 0x%" PRIx64
+                 " rax %" PRIu64, hex, cr0, vec, e, st.rip, st.gpr[0]);
+}
+
+static void test_exceptions(void **state)
+{
+    (void)state;
+    const uint64_t base = 0x80000033, TS = 8, EM = 4, MP = 2, NE = 0x20;
+    static const uint8_t fld1[] = { 0xd9, 0xe8 };
+    static const uint8_t fninit[] = { 0xdb, 0xe3 };
+    static const uint8_t fwait[] = { 0x9b };
+    static const uint8_t fxsave[] = { 0x0f, 0xae, 0x83, 0x00, 0xf0, 0xff, 0xff };
+    static const uint8_t bad[] = { 0xd9, 0xd8 };            /* reserved FSTP1 alias */
+    static const uint8_t bad_mem[] = { 0xd9, 0x4b, 0x00 };  /* D9 /1 m */
+    static const uint8_t lock[] = { 0xf0, 0xd8, 0x43, 0x00 };
+    /* FNINIT; FLDCW [rbx] (0x37b: ZE unmasked); FLD1; FLDZ; FDIVP (ZE pending) ; FLD1 */
+    static const uint8_t zdiv[] = { 0xdb, 0xe3, 0xd9, 0x6b, 0x00, 0xd9, 0xe8, 0xd9, 0xee,
+                                    0xde, 0xf9, 0xd9, 0xe8 };
+    static const uint8_t zdiv_wait[] = { 0xdb, 0xe3, 0xd9, 0x6b, 0x00, 0xd9, 0xe8, 0xd9, 0xee,
+                                         0xde, 0xf9, 0x9b };
+    static const uint8_t zdiv_nowait[] = { 0xdb, 0xe3, 0xd9, 0x6b, 0x00, 0xd9, 0xe8, 0xd9,
+                                           0xee, 0xde, 0xf9, 0xdf, 0xe0, 0xdb, 0xe2, 0x9b,
+                                           0xd9, 0xe8 };
+
+    expect_vector(fld1, sizeof fld1, base, -1);
+    expect_vector(fld1, sizeof fld1, base | TS, 7);
+    expect_vector(fld1, sizeof fld1, base | EM, 7);
+    expect_vector(fninit, sizeof fninit, base | TS, 7);
+    expect_vector(fwait, sizeof fwait, base | TS, 7);               /* MP and TS */
+    expect_vector(fwait, sizeof fwait, (base & ~MP) | TS, -1);      /* TS alone: no #NM */
+    expect_vector(fwait, sizeof fwait, base | EM, -1);
+    expect_vector(fxsave, sizeof fxsave, base | EM, 6);
+    expect_vector(fxsave, sizeof fxsave, base | TS, 7);
+    expect_vector(bad, sizeof bad, base, 6);
+    expect_vector(bad_mem, sizeof bad_mem, base, 6);
+    expect_vector(lock, sizeof lock, base, 6);
+    uint16_t cw = 0x37b;
+    memcpy(ram + DATA + OPS, &cw, 2);
+    expect_vector(zdiv, sizeof zdiv, base, 16);             /* next x87 insn: #MF */
+    expect_vector(zdiv_wait, sizeof zdiv_wait, base, 16);   /* FWAIT: #MF */
+    expect_vector(zdiv, sizeof zdiv, base & ~NE, -1);       /* NE clear: not modelled */
+    /* FNSTSW AX, FNCLEX are non-waiting; after FNCLEX nothing is pending */
+    expect_vector(zdiv_nowait, sizeof zdiv_nowait, base, -1);
+    struct cpu_state st;
+    cpu_get_state(cpu, &st);
+    assert_int_equal(st.gpr[0] & 0x80ff, 0x8084);   /* B, ES, ZE */
+    /* the store of an unmasked-overflow result is skipped: FLD m80 huge; FSTP m32 */
+    cw = 0x377;                                      /* OE unmasked */
+    memcpy(ram + DATA + OPS, &cw, 2);
+    static const uint8_t ovf[] = { 0xdb, 0xe3, 0xd9, 0x6b, 0x00, 0xdb, 0x6b, 0x10,
+                                   0xd9, 0x5b, 0x20 };
+    uint8_t huge[10] = { 0, 0, 0, 0, 0, 0, 0, 0x80, 0xfe, 0x7f };
+    memcpy(ram + DATA + OPS + 0x10, huge, 10);
+    memset(ram + DATA + OPS + 0x20, 0x11, 4);
+    expect_vector(ovf, sizeof ovf, base, -1);
+    assert_int_equal(ram[DATA + OPS + 0x20], 0x11);
+}
+
+static void test_cpuid(void **state)
+{
+    (void)state;
+    static const uint8_t code[] = { 0xb8, 1, 0, 0, 0, 0x0f, 0xa2 };
+    struct regs r;
+    struct cpu_state st;
+    memset(&r, 0, sizeof r);
+    assert_int_equal(run_emu(code, sizeof code, &r, 0, &st), CPU_EXIT_HLT);
+    assert_true(st.gpr[2] & 1);                     /* EDX.FPU */
+    assert_true(st.gpr[2] & (1u << 24));            /* EDX.FXSR */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_all_reg_forms),
+        cmocka_unit_test(test_random),
+        cmocka_unit_test(test_env),
+        cmocka_unit_test(test_fxrstor),
+        cmocka_unit_test(test_exceptions),
+        cmocka_unit_test(test_cpuid),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
