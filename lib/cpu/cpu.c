@@ -30,7 +30,8 @@ static void cpu_reset(struct cpu *c)
     c->pat = 0x0007040600070406ULL;
     c->apic_base = 0xfee00900;
     c->mxcsr = 0x1f80;
-    c->fcw = 0x37f;
+    c->fcw = 0x37f;             /* x87 as after FNINIT: stack empty */
+    c->fsw = c->ftw = 0;
     c->halted = 0;
     cpu_update_mode(c);
 }

@@ -293,7 +293,7 @@ static int emu_probe(vmcore_probe_result *out)
     out->reason[0] = 0;
     snprintf(out->details, sizeof out->details,
              "software x86-64 CPU (interpreter with translation cache); one vCPU; "
-             "i8259 PIC, i8254 PIT, local APIC; no x87, SSE/SSE2 subset");
+             "i8259 PIC, i8254 PIT, local APIC; x87 (run on the host's FPU), SSE/SSE2 subset");
     return 0;
 }
 
