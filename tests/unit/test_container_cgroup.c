@@ -8,6 +8,7 @@
 #include "vt.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/magic.h>
 #include <linux/sched.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -164,12 +166,98 @@ static void test_v2_limit_without_controller_is_clear(void **state)
     assert_int_equal(stat(p, &st), -1);
 }
 
+/* Open @path with @flags in a child born in @cg; returns the child's errno (0: opened). */
+static int open_in_group(struct ct_cgroup *cg, const char *path, int flags)
+{
+    struct clone_args ca;
+    memset(&ca, 0, sizeof ca);
+    ca.flags = CLONE_INTO_CGROUP;
+    ca.exit_signal = SIGCHLD;
+    ca.cgroup = (uint64_t)cg->v2_fd;
+    long pid = syscall(SYS_clone3, &ca, sizeof ca);
+    if (pid == 0) {
+        int fd = open(path, flags | O_CLOEXEC);
+        _exit(fd >= 0 ? 0 : errno);
+    }
+    assert_true(pid > 0);
+    int wst;
+    assert_int_equal(waitpid((pid_t)pid, &wst, 0), pid);
+    assert_true(WIFEXITED(wst));
+    return WEXITSTATUS(wst);
+}
+
+/* v2 has no devices.allow: a BPF program attached to the group enforces Docker's list.
+ * Nodes can be made (mknod) but only the harmless ones opened. */
+static void test_v2_device_filter(void **state)
+{
+    (void)state;
+    vt_require_root();
+    const char *root = unified_root();
+    vt_require(root != NULL, "needs a cgroup2 mount");
+    struct vmcore_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    struct ct_cgroup cg;
+    struct vmcore_err err;
+    memset(&err, 0, sizeof err);
+    char name[64];
+    snprintf(name, sizeof name, "vmcore-%d-v2dev", (int)getpid());
+    int rc = cgroup_create_at(&cg, root, true, name, &cfg, &err);
+    if (rc)
+        fail_msg("%s", err.msg);
+    assert_true(cgroup_has_device_policy(&cg));
+    char dir[] = "/tmp/vt-cg-dev-XXXXXX", p[128];
+    assert_non_null(mkdtemp(dir));
+    static const struct { char type; unsigned maj, min; int flags; int want; } cases[] = {
+        { 'c', 1, 3, O_RDWR, 0 },          /* null */
+        { 'c', 1, 5, O_RDONLY, 0 },        /* zero */
+        { 'c', 1, 9, O_RDONLY, 0 },        /* urandom */
+        { 'c', 5, 0, O_RDWR | O_NOCTTY | O_NONBLOCK, ENXIO }, /* tty: allowed, no ctty here */
+        { 'c', 1, 1, O_RDONLY, EPERM },    /* mem */
+        { 'c', 1, 11, O_WRONLY, EPERM },   /* kmsg */
+        { 'c', 10, 237, O_RDWR, EPERM },   /* loop-control */
+        { 'b', 7, 0, O_RDONLY, EPERM },    /* loop0 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(p, sizeof p, "%s/n%zu", dir, i);
+        /* made by the host (outside the group), opened inside */
+        assert_int_equal(mknod(p, (cases[i].type == 'b' ? S_IFBLK : S_IFCHR) | 0600,
+                               makedev(cases[i].maj, cases[i].min)), 0);
+        int got = open_in_group(&cg, p, cases[i].flags);
+        if (got != cases[i].want && !(cases[i].want == 0 && got == ENXIO))
+            fail_msg("%c %u:%u: errno %d, expected %d", cases[i].type, cases[i].maj, cases[i].min,
+                     got, cases[i].want);
+        unlink(p);
+    }
+    /* mknod itself ("c *:* m", "b *:* m") is allowed inside */
+    struct clone_args ca;
+    memset(&ca, 0, sizeof ca);
+    ca.flags = CLONE_INTO_CGROUP;
+    ca.exit_signal = SIGCHLD;
+    ca.cgroup = (uint64_t)cg.v2_fd;
+    snprintf(p, sizeof p, "%s/made", dir);
+    long pid = syscall(SYS_clone3, &ca, sizeof ca);
+    if (pid == 0)
+        _exit(mknod(p, S_IFBLK | 0600, makedev(7, 0)) == 0 ? 0 : errno);
+    int wst;
+    assert_int_equal(waitpid((pid_t)pid, &wst, 0), pid);
+    assert_true(WIFEXITED(wst));
+    assert_int_equal(WEXITSTATUS(wst), 0);
+    unlink(p);
+    rmdir(dir);
+    char path[4096];
+    snprintf(path, sizeof path, "%s", cg.path[0]);
+    cgroup_destroy(&cg);
+    struct stat st;
+    assert_int_equal(stat(path, &st), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout_detected),
         cmocka_unit_test(test_v2_group_lifecycle),
         cmocka_unit_test(test_v2_limit_without_controller_is_clear),
+        cmocka_unit_test(test_v2_device_filter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

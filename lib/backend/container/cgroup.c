@@ -9,14 +9,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/bpf.h>
 #include <linux/magic.h>
 
 #include "ct.h"
@@ -127,11 +131,108 @@ static int set_limit(const char *dir, const char *file, const char *val, const c
 
 bool cgroup_has_device_policy(const struct ct_cgroup *cg)
 {
-    return !cg->v2 && cg->path[CG_DEVICES][0];
+    return cg->v2 ? cg->dev_prog : cg->path[CG_DEVICES][0] != 0;
+}
+
+/* --- v2: the same rules as a BPF_PROG_TYPE_CGROUP_DEVICE program ----------------------- */
+
+struct dev_prog {
+    struct bpf_insn insn[160];
+    int n;
+    int to_allow[32], nallow; /* jumps to patch to the final "return 1" */
+};
+
+static void emit(struct dev_prog *p, uint8_t code, uint8_t dst, uint8_t src, int16_t off, int32_t imm)
+{
+    if (p->n < (int)(sizeof p->insn / sizeof p->insn[0]))
+        p->insn[p->n] = (struct bpf_insn){ .code = code, .dst_reg = dst & 0xf, .src_reg = src & 0xf,
+                                           .off = off, .imm = imm };
+    p->n++;
+}
+
+/* Compile the allow-list. Registers: r2 access (BPF_DEVCG_ACC_*), r3 type
+ * (BPF_DEVCG_DEV_*), r4 major, r5 minor; r6 scratch. A request is allowed when some rule
+ * matches its type and numbers and grants every access it asks for. */
+static int dev_prog_build(struct dev_prog *p)
+{
+    memset(p, 0, sizeof *p);
+    emit(p, BPF_LDX | BPF_MEM | BPF_W, 2, 1, offsetof(struct bpf_cgroup_dev_ctx, access_type), 0);
+    emit(p, BPF_ALU64 | BPF_MOV | BPF_X, 3, 2, 0, 0);
+    emit(p, BPF_ALU64 | BPF_AND | BPF_K, 3, 0, 0, 0xffff);
+    emit(p, BPF_ALU64 | BPF_RSH | BPF_K, 2, 0, 0, 16);
+    emit(p, BPF_LDX | BPF_MEM | BPF_W, 4, 1, offsetof(struct bpf_cgroup_dev_ctx, major), 0);
+    emit(p, BPF_LDX | BPF_MEM | BPF_W, 5, 1, offsetof(struct bpf_cgroup_dev_ctx, minor), 0);
+    for (size_t i = 0; i < sizeof device_allow / sizeof device_allow[0]; i++) {
+        char type, maj[8], min[8], acc[4];
+        if (sscanf(device_allow[i], "%c %7[^:]:%7s %3s", &type, maj, min, acc) != 4)
+            return -1;
+        int32_t want = 0;
+        for (const char *a = acc; *a; a++)
+            want |= *a == 'r' ? BPF_DEVCG_ACC_READ : *a == 'w' ? BPF_DEVCG_ACC_WRITE : BPF_DEVCG_ACC_MKNOD;
+        int to_next[3], nnext = 0;
+        to_next[nnext++] = p->n;
+        emit(p, BPF_JMP | BPF_JNE | BPF_K, 3, 0, 0, type == 'b' ? BPF_DEVCG_DEV_BLOCK : BPF_DEVCG_DEV_CHAR);
+        if (strcmp(maj, "*") != 0) {
+            to_next[nnext++] = p->n;
+            emit(p, BPF_JMP | BPF_JNE | BPF_K, 4, 0, 0, atoi(maj));
+        }
+        if (strcmp(min, "*") != 0) {
+            to_next[nnext++] = p->n;
+            emit(p, BPF_JMP | BPF_JNE | BPF_K, 5, 0, 0, atoi(min));
+        }
+        emit(p, BPF_ALU64 | BPF_MOV | BPF_X, 6, 2, 0, 0);
+        emit(p, BPF_ALU64 | BPF_AND | BPF_K, 6, 0, 0, ~want & 0xffff);
+        if (p->nallow >= (int)(sizeof p->to_allow / sizeof p->to_allow[0]))
+            return -1;
+        p->to_allow[p->nallow++] = p->n;
+        emit(p, BPF_JMP | BPF_JEQ | BPF_K, 6, 0, 0, 0);
+        for (int j = 0; j < nnext; j++)
+            p->insn[to_next[j]].off = (int16_t)(p->n - to_next[j] - 1);
+    }
+    emit(p, BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 0); /* deny */
+    emit(p, BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+    for (int j = 0; j < p->nallow; j++)
+        p->insn[p->to_allow[j]].off = (int16_t)(p->n - p->to_allow[j] - 1);
+    emit(p, BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 1); /* allow */
+    emit(p, BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+    return p->n <= (int)(sizeof p->insn / sizeof p->insn[0]) ? 0 : -1;
+}
+
+/* Load the program and attach it to the group; the group holds it from then on (it goes
+ * with the group's rmdir). Without bpf(2) rights or support, the group has no device
+ * policy and the container gets no CAP_MKNOD (see cgroup_has_device_policy). */
+static void attach_device_prog(struct ct_cgroup *cg)
+{
+    struct dev_prog p;
+    if (dev_prog_build(&p) < 0)
+        return;
+    union bpf_attr a;
+    memset(&a, 0, sizeof a);
+    a.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+    a.insns = (uint64_t)(uintptr_t)p.insn;
+    a.insn_cnt = (uint32_t)p.n;
+    a.license = (uint64_t)(uintptr_t)"GPL";
+    int prog = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &a, sizeof a);
+    if (prog < 0)
+        return;
+    int dir = open(cg->path[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir >= 0) {
+        memset(&a, 0, sizeof a);
+        a.target_fd = (uint32_t)dir;
+        a.attach_bpf_fd = (uint32_t)prog;
+        a.attach_type = BPF_CGROUP_DEVICE;
+        cg->dev_prog = syscall(SYS_bpf, BPF_PROG_ATTACH, &a, sizeof a) == 0;
+        close(dir);
+    }
+    close(prog);
 }
 
 static int apply_device_policy(struct ct_cgroup *cg, struct vmcore_err *err)
 {
+    if (cg->v2) {
+        attach_device_prog(cg);
+        return 0;
+    }
     if (!cgroup_has_device_policy(cg))
         return 0;
     const char *dir = cg->path[CG_DEVICES];

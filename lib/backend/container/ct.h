@@ -36,10 +36,12 @@ struct ct_cgroup {
     bool created;
     char path[CG_NCTRL][4096];  /* v1: one folder per controller ("" if absent); v2: [0] */
     int v2_fd;                  /* v2: O_PATH fd for CLONE_INTO_CGROUP, else -1 */
+    bool dev_prog;              /* v2: our BPF device program is attached */
 };
 
-/* Whether the group enforces a device allow-list (v1 devices controller). Without it
- * (v2 needs a BPF program we do not load yet) the container must not get CAP_MKNOD. */
+/* Whether the group enforces Docker's device allow-list: the v1 devices controller, or
+ * on v2 a BPF_PROG_TYPE_CGROUP_DEVICE program (needs bpf(2) rights: root or CAP_BPF +
+ * CAP_NET_ADMIN). Without it the container must not get CAP_MKNOD. */
 bool cgroup_has_device_policy(const struct ct_cgroup *cg);
 /* Which layout the host has: "v2", "v1" or "hybrid"; NULL when no usable cgroup fs. */
 const char *cgroup_layout(void);
