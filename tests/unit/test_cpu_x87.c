@@ -18,7 +18,7 @@
 
 #include "cpu/cpu.h"
 
-#define GBASE 0x58000000ULL         /* host address == guest linear address of gpa 0 */
+#define GBASE 0x68000000ULL         /* host address == guest linear address of gpa 0 */
 #define GSIZE (4u << 20)
 #define CODE 0x100000u              /* gpa of the code snippet */
 #define DATA 0x180000u              /* gpa of the data area (8 KiB) */
