@@ -321,19 +321,19 @@ static void host_op(struct cpu *c, unsigned esc, unsigned modrm, uint64_t a, uns
 
 #endif
 
-/* Register forms (ModRM >= C0) that exist; the C-handled ones (DB E0-E4, DF E0) aside. */
+/* Register forms (ModRM >= C0) that hardware executes, the undocumented aliases included
+ * (FSTP1 D9 D8+i, FCOM2/FCOMP3 DC D0-DF, FXCH4 DD C8+i, FCOMP5 DE D0+i, FFREEP DF C0+i,
+ * FXCH7, FSTP8, FSTP9); the C-handled ones (DB E0-E4, DF E0) aside. */
 static bool reg_form_ok(unsigned esc, unsigned m)
 {
     switch (esc) {
-    case 0: return true;
-    case 1: return m <= 0xd0 || m == 0xe0 || m == 0xe1 || m == 0xe4 || m == 0xe5 ||
+    case 0: case 4: return true;
+    case 1: return m <= 0xd0 || (m >= 0xd8 && m <= 0xe1) || m == 0xe4 || m == 0xe5 ||
                    (m >= 0xe8 && m <= 0xee) || m >= 0xf0;
     case 2: return m < 0xe0 || m == 0xe9;
-    case 3: return m < 0xe0 || (m >= 0xe8 && m < 0xf8);
-    case 4: return m < 0xd0 || m >= 0xe0;
-    case 5: return m < 0xc8 || (m >= 0xd0 && m < 0xf0);
-    case 6: return m < 0xd0 || m == 0xd9 || m >= 0xe0;
-    default: return m >= 0xe8 && m < 0xf8;
+    case 5: return m < 0xf0;
+    case 6: return m < 0xd8 || m == 0xd9 || m >= 0xe0;
+    default: return m < 0xe0 || (m >= 0xe8 && m < 0xf8);      /* DB, DF */
     }
 }
 
