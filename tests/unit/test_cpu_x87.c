@@ -647,6 +647,63 @@ static void test_exceptions(void **state)
     assert_int_equal(ram[DATA + OPS + 0x20], 0x11);
 }
 
+/* The same x87 code in real mode (16-bit operands and addresses) and 32-bit protected
+ * mode: FNINIT; FLD1; FLDPI; FADDP; FST qword [bx]; FNSTENV [bx+0x10]; FNSTSW AX;
+ * FSTP qword [bx+8]. The sum must be the host's, the environment the 14- or 28-byte one. */
+static void test_modes(void **state)
+{
+    (void)state;
+    double want;
+    uint16_t want_sw;
+    __asm__ volatile("fninit\n\tfld1\n\tfldpi\n\tfaddp\n\tfstl %0\n\tfnstsw %%ax\n\t"
+                     "fstpl %0\n\tfninit" : "=m"(want), "=a"(want_sw) : : "st");
+    for (int m32 = 0; m32 <= 1; m32++) {
+        /* addresses: [bx] is ModRM rm=7 with 16-bit addressing, [ebx] rm=3 with 32-bit */
+        uint8_t rm = m32 ? 3 : 7;
+        const uint8_t code[] = { 0xdb, 0xe3, 0xd9, 0xe8, 0xd9, 0xeb, 0xde, 0xc1,
+                                 0xdd, (uint8_t)(0x10 | rm),
+                                 0xd9, (uint8_t)(0x70 | rm), 0x10,
+                                 0xdf, 0xe0,
+                                 0xdd, (uint8_t)(0x58 | rm), 0x08, 0xf4 };
+        struct cpu_state st;
+        memset(&st, 0, sizeof st);
+        memset(ram + DATA + OPS, 0xcc, 0x40);
+        memcpy(ram + CODE, code, sizeof code);
+        cpu_invalidate_ram(cpu, CODE, sizeof code);
+        for (int s = 0; s < 6; s++)
+            st.seg[s] = m32 ? (struct cpu_seg){ 0x10, 0, 0xffffffff, 0xc093 }
+                            : (struct cpu_seg){ 0, DATA, 0xffff, 0x93 };
+        st.seg[CPU_CS] = m32 ? (struct cpu_seg){ 0x8, 0, 0xffffffff, 0xc09b }
+                             : (struct cpu_seg){ 0, CODE, 0xffff, 0x9b };
+        st.seg[CPU_TR] = (struct cpu_seg){ 0, 0, 0xffff, 0x8b };
+        st.seg[CPU_LDTR] = (struct cpu_seg){ 0, 0, 0, 0x10000 };
+        st.cr0 = m32 ? 0x33 : 0x32;
+        st.rip = m32 ? CODE : 0;
+        st.gpr[3] = m32 ? DATA + OPS : OPS;
+        st.gpr[4] = m32 ? STACK : 0x8000;
+        st.rflags = 2;
+        cpu_set_state(cpu, &st);
+        assert_int_equal(cpu_run(cpu, 1000), CPU_EXIT_HLT);
+        cpu_get_state(cpu, &st);
+        const uint8_t *d = ram + DATA + OPS;
+        double got, popped;
+        memcpy(&got, d, 8);
+        memcpy(&popped, d + 8, 8);
+        assert_memory_equal(&got, &want, 8);
+        assert_memory_equal(&popped, &want, 8);
+        assert_int_equal(st.gpr[0] & 0xffff, want_sw);     /* TOP 7, PE, C1 as the host's */
+        uint16_t cw, sw, tw;
+        unsigned s = m32 ? 4 : 2;
+        memcpy(&cw, d + 0x10, 2);
+        memcpy(&sw, d + 0x10 + s, 2);
+        memcpy(&tw, d + 0x10 + 2 * s, 2);
+        assert_int_equal(cw, 0x37f);
+        assert_int_equal(sw & 0x3800, 0x3800);
+        assert_int_equal(tw, 0x3fff);                       /* R7 valid, the rest empty */
+        assert_int_equal(d[0x10 + 7 * s], 0xcc);            /* nothing past the image */
+    }
+}
+
 static void test_cpuid(void **state)
 {
     (void)state;
@@ -668,6 +725,7 @@ int main(void)
         cmocka_unit_test(test_env),
         cmocka_unit_test(test_fxrstor),
         cmocka_unit_test(test_exceptions),
+        cmocka_unit_test(test_modes),
         cmocka_unit_test(test_cpuid),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
