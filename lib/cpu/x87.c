@@ -207,8 +207,9 @@ struct fsave_img {
 };
 _Static_assert(sizeof(struct fsave_img) == 108, "FSAVE image layout");
 
-/* One 4-byte stub per (escape byte, ModRM): the instruction itself, then RET. Register
- * forms keep their ModRM; memory forms use ModRM reg,[rax]. */
+/* One 8-byte stub per (escape byte, ModRM): ENDBR64 (a NOP unless indirect-branch
+ * tracking is on), the instruction itself, RET. Register forms keep their ModRM; memory
+ * forms use ModRM reg,[rax]. */
 extern const uint8_t vmcore_x87_stubs[] __attribute__((visibility("hidden")));
 __asm__(
     ".pushsection .text\n"
@@ -220,6 +221,7 @@ __asm__(
     ".irp esc, 0xd8, 0xd9, 0xda, 0xdb, 0xdc, 0xdd, 0xde, 0xdf\n"
     "  .set vmcore_x87_m, 0\n"
     "  .rept 256\n"
+    "    .byte 0xf3, 0x0f, 0x1e, 0xfa\n"
     "    .if vmcore_x87_m >= 0xc0\n"
     "      .byte \\esc, vmcore_x87_m\n"
     "    .else\n"
@@ -239,7 +241,7 @@ __asm__(
 static uint64_t host_run(struct fsave_img *img, unsigned esc, unsigned modrm, void *mem,
                          uint64_t fl)
 {
-    const void *stub = vmcore_x87_stubs + (esc * 256 + modrm) * 4;
+    const void *stub = vmcore_x87_stubs + (esc * 256 + modrm) * 8;
     uint16_t host_cw;
     fl = (fl & F_ARITH) | 2;
     __asm__ volatile(
