@@ -357,9 +357,9 @@ OP(op_x87)
 {
     unsigned esc = i->op >> 3, reg = i->op & 7;
 
-    nm_check(c);
     if (i->lock)
         cpu_ud(c);
+    nm_check(c);
     if (i->mod == 3) {
         unsigned modrm = 0xc0 | reg << 3 | (i->rm & 7);
         if (esc == 3 && modrm >= 0xe0 && modrm <= 0xe4) {
