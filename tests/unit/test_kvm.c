@@ -7,6 +7,7 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -151,5 +152,7 @@ int main(void)
         cmocka_unit_test(test_kick_signal_owned_by_app),
         cmocka_unit_test(test_bad_images),
     };
+    if (getenv("VMCORE_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("VMCORE_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
