@@ -4,6 +4,7 @@
 #include "machine_internal.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -15,20 +16,19 @@
  * (IOAPIC 0xfec00000, LAPIC 0xfee00000) that the identity page tables also map. */
 #define MACHINE_RAM_MAX (3ull << 30)
 
-static void sink_domain_console(void *opaque, const void *data, size_t len)
+void machine_post_exit(vmcore_domain *d, vmcore_exit_kind kind, int status, const char *reason)
 {
-    domain_post_console(opaque, VMCORE_STREAM_CONSOLE, data, len);
+    if (kind == VMCORE_EXIT_SIGNAL)
+        domain_post_exit(d, kind, 0, status, reason);
+    else
+        domain_post_exit(d, kind, status, 0, reason);
 }
 
 static void sink_domain_exit(void *opaque, vmcore_exit_kind kind, int status, const char *reason)
 {
-    if (kind == VMCORE_EXIT_SIGNAL)
-        domain_post_exit(opaque, kind, 0, status, reason);
-    else
-        domain_post_exit(opaque, kind, status, 0, reason);
+    machine_post_exit(opaque, kind, status, reason);
 }
 
-static void sink_none_console(void *opaque, const void *data, size_t len) { }
 static void sink_none_exit(void *opaque, vmcore_exit_kind kind, int status, const char *reason) { }
 
 int machine_create(struct machine **out, const struct vmcore_config *cfg, vmcore_domain *d,
@@ -45,10 +45,11 @@ int machine_create(struct machine **out, const struct vmcore_config *cfg, vmcore
     if (!m)
         return err_set(err, VMCORE_ENOMEM, "machine: out of memory");
     m->domain = d;
+    /* console NULL: to the domain, if any (machine_console_output) */
     if (d)
-        m->sink = (struct machine_event_sink){ sink_domain_console, sink_domain_exit, d };
+        m->sink = (struct machine_event_sink){ NULL, sink_domain_exit, d };
     else
-        m->sink = (struct machine_event_sink){ sink_none_console, sink_none_exit, NULL };
+        m->sink = (struct machine_event_sink){ NULL, sink_none_exit, NULL };
     /* Untouched pages cost nothing: the host backs RAM lazily. */
     void *ram = mmap(NULL, ram_size, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -209,9 +210,22 @@ bool machine_stopped(const struct machine *m)
     return atomic_load(&((struct machine *)m)->stopped);
 }
 
+void machine_shutdown(struct machine *m)
+{
+    machine_stop(m, VMCORE_EXIT_SIGNAL, SIGTERM, "shut down on request");
+}
+
+void machine_kill(struct machine *m)
+{
+    machine_stop(m, VMCORE_EXIT_SIGNAL, SIGKILL, "killed");
+}
+
 void machine_console_output(struct machine *m, const void *data, size_t len)
 {
-    m->sink.console(m->sink.opaque, data, len);
+    if (m->sink.console)
+        m->sink.console(m->sink.opaque, data, len);
+    else if (m->domain)
+        domain_post_console(m->domain, VMCORE_STREAM_CONSOLE, data, len);
 }
 
 size_t machine_console_input(struct machine *m, const void *data, size_t len)

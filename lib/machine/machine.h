@@ -58,8 +58,9 @@ struct machine_irq_sink {
 };
 
 /* Where the machine reports console output and its end. By default both go to the domain
- * given to machine_create() (domain_post_console / domain_post_exit); tests and tools may
- * redirect them. Called from vCPU threads. */
+ * given to machine_create() (domain_post_console / machine_post_exit); tests and tools may
+ * redirect them. A NULL @console keeps console output going to the domain (a backend that
+ * only holds the exit back). Called from vCPU threads. */
 struct machine_event_sink {
     void (*console)(void *opaque, const void *data, size_t len);
     /* For VMCORE_EXIT_SIGNAL, @status is the signal number. */
@@ -102,6 +103,14 @@ enum machine_action machine_mmio(struct machine *m, uint64_t gpa, bool is_write,
  * console output first). For VMCORE_EXIT_SIGNAL, @status is the signal number. */
 void machine_stop(struct machine *m, vmcore_exit_kind kind, int status, const char *reason);
 bool machine_stopped(const struct machine *m);
+/* The backend ops' requests: machine_stop() with SIGTERM ("shut down on request": the
+ * machine has no ACPI power button, so a graceful end is a stop between exits) or SIGKILL
+ * ("killed"). */
+void machine_shutdown(struct machine *m);
+void machine_kill(struct machine *m);
+/* domain_post_exit() for an exit as the event sink reports it (@status is the signal
+ * number for VMCORE_EXIT_SIGNAL). */
+void machine_post_exit(vmcore_domain *d, vmcore_exit_kind kind, int status, const char *reason);
 
 /* Serial console input; thread-safe. Returns how many bytes were queued (the rest did not
  * fit in the UART's receive queue). */

@@ -127,15 +127,7 @@ static void emu_wake(struct emu_vm *vm)
 
 static void emu_post_exit(struct emu_vm *vm)
 {
-    bool sig = vm->exit_kind == VMCORE_EXIT_SIGNAL;
-    domain_post_exit(vm->domain, vm->exit_kind, sig ? 0 : vm->exit_status,
-                     sig ? vm->exit_status : 0, vm->exit_reason);
-}
-
-static void emu_sink_console(void *opaque, const void *data, size_t len)
-{
-    struct emu_vm *vm = opaque;
-    domain_post_console(vm->domain, VMCORE_STREAM_CONSOLE, data, len);
+    machine_post_exit(vm->domain, vm->exit_kind, vm->exit_status, vm->exit_reason);
 }
 
 /* The machine ended. The exit is posted once the vCPU thread is gone, so that the exit
@@ -391,8 +383,7 @@ static int emu_create(vmcore_domain *d, const struct vmcore_config *cfg, void **
 
     if ((rc = machine_create(&vm->m, cfg, d, err)))
         goto fail;
-    machine_set_event_sink(vm->m, &(struct machine_event_sink){ emu_sink_console,
-                                                                 emu_sink_exit, vm });
+    machine_set_event_sink(vm->m, &(struct machine_event_sink){ NULL, emu_sink_exit, vm });
     {
         struct cpu_io io = { emu_pio, emu_mmio, emu_intr_ack, vm };
         vm->cpu = cpu_new(machine_ram(vm->m), machine_ram_size(vm->m), &io);
@@ -478,7 +469,7 @@ static int emu_shutdown(vmcore_domain *d, void *priv, struct vmcore_err *err)
     struct emu_vm *vm = priv;
     (void)d;
     (void)err;
-    machine_stop(vm->m, VMCORE_EXIT_SIGNAL, SIGTERM, "shut down on request");
+    machine_shutdown(vm->m);
     return 0;
 }
 
@@ -487,7 +478,7 @@ static int emu_kill(vmcore_domain *d, void *priv, struct vmcore_err *err)
     struct emu_vm *vm = priv;
     (void)d;
     (void)err;
-    machine_stop(vm->m, VMCORE_EXIT_SIGNAL, SIGKILL, "killed");
+    machine_kill(vm->m);
     return 0;
 }
 

@@ -22,12 +22,6 @@ static void kvm_set_irq(void *opaque, unsigned gsi, int level)
     ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq);
 }
 
-static void kvm_sink_console(void *opaque, const void *data, size_t len)
-{
-    struct kvm_vm *vm = opaque;
-    domain_post_console(vm->domain, VMCORE_STREAM_CONSOLE, data, len);
-}
-
 static void kvm_sink_exit(void *opaque, vmcore_exit_kind kind, int status, const char *reason)
 {
     struct kvm_vm *vm = opaque;
@@ -177,8 +171,7 @@ static int kvm_create(vmcore_domain *d, const struct vmcore_config *cfg, void **
     /* Image errors first: they are the likely ones and need no /dev/kvm. */
     if ((rc = machine_create(&vm->m, cfg, d, err)))
         goto fail;
-    machine_set_event_sink(vm->m, &(struct machine_event_sink){ kvm_sink_console,
-                                                                 kvm_sink_exit, vm });
+    machine_set_event_sink(vm->m, &(struct machine_event_sink){ NULL, kvm_sink_exit, vm });
     if ((rc = kvm_open_checked(&vm->kvm_fd, err)))
         goto fail;
     int max_vcpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
@@ -303,15 +296,14 @@ static int kvm_resume(vmcore_domain *d, void *priv, struct vmcore_err *err)
 static int kvm_shutdown(vmcore_domain *d, void *priv, struct vmcore_err *err)
 {
     struct kvm_vm *vm = priv;
-    /* The machine has no ACPI power button: a graceful end is a stop between exits. */
-    machine_stop(vm->m, VMCORE_EXIT_SIGNAL, SIGTERM, "shut down on request");
+    machine_shutdown(vm->m);
     return 0;
 }
 
 static int kvm_kill(vmcore_domain *d, void *priv, struct vmcore_err *err)
 {
     struct kvm_vm *vm = priv;
-    machine_stop(vm->m, VMCORE_EXIT_SIGNAL, SIGKILL, "killed");
+    machine_kill(vm->m);
     return 0;
 }
 

@@ -95,9 +95,7 @@ void kvm_kick_all(struct kvm_vm *vm)
 
 void kvm_post_exit(struct kvm_vm *vm)
 {
-    bool sig = vm->exit_kind == VMCORE_EXIT_SIGNAL;
-    domain_post_exit(vm->domain, vm->exit_kind, sig ? 0 : vm->exit_status,
-                     sig ? vm->exit_status : 0, vm->exit_reason);
+    machine_post_exit(vm->domain, vm->exit_kind, vm->exit_status, vm->exit_reason);
 }
 
 #ifndef sigev_notify_thread_id
