@@ -1,6 +1,7 @@
 /* The guest suite shared by test_kvm.c and test_emu.c: see vmtest.h. */
 #include "vmtest.h"
 
+#include <dirent.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -139,12 +140,38 @@ static void baseline(int *threads, int *fds)
     *fds = vt_count_fds();
 }
 
-/* The thread count once it is @want, or after the safety net. */
+/* The thread count once it is @want, or after the safety net (then each thread's name,
+ * state and wait channel are printed). */
 static int wait_threads(int want)
 {
     int n;
     for (int waited = 0; (n = vt_count_threads()) != want && waited < VMT_WAIT_MS; waited++)
         nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+    if (n != want) {
+        DIR *dir = opendir("/proc/self/task");
+        struct dirent *e;
+        while (dir && (e = readdir(dir))) {
+            char path[300], stat[512] = "", wchan[128] = "";
+            FILE *f;
+            if (e->d_name[0] == '.')
+                continue;
+            snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+            if ((f = fopen(path, "r"))) {
+                if (!fgets(stat, sizeof stat, f))
+                    stat[0] = 0;
+                fclose(f);
+            }
+            snprintf(path, sizeof path, "/proc/self/task/%s/wchan", e->d_name);
+            if ((f = fopen(path, "r"))) {
+                if (!fgets(wchan, sizeof wchan, f))
+                    wchan[0] = 0;
+                fclose(f);
+            }
+            print_message("thread %.60s wchan %s\n", stat, wchan);
+        }
+        if (dir)
+            closedir(dir);
+    }
     return n;
 }
 
@@ -245,9 +272,12 @@ void vmt_test_kill_loop(void **state)
     vmt_wait_output(&r, "looping\n");
     assert_int_equal(vmcore_domain_state(r.d), VMCORE_STATE_RUNNING);
     vmt_kill(&r);
-    /* the vCPU threads end by themselves, before close joins them (each posts the exit a
-     * moment before it returns, so the count is awaited, not read once) */
-    assert_int_equal(wait_threads(threads), threads);
+    /* emu's vCPU thread ends by itself, before close joins it (it posts the exit a moment
+     * before it returns, so the count is awaited, not read once). Not kvm: the kernel's
+     * per-VM worker (kvm-nx-lpage-recovery) is a task of this process until the VM fd
+     * closes. */
+    if (strcmp(be, "emu") == 0)
+        assert_int_equal(wait_threads(threads), threads);
     vmt_close(&r);
     assert_int_equal(vt_count_threads(), threads);
     assert_int_equal(vt_count_fds(), fds);
