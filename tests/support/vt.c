@@ -86,7 +86,10 @@ int vt_run_until(vmcore_ctx *ctx, volatile int *done, int timeout_ms)
     int expired = 0;
     uv_timer_init(loop, &timer);
     timer.data = &expired;
-    uv_timer_start(&timer, vt_timeout_cb, (uint64_t)timeout_ms, 0);
+    /* A fresh clock, and a repeating timer: the loop always has a deadline, even if the
+     * timer fired at the start of a uv_run(UV_RUN_ONCE) that then polls a quiet loop. */
+    uv_update_time(loop);
+    uv_timer_start(&timer, vt_timeout_cb, (uint64_t)timeout_ms, 10);
     while (!*done && !expired)
         uv_run(loop, UV_RUN_ONCE);
     uv_close((uv_handle_t *)&timer, NULL);
