@@ -329,10 +329,15 @@ void vmt_test_pause_resume(void **state)
     assert_int_equal(vmcore_domain_state(r.d), VMCORE_STATE_RUNNING);
     /* it runs again: emu retires instructions, kvm's CPU time grows (it spins at CPL0) */
     vmcore_stats c = VMCORE_STATS_INIT;
-    do {
+    bool runs = false;
+    for (int waited = 0; !runs && waited < VMT_WAIT_MS; waited += 10) {
         vt_run_until(r.ctx, &never, 10);
         assert_int_equal(vmcore_domain_stats(r.d, &c), 0);
-    } while (emu ? c.instructions == b.instructions : c.cpu_time_ns == b.cpu_time_ns);
+        runs = emu ? c.instructions != b.instructions : c.cpu_time_ns != b.cpu_time_ns;
+    }
+    if (!runs)
+        fail_msg("resumed, the guest does not run (%llu instructions, %llu ns)",
+                 (unsigned long long)c.instructions, (unsigned long long)c.cpu_time_ns);
     if (emu)
         assert_true(c.tcache_hits > c.tcache_misses); /* the spin loop is one cached block */
     vmt_kill(&r);

@@ -191,6 +191,8 @@ int main(void)
         cmocka_unit_test(test_lapic_timer),
         cmocka_unit_test(test_same_as_kvm),
     };
+    /* unbuffered: when ctest kills a hung test, its last "[ RUN ]" line names it */
+    setvbuf(stdout, NULL, _IONBF, 0);
     if (getenv("VMCORE_TEST_FILTER"))
         cmocka_set_test_filter(getenv("VMCORE_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,6 +7,7 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -152,6 +153,8 @@ int main(void)
         cmocka_unit_test(test_kick_signal_owned_by_app),
         cmocka_unit_test(test_bad_images),
     };
+    /* unbuffered: when ctest kills a hung test, its last "[ RUN ]" line names it */
+    setvbuf(stdout, NULL, _IONBF, 0);
     if (getenv("VMCORE_TEST_FILTER"))
         cmocka_set_test_filter(getenv("VMCORE_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
