@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "cpu/cpu.h"
+#include "cpuguest.h"
 
 #define GBASE 0x50000000ULL         /* host address == guest linear address of gpa 0 */
 #define GSIZE (4u << 20)
@@ -35,56 +36,9 @@
 #define F_DF 0x400ULL
 #define F_OF 0x800ULL
 
-struct regs {
-    uint64_t gpr[16];
-    uint64_t flags;
-    uint64_t target;
-};
-
-/* Load every register but RSP from *r, call r->target, store them back. */
-void run_native(struct regs *r);
-__asm__(
-    ".text\n"
-    ".globl run_native\n"
-    "run_native:\n"
-    "  push %rbx\n push %rbp\n push %r12\n push %r13\n push %r14\n push %r15\n"
-    "  push %rdi\n"
-    "  pushq 136(%rdi)\n"
-    "  pushq 128(%rdi)\n"
-    "  popfq\n"
-    "  mov 0(%rdi), %rax\n mov 8(%rdi), %rcx\n mov 16(%rdi), %rdx\n mov 24(%rdi), %rbx\n"
-    "  mov 40(%rdi), %rbp\n mov 48(%rdi), %rsi\n"
-    "  mov 64(%rdi), %r8\n mov 72(%rdi), %r9\n mov 80(%rdi), %r10\n mov 88(%rdi), %r11\n"
-    "  mov 96(%rdi), %r12\n mov 104(%rdi), %r13\n mov 112(%rdi), %r14\n mov 120(%rdi), %r15\n"
-    "  mov 56(%rdi), %rdi\n"
-    "  call *(%rsp)\n"
-    "  pushfq\n"
-    "  cld\n"
-    "  push %rdi\n"
-    "  mov 24(%rsp), %rdi\n"
-    "  mov %rax, 0(%rdi)\n mov %rcx, 8(%rdi)\n mov %rdx, 16(%rdi)\n mov %rbx, 24(%rdi)\n"
-    "  mov %rbp, 40(%rdi)\n mov %rsi, 48(%rdi)\n"
-    "  mov %r8, 64(%rdi)\n mov %r9, 72(%rdi)\n mov %r10, 80(%rdi)\n mov %r11, 88(%rdi)\n"
-    "  mov %r12, 96(%rdi)\n mov %r13, 104(%rdi)\n mov %r14, 112(%rdi)\n mov %r15, 120(%rdi)\n"
-    "  pop %rax\n mov %rax, 56(%rdi)\n"
-    "  pop %rax\n mov %rax, 128(%rdi)\n"
-    "  add $16, %rsp\n"
-    "  pop %r15\n pop %r14\n pop %r13\n pop %r12\n pop %rbp\n pop %rbx\n"
-    "  ret\n");
-
 static uint8_t *ram;
 static struct cpu *cpu;
 static uint8_t data_init[DATA_LEN], data_native[DATA_LEN];
-
-/* xorshift64*: reproducible across runs and libcs */
-static uint64_t rng_state;
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 2685821657736338717ULL;
-}
 
 /* Interesting operand values: edges are where flags go wrong. */
 static uint64_t rnd_operand(void)
@@ -93,37 +47,24 @@ static uint64_t rnd_operand(void)
                                      0x7fffffff, 0x80000000, 0xffffffff, 0x7fffffffffffffff,
                                      0x8000000000000000, 0xffffffffffffffff, 0x100, 0x10,
                                      0xf, 0x1f, 0x3f, 0x40, 0x41 };
-    switch (rnd() % 4) {
-    case 0: return edge[rnd() % (sizeof edge / sizeof edge[0])];
-    case 1: return rnd() & 0xff;
-    default: return rnd();
+    switch (cg_rnd() % 4) {
+    case 0: return edge[cg_rnd() % (sizeof edge / sizeof edge[0])];
+    case 1: return cg_rnd() & 0xff;
+    default: return cg_rnd();
     }
 }
 
 static int setup(void **state)
 {
     (void)state;
-    ram = mmap((void *)GBASE, GSIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
-               MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-    if (ram == MAP_FAILED || ram != (uint8_t *)GBASE) {
-        fprintf(stderr, "cannot map guest RAM at 0x%llx\n", (unsigned long long)GBASE);
+    ram = cg_map_ram(GBASE, GSIZE);
+    if (!ram)
         return -1;
-    }
-    /* 4-level tables: linear GBASE + x -> physical x for x < 4 MiB, 2 MiB pages */
-    uint64_t *pml4 = (uint64_t *)(ram + 0x1000), *pdpt = (uint64_t *)(ram + 0x2000);
-    uint64_t *pd = (uint64_t *)(ram + 0x3000);
-    pml4[(GBASE >> 39) & 511] = 0x2000 | 3;
-    pdpt[(GBASE >> 30) & 511] = 0x3000 | 3;
-    pd[(GBASE >> 21) & 511] = 0x000000 | 0x83;
-    pd[((GBASE >> 21) + 1) & 511] = 0x200000 | 0x83;
+    cg_map_linear_2m(ram, GBASE);
     cpu = cpu_new(ram, GSIZE, NULL);
     if (!cpu)
         return -1;
-    const char *s = getenv("VMCORE_TEST_SEED");
-    rng_state = s ? strtoull(s, NULL, 0) : 0x5eed1234abcdULL;
-    if (!rng_state)
-        rng_state = 1;
-    fprintf(stderr, "[ seed ] VMCORE_TEST_SEED=0x%" PRIx64 "\n", rng_state);
+    cg_seed(0x5eed1234abcdULL);
     return 0;
 }
 
@@ -137,17 +78,7 @@ static int teardown(void **state)
 
 static void long_mode_state(struct cpu_state *st)
 {
-    memset(st, 0, sizeof *st);
-    st->seg[CPU_CS] = (struct cpu_seg){ 0x8, 0, 0xffffffff, 0xa09b };
-    for (int s = 0; s < 6; s++)
-        if (s != CPU_CS)
-            st->seg[s] = (struct cpu_seg){ 0x10, 0, 0xffffffff, 0xc093 };
-    st->seg[CPU_TR] = (struct cpu_seg){ 0, 0, 0xffff, 0x8b };
-    st->seg[CPU_LDTR] = (struct cpu_seg){ 0, 0, 0, 0x10000 };
-    st->cr0 = 0x80000011;
-    st->cr3 = 0x1000;
-    st->cr4 = 0x620;     /* PAE, OSFXSR, OSXMMEXCPT */
-    st->efer = 0x500;
+    cg_long_mode_state(st, 0x80000011);
 }
 
 static void hexdump(const uint8_t *b, unsigned n, char *out)
@@ -157,10 +88,10 @@ static void hexdump(const uint8_t *b, unsigned n, char *out)
 }
 
 /* Run @code (n bytes) natively and emulated from @in; compare under @fmask. */
-static int run_case(const uint8_t *code, unsigned n, const struct regs *in, uint64_t fmask,
+static int run_case(const uint8_t *code, unsigned n, const struct cg_regs *in, uint64_t fmask,
                     const char *what)
 {
-    struct regs nat = *in;
+    struct cg_regs nat = *in;
     struct cpu_state st;
     char hex[3 * 64 + 1];
     int bad = 0;
@@ -170,7 +101,7 @@ static int run_case(const uint8_t *code, unsigned n, const struct regs *in, uint
     ram[CODE + n] = 0xc3;   /* ret */
     nat.target = GBASE + CODE;
     nat.flags = in->flags;
-    run_native(&nat);
+    cg_run_native(&nat);
     memcpy(data_native, ram + DATA, DATA_LEN);
     memcpy(ram + DATA, data_init, DATA_LEN);
 
@@ -219,13 +150,13 @@ static int run_case(const uint8_t *code, unsigned n, const struct regs *in, uint
     return bad;
 }
 
-static void random_regs(struct regs *r)
+static void random_regs(struct cg_regs *r)
 {
     for (int k = 0; k < 16; k++)
         r->gpr[k] = rnd_operand();
     r->gpr[4] = 0;
     r->gpr[3] = GBASE + DATA + 0x1000;  /* rbx: the memory operand base */
-    r->flags = rnd() & F_ARITH;
+    r->flags = cg_rnd() & F_ARITH;
     for (unsigned k = 0; k < DATA_LEN; k += 8) {
         uint64_t v = rnd_operand();
         memcpy(ram + DATA + k, &v, 8);
@@ -238,7 +169,7 @@ static unsigned rnd_reg(void)
 {
     unsigned r;
     do
-        r = rnd() % 8;
+        r = cg_rnd() % 8;
     while (r == 4 || r == 3);
     return r;
 }
@@ -253,7 +184,7 @@ static unsigned emit_prefix(uint8_t *p, unsigned sz, unsigned rexr, unsigned rex
     if (sz == 8)
         rex |= 8;
     rex |= rexr << 2 | rexb;
-    if (rex || (sz == 1 && (rnd() & 1)))
+    if (rex || (sz == 1 && (cg_rnd() & 1)))
         p[n++] = (uint8_t)(0x40 | rex);
     return n;
 }
@@ -268,7 +199,7 @@ static unsigned emit_modrm(uint8_t *p, struct rmop *o, unsigned regfield)
 {
     if (o->mem) {
         p[0] = (uint8_t)(0x40 | (regfield & 7) << 3 | 3);
-        p[1] = (uint8_t)((rnd() % 32) * 8 - 128);
+        p[1] = (uint8_t)((cg_rnd() % 32) * 8 - 128);
         return 2;
     }
     p[0] = (uint8_t)(0xc0 | (regfield & 7) << 3 | (o->rm & 7));
@@ -279,9 +210,9 @@ static void rnd_rmop(struct rmop *o, bool allow_mem)
 {
     o->reg = rnd_reg();
     o->rm = rnd_reg();
-    o->rexr = rnd() & 1;
-    o->rexb = rnd() & 1;
-    o->mem = allow_mem && (rnd() % 3 == 0);
+    o->rexr = cg_rnd() & 1;
+    o->rexb = cg_rnd() & 1;
+    o->mem = allow_mem && (cg_rnd() % 3 == 0);
     if (o->mem)
         o->rexb = 0;
 }
@@ -295,9 +226,9 @@ static void test_alu(void **state)
     int fails = 0;
     for (int t = 0; t < 6000 && fails < 10; t++) {
         uint8_t code[16];
-        struct regs r;
+        struct cg_regs r;
         struct rmop o;
-        unsigned op = rnd() % 8, sz = sizes[rnd() % 4], n, form = rnd() % 4;
+        unsigned op = cg_rnd() % 8, sz = sizes[cg_rnd() % 4], n, form = cg_rnd() % 4;
         random_regs(&r);
         rnd_rmop(&o, form < 2);
         n = emit_prefix(code, sz, o.rexr, o.rexb);
@@ -307,7 +238,7 @@ static void test_alu(void **state)
             n += emit_modrm(code + n, &o, o.reg);
             break;
         case 2: {         /* 80/81/83 */
-            unsigned opc = sz == 1 ? 0x80 : (rnd() & 1) ? 0x83 : 0x81;
+            unsigned opc = sz == 1 ? 0x80 : (cg_rnd() & 1) ? 0x83 : 0x81;
             code[n++] = (uint8_t)opc;
             n += emit_modrm(code + n, &o, op);
             unsigned isz = opc == 0x81 ? (sz == 2 ? 2 : 4) : 1;
@@ -342,9 +273,9 @@ static void test_unary(void **state)
     int fails = 0;
     for (int t = 0; t < 3000 && fails < 10; t++) {
         uint8_t code[16];
-        struct regs r;
+        struct cg_regs r;
         struct rmop o;
-        unsigned sz = sizes[rnd() % 4], n, kind = rnd() % 4;
+        unsigned sz = sizes[cg_rnd() % 4], n, kind = cg_rnd() % 4;
         random_regs(&r);
         rnd_rmop(&o, true);
         n = emit_prefix(code, sz, 0, o.rexb);
@@ -366,16 +297,16 @@ static void test_shift(void **state)
     int fails = 0;
     for (int t = 0; t < 8000 && fails < 10; t++) {
         uint8_t code[16];
-        struct regs r;
+        struct cg_regs r;
         struct rmop o;
-        unsigned sz = sizes[rnd() % 4], n, op = rnd() % 8, form = rnd() % 3, cnt;
+        unsigned sz = sizes[cg_rnd() % 4], n, op = cg_rnd() % 8, form = cg_rnd() % 3, cnt;
         random_regs(&r);
         rnd_rmop(&o, true);
         if (o.rm == 1 && !o.mem)
             o.rm = 2;
         n = emit_prefix(code, sz, 0, o.rexb);
-        cnt = (unsigned)(rnd() % 70);
-        if (rnd() % 4 == 0)
+        cnt = (unsigned)(cg_rnd() % 70);
+        if (cg_rnd() % 4 == 0)
             cnt = 1;
         switch (form) {
         case 0: code[n++] = sz == 1 ? 0xd0 : 0xd1; cnt = 1; break;
@@ -408,9 +339,9 @@ static void test_muldiv(void **state)
     int fails = 0;
     for (int t = 0; t < 6000 && fails < 10; t++) {
         uint8_t code[16];
-        struct regs r;
+        struct cg_regs r;
         struct rmop o;
-        unsigned sz = sizes[rnd() % 4], n, op = 4 + rnd() % 4;
+        unsigned sz = sizes[cg_rnd() % 4], n, op = 4 + cg_rnd() % 4;
         random_regs(&r);
         rnd_rmop(&o, false);
         if (o.rm == 0 || o.rm == 2)
@@ -448,9 +379,9 @@ static void test_muldiv(void **state)
     /* two- and three-operand IMUL */
     for (int t = 0; t < 3000 && fails < 10; t++) {
         uint8_t code[16];
-        struct regs r;
+        struct cg_regs r;
         struct rmop o;
-        unsigned sz = sizes[1 + rnd() % 3], n, form = rnd() % 3;
+        unsigned sz = sizes[1 + cg_rnd() % 3], n, form = cg_rnd() % 3;
         random_regs(&r);
         rnd_rmop(&o, true);
         n = emit_prefix(code, sz, o.rexr, o.rexb);
@@ -477,9 +408,9 @@ static void test_misc(void **state)
     int fails = 0;
     for (int t = 0; t < 8000 && fails < 10; t++) {
         uint8_t code[16];
-        struct regs r;
+        struct cg_regs r;
         struct rmop o;
-        unsigned sz = sizes[1 + rnd() % 3], n, kind = rnd() % 16;
+        unsigned sz = sizes[1 + cg_rnd() % 3], n, kind = cg_rnd() % 16;
         uint64_t fm = F_ARITH;
         random_regs(&r);
         rnd_rmop(&o, true);
@@ -487,42 +418,42 @@ static void test_misc(void **state)
         switch (kind) {
         case 0:     /* cmovcc */
             code[n++] = 0x0f;
-            code[n++] = (uint8_t)(0x40 + rnd() % 16);
+            code[n++] = (uint8_t)(0x40 + cg_rnd() % 16);
             n += emit_modrm(code + n, &o, o.reg);
             break;
         case 1:     /* setcc */
             n = emit_prefix(code, 1, 0, o.rexb);
             code[n++] = 0x0f;
-            code[n++] = (uint8_t)(0x90 + rnd() % 16);
+            code[n++] = (uint8_t)(0x90 + cg_rnd() % 16);
             n += emit_modrm(code + n, &o, 0);
             break;
         case 2:     /* movzx / movsx */
             code[n++] = 0x0f;
-            code[n++] = (uint8_t)(0xb6 + (rnd() % 2) + 8 * (rnd() % 2));
+            code[n++] = (uint8_t)(0xb6 + (cg_rnd() % 2) + 8 * (cg_rnd() % 2));
             n += emit_modrm(code + n, &o, o.reg);
             break;
         case 3:     /* bt/bts/btr/btc r */
             o.mem = false;
             code[n++] = 0x0f;
-            code[n++] = (uint8_t)(0xa3 + 8 * (rnd() % 4));
+            code[n++] = (uint8_t)(0xa3 + 8 * (cg_rnd() % 4));
             n += emit_modrm(code + n, &o, o.reg);
             fm = F_CF;
             break;
         case 4:     /* bt* imm */
             code[n++] = 0x0f;
             code[n++] = 0xba;
-            n += emit_modrm(code + n, &o, 4 + rnd() % 4);
-            code[n++] = (uint8_t)rnd();
+            n += emit_modrm(code + n, &o, 4 + cg_rnd() % 4);
+            code[n++] = (uint8_t)cg_rnd();
             fm = F_CF;
             break;
         case 5:     /* bsf / bsr */
             code[n++] = 0x0f;
-            code[n++] = (uint8_t)(0xbc + rnd() % 2);
+            code[n++] = (uint8_t)(0xbc + cg_rnd() % 2);
             n += emit_modrm(code + n, &o, o.reg);
             fm = F_ZF;
             break;
         case 6:     /* xchg / xadd / cmpxchg */
-            switch (rnd() % 3) {
+            switch (cg_rnd() % 3) {
             case 0: code[n++] = 0x87; break;
             case 1: code[n++] = 0x0f; code[n++] = 0xc1; break;
             default: code[n++] = 0x0f; code[n++] = 0xb1; break;
@@ -532,10 +463,10 @@ static void test_misc(void **state)
         case 7:     /* shld / shrd */
             o.mem = o.mem && sz != 2;
             code[n++] = 0x0f;
-            code[n++] = (uint8_t)(0xa4 + 8 * (rnd() % 2));
+            code[n++] = (uint8_t)(0xa4 + 8 * (cg_rnd() % 2));
             n += emit_modrm(code + n, &o, o.reg);
             {
-                unsigned cnt = (unsigned)(rnd() % (sz == 2 ? 16 : sz * 8));
+                unsigned cnt = (unsigned)(cg_rnd() % (sz == 2 ? 16 : sz * 8));
                 code[n++] = (uint8_t)cnt;
                 fm = F_ARITH & ~F_AF;
                 if (cnt != 1)
@@ -553,7 +484,7 @@ static void test_misc(void **state)
             n = emit_prefix(code, sz, 0, 0);
             {
                 static const uint8_t ops[] = { 0x98, 0x99, 0x9f, 0x9e, 0xf5, 0xf8, 0xf9 };
-                code[n++] = ops[rnd() % sizeof ops];
+                code[n++] = ops[cg_rnd() % sizeof ops];
             }
             break;
         case 10:    /* test */
@@ -566,12 +497,12 @@ static void test_misc(void **state)
             {
                 unsigned base = rnd_reg(), idx = rnd_reg();
                 code[n++] = (uint8_t)(0x44 | (o.reg & 7) << 3);
-                code[n++] = (uint8_t)((rnd() % 4) << 6 | idx << 3 | base);
-                code[n++] = (uint8_t)rnd();
+                code[n++] = (uint8_t)((cg_rnd() % 4) << 6 | idx << 3 | base);
+                code[n++] = (uint8_t)cg_rnd();
             }
             break;
         case 12:    /* adc / sbb with random CF */
-            code[n++] = (uint8_t)((rnd() & 1 ? 0x11 : 0x19) + 2 * (rnd() & 1));
+            code[n++] = (uint8_t)((cg_rnd() & 1 ? 0x11 : 0x19) + 2 * (cg_rnd() & 1));
             n += emit_modrm(code + n, &o, o.reg);
             break;
         case 13:    /* popcnt */
@@ -582,10 +513,10 @@ static void test_misc(void **state)
             n += emit_modrm(code + n, &o, o.reg);
             break;
         case 14:    /* mov forms */
-            code[n++] = (uint8_t)(0x88 + rnd() % 4);
+            code[n++] = (uint8_t)(0x88 + cg_rnd() % 4);
             if ((code[n - 1] & 1) == 0) {
                 n = emit_prefix(code, 1, o.rexr, o.rexb);
-                code[n++] = (uint8_t)(0x88 + 2 * (rnd() % 2));
+                code[n++] = (uint8_t)(0x88 + 2 * (cg_rnd() % 2));
             }
             n += emit_modrm(code + n, &o, o.reg);
             break;
@@ -606,20 +537,20 @@ static void test_string(void **state)
     int fails = 0;
     for (int t = 0; t < 3000 && fails < 10; t++) {
         uint8_t code[16];
-        struct regs r;
-        unsigned sz = sizes[rnd() % 4], n = 0, kind = rnd() % 5;
+        struct cg_regs r;
+        unsigned sz = sizes[cg_rnd() % 4], n = 0, kind = cg_rnd() % 5;
         static const uint8_t ops[] = { 0xa4, 0xaa, 0xac, 0xa6, 0xae };
         random_regs(&r);
-        r.gpr[6] = GBASE + DATA + 0x400 + rnd() % 0x400;
-        r.gpr[7] = GBASE + DATA + 0x800 + rnd() % 0x400;
-        r.gpr[1] = rnd() % 40;
+        r.gpr[6] = GBASE + DATA + 0x400 + cg_rnd() % 0x400;
+        r.gpr[7] = GBASE + DATA + 0x800 + cg_rnd() % 0x400;
+        r.gpr[1] = cg_rnd() % 40;
         r.flags &= ~F_DF;
-        if (rnd() % 4 == 0) {
+        if (cg_rnd() % 4 == 0) {
             r.flags |= F_DF;
         }
-        if (rnd() % 8 == 0)      /* make compares stop early sometimes */
+        if (cg_rnd() % 8 == 0)      /* make compares stop early sometimes */
             memmove(ram + (r.gpr[7] - GBASE), ram + (r.gpr[6] - GBASE), 64);
-        switch (rnd() % 3) {
+        switch (cg_rnd() % 3) {
         case 0: break;
         case 1: code[n++] = 0xf3; break;
         default: code[n++] = 0xf2; break;
@@ -641,13 +572,13 @@ static void test_branch(void **state)
     int fails = 0;
     for (int t = 0; t < 3000 && fails < 10; t++) {
         uint8_t code[32];
-        struct regs r;
-        unsigned n = 0, cc = rnd() % 16, op = rnd() % 8;
+        struct cg_regs r;
+        unsigned n = 0, cc = cg_rnd() % 16, op = cg_rnd() % 8;
         random_regs(&r);
         code[n++] = 0x48;
         code[n++] = (uint8_t)(op * 8 + 1);
-        code[n++] = 0xc8 | (uint8_t)(rnd() % 3) << 3;     /* op rax, rcx/rdx/rbx */
-        if (rnd() & 1) {
+        code[n++] = 0xc8 | (uint8_t)(cg_rnd() % 3) << 3;     /* op rax, rcx/rdx/rbx */
+        if (cg_rnd() & 1) {
             code[n++] = (uint8_t)(0x70 + cc);
             code[n++] = 3;
         } else {
@@ -661,8 +592,8 @@ static void test_branch(void **state)
         code[n++] = 0x48;       /* inc rsi (skipped when taken) */
         code[n++] = 0xff;
         code[n++] = 0xc6;
-        if (rnd() & 1) {        /* loop over dec rcx with loop */
-            r.gpr[1] = 1 + rnd() % 5;  /* 0 would loop 2^64 times natively */
+        if (cg_rnd() & 1) {        /* loop over dec rcx with loop */
+            r.gpr[1] = 1 + cg_rnd() % 5;  /* 0 would loop 2^64 times natively */
             code[n++] = 0x48; code[n++] = 0xff; code[n++] = 0xc7;   /* inc rdi */
             code[n++] = 0xe2; code[n++] = 0xfb;                     /* loop -5 */
         }
@@ -705,14 +636,14 @@ static void test_sse(void **state)
     int fails = 0;
     for (int t = 0; t < 6000 && fails < 10; t++) {
         uint8_t code[64];
-        struct regs r;
-        unsigned n = 0, f = (unsigned)(rnd() % (sizeof forms / sizeof forms[0]));
+        struct cg_regs r;
+        unsigned n = 0, f = (unsigned)(cg_rnd() % (sizeof forms / sizeof forms[0]));
         random_regs(&r);
-        if (forms[f].fp || rnd() % 2) {
+        if (forms[f].fp || cg_rnd() % 2) {
             /* floating-point inputs: ordinary numbers, some equal, few NaNs */
             for (unsigned k = 0; k < 0x200; k += 8) {
-                double v = (double)(int64_t)(rnd() % 2001 - 1000) / (double)(1 + rnd() % 16);
-                if (rnd() % 2) {
+                double v = (double)(int64_t)(cg_rnd() % 2001 - 1000) / (double)(1 + cg_rnd() % 16);
+                if (cg_rnd() % 2) {
                     float a = (float)v, b = (float)(v * 0.5);
                     memcpy(ram + DATA + 0xf00 + k, &a, 4);
                     memcpy(ram + DATA + 0xf04 + k, &b, 4);
@@ -729,14 +660,14 @@ static void test_sse(void **state)
             code[n++] = forms[f].pfx;
         code[n++] = 0x0f;
         code[n++] = forms[f].op;
-        if (rnd() % 3 == 0 && forms[f].op != 0x10) {
-            code[n++] = (uint8_t)(0x43 | (rnd() % 4) << 3);        /* [rbx + disp8] */
-            code[n++] = (uint8_t)(0x10 * (rnd() % 8));
+        if (cg_rnd() % 3 == 0 && forms[f].op != 0x10) {
+            code[n++] = (uint8_t)(0x43 | (cg_rnd() % 4) << 3);        /* [rbx + disp8] */
+            code[n++] = (uint8_t)(0x10 * (cg_rnd() % 8));
         } else {
-            code[n++] = (uint8_t)(0xc0 | (rnd() % 4) << 3 | (rnd() % 4));
+            code[n++] = (uint8_t)(0xc0 | (cg_rnd() % 4) << 3 | (cg_rnd() % 4));
         }
         if (forms[f].imm)
-            code[n++] = (uint8_t)(forms[f].op == 0xc2 ? rnd() % 8 : rnd());
+            code[n++] = (uint8_t)(forms[f].op == 0xc2 ? cg_rnd() % 8 : cg_rnd());
         for (unsigned x = 0; x < 4; x++) {      /* movdqu [rbx + 0x40 + 16X], xmmX */
             code[n++] = 0xf3; code[n++] = 0x0f; code[n++] = 0x7f;
             code[n++] = (uint8_t)(0x43 | x << 3); code[n++] = (uint8_t)(0x40 + 16 * x);

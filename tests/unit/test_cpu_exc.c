@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "cpu/cpu.h"
+#include "cpuguest.h"
 
 #define RAM (4u << 20)
 #define IDT 0x4000
@@ -80,19 +81,13 @@ static void setup_machine(void)
     }
     memcpy(ram + HANDLER, handler, sizeof handler);
     /* GDT at 0x800: null, 64-bit code (0x8), data (0x10) */
-    uint64_t gdt[3] = { 0, 0x00af9b000000ffffULL, 0x00cf93000000ffffULL };
-    memcpy(ram + 0x800, gdt, sizeof gdt);
+    memcpy(ram + 0x800, cg_gdt, sizeof cg_gdt);
 }
 
 static void long_mode(struct cpu_state *st, uint64_t rip)
 {
-    memset(st, 0, sizeof *st);
-    st->seg[CPU_CS] = (struct cpu_seg){ 0x8, 0, 0xffffffff, 0xa09b };
-    for (int s = 0; s < 6; s++)
-        if (s != CPU_CS)
-            st->seg[s] = (struct cpu_seg){ 0x10, 0, 0xffffffff, 0xc093 };
+    cg_long_mode_segs(st);
     st->seg[CPU_TR] = (struct cpu_seg){ 0x18, 0x8000, 0x67, 0x8b };
-    st->seg[CPU_LDTR] = (struct cpu_seg){ 0, 0, 0, 0x10000 };
     st->gdt_base = 0x800;
     st->gdt_limit = 23;
     st->idt_base = IDT;

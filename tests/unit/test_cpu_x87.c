@@ -17,8 +17,10 @@
 #include <cmocka.h>
 
 #include "cpu/cpu.h"
+#include "cpuguest.h"
 
-#define GBASE 0x68000000ULL         /* host address == guest linear address of gpa 0 */
+#define GBASE 0x68000000ULL         /* host address == guest linear address of gpa 0 (not
+                                     * 0x58000000, where valgrind loads) */
 #define GSIZE (4u << 20)
 #define CODE 0x100000u              /* gpa of the code snippet */
 #define DATA 0x180000u              /* gpa of the data area (8 KiB) */
@@ -27,102 +29,28 @@
 #define FXA 0x0000u                 /* data offset of the FXSAVE area */
 #define ENV 0x0400u                 /* data offset of FNSTENV/FNSAVE images */
 #define STACK 0x1f0000u
-#define IDT 0x4000u
-#define HANDLERS 0x6000u            /* vector v: mov eax, v; hlt (16 bytes apart) */
-#define GDT 0x5000u
+#define IDT CG_IDT
+#define HANDLERS CG_HANDLERS        /* vector v: mov eax, v; hlt (16 bytes apart) */
+#define GDT CG_GDT
 
 #define F_ARITH UINT64_C(0x8d5)
-
-struct regs {
-    uint64_t gpr[16];
-    uint64_t flags;
-    uint64_t target;
-};
-
-/* Load every register but RSP from *r, call r->target, store them back. */
-void run_native_x87(struct regs *r);
-__asm__(
-    ".text\n"
-    ".globl run_native_x87\n"
-    "run_native_x87:\n"
-    "  push %rbx\n push %rbp\n push %r12\n push %r13\n push %r14\n push %r15\n"
-    "  push %rdi\n"
-    "  pushq 136(%rdi)\n"
-    "  pushq 128(%rdi)\n"
-    "  popfq\n"
-    "  mov 0(%rdi), %rax\n mov 8(%rdi), %rcx\n mov 16(%rdi), %rdx\n mov 24(%rdi), %rbx\n"
-    "  mov 40(%rdi), %rbp\n mov 48(%rdi), %rsi\n"
-    "  mov 64(%rdi), %r8\n mov 72(%rdi), %r9\n mov 80(%rdi), %r10\n mov 88(%rdi), %r11\n"
-    "  mov 96(%rdi), %r12\n mov 104(%rdi), %r13\n mov 112(%rdi), %r14\n mov 120(%rdi), %r15\n"
-    "  mov 56(%rdi), %rdi\n"
-    "  call *(%rsp)\n"
-    "  pushfq\n"
-    "  cld\n"
-    "  push %rdi\n"
-    "  mov 24(%rsp), %rdi\n"
-    "  mov %rax, 0(%rdi)\n mov %rcx, 8(%rdi)\n mov %rdx, 16(%rdi)\n mov %rbx, 24(%rdi)\n"
-    "  mov %rbp, 40(%rdi)\n mov %rsi, 48(%rdi)\n"
-    "  mov %r8, 64(%rdi)\n mov %r9, 72(%rdi)\n mov %r10, 80(%rdi)\n mov %r11, 88(%rdi)\n"
-    "  mov %r12, 96(%rdi)\n mov %r13, 104(%rdi)\n mov %r14, 112(%rdi)\n mov %r15, 120(%rdi)\n"
-    "  pop %rax\n mov %rax, 56(%rdi)\n"
-    "  pop %rax\n mov %rax, 128(%rdi)\n"
-    "  add $16, %rsp\n"
-    "  pop %r15\n pop %r14\n pop %r13\n pop %r12\n pop %rbp\n pop %rbx\n"
-    "  ret\n");
 
 static uint8_t *ram;
 static struct cpu *cpu;
 static uint8_t data_init[DATA_LEN], data_native[DATA_LEN], ignore[DATA_LEN];
 
-static uint64_t rng_state;
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 2685821657736338717ULL;
-}
-
 static int setup(void **state)
 {
     (void)state;
-    ram = mmap((void *)GBASE, GSIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
-               MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-    if (ram == MAP_FAILED || ram != (uint8_t *)GBASE) {
-        fprintf(stderr, "cannot map guest RAM at 0x%llx\n", (unsigned long long)GBASE);
+    ram = cg_map_ram(GBASE, GSIZE);
+    if (!ram)
         return -1;
-    }
-    /* 4-level tables: linear GBASE + x -> physical x for x < 4 MiB, 2 MiB pages */
-    uint64_t *pml4 = (uint64_t *)(ram + 0x1000), *pdpt = (uint64_t *)(ram + 0x2000);
-    uint64_t *pd = (uint64_t *)(ram + 0x3000);
-    pml4[(GBASE >> 39) & 511] = 0x2000 | 3;
-    pdpt[(GBASE >> 30) & 511] = 0x3000 | 3;
-    pd[(GBASE >> 21) & 511] = 0x000000 | 0x83;
-    pd[((GBASE >> 21) + 1) & 511] = 0x200000 | 0x83;
-    /* GDT: null, 64-bit code (0x08), data (0x10) */
-    static const uint64_t gdt[3] = { 0, 0x00af9b000000ffffULL, 0x00cf93000000ffffULL };
-    memcpy(ram + GDT, gdt, sizeof gdt);
-    /* IDT: every vector v -> HANDLERS + 16 v: mov eax, v; hlt */
-    for (unsigned v = 0; v < 32; v++) {
-        uint64_t h = GBASE + HANDLERS + 16 * v;
-        uint64_t lo = (h & 0xffff) | (0x8ULL << 16) | (0x8eULL << 40) |
-                      ((h >> 16) & 0xffff) << 48;
-        uint64_t hi = h >> 32;
-        memcpy(ram + IDT + 16 * v, &lo, 8);
-        memcpy(ram + IDT + 16 * v + 8, &hi, 8);
-        uint8_t *p = ram + HANDLERS + 16 * v;
-        p[0] = 0xb8;
-        memcpy(p + 1, &v, 4);
-        p[5] = 0xf4;
-    }
+    cg_map_linear_2m(ram, GBASE);
+    cg_write_gdt_idt(ram, GBASE);
     cpu = cpu_new(ram, GSIZE, NULL);
     if (!cpu)
         return -1;
-    const char *s = getenv("VMCORE_TEST_SEED");
-    rng_state = s ? strtoull(s, NULL, 0) : 0x87a1b2c3d4ULL;
-    if (!rng_state)
-        rng_state = 1;
-    fprintf(stderr, "[ seed ] VMCORE_TEST_SEED=0x%" PRIx64 "\n", rng_state);
+    cg_seed(0x87a1b2c3d4ULL);
     return 0;
 }
 
@@ -136,17 +64,7 @@ static int teardown(void **state)
 
 static void long_mode_state(struct cpu_state *st)
 {
-    memset(st, 0, sizeof *st);
-    st->seg[CPU_CS] = (struct cpu_seg){ 0x8, 0, 0xffffffff, 0xa09b };
-    for (int s = 0; s < 6; s++)
-        if (s != CPU_CS)
-            st->seg[s] = (struct cpu_seg){ 0x10, 0, 0xffffffff, 0xc093 };
-    st->seg[CPU_TR] = (struct cpu_seg){ 0, 0, 0xffff, 0x8b };
-    st->seg[CPU_LDTR] = (struct cpu_seg){ 0, 0, 0, 0x10000 };
-    st->cr0 = 0x80000033;   /* PG, NE, ET, MP, PE */
-    st->cr3 = 0x1000;
-    st->cr4 = 0x620;        /* PAE, OSFXSR, OSXMMEXCPT */
-    st->efer = 0x500;
+    cg_long_mode_state(st, 0x80000033);   /* PG, NE, ET, MP, PE */
     st->gdt_base = GBASE + GDT;
     st->gdt_limit = sizeof(uint64_t) * 3 - 1;
     st->idt_base = GBASE + IDT;
@@ -155,7 +73,7 @@ static void long_mode_state(struct cpu_state *st)
 
 /* Run @code emulated from @in with CR0 = @cr0 (0: the default); returns the exit and
  * leaves the final state in *out. */
-static enum cpu_exit run_emu(const uint8_t *code, unsigned n, const struct regs *in,
+static enum cpu_exit run_emu(const uint8_t *code, unsigned n, const struct cg_regs *in,
                              uint64_t cr0, struct cpu_state *out)
 {
     struct cpu_state st;
@@ -193,9 +111,9 @@ static void ignore_fxsave(void)
 }
 
 /* Run @code (n bytes) natively and emulated from @in; compare. */
-static int run_case(const uint8_t *code, unsigned n, const struct regs *in, const char *what)
+static int run_case(const uint8_t *code, unsigned n, const struct cg_regs *in, const char *what)
 {
-    struct regs nat = *in;
+    struct cg_regs nat = *in;
     struct cpu_state st;
     char hex[3 * 100 + 1];
     int bad = 0;
@@ -204,7 +122,7 @@ static int run_case(const uint8_t *code, unsigned n, const struct regs *in, cons
     memcpy(ram + CODE, code, n);
     ram[CODE + n] = 0xc3;   /* ret */
     nat.target = GBASE + CODE;
-    run_native_x87(&nat);
+    cg_run_native(&nat);
     memcpy(data_native, ram + DATA, DATA_LEN);
     memcpy(ram + DATA, data_init, DATA_LEN);
 
@@ -253,12 +171,12 @@ static void rnd_slot(unsigned off)
                                  1e-310, -4.9e-324, 1.7976931348623157e308, 0.1, 1e10,
                                  3.141592653589793, 2.5, -2.5, 1.5, 65535.0, -32768.5 };
     uint64_t v;
-    switch (rnd() % 8) {
+    switch (cg_rnd() % 8) {
     case 0: case 1:
-        put_f64(off, dv[rnd() % (sizeof dv / sizeof dv[0])]);
+        put_f64(off, dv[cg_rnd() % (sizeof dv / sizeof dv[0])]);
         return;
     case 2:
-        put_f64(off, (double)(int64_t)(rnd() % 2000001) / 1000.0 - 1000.0);
+        put_f64(off, (double)(int64_t)(cg_rnd() % 2000001) / 1000.0 - 1000.0);
         return;
     case 3: {
         static const uint64_t sp[] = { 0x7ff0000000000000ULL, 0xfff0000000000000ULL,
@@ -267,20 +185,20 @@ static void rnd_slot(unsigned off)
                                        0x7f8000007fc00000ULL, 0x7fa0000080000001ULL,
                                        0x0000000100000000ULL, 0xffffffffffffffffULL,
                                        0x7fffffffffffffffULL, 0x0000000000008000ULL };
-        v = sp[rnd() % (sizeof sp / sizeof sp[0])];
+        v = sp[cg_rnd() % (sizeof sp / sizeof sp[0])];
         break;
     }
     case 4: {
-        float f[2] = { (float)((int)(rnd() % 20001) - 10000) / 16.0f,
-                       (float)((int)(rnd() % 200) - 100) };
+        float f[2] = { (float)((int)(cg_rnd() % 20001) - 10000) / 16.0f,
+                       (float)((int)(cg_rnd() % 200) - 100) };
         memcpy(&v, f, 8);
         break;
     }
     case 5:
-        v = (uint64_t)(int64_t)((int)(rnd() % 70001) - 35000);
+        v = (uint64_t)(int64_t)((int)(cg_rnd() % 70001) - 35000);
         break;
     default:
-        v = rnd();
+        v = cg_rnd();
         break;
     }
     memcpy(ram + DATA + OPS + off, &v, 8);
@@ -320,21 +238,21 @@ static unsigned rnd_insn(uint8_t *p)
 {
     unsigned esc, m;
     for (;;) {
-        esc = 0xd8 + (unsigned)(rnd() % 8);
-        if (rnd() % 2) {
-            m = 0xc0 + (unsigned)(rnd() % 64);
+        esc = 0xd8 + (unsigned)(cg_rnd() % 8);
+        if (cg_rnd() % 2) {
+            m = 0xc0 + (unsigned)(cg_rnd() % 64);
             if (!valid_reg(esc, m))
                 continue;
             p[0] = (uint8_t)esc;
             p[1] = (uint8_t)m;
             return 2;
         }
-        m = (unsigned)(rnd() % 8);
+        m = (unsigned)(cg_rnd() % 8);
         if (!valid_mem(esc, m))
             continue;
         p[0] = (uint8_t)esc;
         p[1] = (uint8_t)(0x43 | m << 3);
-        p[2] = (uint8_t)(8 * (rnd() % 14));
+        p[2] = (uint8_t)(8 * (cg_rnd() % 14));
         return 3;
     }
 }
@@ -346,15 +264,15 @@ static unsigned rnd_load(uint8_t *p)
                                      { 0xdf, 0x43 }, { 0xdb, 0x43 }, { 0xdf, 0x6b },
                                      { 0xdf, 0x63 } };
     static const uint8_t cst[] = { 0xe8, 0xe9, 0xea, 0xeb, 0xec, 0xed, 0xee };
-    if (rnd() % 5 == 0) {
+    if (cg_rnd() % 5 == 0) {
         p[0] = 0xd9;
-        p[1] = cst[rnd() % sizeof cst];
+        p[1] = cst[cg_rnd() % sizeof cst];
         return 2;
     }
-    unsigned k = (unsigned)(rnd() % (sizeof ld / sizeof ld[0]));
+    unsigned k = (unsigned)(cg_rnd() % (sizeof ld / sizeof ld[0]));
     p[0] = ld[k][0];
     p[1] = ld[k][1];
-    p[2] = (uint8_t)(8 * (rnd() % 14));
+    p[2] = (uint8_t)(8 * (cg_rnd() % 14));
     return 3;
 }
 
@@ -378,14 +296,14 @@ static unsigned epilogue(uint8_t *p)
     return sizeof b;
 }
 
-static void init_regs(struct regs *r)
+static void init_regs(struct cg_regs *r)
 {
     memset(r, 0, sizeof *r);
     for (int k = 0; k < 16; k++)
-        r->gpr[k] = rnd();
+        r->gpr[k] = cg_rnd();
     r->gpr[4] = 0;
     r->gpr[3] = GBASE + DATA + OPS;
-    r->flags = rnd() & F_ARITH;
+    r->flags = cg_rnd() & F_ARITH;
     memset(ram + DATA, 0x5a, DATA_LEN);
     for (unsigned k = 0; k < 0x80; k += 8)
         rnd_slot(k);
@@ -395,7 +313,7 @@ static void init_regs(struct regs *r)
 static uint16_t rnd_cw(void)
 {
     static const uint16_t pc[] = { 0x300, 0x300, 0x200, 0x000 };
-    return (uint16_t)(0x7f | pc[rnd() % 4] | (rnd() % 4) << 10);
+    return (uint16_t)(0x7f | pc[cg_rnd() % 4] | (cg_rnd() % 4) << 10);
 }
 
 static void test_random(void **state)
@@ -405,13 +323,13 @@ static void test_random(void **state)
     ignore_fxsave();
     for (int t = 0; t < 6000 && fails < 10; t++) {
         uint8_t code[128];
-        struct regs r;
+        struct cg_regs r;
         unsigned n;
         init_regs(&r);
         n = prologue(code, rnd_cw());
-        for (unsigned k = (unsigned)(rnd() % 4); k; k--)
+        for (unsigned k = (unsigned)(cg_rnd() % 4); k; k--)
             n += rnd_load(code + n);
-        for (unsigned k = 1 + (unsigned)(rnd() % 6); k; k--)
+        for (unsigned k = 1 + (unsigned)(cg_rnd() % 6); k; k--)
             n += rnd_insn(code + n);
         n += epilogue(code + n);
         fails += run_case(code, n, &r, "x87 random");
@@ -430,13 +348,13 @@ static void test_unmasked(void **state)
     ignore_fxsave();
     for (int t = 0; t < 4000 && fails < 10; t++) {
         uint8_t code[128];
-        struct regs r;
+        struct cg_regs r;
         unsigned n;
-        uint16_t cw = (uint16_t)(rnd_cw() & ~(rnd() & 0x3f));
+        uint16_t cw = (uint16_t)(rnd_cw() & ~(cg_rnd() & 0x3f));
         init_regs(&r);
         memcpy(ram + DATA + OPS + 0x7c, &cw, 2);
         n = prologue(code, 0x37f);
-        for (unsigned k = (unsigned)(rnd() % 5); k; k--)
+        for (unsigned k = (unsigned)(cg_rnd() % 5); k; k--)
             n += rnd_load(code + n);
         static const uint8_t b[] = { 0xdb, 0xe2, 0xd9, 0x6b, 0x7c };   /* FNCLEX; FLDCW */
         memcpy(code + n, b, sizeof b);
@@ -460,7 +378,7 @@ static void test_fldcw_pending(void **state)
         static const uint8_t head[] = { 0xd9, 0xe8, 0xd9, 0xee, 0xde, 0xf9,
                                         0xd9, 0x6b, 0x70, 0xdf, 0xe0 };
         uint8_t code[64];
-        struct regs r;
+        struct cg_regs r;
         unsigned n;
         init_regs(&r);
         n = prologue(code, 0x37f);
@@ -486,7 +404,7 @@ static void test_all_reg_forms(void **state)
                 continue;
             for (unsigned depth = 0; depth <= 8; depth += 4) {
                 uint8_t code[128];
-                struct regs r;
+                struct cg_regs r;
                 unsigned n;
                 init_regs(&r);
                 n = prologue(code, 0x37f);
@@ -511,8 +429,8 @@ static void test_env(void **state)
     int fails = 0;
     for (int t = 0; t < 200 && fails < 10; t++) {
         uint8_t code[128];
-        struct regs r;
-        unsigned n, o16 = (unsigned)(rnd() % 2), save = (unsigned)(rnd() % 2);
+        struct cg_regs r;
+        unsigned n, o16 = (unsigned)(cg_rnd() % 2), save = (unsigned)(cg_rnd() % 2);
         unsigned s = o16 ? 2 : 4, len = 7 * s + (save ? 80 : 0);
         init_regs(&r);
         ignore_fxsave();
@@ -520,9 +438,9 @@ static void test_env(void **state)
         memset(ignore + ENV + 3 * s, 1, 4 * s);
         memset(ignore + ENV + 0x100 + 3 * s, 1, 4 * s);
         n = prologue(code, rnd_cw());
-        for (unsigned k = (unsigned)(rnd() % 9); k; k--)
+        for (unsigned k = (unsigned)(cg_rnd() % 9); k; k--)
             n += rnd_load(code + n);
-        if (rnd() % 2)
+        if (cg_rnd() % 2)
             n += rnd_insn(code + n);
         /* [66] FNSTENV/FNSAVE [rbx-0xc00] */
         if (o16)
@@ -558,21 +476,21 @@ static void test_fxrstor(void **state)
     int fails = 0;
     for (int t = 0; t < 300 && fails < 10; t++) {
         uint8_t code[64];
-        struct regs r;
+        struct cg_regs r;
         unsigned n = 0;
         init_regs(&r);
         ignore_fxsave();
         uint8_t *img = ram + DATA + 0x800;
         memset(img, 0, 512);
-        uint16_t cw = rnd_cw(), sw = (uint16_t)(rnd() & 0x3800);
+        uint16_t cw = rnd_cw(), sw = (uint16_t)(cg_rnd() & 0x3800);
         memcpy(img, &cw, 2);
         memcpy(img + 2, &sw, 2);
-        img[4] = (uint8_t)rnd();
+        img[4] = (uint8_t)cg_rnd();
         uint32_t mx = 0x1f80;
         memcpy(img + 24, &mx, 4);
         for (unsigned i = 0; i < 8; i++) {
-            uint64_t m = rnd();
-            uint16_t e = (uint16_t)(rnd() % 4 ? 0x3fff + rnd() % 64 - 32 : rnd());
+            uint64_t m = cg_rnd();
+            uint16_t e = (uint16_t)(cg_rnd() % 4 ? 0x3fff + cg_rnd() % 64 - 32 : cg_rnd());
             memcpy(img + 32 + 16 * i, &m, 8);
             memcpy(img + 40 + 16 * i, &e, 2);
         }
@@ -580,7 +498,7 @@ static void test_fxrstor(void **state)
         static const uint8_t b[] = { 0x0f, 0xae, 0x8b, 0x00, 0xf8, 0xff, 0xff };
         memcpy(code, b, sizeof b);
         n = sizeof b;
-        if (rnd() % 2) {
+        if (cg_rnd() % 2) {
             code[n++] = 0xd8;
             code[n++] = 0xc1;
         }
@@ -596,7 +514,7 @@ static void test_fxrstor(void **state)
 
 static void expect_vector(const uint8_t *code, unsigned n, uint64_t cr0, int vec)
 {
-    struct regs r;
+    struct cg_regs r;
     struct cpu_state st;
     char hex[3 * 100 + 1];
     memset(&r, 0, sizeof r);
@@ -737,7 +655,7 @@ static void test_cpuid(void **state)
 {
     (void)state;
     static const uint8_t code[] = { 0xb8, 1, 0, 0, 0, 0x0f, 0xa2 };
-    struct regs r;
+    struct cg_regs r;
     struct cpu_state st;
     memset(&r, 0, sizeof r);
     assert_int_equal(run_emu(code, sizeof code, &r, 0, &st), CPU_EXIT_HLT);
