@@ -111,14 +111,29 @@ static uint64_t walk(struct cpu *c, uint64_t lin, unsigned need, bool fault, boo
         *page_size = 0x1000;
         return lin & 0xffffffffULL;
     }
-    if (c->efer & EFER_LMA) {
-        int64_t s = (int64_t)(lin << 16) >> 16;
-        uint64_t table = c->cr3 & PTE_ADDR;
-        if ((uint64_t)s != lin) {
-            if (!fault) { *ok = false; return 0; }
-            cpu_fault(c, EX_GP, 0);
+    if ((c->efer & EFER_LMA) || (c->cr4 & CR4_PAE)) {
+        /* 4-level (long mode) or PAE: the same 8-byte entries below the top. */
+        uint64_t table;
+        int top;
+        if (c->efer & EFER_LMA) {
+            int64_t s = (int64_t)(lin << 16) >> 16;
+            if ((uint64_t)s != lin) {
+                if (!fault) { *ok = false; return 0; }
+                cpu_fault(c, EX_GP, 0);
+            }
+            table = c->cr3 & PTE_ADDR;
+            top = 3;
+        } else {
+            uint8_t *unused; /* PDPTEs have no A bit in PAE mode */
+            uint64_t pdpte = pte_read(c, (c->cr3 & 0xffffffe0) + ((lin >> 30) & 3) * 8, 8,
+                                      &unused);
+            if (!(pdpte & PTE_P))
+                goto pf;
+            table = pdpte & PTE_ADDR;
+            lin &= 0xffffffffULL;
+            top = 1;
         }
-        for (int lvl = 3; lvl >= 0; lvl--) {
+        for (int lvl = top; lvl >= 0; lvl--) {
             unsigned idx = (lin >> (12 + 9 * lvl)) & 511;
             e = pte_read(c, table + idx * 8, 8, &ptrs[nlev]);
             nlev++;
@@ -130,32 +145,6 @@ static uint64_t walk(struct cpu *c, uint64_t lin, unsigned need, bool fault, boo
                 nx = true;
             if ((lvl == 1 || lvl == 2) && (e & PTE_PS)) {
                 ps = 1ULL << (12 + 9 * lvl);
-                break;
-            }
-            table = e & PTE_ADDR;
-        }
-        gpa = (e & PTE_ADDR & ~(ps - 1)) | (lin & (ps - 1));
-    } else if (c->cr4 & CR4_PAE) {
-        uint64_t pdpte = pte_read(c, (c->cr3 & 0xffffffe0) + ((lin >> 30) & 3) * 8, 8,
-                                  &ptrs[0]);
-        uint64_t table;
-        ptrs[0] = NULL;     /* PDPTEs have no A bit in PAE mode */
-        if (!(pdpte & PTE_P))
-            goto pf;
-        table = pdpte & PTE_ADDR;
-        lin &= 0xffffffffULL;
-        for (int lvl = 1; lvl >= 0; lvl--) {
-            unsigned idx = (lin >> (12 + 9 * lvl)) & 511;
-            e = pte_read(c, table + idx * 8, 8, &ptrs[nlev]);
-            nlev++;
-            if (!(e & PTE_P))
-                goto pf;
-            rw &= (e & PTE_W) != 0;
-            us &= (e & PTE_U) != 0;
-            if (nxe && (e & PTE_NX))
-                nx = true;
-            if (lvl == 1 && (e & PTE_PS)) {
-                ps = 1ULL << 21;
                 break;
             }
             table = e & PTE_ADDR;
