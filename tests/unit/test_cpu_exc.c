@@ -215,6 +215,55 @@ static void test_pf_nx(void **state)
 }
 
 /* lea r15,[rel next] / mov rax,0x8000000000000000 / mov rbx,[rax] / next: hlt */
+/* 32-bit PAE paging: CR3 -> PDPT -> PD -> PT, a 2 MiB page, A/D bits and a not-present
+ * fault (no IDT here, so it ends in a triple fault with CR2 set).
+ *   mov dword [0x301000],5 / mov dword [0x400010],7 / mov eax,[0x301000] / hlt */
+static void test_pae_paging(void **state)
+{
+    static const uint8_t c[] = { 0xc7, 0x05, 0x00, 0x10, 0x30, 0x00, 0x05, 0, 0, 0,
+                                 0xc7, 0x05, 0x10, 0x00, 0x40, 0x00, 0x07, 0, 0, 0,
+                                 0xa1, 0x00, 0x10, 0x30, 0x00, 0xf4 };
+    static const uint8_t fault[] = { 0xa1, 0x00, 0x20, 0x30, 0x00, 0xf4 };
+    (void)state;
+    setup_machine();
+    uint64_t *pdpt = (uint64_t *)(ram + 0x2000), *pd = (uint64_t *)(ram + 0x3000);
+    pdpt[0] = 0x3000 | 1;               /* PAE PDPTEs carry only P */
+    pd[2] = 0x200000 | 0x83;            /* linear 4 MiB: a 2 MiB page at physical 2 MiB */
+    pt(1)[0x101] = 0x305000 | 3;        /* linear 0x301000 -> physical 0x305000 */
+    pt(1)[0x102] = 0;
+
+    struct cpu_state st;
+    for (int pass = 0; pass < 2; pass++) {
+        const uint8_t *code = pass ? fault : c;
+        size_t n = pass ? sizeof fault : sizeof c;
+        memcpy(ram + CODE, code, n);
+        cpu_invalidate_ram(cpu, CODE, n);
+        long_mode(&st, CODE);
+        st.seg[CPU_CS] = (struct cpu_seg){ 0x8, 0, 0xffffffff, 0xc09b };
+        st.cr3 = 0x2000;
+        st.efer = 0;
+        st.idt_limit = 0;
+        cpu_set_state(cpu, &st);
+        enum cpu_exit e = cpu_run(cpu, 1000);
+        cpu_get_state(cpu, &st);
+        if (pass == 0) {
+            assert_int_equal(e, CPU_EXIT_HLT);
+            assert_int_equal(st.gpr[0], 5);
+            assert_int_equal(ram[0x305000], 5);     /* through the PT */
+            assert_int_equal(ram[0x200010], 7);     /* through the 2 MiB page */
+            assert_int_equal(ram[0x301000], 0);
+            assert_true(pt(1)[0x101] & 0x20);        /* accessed */
+            assert_true(pt(1)[0x101] & 0x40);        /* dirty */
+            assert_true(pd[2] & 0x40);
+            assert_true(pd[1] & 0x20);
+        } else {
+            assert_int_equal(e, CPU_EXIT_SHUTDOWN);
+            assert_int_equal(st.cr2, 0x302000);
+        }
+    }
+    setup_machine();
+}
+
 static void test_gp_noncanonical(void **state)
 {
     static const uint8_t c[] = { 0x4c, 0x8d, 0x3d, 0x0d, 0, 0, 0, 0x48, 0xb8, 0, 0, 0, 0, 0, 0,
@@ -404,6 +453,7 @@ int main(void)
         cmocka_unit_test(test_pf_not_present),
         cmocka_unit_test(test_pf_write_protect),
         cmocka_unit_test(test_pf_nx),
+        cmocka_unit_test(test_pae_paging),
         cmocka_unit_test(test_gp_noncanonical),
         cmocka_unit_test(test_soft_int),
         cmocka_unit_test(test_double_fault),
