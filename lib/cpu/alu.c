@@ -720,21 +720,28 @@ void specialize(struct insn *i)
     if (i->fn == op_alu_rm_r && i->osz == 1 && i->mod == 3 && i->rm < 16 && i->reg < 16 &&
         fast_alu8[i->op]) {
         i->fn = fast_alu8[i->op];
+        i->jk = JK_ALU_RR;
         return;
     }
     if (i->fn == op_movzx && i->mod == 3 && i->op == 1) {
-        i->fn = i->osz == 4 && i->rm < 16 ? op_movzx_bl_rr4 : op_movzx_b_rr;
+        bool bl = i->osz == 4 && i->rm < 16;
+        i->fn = bl ? op_movzx_bl_rr4 : op_movzx_b_rr;
+        i->jk = bl ? JK_MOVZX_B_RR : JK_NONE;
         return;
     }
     if (i->fn == op_movzx && i->mod != 3) {
         i->fn = i->op == 1 ? op_movzx_b_mem : op_movzx_w_mem;
+        i->jk = i->osz >= 4 ? JK_LDZX : JK_NONE;
         return;
     }
     if (i->osz == 1 && i->mod != 3 && !i->lock) {
-        if (i->fn == op_mov_rm_r)
+        if (i->fn == op_mov_rm_r) {
             i->fn = op_mov_st1;
-        else if (i->fn == op_mov_r_rm)
+            i->jk = JK_ST;
+        } else if (i->fn == op_mov_r_rm) {
             i->fn = op_mov_ld1;
+            i->jk = JK_LD;
+        }
     }
     if (specialize_shift(i) || specialize_jcc32(i) || specialize_muldiv(i))
         return;
@@ -745,24 +752,35 @@ void specialize(struct insn *i)
         return;
     if ((i->fn == op_incdec_r || (i->fn == op_incdec_rm && i->mod == 3))) {
         i->fn = i->op ? (s ? op_dec_r8 : op_dec_r4) : (s ? op_inc_r8 : op_inc_r4);
+        i->jk = JK_INCDEC;
         return;
     }
-    if (i->fn == op_alu_rm_r && i->mod == 3 && fast_alu[i->op][0][s])
+    if (i->fn == op_alu_rm_r && i->mod == 3 && fast_alu[i->op][0][s]) {
         i->fn = fast_alu[i->op][0][s];
-    else if (i->fn == op_alu_r_rm && fast_alu[i->op][1][s])
+        i->jk = JK_ALU_RR;
+    } else if (i->fn == op_alu_r_rm && fast_alu[i->op][1][s]) {
         i->fn = fast_alu[i->op][1][s];
-    else if (i->fn == op_alu_rm_imm && i->mod == 3 && fast_alu[i->op][2][s])
+        i->jk = JK_ALU_RRM;
+    } else if (i->fn == op_alu_rm_imm && i->mod == 3 && fast_alu[i->op][2][s]) {
         i->fn = fast_alu[i->op][2][s];
-    else if (i->fn == op_mov_rm_r)
+        i->jk = JK_ALU_RI;
+    } else if (i->fn == op_mov_rm_r) {
         i->fn = i->mod == 3 ? (s ? op_mov_rr8 : op_mov_rr4) : (s ? op_mov_st8 : op_mov_st4);
-    else if (i->fn == op_mov_r_rm && i->mod != 3)
+        i->jk = i->mod == 3 ? JK_MOV_RR : JK_ST;
+    } else if (i->fn == op_mov_r_rm && i->mod != 3) {
         i->fn = s ? op_mov_ld8 : op_mov_ld4;
-    else if (i->fn == op_mov_r_rm)
+        i->jk = JK_LD;
+    } else if (i->fn == op_mov_r_rm) {
         ; /* register-register through the generic form is rare (8B /r) */
-    else if (i->fn == op_test_rm_r && i->mod == 3)
+    } else if (i->fn == op_test_rm_r && i->mod == 3) {
         i->fn = s ? op_test_rr8 : op_test_rr4;
-    else if (i->fn == op_lea && i->mod != 3)
+        i->jk = JK_TEST_RR;
+    } else if (i->fn == op_lea && i->mod != 3) {
         i->fn = s ? op_lea8 : op_lea4;
+        i->jk = JK_LEA;
+    } else if (i->fn == op_mov_r_imm) {
+        i->jk = JK_MOV_RI;
+    }
 }
 
 /* ---- memory operands with 32-bit addressing in 16/32-bit code ----

@@ -302,9 +302,9 @@ bool specialize_control(struct insn *i)
     else if (i->fn == op_ret && !i->op)
         i->fn = op_ret64;
     else if (i->fn == op_jmp_rel)
-        i->fn = op_jmp_rel64;
+        i->fn = op_jmp_rel64, i->jk = JK_JMP;
     else if (i->fn == op_jcc)
-        i->fn = jcc64_fn[i->op & 15];
+        i->fn = jcc64_fn[i->op & 15], i->jk = JK_JCC;
     else
         return false;
     return true;
@@ -318,9 +318,9 @@ bool specialize_jcc32(struct insn *i)
     if (i->osz != 4)
         return false;
     if (i->fn == op_jcc)
-        i->fn = jcc32_fn[i->op & 15];
+        i->fn = jcc32_fn[i->op & 15], i->jk = JK_JCC;
     else if (i->fn == op_jmp_rel)
-        i->fn = op_jmp_rel32;
+        i->fn = op_jmp_rel32, i->jk = JK_JMP;
     else
         return false;
     return true;

@@ -111,6 +111,7 @@ bool specialize_muldiv(struct insn *i)
 {
     if (i->fn == op_imul_r_rm_imm && i->osz == 4 && i->mod == 3) {
         i->fn = op_imul_rri4;
+        i->jk = JK_IMUL_RRI4;
         return true;
     }
     return false;

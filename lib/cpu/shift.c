@@ -180,5 +180,6 @@ bool specialize_shift(struct insn *i)
     if (i->fn != op_shift || i->mod != 3 || i->osz < 4 || op < 4)
         return false;
     i->fn = op_shift_fast;
+    i->jk = JK_SHIFT;
     return true;
 }

@@ -20,6 +20,8 @@ void cpu_update_mode(struct cpu *c)
     c->ssz = c->code64 ? 8 : (c->seg[CPU_SS].attr & 0x4000) ? 4 : 2;
     c->cpl = c->mode == MODE_REAL ? 0 : (cs->sel & 3);
     c->umask_shift = c->cpl == 3 ? 3 : 0;
+    c->need_r = (uint8_t)(P_R << c->umask_shift);
+    c->need_w = (uint8_t)(P_W << c->umask_shift);
     for (unsigned s = 0; s < 6; s++)
         c->sbase[s] = (c->code64 && s < CPU_FS) ? 0 : c->seg[s].base;
     jc_bump(c);

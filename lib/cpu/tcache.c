@@ -21,8 +21,11 @@ struct block {
     uint64_t gpa;
     uint32_t gen;
     uint8_t csz;
+    uint8_t runs;           /* interpreted runs so far, up to jit_hot() */
     uint16_t n;
     struct insn *insn;
+    const void *code;       /* compiled form (jit.c), or NULL: interpreted */
+    const void *chain;      /* where chain exits of other blocks jump in */
 };
 
 struct tcache {
@@ -34,6 +37,9 @@ struct tcache {
     uint64_t npages;
     struct block oneoff;        /* an instruction that crosses a page: never cached */
     struct insn oneoff_insn;
+    struct jit *jit;            /* NULL: every block runs in the interpreter */
+    uint64_t flush_gen;         /* bumped by every flush: compiled code of older ones is gone */
+    unsigned jit_hot;           /* runs before a block is compiled */
 };
 
 struct tcache *tcache_new(uint64_t ram_size)
@@ -51,6 +57,8 @@ struct tcache *tcache_new(uint64_t ram_size)
         return NULL;
     }
     t->oneoff.insn = &t->oneoff_insn;
+    t->jit = jit_new();
+    t->jit_hot = t->jit ? jit_hot(t->jit) : 0;
     return t;
 }
 
@@ -62,6 +70,7 @@ void tcache_free(struct tcache *t)
     free(t->arena);
     free(t->gen);
     free(t->code);
+    jit_free(t->jit);
     free(t);
 }
 
@@ -74,6 +83,8 @@ void tcache_flush(struct tcache *t)
     for (uint64_t p = 0; p < t->npages; p++)
         t->gen[p]++;
     t->arena_used = 0;
+    jit_flush(t->jit);
+    t->flush_gen++;
 }
 
 bool tcache_page_has_code(struct tcache *t, uint64_t gpage)
@@ -164,7 +175,7 @@ struct block *tcache_get(struct cpu *c)
         return b;
     }
     c->tc_misses++;
-    if (t->arena_used + BLOCK_MAX > ARENA_INSNS) {
+    if (t->arena_used + BLOCK_MAX > ARENA_INSNS || jit_full(t->jit)) {
         tcache_flush(t);
         jc_bump(c);
     }
@@ -212,10 +223,13 @@ struct block *tcache_get(struct cpu *c)
         if (!t->oneoff_insn.len)
             decode(c, buf, 15, &t->oneoff_insn);
         b->n = 0;   /* leave the slot empty */
+        b->code = b->chain = NULL;
         t->oneoff.n = 1;
         return &t->oneoff;
     }
     t->arena_used += b->n;
+    b->code = b->chain = NULL;
+    b->runs = 0;
     mark_code(c, gpa, pos);
     j->lin = lin;
     j->key = c->jc_key;
@@ -238,15 +252,23 @@ static inline void run_one_block(struct cpu *c, const struct block *b)
     c->icount += (uint64_t)(i - b->insn);
 }
 
+typedef void (*block_code)(struct cpu *c);
+
 void block_run(struct cpu *c, struct block *b)
 {
-    run_one_block(c, b);
+    if (b->code)
+        ((block_code)b->code)(c);
+    else
+        run_one_block(c, b);
 }
 
 /* Run blocks back to back while nothing needs the run loop: the jump cache is probed
  * inline, so a hot loop costs one probe and one indirect call per instruction. */
 void tcache_run(struct cpu *c)
 {
+    struct tcache *t = c->tc;
+    uint64_t gen = t->flush_gen;
+    c->jit_link = NULL;
     do {
         uint64_t lin = seg_lin(c, CPU_CS, c->rip);
         c->stop_block = 0;      /* a taken side exit (2) chains on like a block end */
@@ -259,7 +281,25 @@ void tcache_run(struct cpu *c)
         } else {
             b = tcache_get(c);
         }
-        run_one_block(c, b);
+        if (c->jit_link) {
+            /* the last block's chain exit found no link: point it here for next time */
+            if (b->chain && gen == t->flush_gen)
+                jit_link(c->jit_link, lin, c->jc_key, b->chain);
+            c->jit_link = NULL;
+        }
+        if (b->code) {
+            gen = t->flush_gen;
+            ((block_code)b->code)(c);
+            if (gen != t->flush_gen)
+                c->jit_link = NULL;     /* flushed under the block: its slot is gone */
+        } else {
+            if (b != &t->oneoff && t->jit && b->runs < t->jit_hot && ++b->runs == t->jit_hot) {
+                b->code = jit_compile(t->jit, c, b->insn, b->n, b->csz, &b->chain);
+                if (!b->code && jit_full(t->jit))
+                    b->runs = 0;    /* try again after the flush the next miss makes */
+            }
+            run_one_block(c, b);
+        }
     } while (!(c->stop_block & 1) && c->icount + c->exc_count < c->budget_end &&
              !atomic_load_explicit(&c->intr, memory_order_relaxed) &&
              !atomic_load_explicit(&c->kick, memory_order_relaxed));

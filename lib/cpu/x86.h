@@ -33,12 +33,35 @@ struct insn {
     uint8_t pfx66;      /* operand-size prefix seen (SSE selects forms with it) */
     uint8_t lock;
     uint8_t flags;      /* INSN_* */
+    uint8_t jk;         /* JK_*: the exact form the JIT may compile inline (jit.c) */
     int32_t disp;
     uint64_t imm;
     uint64_t imm2;
 };
 
 enum { INSN_ENDS_BLOCK = 1 };
+
+/* Forms the block compiler (jit.c) emits inline. Set where a handler is specialized: the
+ * kind promises the handler does exactly this, with the operands in the insn fields. */
+enum jit_kind {
+    JK_NONE,
+    JK_MOV_RR,      /* r[rm] = r[reg], osz 4/8 */
+    JK_MOV_RI,      /* r[rm] = imm, osz 4/8 */
+    JK_MOVZX_B_RR,  /* r[reg] = low byte of r[rm] (rm < 16), osz 4 */
+    JK_ALU_RR,      /* ALU op (i->op) r[rm] op= r[reg], lazy flags; osz 1 (no AH..BH)/4/8 */
+    JK_ALU_RI,      /* r[rm] op= imm, osz 4/8 */
+    JK_ALU_RRM,     /* r[reg] op= r/m (register or memory), osz 4/8 */
+    JK_TEST_RR,     /* flags of r[rm] & r[reg], osz 4/8 */
+    JK_INCDEC,      /* i->op 0 inc, 1 dec of r[rm], osz 4/8 */
+    JK_LEA,         /* r[reg] = effective address, osz 4/8 */
+    JK_SHIFT,       /* op_shift_fast: SHL/SHR/SAR of r[rm], osz 4/8 */
+    JK_IMUL_RRI4,   /* r[reg] = r[rm] * imm, 32-bit */
+    JK_LD,          /* r[reg] = [mem]: osz 4/8 zero-extended, osz 1 into the byte register */
+    JK_LDZX,        /* r[reg] = zero-extended byte (op 1) or word [mem], osz 4/8 */
+    JK_ST,          /* [mem] = r[reg], osz 1/4/8 */
+    JK_JCC,         /* relative Jcc (cc = op & 15), osz 4 (target wraps at 4 GiB) or 8 */
+    JK_JMP,         /* relative JMP, osz 4 or 8 */
+};
 
 /* Lazy arithmetic flags: the last flag-setting operation and its operands. */
 enum { LF_NONE, LF_ADD, LF_ADC, LF_SUB, LF_SBB, LF_LOGIC, LF_INC, LF_DEC, LF_MUL, LF_SHL, LF_SHR,
@@ -115,6 +138,7 @@ struct cpu {
     uint8_t ssz;            /* stack pointer size: 2, 4, 8 */
     uint8_t cpl;
     uint8_t umask_shift;    /* 3 when cpl == 3: selects user TLB permissions */
+    uint8_t need_r, need_w; /* P_R, P_W shifted by umask_shift (the JIT's TLB probe) */
     uint64_t sbase[6];      /* effective segment bases (0 for ES/CS/SS/DS in 64-bit) */
 
     struct cpu_seg seg[CPU_NSEG];
@@ -164,6 +188,7 @@ struct cpu {
     uint64_t icount, budget_end;
     uint64_t exc_count;     /* exceptions raised: they count against the budget too */
     uint64_t tc_hits, tc_misses;
+    void *jit_link;         /* chain slot a compiled block left through unlinked */
 };
 
 /* ---- flags (alu.c) ---- */
@@ -426,6 +451,19 @@ bool tcache_page_has_code(struct tcache *t, uint64_t gpage);
 struct block *tcache_get(struct cpu *c);
 void block_run(struct cpu *c, struct block *b);
 void tcache_run(struct cpu *c);
+
+/* ---- block compiler (jit.c) ---- */
+struct jit;
+struct jit *jit_new(void);      /* NULL: no JIT (not x86-64, VMCORE_EMU_JIT=0, no mapping) */
+void jit_free(struct jit *j);
+void jit_flush(struct jit *j);
+bool jit_full(const struct jit *j);
+unsigned jit_hot(const struct jit *j);  /* runs before a block is compiled */
+/* Compile @n instructions; returns the entry (void fn(struct cpu *)) or NULL to interpret.
+ * *chain_entry is where other blocks' chain exits jump in. */
+const void *jit_compile(struct jit *j, struct cpu *c, const struct insn *insn, unsigned n,
+                        unsigned csz, const void **chain_entry);
+void jit_link(void *slot, uint64_t lin, uint64_t key, const void *target);
 
 /* Pick a size- and form-specialized handler for hot instructions (alu.c). */
 void specialize(struct insn *i);

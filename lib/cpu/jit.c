@@ -1,0 +1,867 @@
+/* Block compiler: turns a translated block (an array of predecoded instructions) into
+ * x86-64 host code. This is the JIT that tcache.c's design left room for.
+ *
+ * Shape of the code for one block:
+ *   entry:  push rbx, r12, r13; rbx = struct cpu *
+ *   chain:  r12 = c->rip (the block's first instruction; blocks are keyed by physical
+ *           address, so the linear RIP is only known at run time)
+ *   per instruction: either an inline fast path (hot integer forms, loads and stores with
+ *           an inline software-TLB probe, conditional branches) whose rare cases jump to
+ *           an out-of-line stub, or a call of the instruction's handler, exactly as the
+ *           interpreter would make it (insn_rip and rip stored first, stop_block after).
+ *   exits:  icount += instructions run; then either return to tcache_run() or, for a
+ *           direct branch, jump straight into the next block's code through a chain slot
+ *           that tcache_run() fills in (checked against the jump-cache key, so a TLB
+ *           flush, code invalidation or mode change unlinks every chain at once).
+ *
+ * Guest registers and lazy flags stay in struct cpu: an inline form does exactly what its
+ * handler does to that state (the same lazy-flag fields), so interpreter and compiled code
+ * can interleave at any instruction boundary and every handler keeps working unchanged.
+ * Register-only forms need no rip update; faulting forms materialize rip in their stub.
+ *
+ * x86-64 hosts only; elsewhere (or when the code arena cannot be mapped, or with
+ * VMCORE_EMU_JIT=0) blocks run in the interpreter. */
+#include <stddef.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "x86.h"
+
+#if defined(__x86_64__)
+
+#define JIT_ARENA (16u << 20)
+#define JIT_BLOCK_ROOM (64u * 1024)
+#define MAX_LABELS 1024
+#define MAX_FIXUPS 2048
+
+/* A block is compiled on its JIT_HOT-th run: code that runs once (boot, random tests)
+ * costs more to compile than to interpret. */
+#define JIT_HOT 8
+
+struct jit {
+    uint8_t *base;
+    size_t used, size;
+    unsigned hot;
+};
+
+/* VMCORE_EMU_JIT: "0" or "off" interprets everything; "eager" compiles every block on its
+ * first run (the tests use it so that short test programs run compiled). */
+struct jit *jit_new(void)
+{
+    const char *e = getenv("VMCORE_EMU_JIT");
+    if (e && (!strcmp(e, "0") || !strcmp(e, "off")))
+        return NULL;
+    struct jit *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    j->hot = e && !strcmp(e, "eager") ? 1 : JIT_HOT;
+    j->base = mmap(NULL, JIT_ARENA, PROT_READ | PROT_WRITE | PROT_EXEC,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (j->base == MAP_FAILED) {
+        free(j);
+        return NULL;    /* W^X policy or no memory: the interpreter runs everything */
+    }
+    j->size = JIT_ARENA;
+    return j;
+}
+
+void jit_free(struct jit *j)
+{
+    if (!j)
+        return;
+    munmap(j->base, j->size);
+    free(j);
+}
+
+void jit_flush(struct jit *j)
+{
+    if (j)
+        j->used = 0;
+}
+
+unsigned jit_hot(const struct jit *j)
+{
+    return j->hot;
+}
+
+/* Less room left than one block can take: time to flush the whole cache. */
+bool jit_full(const struct jit *j)
+{
+    return j && j->size - j->used < JIT_BLOCK_ROOM;
+}
+
+/* ---- emitter ---- */
+
+enum { RAX = 0, RCX = 1, RDX = 2, RBX = 3, RSP = 4, RBP = 5, RSI = 6, RDI = 7, R12 = 12,
+       R13 = 13 };
+enum { W32 = 0, W64 = 1, W16 = 2, W8 = 4 };
+
+struct fixup { uint32_t at; uint16_t label; };
+
+struct em {
+    uint8_t *p, *start, *end;
+    bool full;
+    uint32_t label[MAX_LABELS];
+    unsigned nlabels;
+    struct fixup fix[MAX_FIXUPS];
+    unsigned nfix;
+};
+
+static void b1(struct em *e, unsigned v)
+{
+    if (e->p < e->end)
+        *e->p++ = (uint8_t)v;
+    else
+        e->full = true;
+}
+static void b4(struct em *e, uint32_t v)
+{
+    for (int k = 0; k < 4; k++)
+        b1(e, (v >> (8 * k)) & 0xff);
+}
+static void b8(struct em *e, uint64_t v)
+{
+    b4(e, (uint32_t)v);
+    b4(e, (uint32_t)(v >> 32));
+}
+
+/* A ModRM operand: a register, or [base + index * 2^scale + disp]. */
+struct opnd { int reg; int base; int index; unsigned scale; int32_t disp; };
+static struct opnd R(int r) { return (struct opnd){ r, -1, -1, 0, 0 }; }
+static struct opnd M(int base, int32_t disp) { return (struct opnd){ -1, base, -1, 0, disp }; }
+static struct opnd MI(int base, int index, unsigned scale, int32_t disp)
+{
+    return (struct opnd){ -1, base, index, scale, disp };
+}
+
+/* [prefix 66] [REX] opcode (one byte, or 0x0fXX) ModRM [SIB] [disp] */
+static void enc(struct em *e, unsigned w, unsigned opc, unsigned reg, struct opnd o)
+{
+    unsigned rex = ((w & W64) ? 8 : 0) | ((reg & 8) ? 4 : 0);
+    if (o.reg >= 0)
+        rex |= (o.reg & 8) ? 1 : 0;
+    else
+        rex |= ((o.base & 8) ? 1 : 0) | ((o.index >= 0 && (o.index & 8)) ? 2 : 0);
+    if (w & W16)
+        b1(e, 0x66);
+    if (rex)
+        b1(e, 0x40 | rex);
+    if (opc > 0xff)
+        b1(e, opc >> 8);
+    b1(e, opc & 0xff);
+    if (o.reg >= 0) {
+        b1(e, 0xc0 | (reg & 7) << 3 | (o.reg & 7));
+        return;
+    }
+    unsigned mod = o.disp == 0 && (o.base & 7) != RBP ? 0 : (o.disp >= -128 && o.disp <= 127) ? 1 : 2;
+    if (o.index >= 0) {
+        b1(e, mod << 6 | (reg & 7) << 3 | 4);
+        b1(e, o.scale << 6 | (o.index & 7) << 3 | (o.base & 7));
+    } else {
+        b1(e, mod << 6 | (reg & 7) << 3 | (o.base & 7));
+        if ((o.base & 7) == RSP)
+            b1(e, 0x24);
+    }
+    if (mod == 1)
+        b1(e, (uint8_t)o.disp);
+    else if (mod == 2)
+        b4(e, (uint32_t)o.disp);
+}
+
+/* width-selected forms: 8-bit opcodes are one less than the 16/32/64 ones */
+static unsigned wflags(unsigned sz) { return sz == 8 ? W64 : sz == 2 ? W16 : sz == 1 ? W8 : W32; }
+static void op_w(struct em *e, unsigned sz, unsigned opc, unsigned reg, struct opnd o)
+{
+    enc(e, wflags(sz), sz == 1 ? opc - 1 : opc, reg, o);
+}
+
+static void mov_load(struct em *e, unsigned sz, int r, struct opnd m) { op_w(e, sz, 0x8b, (unsigned)r, m); }
+static void mov_store(struct em *e, unsigned sz, struct opnd m, int r) { op_w(e, sz, 0x89, (unsigned)r, m); }
+static void movzx8(struct em *e, int r, struct opnd m) { enc(e, W32, 0x0fb6, (unsigned)r, m); }
+static void movzx16(struct em *e, int r, struct opnd m) { enc(e, W32, 0x0fb7, (unsigned)r, m); }
+/* load @sz bytes zero-extended into the 64-bit register */
+static void load_zx(struct em *e, unsigned sz, int r, struct opnd m)
+{
+    if (sz == 1)
+        movzx8(e, r, m);
+    else if (sz == 2)
+        movzx16(e, r, m);
+    else
+        mov_load(e, sz, r, m);
+}
+static void mov_imm64(struct em *e, int r, uint64_t v)
+{
+    if (v <= 0xffffffffULL) {          /* mov r32, imm32 zero-extends */
+        if (r & 8)
+            b1(e, 0x41);
+        b1(e, 0xb8 + (r & 7));
+        b4(e, (uint32_t)v);
+    } else if ((int64_t)v >= INT32_MIN && (int64_t)v <= INT32_MAX) {
+        enc(e, W64, 0xc7, 0, R(r));
+        b4(e, (uint32_t)v);
+    } else {
+        b1(e, 0x48 | ((r & 8) ? 1 : 0));
+        b1(e, 0xb8 + (r & 7));
+        b8(e, v);
+    }
+}
+/* mov [m], imm (sz 1/2/4; 8 sign-extends a 32-bit immediate) */
+static void mov_mem_imm(struct em *e, unsigned sz, struct opnd m, uint32_t v)
+{
+    op_w(e, sz, 0xc7, 0, m);
+    if (sz == 1)
+        b1(e, v);
+    else if (sz == 2)
+        b1(e, v), b1(e, v >> 8);
+    else
+        b4(e, v);
+}
+/* group-1 ALU op (0 add .. 7 cmp) with an immediate */
+static void alu_imm(struct em *e, unsigned sz, unsigned op, struct opnd o, int32_t v)
+{
+    if (sz != 1 && v >= -128 && v <= 127) {
+        enc(e, wflags(sz), 0x83, op, o);
+        b1(e, (uint8_t)v);
+    } else if (sz == 1) {
+        enc(e, W8, 0x80, op, o);
+        b1(e, (uint8_t)v);
+    } else {
+        enc(e, wflags(sz), 0x81, op, o);
+        if (sz == 2)
+            b1(e, v), b1(e, v >> 8);
+        else
+            b4(e, (uint32_t)v);
+    }
+}
+/* group-1 ALU op, register destination/source: op r/m, r */
+static void alu_rr(struct em *e, unsigned sz, unsigned op, struct opnd dst, int src)
+{
+    op_w(e, sz, op * 8 + 1, (unsigned)src, dst);
+}
+static void shift_imm(struct em *e, unsigned sz, unsigned op, int r, unsigned n)
+{
+    op_w(e, sz, 0xc1, op, R(r));
+    b1(e, n);
+}
+static void lea(struct em *e, unsigned sz, int r, struct opnd m) { enc(e, wflags(sz), 0x8d, (unsigned)r, m); }
+
+static unsigned new_label(struct em *e)
+{
+    if (e->nlabels >= MAX_LABELS) {
+        e->full = true;
+        return 0;
+    }
+    e->label[e->nlabels] = UINT32_MAX;
+    return e->nlabels++;
+}
+static void bind(struct em *e, unsigned l) { e->label[l] = (uint32_t)(e->p - e->start); }
+static void rel32_to(struct em *e, unsigned l)
+{
+    if (e->nfix >= MAX_FIXUPS) {
+        e->full = true;
+        return;
+    }
+    e->fix[e->nfix++] = (struct fixup){ (uint32_t)(e->p - e->start), (uint16_t)l };
+    b4(e, 0);
+}
+static void jmp_to(struct em *e, unsigned l) { b1(e, 0xe9); rel32_to(e, l); }
+static void jcc_to(struct em *e, unsigned cc, unsigned l) { b1(e, 0x0f); b1(e, 0x80 + cc); rel32_to(e, l); }
+static void call_abs(struct em *e, const void *fn)
+{
+    mov_imm64(e, RAX, (uint64_t)(uintptr_t)fn);
+    b1(e, 0xff);
+    b1(e, 0xd0);
+}
+static bool resolve(struct em *e)
+{
+    for (unsigned k = 0; k < e->nfix; k++) {
+        uint32_t at = e->fix[k].at, to = e->label[e->fix[k].label];
+        if (to == UINT32_MAX)
+            return false;
+        int32_t rel = (int32_t)(to - (at + 4));
+        memcpy(e->start + at, &rel, 4);
+    }
+    return true;
+}
+
+/* ---- struct cpu layout ---- */
+#define OFF(f) ((int32_t)offsetof(struct cpu, f))
+static struct opnd GPR(unsigned r) { return M(RBX, OFF(r) + (int32_t)(r & 15) * 8); }
+/* an 8-bit register operand: 0x10|n is AH..BH, the second byte of r[n] */
+static struct opnd GPR8(unsigned r)
+{
+    return (r & 0x10) ? M(RBX, OFF(r) + (int32_t)(r & 3) * 8 + 1) : GPR(r);
+}
+static struct opnd FLD(int32_t off) { return M(RBX, off); }
+
+_Static_assert(sizeof(struct tlb_entry) == 32, "the inline TLB probe scales the index by 32");
+_Static_assert(offsetof(struct cpu, lf_sz) == offsetof(struct cpu, lf_op) + 1,
+               "lf_op and lf_sz are stored as one 16-bit word");
+
+/* ---- compiling a block ---- */
+
+struct chain_slot { uint64_t lin, key; const void *target; };
+
+struct ctx {
+    struct em e;
+    struct cpu *c;
+    const struct insn *insn;
+    unsigned n, csz;
+    uint32_t *off;          /* byte offset of instruction k from the block start */
+    unsigned *after;        /* label: the code after instruction k */
+    int lf_op, lf_sz;       /* lazy-flag kind known at this point of the block, or -1 */
+    unsigned epilogue;
+    /* stubs: generated after the main line */
+    struct stub { unsigned label, k; uint8_t kind; } stubs[512];
+    unsigned nstubs;
+    struct exitrec { unsigned label; unsigned count; uint8_t chain; } exits[512];
+    unsigned nexits;
+};
+
+enum { STUB_CALL };
+
+/* rip of instruction k, relative to the block entry (r12) */
+static void rip_to(struct ctx *x, int r, uint32_t rel)
+{
+    lea(&x->e, 8, r, M(R12, (int32_t)rel));
+}
+static void store_rips(struct ctx *x, unsigned k)
+{
+    rip_to(x, RAX, x->off[k]);
+    mov_store(&x->e, 8, FLD(OFF(insn_rip)), RAX);
+    rip_to(x, RAX, x->off[k] + x->insn[k].len);
+    mov_store(&x->e, 8, FLD(OFF(rip)), RAX);
+}
+
+/* leave the block after @count instructions; @chain: try the next block's code */
+static unsigned exit_label(struct ctx *x, unsigned count, bool chain)
+{
+    for (unsigned k = 0; k < x->nexits; k++)
+        if (x->exits[k].count == count && x->exits[k].chain == chain)
+            return x->exits[k].label;
+    if (x->nexits >= 512) {
+        x->e.full = true;
+        return x->epilogue;
+    }
+    unsigned l = new_label(&x->e);
+    x->exits[x->nexits++] = (struct exitrec){ l, count, chain };
+    return l;
+}
+
+/* The call of instruction k's handler, as the interpreter makes it. */
+static void emit_call(struct ctx *x, unsigned k)
+{
+    struct em *e = &x->e;
+    store_rips(x, k);
+    mov_store(e, 8, R(RDI), RBX);       /* mov rdi, rbx */
+    mov_imm64(e, RSI, (uint64_t)(uintptr_t)&x->insn[k]);
+    call_abs(e, (const void *)x->insn[k].fn);
+    /* cmp byte [stop_block], 0 ; jne exit */
+    enc(e, W8, 0x80, 7, FLD(OFF(stop_block)));
+    b1(e, 0);
+    jcc_to(e, 5, exit_label(x, k + 1, false));
+}
+
+static unsigned stub(struct ctx *x, unsigned k)
+{
+    if (x->nstubs >= 512) {
+        x->e.full = true;
+        return x->epilogue;
+    }
+    unsigned l = new_label(&x->e);
+    x->stubs[x->nstubs++] = (struct stub){ l, k, STUB_CALL };
+    return l;
+}
+
+static void store_lazy(struct ctx *x, unsigned op, unsigned sz, int res, int a, int b)
+{
+    struct em *e = &x->e;
+    mov_store(e, 8, FLD(OFF(lf_res)), res);
+    mov_store(e, 8, FLD(OFF(lf_a)), a);
+    mov_store(e, 8, FLD(OFF(lf_b)), b);
+    mov_mem_imm(e, 2, FLD(OFF(lf_op)), op | sz << 8);
+    x->lf_op = (int)op;
+    x->lf_sz = (int)sz;
+}
+
+/* Linear address of instruction k's memory operand into RAX (@seg: plus the segment
+ * base; without it, the offset LEA computes). False: not a shape we compile (16-bit
+ * addressing, 32-bit addressing in 64-bit code). */
+static bool emit_lin(struct ctx *x, unsigned k, bool seg)
+{
+    struct em *e = &x->e;
+    const struct insn *i = &x->insn[k];
+    bool code64 = x->csz == 8;
+    if (code64 ? i->asz != 8 : i->asz != 4)
+        return false;
+    unsigned sz = code64 ? 8 : 4;
+    if (i->base == 0xfe) {
+        if (!code64 || i->index < 16)
+            return false;
+        int64_t rel = (int64_t)x->off[k] + i->len + i->disp;
+        lea(e, 8, RAX, M(R12, (int32_t)rel));
+    } else if (i->base < 16) {
+        mov_load(e, sz, RAX, GPR(i->base));
+        if (i->index < 16) {
+            mov_load(e, sz, RCX, GPR(i->index));
+            lea(e, sz, RAX, MI(RAX, RCX, i->scale, i->disp));
+        } else if (i->disp) {
+            lea(e, sz, RAX, M(RAX, i->disp));
+        }
+    } else if (i->index < 16) {
+        mov_load(e, sz, RCX, GPR(i->index));
+        /* no base: [index*s + disp32] needs base=rbp,mod=0; use lea with rcx scaled */
+        if (i->scale)
+            shift_imm(e, sz, 4, RCX, i->scale);
+        lea(e, sz, RAX, M(RCX, i->disp));
+    } else {
+        mov_imm64(e, RAX, code64 ? (uint64_t)(int64_t)i->disp : (uint32_t)i->disp);
+    }
+    /* + segment base; 32-bit arithmetic wraps and zero-extends, as seg_lin() masks */
+    if (seg)
+        op_w(e, sz, 0x03, RAX, FLD(OFF(sbase) + (int32_t)i->seg * 8));
+    return true;
+}
+
+/* TLB probe for an access of @sz bytes at RAX needing @need (P_R or P_W). On a hit,
+ * RDX = host page, EAX = page offset; otherwise jump to @miss. Clobbers RCX. */
+static void emit_tlb(struct ctx *x, unsigned sz, unsigned need, unsigned miss)
+{
+    struct em *e = &x->e;
+    mov_store(e, 4, R(RCX), RAX);               /* ecx = lin */
+    shift_imm(e, 4, 5, RCX, 12);
+    mov_store(e, 4, R(RDX), RAX);
+    shift_imm(e, 4, 5, RDX, 12 + TLB_BITS);
+    alu_rr(e, 4, 6, R(RCX), RDX);               /* xor ecx, edx */
+    alu_imm(e, 4, 4, R(RCX), TLB_SIZE - 1);     /* and */
+    shift_imm(e, 4, 4, RCX, 5);
+    lea(e, 8, RDX, MI(RBX, RCX, 0, OFF(tlb)));
+    mov_store(e, 8, R(RCX), RAX);
+    alu_imm(e, 8, 4, R(RCX), -4096);
+    alu_imm(e, 8, 1, R(RCX), 1);
+    op_w(e, 8, 0x3b, RCX, M(RDX, (int32_t)offsetof(struct tlb_entry, vpage)));
+    jcc_to(e, 5, miss);
+    movzx8(e, RCX, FLD(need == P_W ? OFF(need_w) : OFF(need_r)));
+    /* test [rdx+perm], cl */
+    enc(e, W8, 0x84, RCX, M(RDX, (int32_t)offsetof(struct tlb_entry, perm)));
+    jcc_to(e, 4, miss);
+    if (sz > 1) {
+        mov_store(e, 4, R(RCX), RAX);
+        alu_imm(e, 4, 4, R(RCX), 0xfff);
+        alu_imm(e, 4, 7, R(RCX), (int32_t)(0x1000 - sz));
+        jcc_to(e, 7, miss);                     /* ja */
+    }
+    mov_load(e, 8, RDX, M(RDX, (int32_t)offsetof(struct tlb_entry, host)));
+    alu_imm(e, 4, 4, R(RAX), 0xfff);
+}
+
+/* Conditional branch of instruction k on a lazy-flag state known at compile time: the
+ * host recomputes the flags with the same operation and size, then branches natively.
+ * Returns the host condition to jump on, or -1 when this state needs cond_eval(). */
+static int emit_native_flags(struct ctx *x, unsigned cc)
+{
+    struct em *e = &x->e;
+    unsigned sz = (unsigned)x->lf_sz;
+    switch (x->lf_op) {
+    case LF_SUB:
+        load_zx(e, sz, RAX, FLD(OFF(lf_a)));
+        op_w(e, sz, 0x3b, RAX, FLD(OFF(lf_b)));         /* cmp a, b */
+        return (int)cc;
+    case LF_ADD:
+        load_zx(e, sz, RAX, FLD(OFF(lf_a)));
+        op_w(e, sz, 0x03, RAX, FLD(OFF(lf_b)));         /* add a, b */
+        return (int)cc;
+    case LF_LOGIC:
+        load_zx(e, sz, RAX, FLD(OFF(lf_res)));
+        op_w(e, sz, 0x85, RAX, R(RAX));                  /* test: CF = OF = 0 */
+        return (int)cc;
+    case LF_INC: case LF_DEC:
+        if (cc == 2 || cc == 3 || cc == 6 || cc == 7)
+            return -1;                                  /* CF is the one INC/DEC keep */
+        load_zx(e, sz, RAX, FLD(OFF(lf_a)));
+        op_w(e, sz, 0xff, x->lf_op == LF_DEC ? 1 : 0, R(RAX));
+        return (int)cc;
+    default:
+        return -1;
+    }
+}
+
+static bool cond_call(struct cpu *c, unsigned cc) { return cond_eval(c, cc); }
+static uint8_t cf_call(struct cpu *c) { return get_cf(c); }
+
+/* CF of the current lazy state into CL (for INC/DEC, which keep it). */
+static void emit_get_cf(struct ctx *x)
+{
+    struct em *e = &x->e;
+    unsigned sz = (unsigned)x->lf_sz;
+    switch (x->lf_op) {
+    case LF_SUB:
+        load_zx(e, sz, RAX, FLD(OFF(lf_a)));
+        op_w(e, sz, 0x3b, RAX, FLD(OFF(lf_b)));
+        break;
+    case LF_ADD:
+        load_zx(e, sz, RAX, FLD(OFF(lf_a)));
+        op_w(e, sz, 0x03, RAX, FLD(OFF(lf_b)));
+        break;
+    case LF_LOGIC:
+        alu_rr(e, 4, 6, R(RCX), RCX);   /* xor ecx, ecx */
+        return;
+    case LF_INC: case LF_DEC: case LF_MUL:
+        movzx8(e, RCX, FLD(OFF(lf_cin)));
+        return;
+    default:
+        mov_store(e, 8, R(RDI), RBX);
+        call_abs(e, (const void *)cf_call);
+        mov_store(e, 4, R(RCX), RAX);
+        return;
+    }
+    enc(e, W32, 0x0f92, 0, R(RCX));     /* setc cl */
+}
+
+/* Jump target of a relative branch at instruction k into RAX (masked to 32 bits
+ * outside 64-bit code, as the jcc32 handlers do). */
+static void emit_branch_target(struct ctx *x, unsigned k)
+{
+    const struct insn *i = &x->insn[k];
+    int64_t rel = (int64_t)x->off[k] + i->len + (int64_t)i->imm;
+    lea(&x->e, x->csz == 8 ? 8 : 4, RAX, M(R12, (int32_t)rel));
+}
+
+/* Try the inline form of instruction k. False: emit a handler call instead. */
+static bool emit_inline(struct ctx *x, unsigned k)
+{
+    struct em *e = &x->e;
+    const struct insn *i = &x->insn[k];
+    unsigned sz = i->osz;
+    bool last = k + 1 == x->n;
+
+    switch (i->jk) {
+    case JK_MOV_RR:
+        mov_load(e, sz, RAX, GPR(i->reg));
+        mov_store(e, 8, GPR(i->rm), RAX);
+        return true;
+    case JK_MOV_RI:
+        mov_imm64(e, RAX, sz == 4 ? (uint32_t)i->imm : i->imm);
+        mov_store(e, 8, GPR(i->rm), RAX);
+        return true;
+    case JK_MOVZX_B_RR:
+        movzx8(e, RAX, GPR(i->rm));
+        mov_store(e, 8, GPR(i->reg), RAX);
+        return true;
+    case JK_ALU_RR: case JK_ALU_RI: case JK_ALU_RRM: {
+        static const uint8_t lf[8] = { LF_ADD, LF_LOGIC, 0, 0, LF_LOGIC, LF_SUB, LF_LOGIC, LF_SUB };
+        unsigned op = i->op & 7, dst;
+        struct opnd d;
+        if (op == 2 || op == 3)
+            return false;
+        if (i->jk == JK_ALU_RRM) {
+            d = GPR(i->reg);
+            if (i->mod != 3) {
+                unsigned miss = stub(x, k);
+                if (!emit_lin(x, k, true))
+                    return false;
+                emit_tlb(x, sz, P_R, miss);
+                load_zx(e, sz, RCX, MI(RDX, RAX, 0, 0));
+            } else {
+                load_zx(e, sz, RCX, GPR(i->rm));
+            }
+        } else {
+            d = sz == 1 ? GPR8(i->rm) : GPR(i->rm);
+            if (i->jk == JK_ALU_RR)
+                load_zx(e, sz, RCX, sz == 1 ? GPR8(i->reg) : GPR(i->reg));
+            else
+                mov_imm64(e, RCX, sz == 8 ? i->imm : sz == 4 ? (uint32_t)i->imm
+                                                       : i->imm & sz_mask(sz));
+        }
+        load_zx(e, sz, RAX, d);
+        mov_store(e, 8, R(RDX), RAX);           /* rdx = a */
+        dst = op == 7 ? 5 : op;                 /* cmp computes as sub */
+        alu_rr(e, sz, dst, R(RAX), RCX);
+        if (sz < 4)
+            load_zx(e, sz, RAX, R(RAX));        /* the result is kept zero-extended */
+        if (op != 7)
+            mov_store(e, sz < 4 ? sz : 8, d, RAX);
+        store_lazy(x, lf[op], sz, RAX, RDX, RCX);
+        return true;
+    }
+    case JK_TEST_RR:
+        mov_load(e, sz, RAX, GPR(i->rm));
+        op_w(e, sz, 0x23, RAX, GPR(i->reg));    /* and */
+        alu_rr(e, 4, 6, R(RCX), RCX);
+        store_lazy(x, LF_LOGIC, sz, RAX, RCX, RCX);
+        return true;
+    case JK_INCDEC:
+        emit_get_cf(x);
+        mov_store(e, 1, FLD(OFF(lf_cin)), RCX);
+        mov_load(e, sz, RAX, GPR(i->rm));
+        mov_store(e, 8, R(RDX), RAX);
+        op_w(e, sz, 0xff, i->op ? 1 : 0, R(RAX));
+        mov_store(e, 8, GPR(i->rm), RAX);
+        mov_imm64(e, RCX, 1);
+        store_lazy(x, i->op ? LF_DEC : LF_INC, sz, RAX, RDX, RCX);
+        return true;
+    case JK_LEA:
+        if (!emit_lin(x, k, false))
+            return false;
+        if (sz == 4)
+            mov_store(e, 4, R(RAX), RAX);
+        mov_store(e, 8, GPR(i->reg), RAX);
+        return true;
+    case JK_SHIFT: {
+        unsigned kind = i->op >> 4, op = i->op & 7, n;
+        if (kind > 1)
+            return false;
+        n = kind == 0 ? 1 : (unsigned)(i->imm & 0xff);
+        n &= sz == 8 ? 0x3f : 0x1f;
+        mov_load(e, sz, RAX, GPR(i->rm));
+        if (n) {
+            mov_store(e, 8, R(RDX), RAX);
+            shift_imm(e, sz, op == 6 ? 4 : op, RAX, n);
+            mov_imm64(e, RCX, n);
+            store_lazy(x, op == 5 ? LF_SHR : op == 7 ? LF_SAR : LF_SHL, sz, RAX, RDX, RCX);
+        }
+        mov_store(e, 8, GPR(i->rm), RAX);
+        return true;
+    }
+    case JK_IMUL_RRI4:
+        mov_load(e, 4, RCX, GPR(i->rm));
+        enc(e, W32, 0x69, RAX, R(RCX));
+        b4(e, (uint32_t)i->imm);
+        enc(e, W32, 0x0f92, 0, R(RCX));         /* setc cl: CF = OF = overflow */
+        mov_store(e, 1, FLD(OFF(lf_cin)), RCX);
+        mov_store(e, 8, GPR(i->reg), RAX);
+        alu_rr(e, 4, 6, R(RCX), RCX);
+        store_lazy(x, LF_MUL, 4, RAX, RAX, RCX);
+        return true;
+    case JK_LD: case JK_LDZX: case JK_ST: {
+        unsigned msz = i->jk == JK_LDZX ? (i->op == 1 ? 1 : 2) : sz;
+        unsigned miss = stub(x, k);
+        if (!emit_lin(x, k, true))
+            return false;
+        emit_tlb(x, msz, i->jk == JK_ST ? P_W : P_R, miss);
+        if (i->jk == JK_ST) {
+            load_zx(e, msz, RCX, msz == 1 ? GPR8(i->reg) : GPR(i->reg));
+            mov_store(e, msz, MI(RDX, RAX, 0, 0), RCX);
+        } else if (msz == 1 && i->jk == JK_LD) {
+            movzx8(e, RCX, MI(RDX, RAX, 0, 0));
+            mov_store(e, 1, GPR8(i->reg), RCX);
+        } else if (msz == 2 && i->jk == JK_LD) {
+            return false;
+        } else {
+            load_zx(e, msz, RCX, MI(RDX, RAX, 0, 0));
+            mov_store(e, 8, GPR(i->reg), RCX);
+        }
+        return true;
+    }
+    case JK_JCC: {
+        unsigned cc = i->op & 15, taken = new_label(e);
+        int hc = x->lf_op >= 0 ? emit_native_flags(x, cc) : -1;
+        if (hc < 0) {
+            mov_store(e, 8, R(RDI), RBX);
+            mov_imm64(e, RSI, cc);
+            call_abs(e, (const void *)cond_call);
+            enc(e, W8, 0x84, RAX, R(RAX));      /* test al, al */
+            hc = 5;
+        }
+        jcc_to(e, (unsigned)hc, taken);
+        if (last) {
+            /* not taken: on to the next instruction, as a chainable exit */
+            rip_to(x, RAX, x->off[k] + i->len);
+            mov_store(e, 8, FLD(OFF(rip)), RAX);
+            jmp_to(e, exit_label(x, k + 1, true));
+        }
+        /* taken: a side exit (or the block's end) */
+        unsigned cont = new_label(e);
+        if (!last)
+            jmp_to(e, cont);
+        bind(e, taken);
+        emit_branch_target(x, k);
+        mov_store(e, 8, FLD(OFF(rip)), RAX);
+        jmp_to(e, exit_label(x, k + 1, true));
+        bind(e, cont);
+        return true;
+    }
+    case JK_JMP:
+        emit_branch_target(x, k);
+        mov_store(e, 8, FLD(OFF(rip)), RAX);
+        jmp_to(e, exit_label(x, k + 1, true));
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void emit_chain_exit(struct ctx *x, unsigned count)
+{
+    struct em *e = &x->e;
+    unsigned out = new_label(e), link = new_label(e);
+    alu_imm(e, 8, 0, FLD(OFF(icount)), (int32_t)count);
+    /* budget, interrupt line and kick are checked before every block, as tcache_run does */
+    mov_load(e, 8, RAX, FLD(OFF(icount)));
+    op_w(e, 8, 0x03, RAX, FLD(OFF(exc_count)));
+    op_w(e, 8, 0x3b, RAX, FLD(OFF(budget_end)));
+    jcc_to(e, 3, out);                                  /* jae */
+    movzx8(e, RAX, FLD(OFF(intr)));
+    op_w(e, 1, 0x0b, RAX, FLD(OFF(kick)));              /* or al, [kick] */
+    jcc_to(e, 5, out);
+    /* the next block: linear rip must match the slot, and so must the jump-cache key */
+    mov_load(e, 8, RAX, FLD(OFF(rip)));
+    op_w(e, 8, 0x03, RAX, FLD(OFF(sbase) + CPU_CS * 8));
+    if (x->csz != 8)
+        mov_store(e, 4, R(RAX), RAX);
+    /* slot address patched in after layout: mov rdx, imm64 */
+    b1(e, 0x48);
+    b1(e, 0xba);
+    uint8_t *imm = e->p;
+    b8(e, 0);
+    op_w(e, 8, 0x3b, RAX, M(RDX, 0));
+    jcc_to(e, 5, link);
+    mov_load(e, 8, RAX, FLD(OFF(jc_key)));
+    op_w(e, 8, 0x3b, RAX, M(RDX, 8));
+    jcc_to(e, 5, link);
+    enc(e, W64, 0xff, 0, FLD(OFF(tc_hits)));            /* inc qword [tc_hits] */
+    enc(e, W32, 0xff, 4, M(RDX, 16));                   /* jmp [rdx+16] */
+    bind(e, link);
+    mov_store(e, 8, FLD(OFF(jit_link)), RDX);
+    bind(e, out);
+    jmp_to(e, x->epilogue);
+    /* the slot itself, 8-aligned, right here in the code arena */
+    while ((uintptr_t)e->p & 7)
+        b1(e, 0xcc);
+    if (!e->full) {
+        struct chain_slot *s = (struct chain_slot *)(void *)e->p;
+        uint64_t a = (uint64_t)(uintptr_t)s;
+        memcpy(imm, &a, 8);
+        for (unsigned k = 0; k < sizeof *s; k++)
+            b1(e, 0);
+        s->lin = UINT64_MAX;
+        s->key = UINT64_MAX;
+    }
+}
+
+const void *jit_compile(struct jit *j, struct cpu *c, const struct insn *insn, unsigned n,
+                        unsigned csz, const void **chain_entry)
+{
+    static _Thread_local struct ctx x;
+    uint32_t off[64];
+    unsigned after[64];
+    if (!j || n == 0 || n > 64)
+        return NULL;
+    if (jit_full(j))
+        return NULL;    /* the caller flushes at its next arena check */
+    memset(&x.e, 0, offsetof(struct em, label));
+    x.e.nlabels = x.e.nfix = 0;
+    x.e.start = x.e.p = j->base + j->used;
+    x.e.end = j->base + j->size;
+    x.c = c;
+    x.insn = insn;
+    x.n = n;
+    x.csz = csz;
+    x.off = off;
+    x.after = after;
+    x.lf_op = x.lf_sz = -1;
+    x.nstubs = x.nexits = 0;
+    for (unsigned k = 0, o = 0; k < n; k++) {
+        off[k] = o;
+        o += insn[k].len;
+    }
+    struct em *e = &x.e;
+    x.epilogue = new_label(e);
+
+    /* entry */
+    b1(e, 0x53);                    /* push rbx */
+    b1(e, 0x41), b1(e, 0x54);       /* push r12 */
+    b1(e, 0x41), b1(e, 0x55);       /* push r13 (keeps calls 16-byte aligned) */
+    mov_store(e, 8, R(RBX), RDI);   /* mov rbx, rdi */
+    uint8_t *chain = e->p;
+    mov_load(e, 8, R12, FLD(OFF(rip)));
+
+    for (unsigned k = 0; k < n; k++) {
+        after[k] = new_label(e);
+        uint8_t *mark = e->p;
+        unsigned nst = x.nstubs, nlab = e->nlabels, nfix = e->nfix, nex = x.nexits;
+        int lfo = x.lf_op, lfs = x.lf_sz;
+        if (!emit_inline(&x, k)) {
+            /* roll back a partial inline attempt and call the handler */
+            e->p = mark;
+            x.nstubs = nst;
+            e->nlabels = nlab;
+            e->nfix = nfix;
+            x.nexits = nex;
+            x.lf_op = lfo;
+            x.lf_sz = lfs;
+            emit_call(&x, k);
+            x.lf_op = x.lf_sz = -1;
+            if (k + 1 == n)
+                jmp_to(e, exit_label(&x, n, true));
+        } else if (k + 1 == n && insn[k].jk != JK_JCC && insn[k].jk != JK_JMP) {
+            /* the block ends without a branch (page end, length limit) */
+            rip_to(&x, RAX, off[k] + insn[k].len);
+            mov_store(e, 8, FLD(OFF(rip)), RAX);
+            jmp_to(e, exit_label(&x, n, true));
+        }
+        bind(e, after[k]);
+    }
+
+    /* stubs: the rare case of an inline form runs the handler, then rejoins */
+    for (unsigned s = 0; s < x.nstubs; s++) {
+        unsigned k = x.stubs[s].k;
+        bind(e, x.stubs[s].label);
+        emit_call(&x, k);
+        if (k + 1 == n)
+            jmp_to(e, exit_label(&x, n, true));
+        else
+            jmp_to(e, after[k]);
+    }
+    for (unsigned s = 0; s < x.nexits; s++) {
+        bind(e, x.exits[s].label);
+        if (x.exits[s].chain) {
+            emit_chain_exit(&x, x.exits[s].count);
+        } else {
+            alu_imm(e, 8, 0, FLD(OFF(icount)), (int32_t)x.exits[s].count);
+            jmp_to(e, x.epilogue);
+        }
+    }
+    bind(e, x.epilogue);
+    b1(e, 0x41), b1(e, 0x5d);       /* pop r13 */
+    b1(e, 0x41), b1(e, 0x5c);       /* pop r12 */
+    b1(e, 0x5b);                    /* pop rbx */
+    b1(e, 0xc3);
+    if (e->full || !resolve(e))
+        return NULL;
+    while ((uintptr_t)e->p & 15)
+        b1(e, 0xcc);
+    const void *entry = x.e.start;
+    j->used = (size_t)(e->p - j->base);
+    *chain_entry = chain;
+    return entry;
+}
+
+/* Fill the chain slot the last block left through with the block that runs next. */
+void jit_link(void *slot, uint64_t lin, uint64_t key, const void *target)
+{
+    struct chain_slot *s = slot;
+    s->target = target;
+    s->key = key;
+    s->lin = lin;
+}
+
+#else /* !__x86_64__ */
+
+struct jit *jit_new(void) { return NULL; }
+void jit_free(struct jit *j) { (void)j; }
+void jit_flush(struct jit *j) { (void)j; }
+bool jit_full(const struct jit *j) { (void)j; return false; }
+unsigned jit_hot(const struct jit *j) { (void)j; return 0; }
+const void *jit_compile(struct jit *j, struct cpu *c, const struct insn *insn, unsigned n,
+                        unsigned csz, const void **chain_entry)
+{
+    (void)j, (void)c, (void)insn, (void)n, (void)csz, (void)chain_entry;
+    return NULL;
+}
+void jit_link(void *slot, uint64_t lin, uint64_t key, const void *target)
+{
+    (void)slot, (void)lin, (void)key, (void)target;
+}
+
+#endif
