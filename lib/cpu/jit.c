@@ -22,6 +22,7 @@
  * x86-64 hosts only; elsewhere (or when the code arena cannot be mapped, or with
  * VMCORE_EMU_JIT=0) blocks run in the interpreter. */
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -268,6 +269,12 @@ static void jmp_to(struct em *e, unsigned l) { b1(e, 0xe9); rel32_to(e, l); }
 static void jcc_to(struct em *e, unsigned cc, unsigned l) { b1(e, 0x0f); b1(e, 0x80 + cc); rel32_to(e, l); }
 static void call_abs(struct em *e, const void *fn)
 {
+    int64_t rel = (int64_t)(uintptr_t)fn - (int64_t)(uintptr_t)(e->p + 5);
+    if (rel >= INT32_MIN && rel <= INT32_MAX && e->p + 5 <= e->end) {
+        b1(e, 0xe8);
+        b4(e, (uint32_t)(int32_t)rel);
+        return;
+    }
     mov_imm64(e, RAX, (uint64_t)(uintptr_t)fn);
     b1(e, 0xff);
     b1(e, 0xd0);
@@ -310,6 +317,8 @@ struct ctx {
     uint32_t *off;          /* byte offset of instruction k from the block start */
     unsigned *after;        /* label: the code after instruction k */
     int lf_op, lf_sz;       /* lazy-flag kind known at this point of the block, or -1 */
+    int hf;                 /* host flags hold the guest's: HF_ALL, HF_NOCF (after INC/DEC) */
+    bool live[64];          /* the flags instruction k leaves are read by someone */
     unsigned epilogue;
     /* stubs: generated after the main line */
     struct stub { unsigned label, k; uint8_t kind; } stubs[512];
@@ -373,9 +382,15 @@ static unsigned stub(struct ctx *x, unsigned k)
     return l;
 }
 
-static void store_lazy(struct ctx *x, unsigned op, unsigned sz, int res, int a, int b)
+static void store_lazy(struct ctx *x, unsigned k, unsigned op, unsigned sz, int res, int a,
+                       int b)
 {
     struct em *e = &x->e;
+    if (!x->live[k]) {
+        /* nobody reads these flags: the next writer comes first (flag liveness) */
+        x->lf_op = x->lf_sz = -1;
+        return;
+    }
     mov_store(e, 8, FLD(OFF(lf_res)), res);
     mov_store(e, 8, FLD(OFF(lf_a)), a);
     mov_store(e, 8, FLD(OFF(lf_b)), b);
@@ -509,11 +524,30 @@ static void emit_get_cf(struct ctx *x)
     case LF_INC: case LF_DEC: case LF_MUL:
         movzx8(e, RCX, FLD(OFF(lf_cin)));
         return;
-    default:
+    default: {
+        /* not known here: the common states inline, the rest through get_cf() */
+        unsigned l_sub1 = new_label(e), l_call = new_label(e), done = new_label(e);
+        movzx16(e, RAX, FLD(OFF(lf_op)));
+        alu_imm(e, 4, 7, R(RAX), LF_SUB | 4 << 8);
+        jcc_to(e, 5, l_sub1);
+        mov_load(e, 4, RAX, FLD(OFF(lf_a)));
+        op_w(e, 4, 0x3b, RAX, FLD(OFF(lf_b)));
+        enc(e, W32, 0x0f92, 0, R(RCX));
+        jmp_to(e, done);
+        bind(e, l_sub1);
+        alu_imm(e, 4, 7, R(RAX), LF_SUB | 1 << 8);
+        jcc_to(e, 5, l_call);
+        load_zx(e, 1, RAX, FLD(OFF(lf_a)));
+        op_w(e, 1, 0x3b, RAX, FLD(OFF(lf_b)));
+        enc(e, W32, 0x0f92, 0, R(RCX));
+        jmp_to(e, done);
+        bind(e, l_call);
         mov_store(e, 8, R(RDI), RBX);
         call_abs(e, (const void *)cf_call);
         mov_store(e, 4, R(RCX), RAX);
+        bind(e, done);
         return;
+    }
     }
     enc(e, W32, 0x0f92, 0, R(RCX));     /* setc cl */
 }
@@ -527,39 +561,120 @@ static void emit_branch_target(struct ctx *x, unsigned k)
     lea(&x->e, x->csz == 8 ? 8 : 4, RAX, M(R12, (int32_t)rel));
 }
 
+/* What instruction k does to the flags, for the liveness pass. */
+enum { C_READER, C_WRITER, C_NEUTRAL, C_INCDEC };
+
+/* Whether emit_inline() compiles the memory operand of @i (see emit_lin()). */
+static bool mem_ok(const struct ctx *x, const struct insn *i)
+{
+    if (x->csz == 8)
+        return i->asz == 8 && (i->base != 0xfe || i->index >= 16);
+    return i->asz == 4 && i->base != 0xfe;
+}
+
+/* Whether instruction k gets an inline form, and its class. Memory forms are readers: their
+ * stub may fault, and exception delivery pushes RFLAGS. */
+static int classify(const struct ctx *x, unsigned k, bool *inl)
+{
+    const struct insn *i = &x->insn[k];
+    unsigned op = i->op & 7;
+    *inl = true;
+    switch (i->jk) {
+    case JK_MOV_RR: case JK_MOV_RI: case JK_MOVZX_B_RR:
+        return C_NEUTRAL;
+    case JK_LEA:
+        *inl = mem_ok(x, i);
+        return *inl ? C_NEUTRAL : C_READER;
+    case JK_ALU_RR: case JK_ALU_RI:
+        *inl = op != 2 && op != 3;
+        return *inl ? C_WRITER : C_READER;
+    case JK_ALU_RRM:
+        *inl = op != 2 && op != 3 && (i->mod == 3 || mem_ok(x, i));
+        return *inl && i->mod == 3 ? C_WRITER : C_READER;
+    case JK_TEST_RR: case JK_IMUL_RRI4:
+        return C_WRITER;
+    case JK_INCDEC:
+        return C_INCDEC;
+    case JK_SHIFT: {
+        unsigned kind = i->op >> 4, n;
+        if (kind > 1) {
+            *inl = false;
+            return C_READER;
+        }
+        n = (kind == 0 ? 1 : (unsigned)(i->imm & 0xff)) & (i->osz == 8 ? 0x3f : 0x1f);
+        return n ? C_WRITER : C_NEUTRAL;
+    }
+    case JK_LD: case JK_ST:
+        *inl = mem_ok(x, i) && (i->osz != 2);
+        return C_READER;
+    case JK_LDZX:
+        *inl = mem_ok(x, i);
+        return C_READER;
+    case JK_JCC: case JK_JMP:
+        return C_READER;
+    default:
+        *inl = false;
+        return C_READER;
+    }
+}
+
+/* Backwards over the block: flags are live at its end (the next block, an exception, or
+ * the run loop may read them); a writer kills them, a reader or a handler call revives
+ * them, INC/DEC keep CF so they pass liveness through. */
+static void liveness(struct ctx *x)
+{
+    bool live = true, inl;
+    for (unsigned k = x->n; k-- > 0;) {
+        x->live[k] = live;
+        switch (classify(x, k, &inl)) {
+        case C_WRITER: live = false; break;
+        case C_READER: live = true; break;
+        default: break;
+        }
+    }
+}
+
+enum { HF_NONE, HF_ALL, HF_NOCF };
+
 /* Try the inline form of instruction k. False: emit a handler call instead. */
 static bool emit_inline(struct ctx *x, unsigned k)
 {
     struct em *e = &x->e;
     const struct insn *i = &x->insn[k];
     unsigned sz = i->osz;
-    bool last = k + 1 == x->n;
+    bool last = k + 1 == x->n, inl;
+    int hf = x->hf;
 
+    classify(x, k, &inl);
+    if (!inl)
+        return false;
+    x->hf = HF_NONE;
     switch (i->jk) {
     case JK_MOV_RR:
         mov_load(e, sz, RAX, GPR(i->reg));
         mov_store(e, 8, GPR(i->rm), RAX);
+        x->hf = hf;                             /* moves leave host flags alone */
         return true;
     case JK_MOV_RI:
         mov_imm64(e, RAX, sz == 4 ? (uint32_t)i->imm : i->imm);
         mov_store(e, 8, GPR(i->rm), RAX);
+        x->hf = hf;
         return true;
     case JK_MOVZX_B_RR:
         movzx8(e, RAX, GPR(i->rm));
         mov_store(e, 8, GPR(i->reg), RAX);
+        x->hf = hf;
         return true;
     case JK_ALU_RR: case JK_ALU_RI: case JK_ALU_RRM: {
         static const uint8_t lf[8] = { LF_ADD, LF_LOGIC, 0, 0, LF_LOGIC, LF_SUB, LF_LOGIC, LF_SUB };
         unsigned op = i->op & 7, dst;
         struct opnd d;
-        if (op == 2 || op == 3)
-            return false;
+        bool mem = i->jk == JK_ALU_RRM && i->mod != 3;
         if (i->jk == JK_ALU_RRM) {
             d = GPR(i->reg);
-            if (i->mod != 3) {
+            if (mem) {
                 unsigned miss = stub(x, k);
-                if (!emit_lin(x, k, true))
-                    return false;
+                emit_lin(x, k, true);
                 emit_tlb(x, sz, P_R, miss);
                 load_zx(e, sz, RCX, MI(RDX, RAX, 0, 0));
             } else {
@@ -574,70 +689,85 @@ static bool emit_inline(struct ctx *x, unsigned k)
                                                        : i->imm & sz_mask(sz));
         }
         load_zx(e, sz, RAX, d);
-        mov_store(e, 8, R(RDX), RAX);           /* rdx = a */
+        if (x->live[k])
+            mov_store(e, 8, R(RDX), RAX);       /* rdx = a */
         dst = op == 7 ? 5 : op;                 /* cmp computes as sub */
         alu_rr(e, sz, dst, R(RAX), RCX);
         if (sz < 4)
             load_zx(e, sz, RAX, R(RAX));        /* the result is kept zero-extended */
         if (op != 7)
             mov_store(e, sz < 4 ? sz : 8, d, RAX);
-        store_lazy(x, lf[op], sz, RAX, RDX, RCX);
+        store_lazy(x, k, lf[op], sz, RAX, RDX, RCX);
+        x->hf = mem || !x->live[k] ? HF_NONE : HF_ALL;   /* a stub rejoins with others */
         return true;
     }
     case JK_TEST_RR:
+        alu_rr(e, 4, 6, R(RCX), RCX);           /* rcx = 0 (before the flags are made) */
         mov_load(e, sz, RAX, GPR(i->rm));
         op_w(e, sz, 0x23, RAX, GPR(i->reg));    /* and */
-        alu_rr(e, 4, 6, R(RCX), RCX);
-        store_lazy(x, LF_LOGIC, sz, RAX, RCX, RCX);
+        store_lazy(x, k, LF_LOGIC, sz, RAX, RCX, RCX);
+        x->hf = x->live[k] ? HF_ALL : HF_NONE;
         return true;
     case JK_INCDEC:
-        emit_get_cf(x);
-        mov_store(e, 1, FLD(OFF(lf_cin)), RCX);
-        mov_load(e, sz, RAX, GPR(i->rm));
-        mov_store(e, 8, R(RDX), RAX);
-        op_w(e, sz, 0xff, i->op ? 1 : 0, R(RAX));
-        mov_store(e, 8, GPR(i->rm), RAX);
-        mov_imm64(e, RCX, 1);
-        store_lazy(x, i->op ? LF_DEC : LF_INC, sz, RAX, RDX, RCX);
+        if (x->live[k]) {
+            if (x->lf_op != LF_INC && x->lf_op != LF_DEC && x->lf_op != LF_MUL) {
+                emit_get_cf(x);                 /* lf_cin already holds it otherwise */
+                mov_store(e, 1, FLD(OFF(lf_cin)), RCX);
+            }
+            mov_load(e, sz, RAX, GPR(i->rm));
+            mov_store(e, 8, R(RDX), RAX);
+            mov_imm64(e, RCX, 1);
+            op_w(e, sz, 0xff, i->op ? 1 : 0, R(RAX));
+            mov_store(e, 8, GPR(i->rm), RAX);
+            store_lazy(x, k, i->op ? LF_DEC : LF_INC, sz, RAX, RDX, RCX);
+            x->hf = HF_NOCF;
+        } else {
+            mov_load(e, sz, RAX, GPR(i->rm));
+            op_w(e, sz, 0xff, i->op ? 1 : 0, R(RAX));
+            mov_store(e, 8, GPR(i->rm), RAX);
+            x->lf_op = x->lf_sz = -1;
+        }
         return true;
     case JK_LEA:
-        if (!emit_lin(x, k, false))
-            return false;
+        emit_lin(x, k, false);
         if (sz == 4)
             mov_store(e, 4, R(RAX), RAX);
         mov_store(e, 8, GPR(i->reg), RAX);
         return true;
     case JK_SHIFT: {
         unsigned kind = i->op >> 4, op = i->op & 7, n;
-        if (kind > 1)
-            return false;
         n = kind == 0 ? 1 : (unsigned)(i->imm & 0xff);
         n &= sz == 8 ? 0x3f : 0x1f;
         mov_load(e, sz, RAX, GPR(i->rm));
         if (n) {
-            mov_store(e, 8, R(RDX), RAX);
+            if (x->live[k])
+                mov_store(e, 8, R(RDX), RAX);
             shift_imm(e, sz, op == 6 ? 4 : op, RAX, n);
-            mov_imm64(e, RCX, n);
-            store_lazy(x, op == 5 ? LF_SHR : op == 7 ? LF_SAR : LF_SHL, sz, RAX, RDX, RCX);
+            if (x->live[k])
+                mov_imm64(e, RCX, n);
+            store_lazy(x, k, op == 5 ? LF_SHR : op == 7 ? LF_SAR : LF_SHL, sz, RAX, RDX, RCX);
         }
         mov_store(e, 8, GPR(i->rm), RAX);
+        if (!n)
+            x->hf = hf;
         return true;
     }
     case JK_IMUL_RRI4:
         mov_load(e, 4, RCX, GPR(i->rm));
         enc(e, W32, 0x69, RAX, R(RCX));
         b4(e, (uint32_t)i->imm);
-        enc(e, W32, 0x0f92, 0, R(RCX));         /* setc cl: CF = OF = overflow */
-        mov_store(e, 1, FLD(OFF(lf_cin)), RCX);
         mov_store(e, 8, GPR(i->reg), RAX);
-        alu_rr(e, 4, 6, R(RCX), RCX);
-        store_lazy(x, LF_MUL, 4, RAX, RAX, RCX);
+        if (x->live[k]) {
+            enc(e, W32, 0x0f92, 0, R(RCX));     /* setc cl: CF = OF = overflow */
+            mov_store(e, 1, FLD(OFF(lf_cin)), RCX);
+            alu_rr(e, 4, 6, R(RCX), RCX);
+        }
+        store_lazy(x, k, LF_MUL, 4, RAX, RAX, RCX);
         return true;
     case JK_LD: case JK_LDZX: case JK_ST: {
         unsigned msz = i->jk == JK_LDZX ? (i->op == 1 ? 1 : 2) : sz;
         unsigned miss = stub(x, k);
-        if (!emit_lin(x, k, true))
-            return false;
+        emit_lin(x, k, true);
         emit_tlb(x, msz, i->jk == JK_ST ? P_W : P_R, miss);
         if (i->jk == JK_ST) {
             load_zx(e, msz, RCX, msz == 1 ? GPR8(i->reg) : GPR(i->reg));
@@ -645,8 +775,6 @@ static bool emit_inline(struct ctx *x, unsigned k)
         } else if (msz == 1 && i->jk == JK_LD) {
             movzx8(e, RCX, MI(RDX, RAX, 0, 0));
             mov_store(e, 1, GPR8(i->reg), RCX);
-        } else if (msz == 2 && i->jk == JK_LD) {
-            return false;
         } else {
             load_zx(e, msz, RCX, MI(RDX, RAX, 0, 0));
             mov_store(e, 8, GPR(i->reg), RCX);
@@ -655,7 +783,12 @@ static bool emit_inline(struct ctx *x, unsigned k)
     }
     case JK_JCC: {
         unsigned cc = i->op & 15, taken = new_label(e);
-        int hc = x->lf_op >= 0 ? emit_native_flags(x, cc) : -1;
+        bool cf = cc == 2 || cc == 3 || cc == 6 || cc == 7;
+        int hc;
+        if (hf == HF_ALL || (hf == HF_NOCF && !cf))
+            hc = (int)cc;       /* the flag-setting op just ran on the host: branch on it */
+        else
+            hc = x->lf_op >= 0 ? emit_native_flags(x, cc) : -1;
         if (hc < 0) {
             mov_store(e, 8, R(RDI), RBX);
             mov_imm64(e, RSI, cc);
@@ -760,12 +893,14 @@ const void *jit_compile(struct jit *j, struct cpu *c, const struct insn *insn, u
     x.off = off;
     x.after = after;
     x.lf_op = x.lf_sz = -1;
+    x.hf = HF_NONE;
     x.nstubs = x.nexits = 0;
     for (unsigned k = 0, o = 0; k < n; k++) {
         off[k] = o;
         o += insn[k].len;
     }
     struct em *e = &x.e;
+    liveness(&x);
     x.epilogue = new_label(e);
 
     /* entry */
@@ -780,7 +915,7 @@ const void *jit_compile(struct jit *j, struct cpu *c, const struct insn *insn, u
         after[k] = new_label(e);
         uint8_t *mark = e->p;
         unsigned nst = x.nstubs, nlab = e->nlabels, nfix = e->nfix, nex = x.nexits;
-        int lfo = x.lf_op, lfs = x.lf_sz;
+        int lfo = x.lf_op, lfs = x.lf_sz, hf = x.hf;
         if (!emit_inline(&x, k)) {
             /* roll back a partial inline attempt and call the handler */
             e->p = mark;
@@ -790,8 +925,10 @@ const void *jit_compile(struct jit *j, struct cpu *c, const struct insn *insn, u
             x.nexits = nex;
             x.lf_op = lfo;
             x.lf_sz = lfs;
+            x.hf = hf;
             emit_call(&x, k);
             x.lf_op = x.lf_sz = -1;
+            x.hf = HF_NONE;
             if (k + 1 == n)
                 jmp_to(e, exit_label(&x, n, true));
         } else if (k + 1 == n && insn[k].jk != JK_JCC && insn[k].jk != JK_JMP) {
@@ -832,6 +969,9 @@ const void *jit_compile(struct jit *j, struct cpu *c, const struct insn *insn, u
     while ((uintptr_t)e->p & 15)
         b1(e, 0xcc);
     const void *entry = x.e.start;
+#ifdef JIT_DUMP_HACK
+    { char fn[64]; snprintf(fn, sizeof fn, "/tmp/jit/%p.bin", entry); FILE *f = fopen(fn, "wb"); if (f) { fwrite(entry, 1, (size_t)(e->p - x.e.start), f); fclose(f); } }
+#endif
     j->used = (size_t)(e->p - j->base);
     *chain_entry = chain;
     return entry;
