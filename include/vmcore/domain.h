@@ -27,8 +27,9 @@ typedef void (*vmcore_close_cb)(vmcore_domain *domain, void *arg);
 typedef void (*vmcore_exec_cb)(vmcore_domain *domain, int status, const vmcore_exit *exit,
                                void *arg);
 
-/** Version of #vmcore_stats this header describes. */
-#define VMCORE_STATS_VERSION 1
+/** Version of #vmcore_stats this header describes. Version 1 (without `jit_blocks`) is
+ * still accepted: such a caller gets the fields version 1 had. */
+#define VMCORE_STATS_VERSION 2
 
 /** Resource use of a domain. Fields a backend cannot measure are 0. */
 typedef struct vmcore_stats {
@@ -40,10 +41,11 @@ typedef struct vmcore_stats {
     uint64_t instructions;          /**< emu: guest instructions retired. */
     uint64_t tcache_hits;           /**< emu: translated blocks found in the cache. */
     uint64_t tcache_misses;         /**< emu: blocks that had to be decoded. */
+    uint64_t jit_blocks;            /**< emu: blocks compiled to host code (version 2). */
 } vmcore_stats;
 
 /** Initialise a #vmcore_stats before passing it to vmcore_domain_stats(). */
-#define VMCORE_STATS_INIT { VMCORE_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0 }
+#define VMCORE_STATS_INIT { VMCORE_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /**
  * Create a domain from a JSON text. Relative paths resolve against the current directory.

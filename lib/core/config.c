@@ -579,15 +579,28 @@ static int parse_userns(struct cx *c, const json_t *u, struct vmcore_config *cfg
     return parse_idmap(c, u, "gid_map", &cfg->userns.gid_map, &cfg->userns.ngid_map);
 }
 
+/* "emu": settings of the software CPU; "auto" accepts them for when it picks emu. */
+static int parse_emu(struct cx *c, const json_t *emu, struct vmcore_config *cfg)
+{
+    static const char *const keys[] = { "jit", NULL };
+    int rc;
+    if (cfg->backend == CONFIG_BACKEND_KVM)
+        return err_config(c->err, VMCORE_ECONFIG, "emu", "not valid for backend \"kvm\" "
+                          "(settings of the emu backend)");
+    if ((rc = check_keys(c, emu, "emu", keys)))
+        return rc;
+    return get_bool(c, emu, "emu", "jit", &cfg->emu.jit);
+}
+
 /* Keys that belong to one family of backends, for a clear error when mixed up. */
-static const char *const vm_only_keys[] = { "boot", "memory_mib", "vcpus", NULL };
+static const char *const vm_only_keys[] = { "boot", "memory_mib", "vcpus", "emu", NULL };
 static const char *const container_only_keys[] = { "rootfs", "rootfs_readonly", "hostname",
                                                    "process", "limits", "network", "mounts",
                                                    "userns", NULL };
 
 static int parse_root(struct cx *c, const json_t *root, struct vmcore_config *cfg)
 {
-    static const char *const keys[] = { "name", "backend", "memory_mib", "vcpus", "boot",
+    static const char *const keys[] = { "name", "backend", "memory_mib", "vcpus", "boot", "emu",
                                         "rootfs", "rootfs_readonly", "hostname", "process",
                                         "limits", "network", "mounts", "userns", NULL };
     int rc, v;
@@ -629,6 +642,10 @@ static int parse_root(struct cx *c, const json_t *root, struct vmcore_config *cf
         if ((rc = get_uint(c, root, "", "vcpus", 1, CONFIG_MAX_VCPUS, &n, NULL)))
             return rc;
         cfg->vcpus = (unsigned)n;
+        if ((rc = get_object(c, root, "", "emu", &obj)))
+            return rc;
+        if (obj && (rc = parse_emu(c, obj, cfg)))
+            return rc;
         if ((rc = get_object(c, root, "", "boot", &obj)))
             return rc;
         if (!obj)
@@ -683,6 +700,7 @@ int config_parse(struct vmcore_config **out, const json_t *root, const char *bas
     cfg->process.cwd = strdup("/");
     cfg->memory_mib = 64;
     cfg->vcpus = 1;
+    cfg->emu.jit = true;
     cfg->boot.mode = BOOT_MODE_PROTECTED;
     if (base_dir)
         cfg->base_dir = strdup(base_dir);

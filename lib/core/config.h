@@ -47,6 +47,9 @@ struct vmcore_config {
         uint64_t entry;
         enum boot_mode mode;    /* raw only; default protected */
     } boot;
+    struct {
+        bool jit;               /* default true: compile hot code (emu backend only) */
+    } emu;
 
     /* containers */
     char *rootfs;               /* absolute path */

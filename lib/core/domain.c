@@ -714,17 +714,21 @@ VMCORE_API int vmcore_domain_stats(vmcore_domain *d, vmcore_stats *out)
 {
     if (!d)
         return VMCORE_EINVAL;
-    if (!out || out->version != VMCORE_STATS_VERSION)
+    if (!out || out->version < 1 || out->version > VMCORE_STATS_VERSION)
         return fail_msg(d, VMCORE_EINVAL, "stats: %s", out ? "wrong vmcore_stats version"
                                                            : "out is NULL");
-    unsigned version = out->version;
-    memset(out, 0, sizeof *out);
-    out->version = version;
-    if (!d->ops->stats || d->destroyed)
-        return 0;
-    struct vmcore_err err = { 0 };
-    int rc = d->ops->stats(d, d->priv, out, &err);
-    return rc ? fail(d, &err) : 0;
+    /* a version-1 caller's struct ends before jit_blocks */
+    size_t size = out->version == 1 ? offsetof(vmcore_stats, jit_blocks) : sizeof *out;
+    vmcore_stats all = { .version = out->version };
+    int rc = 0;
+    if (d->ops->stats && !d->destroyed) {
+        struct vmcore_err err = { 0 };
+        rc = d->ops->stats(d, d->priv, &all, &err);
+        if (rc)
+            return fail(d, &err);
+    }
+    memcpy(out, &all, size);
+    return 0;
 }
 
 VMCORE_API int vmcore_domain_console_write(vmcore_domain *d, const void *data, size_t len)

@@ -65,6 +65,16 @@ void cpu_free(struct cpu *c)
     free(c);
 }
 
+bool cpu_jit_usable(char *why, size_t n)
+{
+    return jit_usable(why, n);
+}
+
+bool cpu_set_jit(struct cpu *c, bool on)
+{
+    return tcache_set_jit(c, on);
+}
+
 void cpu_get_state(const struct cpu *cc, struct cpu_state *out)
 {
     struct cpu *c = (struct cpu *)cc;
@@ -147,6 +157,7 @@ void cpu_get_stats(const struct cpu *c, struct cpu_stats *out)
     out->instructions = c->icount;
     out->tcache_hits = c->tc_hits;
     out->tcache_misses = c->tc_misses;
+    out->jit_blocks = c->jit_blocks;
 }
 
 /* Accept a pending external interrupt. Returns true if one was delivered. */

@@ -59,6 +59,13 @@ enum cpu_exit {
 struct cpu *cpu_new(uint8_t *ram, uint64_t ram_size, const struct cpu_io *io);
 void cpu_free(struct cpu *c);
 
+/* Turn the block compiler off (@on false) or back on for this CPU; call before cpu_run().
+ * Returns whether compiled code will run: on stays false where cpu_jit_usable() is. */
+bool cpu_set_jit(struct cpu *c, bool on);
+/* Whether this host can run compiled code (an x86-64 host that allows a writable and
+ * executable mapping, and VMCORE_EMU_JIT is not "0"). If not, @why says why. */
+bool cpu_jit_usable(char *why, size_t n);
+
 void cpu_get_state(const struct cpu *c, struct cpu_state *out);
 /* Load the whole state (a loader's boot state); flushes the TLB and translation cache. */
 void cpu_set_state(struct cpu *c, const struct cpu_state *st);
@@ -85,6 +92,7 @@ const char *cpu_error(const struct cpu *c);
 struct cpu_stats {
     uint64_t instructions;
     uint64_t tcache_hits, tcache_misses;
+    uint64_t jit_blocks;    /* blocks compiled to host code */
 };
 void cpu_get_stats(const struct cpu *c, struct cpu_stats *out);
 

@@ -21,6 +21,7 @@
  *
  * x86-64 hosts only; elsewhere (or when the code arena cannot be mapped, or with
  * VMCORE_EMU_JIT=0) blocks run in the interpreter. */
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,23 @@ struct jit *jit_new(void)
     }
     j->size = JIT_ARENA;
     return j;
+}
+
+bool jit_usable(char *why, size_t n)
+{
+    const char *e = getenv("VMCORE_EMU_JIT");
+    if (e && (!strcmp(e, "0") || !strcmp(e, "off"))) {
+        snprintf(why, n, "turned off by VMCORE_EMU_JIT=%s", e);
+        return false;
+    }
+    void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        snprintf(why, n, "no writable and executable memory: %s", strerror(errno));
+        return false;
+    }
+    munmap(p, 4096);
+    return true;
 }
 
 void jit_free(struct jit *j)
@@ -989,6 +1007,11 @@ void jit_link(void *slot, uint64_t lin, uint64_t key, const void *target)
 #else /* !__x86_64__ */
 
 struct jit *jit_new(void) { return NULL; }
+bool jit_usable(char *why, size_t n)
+{
+    snprintf(why, n, "the block compiler emits x86-64 code only");
+    return false;
+}
 void jit_free(struct jit *j) { (void)j; }
 void jit_flush(struct jit *j) { (void)j; }
 bool jit_full(const struct jit *j) { (void)j; return false; }

@@ -74,6 +74,22 @@ void tcache_free(struct tcache *t)
     free(t);
 }
 
+bool tcache_set_jit(struct cpu *c, bool on)
+{
+    struct tcache *t = c->tc;
+    if (on && !t->jit) {
+        t->jit = jit_new();
+        t->jit_hot = t->jit ? jit_hot(t->jit) : 0;
+    } else if (!on && t->jit) {
+        /* blocks keep pointers into the arena: drop them with it */
+        tcache_flush(t);
+        jc_bump(c);
+        jit_free(t->jit);
+        t->jit = NULL;
+    }
+    return t->jit != NULL;
+}
+
 void tcache_flush(struct tcache *t)
 {
     if (!t)
@@ -295,7 +311,9 @@ void tcache_run(struct cpu *c)
         } else {
             if (b != &t->oneoff && t->jit && b->runs < t->jit_hot && ++b->runs == t->jit_hot) {
                 b->code = jit_compile(t->jit, c, b->insn, b->n, b->csz, &b->chain);
-                if (!b->code && jit_full(t->jit))
+                if (b->code)
+                    c->jit_blocks++;
+                else if (jit_full(t->jit))
                     b->runs = 0;    /* try again after the flush the next miss makes */
             }
             run_one_block(c, b);

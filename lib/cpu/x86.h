@@ -187,7 +187,7 @@ struct cpu {
     uint64_t jc_key, jc_epoch;
     uint64_t icount, budget_end;
     uint64_t exc_count;     /* exceptions raised: they count against the budget too */
-    uint64_t tc_hits, tc_misses;
+    uint64_t tc_hits, tc_misses, jit_blocks;
     void *jit_link;         /* chain slot a compiled block left through unlinked */
 };
 
@@ -448,6 +448,7 @@ void tcache_flush(struct tcache *t);
 /* A write hit a page marked as holding code: drop its blocks if the bytes overlap code. */
 void tcache_write(struct cpu *c, uint64_t gpa, unsigned len);
 bool tcache_page_has_code(struct tcache *t, uint64_t gpage);
+bool tcache_set_jit(struct cpu *c, bool on);
 struct block *tcache_get(struct cpu *c);
 void block_run(struct cpu *c, struct block *b);
 void tcache_run(struct cpu *c);
@@ -455,6 +456,7 @@ void tcache_run(struct cpu *c);
 /* ---- block compiler (jit.c) ---- */
 struct jit;
 struct jit *jit_new(void);      /* NULL: no JIT (not x86-64, VMCORE_EMU_JIT=0, no mapping) */
+bool jit_usable(char *why, size_t n);
 void jit_free(struct jit *j);
 void jit_flush(struct jit *j);
 bool jit_full(const struct jit *j);

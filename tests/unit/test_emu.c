@@ -5,6 +5,8 @@
  * and, where kvm is usable, the same output and exit as under kvm. */
 #include "vmtest.h"
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,6 +173,52 @@ static void test_lapic_timer(void **state)
     vmt_close(&r);
 }
 
+/* Poll the domain's stats until it has run @n instructions (bounded: about 10 s). */
+static void stats_after(vmcore_domain *d, uint64_t n, vmcore_stats *st)
+{
+    for (int k = 0; k < 1000; k++) {
+        assert_int_equal(vmcore_domain_stats(d, st), 0);
+        if (st->instructions >= n)
+            return;
+        usleep(10000);
+    }
+    fail_msg("the guest ran only %llu instructions", (unsigned long long)st->instructions);
+}
+
+/* "emu": {"jit": false} runs everything in the interpreter; by default a hot loop is
+ * compiled (unless VMCORE_EMU_JIT=0 turns the compiler off for the whole process). A
+ * caller of stats version 1 gets the fields version 1 had and nothing written past them. */
+static void test_jit_setting(void **state)
+{
+    const char *env = getenv("VMCORE_EMU_JIT");
+    bool jit_off_here = env && (!strcmp(env, "0") || !strcmp(env, "off"));
+    const char *boot = "\"format\": \"raw\", \"mode\": \"protected\", \"load_address\": 1048576";
+    for (int jit = 1; jit >= 0; jit--) {
+        struct vmt_run r;
+        vmcore_stats st = VMCORE_STATS_INIT;
+        vmt_open(&r, vmt_json("emu", "loop.bin", boot, jit ? NULL : "\"emu\": {\"jit\": false}"));
+        vmt_wait_output(&r, "looping");
+        stats_after(r.d, 100000, &st);
+        if (jit && !jit_off_here)
+            assert_true(st.jit_blocks > 0);
+        else
+            assert_int_equal(st.jit_blocks, 0);
+
+        union { vmcore_stats s; unsigned char b[sizeof(vmcore_stats)]; } v1;
+        memset(&v1, 0xa5, sizeof v1);
+        v1.s.version = 1;
+        assert_int_equal(vmcore_domain_stats(r.d, &v1.s), 0);
+        assert_int_equal(v1.s.version, 1);
+        assert_true(v1.s.instructions > 0);
+        for (size_t k = offsetof(vmcore_stats, jit_blocks); k < sizeof v1; k++)
+            assert_int_equal(v1.b[k], 0xa5);
+        v1.s.version = VMCORE_STATS_VERSION + 1;
+        assert_int_equal(vmcore_domain_stats(r.d, &v1.s), VMCORE_EINVAL);
+        vmt_kill(&r);
+        vmt_close(&r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -189,6 +237,7 @@ int main(void)
         VMT_TEST(console_input, "emu"),
         cmocka_unit_test(test_smp_refused),
         cmocka_unit_test(test_lapic_timer),
+        cmocka_unit_test(test_jit_setting),
         cmocka_unit_test(test_same_as_kvm),
     };
     /* unbuffered: when ctest kills a hung test, its last "[ RUN ]" line names it */

@@ -19,7 +19,7 @@ from typing import List, Optional
 #: The ABI major version (SONAME) these bindings were written against.
 ABI_MAJOR = 0
 
-STATS_VERSION = 1
+STATS_VERSION = 2
 PROBE_RESULT_VERSION = 1
 
 RUN_DEFAULT, RUN_ONCE, RUN_NOWAIT = 0, 1, 2
@@ -43,6 +43,7 @@ class CStats(Structure):
         ("instructions", c_uint64),
         ("tcache_hits", c_uint64),
         ("tcache_misses", c_uint64),
+        ("jit_blocks", c_uint64),
     ]
 
 

@@ -110,11 +110,12 @@ class Stats:
     instructions: int = 0
     tcache_hits: int = 0
     tcache_misses: int = 0
+    jit_blocks: int = 0
 
     @classmethod
     def from_c(cls, c: "_lib.CStats") -> "Stats":
         return cls(c.cpu_time_ns, c.memory_bytes, c.pids, c.exits, c.instructions,
-                   c.tcache_hits, c.tcache_misses)
+                   c.tcache_hits, c.tcache_misses, c.jit_blocks)
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ struct emu_vm {
     uint64_t cpu_ns;            /* final CPU time once done */
 
     /* published by the vCPU thread after every slice */
-    _Atomic uint64_t instructions, tc_hits, tc_misses;
+    _Atomic uint64_t instructions, tc_hits, tc_misses, jit_blocks;
 
     bool have_exit, thread_gone;
     vmcore_exit_kind exit_kind;
@@ -166,6 +166,7 @@ static void publish_stats(struct emu_vm *vm)
     atomic_store(&vm->instructions, s.instructions);
     atomic_store(&vm->tc_hits, s.tcache_hits);
     atomic_store(&vm->tc_misses, s.tcache_misses);
+    atomic_store(&vm->jit_blocks, s.jit_blocks);
 }
 
 static void park(struct emu_vm *vm)
@@ -283,9 +284,16 @@ static int emu_probe(vmcore_probe_result *out)
     snprintf(out->backend, sizeof out->backend, "%s", "emu");
     out->available = 1;
     out->reason[0] = 0;
+    char why[96];
+    char engine[160];
+    if (cpu_jit_usable(why, sizeof why))
+        snprintf(engine, sizeof engine, "block compiler to x86-64 over an interpreter with "
+                 "translation cache");
+    else
+        snprintf(engine, sizeof engine, "interpreter with translation cache; no JIT: %s", why);
     snprintf(out->details, sizeof out->details,
-             "software x86-64 CPU (interpreter with translation cache); one vCPU; "
-             "i8259 PIC, i8254 PIT, local APIC; x87 (run on the host's FPU), SSE/SSE2 subset");
+             "software x86-64 CPU (%s); one vCPU; i8259 PIC, i8254 PIT, local APIC; x87 (run "
+             "on the host's FPU), SSE/SSE2 subset", engine);
     return 0;
 }
 
@@ -360,6 +368,7 @@ static int emu_create(vmcore_domain *d, const struct vmcore_config *cfg, void **
     atomic_init(&vm->instructions, 0);
     atomic_init(&vm->tc_hits, 0);
     atomic_init(&vm->tc_misses, 0);
+    atomic_init(&vm->jit_blocks, 0);
     atomic_init(&vm->pic_out, false);
     if (pthread_mutex_init(&vm->lock, NULL)) {
         free(vm);
@@ -391,6 +400,8 @@ static int emu_create(vmcore_domain *d, const struct vmcore_config *cfg, void **
             rc = err_set(err, VMCORE_ENOMEM, "emu: out of memory for the CPU");
             goto fail;
         }
+        if (!cfg->emu.jit)
+            cpu_set_jit(vm->cpu, false);
     }
     if ((rc = i8259_init(&vm->pic, vm->m, emu_pic_notify, vm))) {
         rc = err_set(err, rc, "emu: cannot register the PIC");
@@ -502,6 +513,7 @@ static int emu_stats(vmcore_domain *d, void *priv, vmcore_stats *out, struct vmc
     out->instructions = atomic_load(&vm->instructions);
     out->tcache_hits = atomic_load(&vm->tc_hits);
     out->tcache_misses = atomic_load(&vm->tc_misses);
+    out->jit_blocks = atomic_load(&vm->jit_blocks);
     out->memory_bytes = machine_ram_resident(vm->m);
     return 0;
 }
