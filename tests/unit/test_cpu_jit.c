@@ -1,0 +1,1142 @@
+/* The block compiler (lib/cpu/jit.c) against the interpreter.
+ *
+ * Every program runs on three CPUs made with different VMCORE_EMU_JIT settings: "0"
+ * (interpreter only), unset (a block is compiled on its 8th run) and "eager" (compiled on
+ * its first run). Their end states must be identical: registers, arithmetic flags, RIP,
+ * memory, instruction counts, MMIO traffic and exceptions.
+ *   - jit_vs_interp_random_32/_64: seeded (VMCORE_TEST_SEED) random loops over the forms
+ *     the JIT compiles inline (and some it does not), with memory operands into a data
+ *     area (including page-crossing accesses) and forward conditional branches;
+ *   - budget_exact: cpu_run(budget) on an endless chained loop;
+ *   - kick_stops_chained_loop: cpu_kick() from another thread ends cpu_run(0);
+ *   - smc_hot_loop: a compiled loop rewriting an immediate of its own block;
+ *   - mmio_from_compiled_code: loads and stores outside RAM reach the mmio callback;
+ *   - user_mode_perm: #PF from compiled stores/loads at CPL3 (U/S, R/W) and CPL0 (WP).
+ * Guest code is assembled by the small encoder below. */
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "cpu/cpu.h"
+#include "cpuguest.h"
+
+#define RAM (4u << 20)
+#define CODE 0x100000u
+#define DATA 0x200000u          /* random programs' data area: 3 pages */
+#define DATA_LEN 0x3000u
+#define STACK 0x90000u
+#define ITERS 20
+
+#define FL_ARITH ((uint64_t)0x8d5)
+
+enum { M_INTERP, M_DEFAULT, M_EAGER, NMODES };
+static const char *const mode_env[NMODES] = { "0", NULL, "eager" };
+static const char *const mode_name[NMODES] = { "interpreter", "default", "eager" };
+
+static char *saved_env;         /* VMCORE_EMU_JIT as the test was started */
+
+static void restore_env(void)
+{
+    if (saved_env)
+        setenv("VMCORE_EMU_JIT", saved_env, 1);
+    else
+        unsetenv("VMCORE_EMU_JIT");
+}
+
+/* ---- MMIO log ---- */
+
+struct mmio_ev { uint64_t gpa, val; uint8_t write, size; };
+struct mlog { unsigned n, reads; struct mmio_ev ev[1024]; };
+
+static int mmio_cb(void *opaque, uint64_t gpa, bool is_write, unsigned size, void *data)
+{
+    struct mlog *l = opaque;
+    uint64_t v = 0;
+    if (is_write) {
+        memcpy(&v, data, size);
+    } else {
+        v = gpa * 0x9e3779b1ULL + (uint64_t)l->reads++ * 0x10101ULL;
+        if (size < 8)
+            v &= (1ULL << (size * 8)) - 1;
+        memcpy(data, &v, size);
+    }
+    if (l->n < sizeof l->ev / sizeof l->ev[0])
+        l->ev[l->n] = (struct mmio_ev){ gpa, v, is_write, (uint8_t)size };
+    l->n++;
+    return 0;
+}
+
+/* ---- the three CPUs ---- */
+
+struct rig {
+    uint8_t *ram[NMODES];
+    struct cpu *cpu[NMODES];
+    struct mlog log[NMODES];
+};
+
+static struct rig *rig_new(void)
+{
+    struct rig *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    for (int m = 0; m < NMODES; m++) {
+        r->ram[m] = aligned_alloc(4096, RAM);
+        assert_non_null(r->ram[m]);
+        memset(r->ram[m], 0, RAM);
+        struct cpu_io io = { .mmio = mmio_cb, .opaque = &r->log[m] };
+        if (mode_env[m])
+            setenv("VMCORE_EMU_JIT", mode_env[m], 1);
+        else
+            unsetenv("VMCORE_EMU_JIT");
+        r->cpu[m] = cpu_new(r->ram[m], RAM, &io);
+        assert_non_null(r->cpu[m]);
+    }
+    restore_env();
+    return r;
+}
+
+static void rig_free(struct rig *r)
+{
+    for (int m = 0; m < NMODES; m++) {
+        cpu_free(r->cpu[m]);
+        free(r->ram[m]);
+    }
+    free(r);
+}
+
+/* Copy [gpa, gpa+len) of @src into every CPU's RAM (behind the CPU's back). */
+static void rig_load(struct rig *r, uint64_t gpa, const void *src, size_t len)
+{
+    for (int m = 0; m < NMODES; m++) {
+        memcpy(r->ram[m] + gpa, src, len);
+        cpu_invalidate_ram(r->cpu[m], gpa, len);
+    }
+}
+
+static void state32(struct cpu_state *st, uint64_t rip)
+{
+    memset(st, 0, sizeof *st);
+    st->seg[CPU_CS] = (struct cpu_seg){ 0x8, 0, 0xffffffff, 0xc09b };
+    for (int s = 0; s < 6; s++)
+        if (s != CPU_CS)
+            st->seg[s] = (struct cpu_seg){ 0x10, 0, 0xffffffff, 0xc093 };
+    st->seg[CPU_TR] = (struct cpu_seg){ 0, 0, 0xffff, 0x8b };
+    st->seg[CPU_LDTR] = (struct cpu_seg){ 0, 0, 0, 0x10000 };
+    st->cr0 = 0x11;             /* PE, ET: no paging; no IDT, so a fault is a shutdown */
+    st->rip = rip;
+    st->rflags = 2;
+    st->gpr[4] = STACK;
+}
+
+/* 64-bit: linear 0..4 MiB -> physical (2 MiB pages), the harness's halting IDT. */
+static void setup64(struct rig *r)
+{
+    for (int m = 0; m < NMODES; m++) {
+        cg_map_linear_2m(r->ram[m], 0);
+        cg_write_gdt_idt(r->ram[m], 0);
+        cpu_invalidate_ram(r->cpu[m], 0, 0x10000);
+    }
+}
+
+/* The random programs' data pages, linear DATA + k * 4 KiB, map to physical pages in a
+ * scrambled order so that an access crossing a page boundary must really be split (RAM is
+ * one host mapping: contiguous linear == contiguous host would hide it). Page table at
+ * 0x7000 for linear 2..4 MiB (64-bit) or 0..4 MiB (32-bit paging, PD at 0x1000); the
+ * rest is identity-mapped. */
+#define SCRAMBLE_PT 0x7000u
+static const unsigned scramble[3] = { 2, 0, 1 };
+
+static void map_scrambled(struct rig *r, bool m64)
+{
+    for (int m = 0; m < NMODES; m++) {
+        uint8_t *ram = r->ram[m];
+        if (m64) {
+            uint64_t *pd = (uint64_t *)(ram + 0x3000), *pt = (uint64_t *)(ram + SCRAMBLE_PT);
+            pd[1] = SCRAMBLE_PT | 3;
+            for (unsigned k = 0; k < 512; k++)
+                pt[k] = (0x200000 + ((uint64_t)(k < 3 ? scramble[k] : k) << 12)) | 3;
+        } else {
+            uint32_t *pd = (uint32_t *)(ram + 0x1000), *pt = (uint32_t *)(ram + SCRAMBLE_PT);
+            memset(pd, 0, 0x1000);
+            pd[0] = SCRAMBLE_PT | 3;
+            for (unsigned k = 0; k < 1024; k++) {
+                unsigned p = k >= (DATA >> 12) && k < (DATA >> 12) + 3
+                             ? (DATA >> 12) + scramble[k - (DATA >> 12)] : k;
+                pt[k] = (p << 12) | 3;
+            }
+        }
+        cpu_invalidate_ram(r->cpu[m], 0, 0x10000);
+    }
+}
+
+static void state64(struct cpu_state *st, uint64_t rip)
+{
+    cg_long_mode_state(st, 0x80000011);
+    st->gdt_base = CG_GDT;
+    st->gdt_limit = 23;
+    st->idt_base = CG_IDT;
+    st->idt_limit = 32 * 16 - 1;
+    st->rip = rip;
+    st->rflags = 2;
+    st->gpr[4] = STACK;
+}
+
+/* ---- a small x86 assembler ---- */
+
+struct as {
+    uint8_t b[8192];
+    unsigned n;
+    uint64_t org;               /* guest address of b[0] */
+    bool m64;
+};
+
+static void ab(struct as *a, unsigned v)
+{
+    assert_true(a->n < sizeof a->b);
+    a->b[a->n++] = (uint8_t)v;
+}
+static void a4(struct as *a, uint32_t v)
+{
+    for (int k = 0; k < 4; k++)
+        ab(a, (v >> (8 * k)) & 0xff);
+}
+static uint64_t here(const struct as *a) { return a->org + a->n; }
+
+/* An r/m operand: a register (reg >= 0), or memory [base + index << scale + disp];
+ * base/index -1 = none; abs: [disp32] (64-bit: through SIB, not RIP-relative);
+ * riprel: 64-bit [rip + disp32] with @target the absolute address. */
+struct rm {
+    int reg, base, index;
+    unsigned scale;
+    int32_t disp;
+    bool riprel;
+    uint64_t target;
+};
+static struct rm RR(int r) { return (struct rm){ .reg = r, .base = -1, .index = -1 }; }
+static struct rm MB(int base, int index, unsigned scale, int32_t disp)
+{
+    return (struct rm){ .reg = -1, .base = base, .index = index, .scale = scale, .disp = disp };
+}
+
+/* [66] [REX] opcode bytes, ModRM, [SIB], [disp], imm (@immsz bytes). @rex40: emit a REX
+ * even without bits (8-bit SPL..DIL / R8B..). */
+static void insn(struct as *a, unsigned osz, const uint8_t *opc, unsigned nopc, unsigned reg,
+                 struct rm o, bool rex40, unsigned immsz, uint64_t imm)
+{
+    unsigned rex = (osz == 8 ? 8 : 0) | ((reg & 8) ? 4 : 0);
+    if (o.reg >= 0)
+        rex |= (o.reg & 8) ? 1 : 0;
+    else
+        rex |= ((o.base >= 0 && (o.base & 8)) ? 1 : 0) | ((o.index >= 0 && (o.index & 8)) ? 2 : 0);
+    if (osz == 2)
+        ab(a, 0x66);
+    if (rex || rex40) {
+        assert_true(a->m64);
+        ab(a, 0x40 | rex);
+    }
+    for (unsigned k = 0; k < nopc; k++)
+        ab(a, opc[k]);
+    if (o.reg >= 0) {
+        ab(a, 0xc0 | (reg & 7) << 3 | (o.reg & 7));
+    } else if (o.riprel) {
+        ab(a, (reg & 7) << 3 | 5);
+        unsigned at = a->n;
+        a4(a, 0);
+        /* rip-relative: from the end of the instruction (after the immediate) */
+        int64_t d = (int64_t)o.target - (int64_t)(here(a) + immsz);
+        memcpy(a->b + at, &(int32_t){ (int32_t)d }, 4);
+    } else if (o.base < 0) {
+        if (o.index < 0 && !a->m64) {
+            ab(a, (reg & 7) << 3 | 5);          /* [disp32] */
+        } else {
+            ab(a, (reg & 7) << 3 | 4);
+            ab(a, o.scale << 6 | (o.index < 0 ? 4 : (o.index & 7)) << 3 | 5);
+        }
+        a4(a, (uint32_t)o.disp);
+    } else {
+        unsigned mod = (o.disp == 0 && (o.base & 7) != 5) ? 0 : (o.disp >= -128 && o.disp <= 127) ? 1 : 2;
+        if (o.index >= 0 || (o.base & 7) == 4) {
+            ab(a, mod << 6 | (reg & 7) << 3 | 4);
+            ab(a, o.scale << 6 | (o.index >= 0 ? (o.index & 7) : 4) << 3 | (o.base & 7));
+        } else {
+            ab(a, mod << 6 | (reg & 7) << 3 | (o.base & 7));
+        }
+        if (mod == 1)
+            ab(a, (uint8_t)o.disp);
+        else if (mod == 2)
+            a4(a, (uint32_t)o.disp);
+    }
+    for (unsigned k = 0; k < immsz; k++)
+        ab(a, (imm >> (8 * k)) & 0xff);
+}
+static void i1(struct as *a, unsigned osz, unsigned op, unsigned reg, struct rm o)
+{
+    uint8_t b = (uint8_t)op;
+    insn(a, osz, &b, 1, reg, o, false, 0, 0);
+}
+static void i2(struct as *a, unsigned osz, unsigned op2, unsigned reg, struct rm o)
+{
+    uint8_t b[2] = { 0x0f, (uint8_t)op2 };
+    insn(a, osz, b, 2, reg, o, false, 0, 0);
+}
+/* mov r32, imm32 (zero-extends in 64-bit mode) */
+static void mov_ri32(struct as *a, int r, uint32_t v)
+{
+    if (r & 8)
+        ab(a, 0x41);
+    ab(a, 0xb8 + (r & 7));
+    a4(a, v);
+}
+/* dec r; jnz @target (rel32) */
+static void dec_jnz(struct as *a, unsigned osz, int r, uint64_t target)
+{
+    i1(a, osz, 0xff, 1, RR(r));
+    ab(a, 0x0f);
+    ab(a, 0x85);
+    a4(a, (uint32_t)(target - (here(a) + 4)));
+}
+/* ---- random programs ---- */
+
+static const int avail32[] = { 0, 1, 2, 3, 6, 7 };
+static const int avail64[] = { 0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14 };
+
+static unsigned rn(unsigned n) { return (unsigned)(cg_rnd() % n); }
+
+static int rreg(const struct as *a)
+{
+    return a->m64 ? avail64[rn(sizeof avail64 / sizeof avail64[0])]
+                  : avail32[rn(sizeof avail32 / sizeof avail32[0])];
+}
+static int counter_reg(const struct as *a) { return a->m64 ? 15 : 5; }
+static unsigned rosz(const struct as *a) { return a->m64 && rn(2) ? 8 : 4; }
+
+/* Two byte registers and whether they need a REX (64-bit: SIL/DIL/BPL/R8B..; without
+ * REX, codes 4-7 are AH..BH). */
+static bool byte_regs(const struct as *a, int *x, int *y)
+{
+    if (!a->m64 || rn(2)) {
+        *x = (int)rn(8);
+        *y = (int)rn(8);
+        return false;
+    }
+    *x = rreg(a);
+    *y = rreg(a);
+    return true;
+}
+
+/* A memory operand of @sz bytes inside the data area; emits the moves that set up its
+ * base and index registers. A quarter of them sit on a page boundary. */
+static struct rm mem_operand(struct as *a, unsigned sz)
+{
+    uint64_t target;
+    if (rn(4) == 0)
+        target = DATA + 0x1000 * (1 + rn(2)) - 8 + rn(12);
+    else
+        target = DATA + rn(DATA_LEN - 8);
+    (void)sz;
+    int32_t disp = rn(2) ? (int32_t)rn(256) - 128 : (int32_t)rn(0x2000) - 0x1000;
+    unsigned form = rn(a->m64 ? 6 : 5);
+    int base = rreg(a), index;
+    do
+        index = rreg(a);
+    while (index == base);
+    unsigned scale = rn(4);
+    uint32_t iv = rn(64);
+    switch (form) {
+    case 0: case 1:     /* [base + disp] */
+        mov_ri32(a, base, (uint32_t)(target - (uint64_t)(int64_t)disp));
+        return MB(base, -1, 0, disp);
+    case 2: case 3:     /* [base + index << scale + disp] */
+        mov_ri32(a, index, iv);
+        mov_ri32(a, base, (uint32_t)(target - ((uint64_t)iv << scale) - (uint64_t)(int64_t)disp));
+        return MB(base, index, scale, disp);
+    case 4:             /* [index << scale + disp32] or [disp32] */
+        if (rn(2)) {
+            int32_t d = (int32_t)(target - ((uint64_t)iv << scale));
+            mov_ri32(a, index, iv);
+            return MB(-1, index, scale, d);
+        }
+        return MB(-1, -1, 0, (int32_t)target);
+    default: {          /* [rip + disp32] */
+        struct rm o = MB(-1, -1, 0, 0);
+        o.riprel = true;
+        o.target = target;
+        return o;
+    }
+    }
+}
+
+/* One random instruction (with its address setup when it has a memory operand). */
+static void rand_insn(struct as *a)
+{
+    unsigned osz = rosz(a);
+    int d = rreg(a), s = rreg(a), x, y;
+    bool rex;
+    switch (rn(30)) {
+    case 0: i1(a, osz, 0x89, (unsigned)s, RR(d)); break;                 /* mov r, r */
+    case 1: i1(a, osz, 0x8b, (unsigned)d, RR(s)); break;
+    case 2:                                                              /* mov r, imm */
+        if (osz == 8 && rn(2)) {        /* REX.W B8+r imm64 */
+            ab(a, 0x48 | ((d & 8) ? 1 : 0));
+            ab(a, 0xb8 + (d & 7));
+            uint64_t v = cg_rnd();
+            for (int k = 0; k < 8; k++)
+                ab(a, (v >> (8 * k)) & 0xff);
+        } else if (osz == 8) {
+            insn(a, 8, (const uint8_t[]){ 0xc7 }, 1, 0, RR(d), false, 4, (uint32_t)cg_rnd());
+        } else {
+            mov_ri32(a, d, (uint32_t)cg_rnd());
+        }
+        break;
+    case 3:                                                              /* movzx r32, r8 */
+        rex = byte_regs(a, &x, &y);
+        insn(a, rn(4) ? 4 : (a->m64 ? 8 : 4), (const uint8_t[]){ 0x0f, 0xb6 }, 2,
+             (unsigned)d, RR(x), rex, 0, 0);
+        break;
+    case 4: case 5:                                                      /* ALU r/m, r */
+        i1(a, osz, rn(8) * 8 + 1, (unsigned)s, RR(d));
+        break;
+    case 6:                                                              /* ALU r, r/m */
+        i1(a, osz, rn(8) * 8 + 3, (unsigned)s, RR(d));
+        break;
+    case 7:                                                              /* 8-bit ALU rr */
+        rex = byte_regs(a, &x, &y);
+        insn(a, 1, (const uint8_t[]){ (uint8_t)(rn(8) * 8 + (rn(2) ? 0 : 2)) }, 1,
+             (unsigned)x, RR(y), rex, 0, 0);
+        break;
+    case 8: case 9: {                                                    /* ALU r, imm */
+        unsigned op = rn(8);
+        if (rn(2))
+            insn(a, osz, (const uint8_t[]){ 0x83 }, 1, op, RR(d), false, 1, cg_rnd());
+        else
+            insn(a, osz, (const uint8_t[]){ 0x81 }, 1, op, RR(d), false, 4, rn(2) ? cg_rnd() : rn(300));
+        break;
+    }
+    case 10: {                                                           /* ALU r, [m] */
+        struct rm m = mem_operand(a, osz);
+        i1(a, osz, rn(8) * 8 + 3, (unsigned)rreg(a), m);
+        break;
+    }
+    case 11: {                                                           /* ALU [m], r */
+        struct rm m = mem_operand(a, osz);
+        i1(a, osz, rn(8) * 8 + 1, (unsigned)rreg(a), m);
+        break;
+    }
+    case 12: i1(a, osz, 0x85, (unsigned)s, RR(d)); break;                /* test */
+    case 13:                                                             /* inc/dec */
+        if (!a->m64 && rn(2))
+            ab(a, (rn(2) ? 0x40 : 0x48) + (unsigned)d);
+        else
+            i1(a, osz, 0xff, rn(2), RR(d));
+        break;
+    case 14: {                                                           /* lea, any regs */
+        int b = (int)rn(a->m64 ? 16 : 8), i;
+        do
+            i = (int)rn(a->m64 ? 16 : 8);
+        while (i == 4);
+        int32_t disp = rn(2) ? (int32_t)rn(256) - 128 : (int32_t)cg_rnd();
+        struct rm m = rn(4) ? MB(b, rn(2) ? i : -1, rn(4), disp) : MB(-1, i, rn(4), disp);
+        if (m.index < 0)
+            m.scale = 0;
+        i1(a, osz, 0x8d, (unsigned)d, m);
+        break;
+    }
+    case 15: case 16: {                                                  /* shifts */
+        static const unsigned ops[] = { 4, 5, 7 };
+        unsigned op = ops[rn(3)];
+        if (rn(4) == 0)
+            i1(a, osz, 0xd1, op, RR(d));
+        else
+            insn(a, osz, (const uint8_t[]){ 0xc1 }, 1, op, RR(d), false, 1,
+                 rn(4) ? rn(osz * 8) : rn(256));
+        break;
+    }
+    case 17:                                                             /* imul r, r/m, imm */
+        if (rn(2))
+            insn(a, 4, (const uint8_t[]){ 0x69 }, 1, (unsigned)d, RR(s), false, 4, cg_rnd());
+        else
+            insn(a, osz, (const uint8_t[]){ 0x6b }, 1, (unsigned)d, RR(s), false, 1, cg_rnd());
+        break;
+    case 18: case 19: {                                                  /* loads */
+        unsigned k = rn(4);
+        if (k == 0) {           /* mov r8, [m] */
+            int r8 = a->m64 ? rreg(a) : (int)rn(8);
+            struct rm m = mem_operand(a, 1);
+            insn(a, 1, (const uint8_t[]){ 0x8a }, 1, (unsigned)r8, m, a->m64, 0, 0);
+        } else if (k == 1) {    /* movzx r, byte/word [m] */
+            unsigned w = rn(2);
+            struct rm m = mem_operand(a, w ? 2 : 1);
+            i2(a, osz, w ? 0xb7 : 0xb6, (unsigned)d, m);
+        } else {
+            struct rm m = mem_operand(a, osz);
+            i1(a, osz, 0x8b, (unsigned)d, m);
+        }
+        break;
+    }
+    case 20: case 21: {                                                  /* stores */
+        unsigned k = rn(5);
+        if (k == 0) {
+            int r8 = a->m64 ? rreg(a) : (int)rn(8);
+            struct rm m = mem_operand(a, 1);
+            insn(a, 1, (const uint8_t[]){ 0x88 }, 1, (unsigned)r8, m, a->m64, 0, 0);
+        } else if (k == 1) {    /* 16-bit store: not an inline form */
+            struct rm m = mem_operand(a, 2);
+            i1(a, 2, 0x89, (unsigned)rreg(a), m);
+        } else {
+            struct rm m = mem_operand(a, osz);
+            i1(a, osz, 0x89, (unsigned)rreg(a), m);
+        }
+        break;
+    }
+    case 22: i1(a, osz, 0xf7, rn(2) ? 3 : 2, RR(d)); break;             /* neg / not */
+    case 23: i2(a, osz, rn(2) ? 0xa3 : 0xab, (unsigned)s, RR(d)); break; /* bt / bts */
+    case 24:                                                             /* setcc */
+        rex = byte_regs(a, &x, &y);
+        insn(a, 1, (const uint8_t[]){ 0x0f, (uint8_t)(0x90 + rn(16)) }, 2, 0, RR(x), rex, 0, 0);
+        break;
+    case 25: i2(a, osz, 0x40 + rn(16), (unsigned)d, RR(s)); break;       /* cmovcc */
+    case 26: i1(a, 2, rn(8) * 8 + 1, (unsigned)s, RR(d)); break;         /* 16-bit ALU */
+    case 27: i2(a, osz, 0xaf, (unsigned)d, RR(s)); break;                /* imul r, r/m */
+    case 28: i2(a, 4, rn(2) ? 0xbe : 0xbf, (unsigned)d, RR(s)); break;   /* movsx */
+    default: i1(a, osz, 0x87, (unsigned)s, RR(d)); break;                /* xchg */
+    }
+}
+
+/* mov counter, ITERS / loop: body / dec counter / jnz loop / hlt */
+static void gen_program(struct as *a)
+{
+    unsigned n = 4 + rn(28);
+    mov_ri32(a, counter_reg(a), ITERS);
+    uint64_t loop = here(a);
+    for (unsigned k = 0; k < n; k++) {
+        if (rn(8) == 0) {
+            /* a forward branch over 1-3 instructions: a side exit of the block */
+            bool near = rn(2), jmp = rn(8) == 0;
+            unsigned at;
+            if (jmp) {
+                ab(a, 0xeb);
+            } else if (near) {
+                ab(a, 0x70 + rn(16));
+            } else {
+                ab(a, 0x0f);
+                ab(a, 0x80 + rn(16));
+            }
+            at = a->n;
+            if (near || jmp)
+                ab(a, 0);
+            else
+                a4(a, 0);
+            for (unsigned j = 1 + rn(3); j; j--)
+                rand_insn(a);
+            if (near || jmp) {
+                assert_true(a->n - (at + 1) < 128);
+                a->b[at] = (uint8_t)(a->n - (at + 1));
+            } else {
+                uint32_t rel = a->n - (at + 4);
+                memcpy(a->b + at, &rel, 4);
+            }
+        } else {
+            rand_insn(a);
+        }
+    }
+    dec_jnz(a, 4, counter_reg(a), loop);
+    ab(a, 0xf4);
+}
+
+struct result {
+    enum cpu_exit exit;
+    struct cpu_state st;
+    struct cpu_stats stats;
+};
+
+static void dump_bytes(const char *what, const uint8_t *b, unsigned n)
+{
+    fprintf(stderr, "%s (%u bytes):", what, n);
+    for (unsigned k = 0; k < n; k++)
+        fprintf(stderr, "%s%02x", k % 32 ? " " : "\n  ", b[k]);
+    fprintf(stderr, "\n");
+}
+
+static void random_programs(bool m64, unsigned count)
+{
+    static uint8_t data[DATA_LEN];
+    struct rig *r = rig_new();
+    struct as *a = malloc(sizeof *a);
+    unsigned failures = 0;
+    assert_non_null(a);
+    cg_seed(m64 ? 0x6a17640001ULL : 0x6a17320001ULL);
+    if (m64)
+        setup64(r);
+    map_scrambled(r, m64);
+    for (unsigned t = 0; t < count && failures < 3; t++) {
+        struct cpu_state init;
+        struct result res[NMODES];
+        memset(a, 0, sizeof *a);
+        a->org = CODE;
+        a->m64 = m64;
+        gen_program(a);
+        for (unsigned k = 0; k < DATA_LEN; k++)
+            data[k] = (uint8_t)cg_rnd();
+        if (m64)
+            state64(&init, CODE);
+        else
+            state32(&init, CODE);
+        if (!m64 && t % 2) {    /* 32-bit: every other program with paging on */
+            init.cr0 |= 0x80000000;
+            init.cr3 = 0x1000;
+        }
+        for (int g = 0; g < 16; g++)
+            if (g != 4)
+                init.gpr[g] = cg_rnd();
+        init.rflags = 2 | (cg_rnd() & FL_ARITH);
+        rig_load(r, CODE, a->b, a->n);
+        rig_load(r, DATA, data, DATA_LEN);
+        for (int m = 0; m < NMODES; m++) {
+            cpu_set_state(r->cpu[m], &init);
+            res[m].exit = cpu_run(r->cpu[m], 1000000);
+            cpu_get_state(r->cpu[m], &res[m].st);
+        }
+        for (int m = 1; m < NMODES; m++) {
+            bool bad = res[m].exit != res[0].exit || res[m].st.rip != res[0].st.rip ||
+                       ((res[m].st.rflags ^ res[0].st.rflags) & FL_ARITH) ||
+                       memcmp(res[m].st.gpr, res[0].st.gpr, sizeof res[0].st.gpr) ||
+                       memcmp(r->ram[m] + DATA, r->ram[0] + DATA, DATA_LEN);
+            if (!bad)
+                continue;
+            failures++;
+            fprintf(stderr, "MISMATCH %d-bit program #%u, %s vs interpreter "
+                    "(rerun with the seed printed above)\n", m64 ? 64 : 32, t, mode_name[m]);
+            dump_bytes("code at 0x100000", a->b, a->n);
+            fprintf(stderr, "  exit %d vs %d, rip 0x%" PRIx64 " vs 0x%" PRIx64
+                    ", flags 0x%" PRIx64 " vs 0x%" PRIx64 "\n", res[m].exit, res[0].exit,
+                    res[m].st.rip, res[0].st.rip, res[m].st.rflags & FL_ARITH,
+                    res[0].st.rflags & FL_ARITH);
+            for (int g = 0; g < 16; g++)
+                fprintf(stderr, "  r%-2d init 0x%016" PRIx64 " got 0x%016" PRIx64
+                        " want 0x%016" PRIx64 "%s\n", g, init.gpr[g], res[m].st.gpr[g],
+                        res[0].st.gpr[g], res[m].st.gpr[g] != res[0].st.gpr[g] ? "  <--" : "");
+            fprintf(stderr, "  init flags 0x%" PRIx64 "\n", init.rflags);
+            for (unsigned k = 0; k < DATA_LEN; k++)
+                if (r->ram[m][DATA + k] != r->ram[0][DATA + k])
+                    fprintf(stderr, "  data 0x%x: got %02x want %02x\n", DATA + k,
+                            r->ram[m][DATA + k], r->ram[0][DATA + k]);
+        }
+        if (res[0].exit != CPU_EXIT_HLT) {
+            fprintf(stderr, "program #%u did not halt: exit %d (%s)\n", t, res[0].exit,
+                    cpu_error(r->cpu[0]));
+            dump_bytes("code", a->b, a->n);
+            failures++;
+        }
+    }
+    free(a);
+    rig_free(r);
+    assert_int_equal(failures, 0);
+}
+
+static void test_jit_vs_interp_random_32(void **state)
+{
+    (void)state;
+    random_programs(false, 400);
+}
+
+static void test_jit_vs_interp_random_64(void **state)
+{
+    (void)state;
+    random_programs(true, 400);
+}
+
+/* ---- budget ---- */
+
+/* cpu_run(budget) repeatedly on an endless loop: the same exits, instruction counts and
+ * EAX in every mode. */
+static void budget_case(const uint8_t *code, size_t n)
+{
+    static const uint64_t budgets[] = { 1, 2, 3, 5, 8, 13, 100, 1000, 12345, 1, 7, 50000 };
+    struct rig *r = rig_new();
+    setup64(r);
+    rig_load(r, CODE, code, n);
+    uint64_t want_icount[sizeof budgets / sizeof budgets[0]], want_eax[sizeof budgets / sizeof budgets[0]];
+    for (int m = 0; m < NMODES; m++) {
+        struct cpu_state st;
+        state64(&st, CODE);
+        cpu_set_state(r->cpu[m], &st);
+        uint64_t total = 0;
+        for (unsigned b = 0; b < sizeof budgets / sizeof budgets[0]; b++) {
+            struct cpu_stats stats;
+            enum cpu_exit e = cpu_run(r->cpu[m], budgets[b]);
+            cpu_get_stats(r->cpu[m], &stats);
+            cpu_get_state(r->cpu[m], &st);
+            total += budgets[b];
+            if (e != CPU_EXIT_KICK)
+                fail_msg("%s: budget %" PRIu64 ": exit %d", mode_name[m], budgets[b], e);
+            if (stats.instructions < total)
+                fail_msg("%s: %" PRIu64 " instructions after budgets summing to %" PRIu64,
+                         mode_name[m], stats.instructions, total);
+            if (m == 0) {
+                want_icount[b] = stats.instructions;
+                want_eax[b] = st.gpr[0];
+            } else if (stats.instructions != want_icount[b] || st.gpr[0] != want_eax[b]) {
+                fail_msg("%s: after budget #%u (%" PRIu64 "): icount %" PRIu64 " eax %" PRIu64
+                         ", interpreter icount %" PRIu64 " eax %" PRIu64, mode_name[m], b,
+                         budgets[b], stats.instructions, st.gpr[0], want_icount[b], want_eax[b]);
+            }
+        }
+    }
+    rig_free(r);
+}
+
+static void test_budget_exact(void **state)
+{
+    /* l: inc eax / jmp l */
+    static const uint8_t one[] = { 0xff, 0xc0, 0xeb, 0xfc };
+    /* l: inc eax / add ebx, eax / jmp m / (pad) / m: inc ecx / jmp l  -- two blocks */
+    static const uint8_t two[] = { 0xff, 0xc0, 0x01, 0xc3, 0xeb, 0x02, 0x90, 0x90,
+                                   0xff, 0xc1, 0xeb, 0xf4 };
+    (void)state;
+    budget_case(one, sizeof one);
+    budget_case(two, sizeof two);
+}
+
+/* ---- kick ---- */
+
+struct kicker { struct cpu *cpu; };
+
+static void *kick_thread(void *p)
+{
+    struct kicker *k = p;
+    nanosleep(&(struct timespec){ 0, 50 * 1000 * 1000 }, NULL);
+    cpu_kick(k->cpu);
+    return NULL;
+}
+
+static void on_alarm(int sig)
+{
+    static const char msg[] = "kick_stops_chained_loop: cpu_run did not return 10 s after "
+                              "cpu_kick (BUG)\n";
+    (void)sig;
+    if (write(2, msg, sizeof msg - 1) < 0)
+        _exit(1);
+    _exit(1);
+}
+
+static void test_kick_stops_chained_loop(void **state)
+{
+    /* l: inc eax / jmp m / m: inc ecx / jmp l: two blocks chained into each other */
+    static const uint8_t code[] = { 0xff, 0xc0, 0xeb, 0x00, 0xff, 0xc1, 0xeb, 0xf8 };
+    (void)state;
+    struct rig *r = rig_new();
+    setup64(r);
+    rig_load(r, CODE, code, sizeof code);
+    for (int m = M_DEFAULT; m < NMODES; m++) {
+        struct cpu_state st;
+        state64(&st, CODE);
+        cpu_set_state(r->cpu[m], &st);
+        struct kicker k = { r->cpu[m] };
+        pthread_t th;
+        signal(SIGALRM, on_alarm);
+        alarm(10);
+        assert_int_equal(pthread_create(&th, NULL, kick_thread, &k), 0);
+        enum cpu_exit e = cpu_run(r->cpu[m], 0);
+        alarm(0);
+        pthread_join(th, NULL);
+        assert_int_equal(e, CPU_EXIT_KICK);
+        cpu_get_state(r->cpu[m], &st);
+        /* it really ran (and the loop stayed consistent) */
+        assert_true(st.gpr[0] > 1000);
+        assert_true(st.gpr[0] == st.gpr[1] || st.gpr[0] == st.gpr[1] + 1);
+        /* the kick is consumed: a budgeted run goes on normally */
+        assert_int_equal(cpu_run(r->cpu[m], 100), CPU_EXIT_KICK);
+    }
+    rig_free(r);
+}
+
+/* ---- self-modifying code ---- */
+
+static void run_all(struct rig *r, const struct cpu_state *init, uint64_t budget,
+                    struct result *res)
+{
+    for (int m = 0; m < NMODES; m++) {
+        cpu_set_state(r->cpu[m], init);
+        res[m].exit = cpu_run(r->cpu[m], budget);
+        cpu_get_state(r->cpu[m], &res[m].st);
+        cpu_get_stats(r->cpu[m], &res[m].stats);
+    }
+}
+
+static void smc_case(bool m64, bool store_first, uint64_t want_eax)
+{
+    struct rig *r = rig_new();
+    struct as a = { .org = CODE, .m64 = m64 };
+    struct cpu_state init;
+    struct result res[NMODES];
+    uint64_t imm_at;
+    /* xor eax,eax / xor ecx,ecx / l: [mov [imm], ecx] add eax, imm32 / inc ecx /
+     * [mov [imm], ecx] / cmp ecx, 20 / jne l / hlt */
+    i1(&a, 4, 0x31, 0, RR(0));
+    i1(&a, 4, 0x31, 1, RR(1));
+    uint64_t loop = here(&a);
+    /* the store's length does not depend on its displacement: emit it with a guess,
+     * then patch once the address of the immediate is known */
+    unsigned st_at = 0, st_len = 0;
+    struct rm dst = MB(-1, -1, 0, 0);
+    if (m64) {
+        dst.riprel = true;
+    }
+    if (store_first) {
+        st_at = a.n;
+        i1(&a, 4, 0x89, 1, dst);
+        st_len = a.n - st_at;
+    }
+    insn(&a, 4, (const uint8_t[]){ 0x81 }, 1, 0, RR(0), false, 4, 1);   /* add eax, 1 */
+    imm_at = here(&a) - 4;
+    i1(&a, 4, 0xff, 0, RR(1));
+    if (!store_first) {
+        st_at = a.n;
+        i1(&a, 4, 0x89, 1, dst);
+        st_len = a.n - st_at;
+    }
+    insn(&a, 4, (const uint8_t[]){ 0x83 }, 1, 7, RR(1), false, 1, 20);
+    ab(&a, 0x75);
+    ab(&a, (uint8_t)(loop - (here(&a) + 1)));
+    ab(&a, 0xf4);
+    /* patch the store's displacement (last 4 bytes of it) */
+    int32_t disp = m64 ? (int32_t)(imm_at - (CODE + st_at + st_len)) : (int32_t)imm_at;
+    memcpy(a.b + st_at + st_len - 4, &disp, 4);
+
+    if (m64) {
+        setup64(r);
+        state64(&init, CODE);
+    } else {
+        state32(&init, CODE);
+    }
+    rig_load(r, CODE, a.b, a.n);
+    run_all(r, &init, 100000, res);
+    for (int m = 0; m < NMODES; m++) {
+        if (res[m].exit != CPU_EXIT_HLT || res[m].st.gpr[0] != want_eax ||
+            res[m].st.gpr[1] != 20 || res[m].stats.instructions != res[0].stats.instructions) {
+            dump_bytes("smc code", a.b, a.n);
+            fail_msg("%s (%d-bit, store %s the add): exit %d eax %" PRIu64 " (want %" PRIu64
+                     ") ecx %" PRIu64 " icount %" PRIu64 " (interpreter %" PRIu64 ")",
+                     mode_name[m], m64 ? 64 : 32, store_first ? "before" : "after",
+                     res[m].exit, res[m].st.gpr[0], want_eax, res[m].st.gpr[1],
+                     res[m].stats.instructions, res[0].stats.instructions);
+        }
+        uint32_t imm;
+        memcpy(&imm, r->ram[m] + imm_at, 4);
+        assert_int_equal(imm, store_first ? 19 : 20);
+    }
+    rig_free(r);
+}
+
+/* The loop's first block rewrites the immediate of the next block (on another page), which
+ * it chains into, every iteration:
+ *   xor eax,eax / xor ecx,ecx / l: inc ecx / mov [b+1], ecx / jmp b
+ *   b (page + 4 KiB): mov edx, imm32 / add eax, edx / cmp ecx, 20 / jne l / hlt
+ * => eax = 1 + 2 + ... + 20 */
+static void smc_other_block(bool m64)
+{
+    struct rig *r = rig_new();
+    struct as a = { .org = CODE, .m64 = m64 };
+    struct as b = { .org = CODE + 0x1000, .m64 = m64 };
+    struct cpu_state init;
+    struct result res[NMODES];
+    i1(&a, 4, 0x31, 0, RR(0));
+    i1(&a, 4, 0x31, 1, RR(1));
+    uint64_t loop = here(&a);
+    i1(&a, 4, 0xff, 0, RR(1));
+    struct rm dst = MB(-1, -1, 0, (int32_t)(b.org + 1));
+    if (m64) {
+        dst.riprel = true;
+        dst.target = b.org + 1;
+    }
+    i1(&a, 4, 0x89, 1, dst);
+    ab(&a, 0xe9);
+    a4(&a, (uint32_t)(b.org - (here(&a) + 4)));
+    mov_ri32(&b, 2, 12345);
+    i1(&b, 4, 0x01, 2, RR(0));
+    insn(&b, 4, (const uint8_t[]){ 0x83 }, 1, 7, RR(1), false, 1, 20);
+    ab(&b, 0x0f);
+    ab(&b, 0x85);
+    a4(&b, (uint32_t)(loop - (here(&b) + 4)));
+    ab(&b, 0xf4);
+    if (m64) {
+        setup64(r);
+        state64(&init, CODE);
+    } else {
+        state32(&init, CODE);
+    }
+    rig_load(r, a.org, a.b, a.n);
+    rig_load(r, b.org, b.b, b.n);
+    run_all(r, &init, 100000, res);
+    for (int m = 0; m < NMODES; m++)
+        if (res[m].exit != CPU_EXIT_HLT || res[m].st.gpr[0] != 210 || res[m].st.gpr[1] != 20 ||
+            res[m].stats.instructions != res[0].stats.instructions)
+            fail_msg("%s (%d-bit, store into the next block): exit %d eax %" PRIu64
+                     " (want 210) ecx %" PRIu64 " icount %" PRIu64 " (interpreter %" PRIu64 ")",
+                     mode_name[m], m64 ? 64 : 32, res[m].exit, res[m].st.gpr[0],
+                     res[m].st.gpr[1], res[m].stats.instructions, res[0].stats.instructions);
+    rig_free(r);
+}
+
+static void test_smc_hot_loop(void **state)
+{
+    (void)state;
+    smc_other_block(true);
+    smc_other_block(false);
+    /* the store follows the add: iteration k (ecx = k after inc) adds the k-1 written by
+     * the previous one (1 the first time): 1 + (1 + 2 + ... + 19) */
+    smc_case(true, false, 1 + 190);
+    smc_case(false, false, 1 + 190);
+    /* the store precedes the add in the same block: each iteration adds the ecx it just
+     * wrote, 0 + 1 + ... + 19 */
+    smc_case(true, true, 190);
+    smc_case(false, true, 190);
+}
+
+/* ---- MMIO ---- */
+
+static void mmio_case(bool m64)
+{
+    struct rig *r = rig_new();
+    struct as a = { .org = CODE, .m64 = m64 };
+    struct cpu_state init;
+    struct result res[NMODES];
+    const uint64_t base = m64 ? 0x400000 : 0x10000000;  /* gpa outside the 4 MiB of RAM */
+    const int cnt = counter_reg(&a);
+    unsigned per_iter = 0;
+    /* mov edi, base / xor ecx, ecx / mov cnt, 10 / l: */
+    mov_ri32(&a, 7, (uint32_t)base);
+    i1(&a, 4, 0x31, 1, RR(1));
+    i1(&a, 4, 0x31, 3, RR(3));
+    mov_ri32(&a, cnt, 10);
+    uint64_t loop = here(&a);
+    i1(&a, 4, 0x89, 1, MB(7, 1, 2, 0));                         /* mov [rdi+rcx*4], ecx */
+    i1(&a, 4, 0x8b, 0, MB(7, -1, 0, 0x100));                    /* mov eax, [rdi+0x100] */
+    i1(&a, 1, 0x88, 1, MB(7, 1, 0, 0x200));                     /* mov [rdi+rcx+0x200], cl */
+    i2(&a, 4, 0xb6, 2, MB(7, -1, 0, 0x301));                    /* movzx edx, byte [rdi+0x301] */
+    i2(&a, 4, 0xb7, 6, MB(7, 1, 1, 0x402));                     /* movzx esi, word [rdi+rcx*2+0x402] */
+    i1(&a, 4, 0x03, 0, MB(7, -1, 0, 0x600));                    /* add eax, [rdi+0x600] */
+    i1(&a, 1, 0x8a, 3, MB(7, -1, 0, 0x700));                    /* mov bl, [rdi+0x700] */
+    per_iter = 7;
+    if (m64) {
+        i1(&a, 8, 0x89, 0, MB(7, 1, 3, 0x800));                 /* mov [rdi+rcx*8+0x800], rax */
+        i1(&a, 8, 0x8b, 2, MB(7, -1, 0, 0x900));                /* mov rdx, [rdi+0x900] */
+        per_iter += 2;
+    }
+    i1(&a, 4, 0x01, 0, RR(3));                                  /* add ebx, eax */
+    i1(&a, 4, 0x01, 2, RR(3));                                  /* add ebx, edx */
+    i1(&a, 4, 0x01, 6, RR(3));                                  /* add ebx, esi */
+    i1(&a, 4, 0xff, 0, RR(1));                                  /* inc ecx */
+    dec_jnz(&a, 4, cnt, loop);
+    ab(&a, 0xf4);
+
+    if (m64) {
+        setup64(r);
+        for (int m = 0; m < NMODES; m++) {
+            uint64_t *pd = (uint64_t *)(r->ram[m] + 0x3000);
+            pd[2] = 0x400000 | 0x83;        /* linear 4 MiB -> gpa 4 MiB: not RAM */
+        }
+        state64(&init, CODE);
+    } else {
+        state32(&init, CODE);
+    }
+    rig_load(r, CODE, a.b, a.n);
+    run_all(r, &init, 100000, res);
+    for (int m = 0; m < NMODES; m++) {
+        struct mlog *l = &r->log[m], *l0 = &r->log[0];
+        assert_int_equal(res[m].exit, CPU_EXIT_HLT);
+        assert_int_equal(l->n, 10 * per_iter);
+        for (unsigned k = 0; k < l->n; k++) {
+            const struct mmio_ev *e = &l->ev[k], *w = &l0->ev[k];
+            if (e->gpa != w->gpa || e->write != w->write || e->size != w->size ||
+                e->val != w->val)
+                fail_msg("%d-bit %s: mmio access #%u: %s 0x%" PRIx64 " size %u val 0x%" PRIx64
+                         "; interpreter: %s 0x%" PRIx64 " size %u val 0x%" PRIx64,
+                         m64 ? 64 : 32, mode_name[m], k, e->write ? "write" : "read", e->gpa,
+                         e->size, e->val, w->write ? "write" : "read", w->gpa, w->size, w->val);
+        }
+        assert_memory_equal(res[m].st.gpr, res[0].st.gpr, sizeof res[0].st.gpr);
+        assert_int_equal(res[m].st.rip, res[0].st.rip);
+        /* nothing leaked into RAM at the same offsets */
+        for (unsigned k = 0; k < 0x1000; k++)
+            assert_int_equal(r->ram[m][(base & (RAM - 1)) + k], 0);
+    }
+    /* the interpreter's own log, checked by hand for the first iteration and the last */
+    const struct mlog *l = &r->log[0];
+    assert_int_equal(l->ev[0].gpa, base);
+    assert_int_equal(l->ev[0].write, 1);
+    assert_int_equal(l->ev[0].size, 4);
+    assert_int_equal(l->ev[0].val, 0);
+    assert_int_equal(l->ev[1].gpa, base + 0x100);
+    assert_int_equal(l->ev[1].write, 0);
+    assert_int_equal(l->ev[2].gpa, base + 0x200);
+    assert_int_equal(l->ev[2].size, 1);
+    assert_int_equal(l->ev[3].size, 1);
+    assert_int_equal(l->ev[4].size, 2);
+    const struct mmio_ev *last = &l->ev[9 * per_iter];
+    assert_int_equal(last->gpa, base + 9 * 4);
+    assert_int_equal(last->val, 9);
+    assert_int_equal(l->ev[9 * per_iter + 4].gpa, base + 0x402 + 9 * 2);
+    rig_free(r);
+}
+
+static void test_mmio_from_compiled_code(void **state)
+{
+    (void)state;
+    mmio_case(false);
+    mmio_case(true);
+}
+
+/* ---- user mode and page permissions ---- */
+
+#define PT0 0x10000u            /* page tables for 0..4 MiB, 4 KiB pages */
+#define TSS 0x8000u
+#define UCODE 0x102000u
+#define USTACK 0x80000u
+#define SUPPAGE 0x300000u       /* supervisor-only */
+#define ROPAGE 0x302000u        /* read-only (user) */
+
+static void setup_user(struct rig *r)
+{
+    static const uint64_t gdt[5] = {
+        0, 0x00af9b000000ffffULL, 0x00cf93000000ffffULL,
+        0x00cff3000000ffffULL,  /* 0x18: user data (sel 0x1b) */
+        0x00affb000000ffffULL,  /* 0x20: user 64-bit code (sel 0x23) */
+    };
+    for (int m = 0; m < NMODES; m++) {
+        uint8_t *ram = r->ram[m];
+        memset(ram, 0, 0x20000);
+        cg_write_gdt_idt(ram, 0);
+        memcpy(ram + CG_GDT, gdt, sizeof gdt);
+        uint64_t *pml4 = (uint64_t *)(ram + 0x1000), *pdpt = (uint64_t *)(ram + 0x2000);
+        uint64_t *pd = (uint64_t *)(ram + 0x3000);
+        pml4[0] = 0x2000 | 7;
+        pdpt[0] = 0x3000 | 7;
+        for (unsigned t = 0; t < 2; t++) {
+            uint64_t *pt = (uint64_t *)(ram + PT0 + t * 0x1000);
+            pd[t] = (PT0 + t * 0x1000) | 7;
+            for (unsigned k = 0; k < 512; k++)
+                pt[k] = ((uint64_t)t << 21 | (uint64_t)k << 12) | 7;
+        }
+        uint64_t *pt1 = (uint64_t *)(ram + PT0 + 0x1000);
+        pt1[(SUPPAGE >> 12) & 511] &= ~4ULL;
+        pt1[(ROPAGE >> 12) & 511] &= ~2ULL;
+        uint64_t rsp0 = STACK;
+        memcpy(ram + TSS + 4, &rsp0, 8);
+        cpu_invalidate_ram(r->cpu[m], 0, 0x20000);
+    }
+}
+
+/* @target: the faulting page; @store: the access; @user: from CPL3 (else CPL0, WP=1) */
+static void perm_case(struct rig *r, uint64_t target, bool store, bool user, uint32_t want_err)
+{
+    struct as a = { .org = CODE, .m64 = true };
+    struct as u = { .org = UCODE, .m64 = true };
+    struct cpu_state init;
+    struct result res[NMODES];
+    struct as *lp = user ? &u : &a;
+    uint64_t access_rip;
+
+    setup_user(r);
+    if (user) {
+        /* CPL0: touch the page (fills the TLB with its permissions), then IRETQ to CPL3 */
+        i1(&a, 4, 0x8b, 2, MB(-1, -1, 0, (int32_t)target));            /* mov edx, [t] */
+        if (target == SUPPAGE)
+            i1(&a, 4, 0x89, 2, MB(-1, -1, 0, (int32_t)target));        /* mov [t], edx */
+        ab(&a, 0x6a), ab(&a, 0x1b);                                     /* push 0x1b */
+        ab(&a, 0x68), a4(&a, USTACK);                                   /* push USTACK */
+        ab(&a, 0x6a), ab(&a, 0x02);                                     /* push 2 */
+        ab(&a, 0x6a), ab(&a, 0x23);                                     /* push 0x23 */
+        ab(&a, 0x68), a4(&a, UCODE);                                    /* push UCODE */
+        ab(&a, 0x48), ab(&a, 0xcf);                                     /* iretq */
+    }
+    /* mov esi, target - 80 / mov r15d, 20 / l: mov [rsi], eax  (or mov eax, [rsi]) /
+     * add rsi, 8 / dec r15d / jnz l / hlt: the 11th iteration faults, compiled by then */
+    mov_ri32(lp, 6, (uint32_t)(target - 80));
+    mov_ri32(lp, 15, 20);
+    uint64_t loop = here(lp);
+    access_rip = loop;
+    if (store)
+        i1(lp, 4, 0x89, 0, MB(6, -1, 0, 0));
+    else
+        i1(lp, 4, 0x8b, 0, MB(6, -1, 0, 0));
+    insn(lp, 8, (const uint8_t[]){ 0x83 }, 1, 0, RR(6), false, 1, 8);
+    dec_jnz(lp, 4, 15, loop);
+    ab(lp, 0xf4);
+
+    state64(&init, CODE);
+    init.gdt_limit = 5 * 8 - 1;
+    init.seg[CPU_TR] = (struct cpu_seg){ 0x28, TSS, 0x67, 0x8b };
+    init.cr0 = 0x80010011;      /* PE, ET, WP, PG */
+    init.gpr[0] = 0x5a5a5a5a;
+    rig_load(r, CODE, a.b, a.n);
+    if (user)
+        rig_load(r, UCODE, u.b, u.n);
+    run_all(r, &init, 100000, res);
+    for (int m = 0; m < NMODES; m++) {
+        const char *what = store ? "store" : "load";
+        struct cpu_state *st = &res[m].st;
+        uint64_t err, frip, fcs;
+        if (res[m].exit != CPU_EXIT_HLT || st->gpr[0] != 14)
+            fail_msg("%s: %s at CPL%d to 0x%" PRIx64 ": exit %d, eax %" PRIu64 " (want 14 = #PF)",
+                     mode_name[m], what, user ? 3 : 0, target, res[m].exit, st->gpr[0]);
+        memcpy(&err, r->ram[m] + st->gpr[4], 8);
+        memcpy(&frip, r->ram[m] + st->gpr[4] + 8, 8);
+        memcpy(&fcs, r->ram[m] + st->gpr[4] + 16, 8);
+        if (err != want_err || st->cr2 != target || frip != access_rip ||
+            st->gpr[6] != target || (fcs & 3) != (user ? 3u : 0u))
+            fail_msg("%s: %s at CPL%d to 0x%" PRIx64 ": err 0x%" PRIx64 " (want 0x%x) cr2 0x%"
+                     PRIx64 " rip 0x%" PRIx64 " (want 0x%" PRIx64 ") rsi 0x%" PRIx64 " cs 0x%"
+                     PRIx64, mode_name[m], what, user ? 3 : 0, target, err, want_err, st->cr2,
+                     frip, access_rip, st->gpr[6], fcs);
+        uint32_t v;
+        memcpy(&v, r->ram[m] + target, 4);
+        assert_int_equal(v, 0);     /* the faulting access wrote nothing */
+        /* the 10 accesses before the fault happened, in the page before */
+        if (store)
+            for (unsigned k = 0; k < 10; k++) {
+                memcpy(&v, r->ram[m] + target - 80 + 8 * k, 4);
+                assert_int_equal(v, 0x5a5a5a5a);
+            }
+        assert_int_equal(res[m].stats.instructions, res[0].stats.instructions);
+        assert_int_equal(st->gpr[15], res[0].st.gpr[15]);
+    }
+}
+
+static void test_user_mode_perm(void **state)
+{
+    (void)state;
+    struct rig *r = rig_new();
+    perm_case(r, SUPPAGE, true, true, 7);   /* present | write | user */
+    perm_case(r, ROPAGE, true, true, 7);
+    perm_case(r, SUPPAGE, false, true, 5);  /* present | user */
+    perm_case(r, ROPAGE, true, false, 3);   /* present | write (CR0.WP) */
+    rig_free(r);
+}
+
+int main(void)
+{
+    const char *e = getenv("VMCORE_EMU_JIT");
+    saved_env = e ? strdup(e) : NULL;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_jit_vs_interp_random_32),
+        cmocka_unit_test(test_jit_vs_interp_random_64),
+        cmocka_unit_test(test_budget_exact),
+        cmocka_unit_test(test_kick_stops_chained_loop),
+        cmocka_unit_test(test_smc_hot_loop),
+        cmocka_unit_test(test_mmio_from_compiled_code),
+        cmocka_unit_test(test_user_mode_perm),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    free(saved_env);
+    return rc;
+}
