@@ -44,7 +44,22 @@ struct jit {
     uint8_t *base;
     size_t used, size;
     unsigned hot;
+    const char *dump;       /* VMCORE_EMU_JIT_DUMP: folder that receives every block */
 };
+
+/* For whoever works on the compiler: <dir>/<host address>-<guest linear rip>.bin holds a
+ * block's host code (objdump -D -b binary -m i386:x86-64 shows it). */
+static void dump_block(const char *dir, const void *code, size_t len, const struct cpu *c)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%p-%llx.bin", dir, code,
+             (unsigned long long)(c->sbase[CPU_CS] + c->rip));
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fwrite(code, 1, len, f);
+        fclose(f);
+    }
+}
 
 /* VMCORE_EMU_JIT: "0" or "off" interprets everything; "eager" compiles every block on its
  * first run (the tests use it so that short test programs run compiled). */
@@ -57,6 +72,7 @@ struct jit *jit_new(void)
     if (!j)
         return NULL;
     j->hot = e && !strcmp(e, "eager") ? 1 : JIT_HOT;
+    j->dump = getenv("VMCORE_EMU_JIT_DUMP");
     j->base = mmap(NULL, JIT_ARENA, PROT_READ | PROT_WRITE | PROT_EXEC,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (j->base == MAP_FAILED) {
@@ -112,7 +128,7 @@ bool jit_full(const struct jit *j)
 /* ---- emitter ---- */
 
 enum { RAX = 0, RCX = 1, RDX = 2, RBX = 3, RSP = 4, RBP = 5, RSI = 6, RDI = 7, R12 = 12,
-       R13 = 13 };
+       R13 = 13, R14 = 14, R15 = 15 };
 enum { W32 = 0, W64 = 1, W16 = 2, W8 = 4 };
 
 struct fixup { uint32_t at; uint16_t label; };
@@ -161,10 +177,14 @@ static void enc(struct em *e, unsigned w, unsigned opc, unsigned reg, struct opn
         rex |= (o.reg & 8) ? 1 : 0;
     else
         rex |= ((o.base & 8) ? 1 : 0) | ((o.index >= 0 && (o.index & 8)) ? 2 : 0);
+    /* byte registers 4-7 are SPL..DIL only with a REX prefix (AH..BH without) */
+    bool bytereg = (w & W8) || opc == 0x0fb6 || (opc & 0xfff0) == 0x0f90;
+    if (bytereg && ((o.reg >= 4 && o.reg < 8) || ((w & W8) && reg >= 4 && reg < 8)))
+        rex |= 0x10;
     if (w & W16)
         b1(e, 0x66);
     if (rex)
-        b1(e, 0x40 | rex);
+        b1(e, 0x40 | (rex & 15));
     if (opc > 0xff)
         b1(e, opc >> 8);
     b1(e, opc & 0xff);
@@ -325,6 +345,18 @@ _Static_assert(offsetof(struct cpu, lf_sz) == offsetof(struct cpu, lf_op) + 1,
 
 /* ---- compiling a block ---- */
 
+/* Guest registers live in host registers within a block: up to NHR of them, in the
+ * callee-saved RBP, R13, R14, R15 (so helper calls keep them). A handler call writes the
+ * dirty ones back and forgets all (handlers use struct cpu); so does every exit. */
+#define NHR 4
+static const int hreg[NHR] = { RBP, R13, R14, R15 };
+struct rmap {
+    int8_t guest[NHR];      /* guest register held, or -1 */
+    bool dirty[NHR];        /* newer than c->r[] */
+    uint32_t used[NHR];     /* for least-recently-used eviction */
+    uint32_t clock;
+};
+
 struct chain_slot { uint64_t lin, key; const void *target; };
 
 struct ctx {
@@ -337,15 +369,116 @@ struct ctx {
     int lf_op, lf_sz;       /* lazy-flag kind known at this point of the block, or -1 */
     int hf;                 /* host flags hold the guest's: HF_ALL, HF_NOCF (after INC/DEC) */
     bool live[64];          /* the flags instruction k leaves are read by someone */
+    struct rmap rm;         /* guest registers held in host registers right now */
+    unsigned loop_head;     /* label: the block's start, for a branch back to it */
+    bool calls;             /* the main line has called a handler so far */
     unsigned epilogue;
     /* stubs: generated after the main line */
-    struct stub { unsigned label, k; uint8_t kind; } stubs[512];
+    struct stub { unsigned label, k; uint8_t kind; struct rmap before, after; } stubs[512];
     unsigned nstubs;
     struct exitrec { unsigned label; unsigned count; uint8_t chain; } exits[512];
     unsigned nexits;
 };
 
 enum { STUB_CALL };
+
+static void rm_reset(struct rmap *m)
+{
+    for (unsigned s = 0; s < NHR; s++)
+        m->guest[s] = -1, m->dirty[s] = false, m->used[s] = 0;
+    m->clock = 0;
+}
+static int rm_find(const struct rmap *m, unsigned g)
+{
+    for (unsigned s = 0; s < NHR; s++)
+        if (m->guest[s] == (int)g)
+            return (int)s;
+    return -1;
+}
+static void rm_writeback(struct em *e, struct rmap *m, unsigned s)
+{
+    if (m->guest[s] >= 0 && m->dirty[s]) {
+        mov_store(e, 8, GPR((unsigned)m->guest[s]), hreg[s]);
+        m->dirty[s] = false;
+    }
+}
+/* Write back every dirty register (before an exit or a call): the map stays valid. */
+static void flush_regs(struct ctx *x)
+{
+    for (unsigned s = 0; s < NHR; s++)
+        rm_writeback(&x->e, &x->rm, s);
+}
+/* Write back and forget all: a handler is about to read and write struct cpu. */
+static void drop_regs(struct ctx *x)
+{
+    flush_regs(x);
+    rm_reset(&x->rm);
+}
+/* Make guest register @g's home in struct cpu current and stop caching it. */
+static void uncache(struct ctx *x, unsigned g)
+{
+    int s = rm_find(&x->rm, g);
+    if (s >= 0) {
+        rm_writeback(&x->e, &x->rm, (unsigned)s);
+        x->rm.guest[s] = -1;
+    }
+}
+static unsigned rm_slot(struct ctx *x, unsigned g)
+{
+    struct rmap *m = &x->rm;
+    unsigned best = 0;
+    for (unsigned s = 0; s < NHR; s++) {
+        if (m->guest[s] < 0) {
+            best = s;
+            break;
+        }
+        if (m->used[s] < m->used[best])
+            best = s;
+    }
+    rm_writeback(&x->e, m, best);
+    m->guest[best] = (int8_t)g;
+    m->dirty[best] = false;
+    return best;
+}
+/* Operand to read all 64 bits of guest register @g (loaded into a host register). */
+static struct opnd rd(struct ctx *x, unsigned g)
+{
+    int s = rm_find(&x->rm, g);
+    if (s < 0) {
+        s = (int)rm_slot(x, g);
+        mov_load(&x->e, 8, hreg[s], GPR(g));
+    }
+    x->rm.used[s] = ++x->rm.clock;
+    return R(hreg[s]);
+}
+/* Operand to write all 64 bits of guest register @g (the caller writes it next). */
+static struct opnd wr(struct ctx *x, unsigned g)
+{
+    int s = rm_find(&x->rm, g);
+    if (s < 0)
+        s = (int)rm_slot(x, g);
+    x->rm.dirty[s] = true;
+    x->rm.used[s] = ++x->rm.clock;
+    return R(hreg[s]);
+}
+/* 8-bit register @r (0x10|n: AH..BH) to read: the host register for AL..R15B, else the
+ * byte in struct cpu (made current first). */
+static struct opnd rd8(struct ctx *x, unsigned r)
+{
+    if (r & 0x10) {
+        int s = rm_find(&x->rm, r & 3);
+        if (s >= 0)
+            rm_writeback(&x->e, &x->rm, (unsigned)s);
+        return GPR8(r);
+    }
+    return rd(x, r);
+}
+/* 8-bit register @r to write: in struct cpu, not cached. */
+static struct opnd wr8(struct ctx *x, unsigned r)
+{
+    uncache(x, (r & 0x10) ? (r & 3) : r);
+    return GPR8(r);
+}
 
 /* rip of instruction k, relative to the block entry (r12) */
 static void rip_to(struct ctx *x, int r, uint32_t rel)
@@ -375,8 +508,9 @@ static unsigned exit_label(struct ctx *x, unsigned count, bool chain)
     return l;
 }
 
-/* The call of instruction k's handler, as the interpreter makes it. */
-static void emit_call(struct ctx *x, unsigned k)
+/* The call of instruction k's handler, as the interpreter makes it; guest registers must
+ * be in struct cpu already. */
+static void emit_call_raw(struct ctx *x, unsigned k)
 {
     struct em *e = &x->e;
     store_rips(x, k);
@@ -389,6 +523,13 @@ static void emit_call(struct ctx *x, unsigned k)
     jcc_to(e, 5, exit_label(x, k + 1, false));
 }
 
+static void emit_call(struct ctx *x, unsigned k)
+{
+    x->calls = true;
+    drop_regs(x);
+    emit_call_raw(x, k);
+}
+
 static unsigned stub(struct ctx *x, unsigned k)
 {
     if (x->nstubs >= 512) {
@@ -396,7 +537,7 @@ static unsigned stub(struct ctx *x, unsigned k)
         return x->epilogue;
     }
     unsigned l = new_label(&x->e);
-    x->stubs[x->nstubs++] = (struct stub){ l, k, STUB_CALL };
+    x->stubs[x->nstubs++] = (struct stub){ .label = l, .k = k, .kind = STUB_CALL };
     return l;
 }
 
@@ -434,15 +575,15 @@ static bool emit_lin(struct ctx *x, unsigned k, bool seg)
         int64_t rel = (int64_t)x->off[k] + i->len + i->disp;
         lea(e, 8, RAX, M(R12, (int32_t)rel));
     } else if (i->base < 16) {
-        mov_load(e, sz, RAX, GPR(i->base));
+        mov_load(e, sz, RAX, rd(x, i->base));
         if (i->index < 16) {
-            mov_load(e, sz, RCX, GPR(i->index));
+            mov_load(e, sz, RCX, rd(x, i->index));
             lea(e, sz, RAX, MI(RAX, RCX, i->scale, i->disp));
         } else if (i->disp) {
             lea(e, sz, RAX, M(RAX, i->disp));
         }
     } else if (i->index < 16) {
-        mov_load(e, sz, RCX, GPR(i->index));
+        mov_load(e, sz, RCX, rd(x, i->index));
         /* no base: [index*s + disp32] needs base=rbp,mod=0; use lea with rcx scaled */
         if (i->scale)
             shift_imm(e, sz, 4, RCX, i->scale);
@@ -461,6 +602,9 @@ static bool emit_lin(struct ctx *x, unsigned k, bool seg)
 static void emit_tlb(struct ctx *x, unsigned sz, unsigned need, unsigned miss)
 {
     struct em *e = &x->e;
+    for (unsigned s = 0; s < x->nstubs; s++)
+        if (x->stubs[s].label == miss)
+            x->stubs[s].before = x->rm;
     mov_store(e, 4, R(RCX), RAX);               /* ecx = lin */
     shift_imm(e, 4, 5, RCX, 12);
     mov_store(e, 4, R(RDX), RAX);
@@ -570,6 +714,35 @@ static void emit_get_cf(struct ctx *x)
     enc(e, W32, 0x0f92, 0, R(RCX));     /* setc cl */
 }
 
+/* A taken branch back to the block's own start (a loop that is one block): with nothing
+ * but inline forms before it, nothing can have changed the block's translation but what
+ * bumps the jump-cache key, so it loops in place after the checks a chain exit makes.
+ * Registers must be written back already. Returns false when it does not apply. */
+static bool emit_self_loop(struct ctx *x, unsigned k, int64_t target_rel)
+{
+    struct em *e = &x->e;
+    if (target_rel != 0 || x->calls)
+        return false;
+    unsigned out = new_label(e);
+    alu_imm(e, 8, 0, FLD(OFF(icount)), (int32_t)(k + 1));
+    mov_load(e, 8, RAX, FLD(OFF(icount)));
+    op_w(e, 8, 0x03, RAX, FLD(OFF(exc_count)));
+    op_w(e, 8, 0x3b, RAX, FLD(OFF(budget_end)));
+    jcc_to(e, 3, out);                                  /* jae */
+    movzx8(e, RAX, FLD(OFF(intr)));
+    op_w(e, 1, 0x0b, RAX, FLD(OFF(kick)));
+    jcc_to(e, 5, out);
+    mov_load(e, 8, RAX, FLD(OFF(jc_key)));
+    op_w(e, 8, 0x3b, RAX, M(RSP, 0));                   /* the key at block entry */
+    jcc_to(e, 5, out);
+    enc(e, W64, 0xff, 0, FLD(OFF(tc_hits)));
+    jmp_to(e, x->loop_head);
+    bind(e, out);
+    mov_store(e, 8, FLD(OFF(rip)), R12);
+    jmp_to(e, x->epilogue);
+    return true;
+}
+
 /* Jump target of a relative branch at instruction k into RAX (masked to 32 bits
  * outside 64-bit code, as the jcc32 handlers do). */
 static void emit_branch_target(struct ctx *x, unsigned k)
@@ -669,43 +842,43 @@ static bool emit_inline(struct ctx *x, unsigned k)
     x->hf = HF_NONE;
     switch (i->jk) {
     case JK_MOV_RR:
-        mov_load(e, sz, RAX, GPR(i->reg));
-        mov_store(e, 8, GPR(i->rm), RAX);
+        mov_load(e, sz, RAX, rd(x, i->reg));
+        mov_store(e, 8, wr(x, i->rm), RAX);
         x->hf = hf;                             /* moves leave host flags alone */
         return true;
     case JK_MOV_RI:
         mov_imm64(e, RAX, sz == 4 ? (uint32_t)i->imm : i->imm);
-        mov_store(e, 8, GPR(i->rm), RAX);
+        mov_store(e, 8, wr(x, i->rm), RAX);
         x->hf = hf;
         return true;
     case JK_MOVZX_B_RR:
-        movzx8(e, RAX, GPR(i->rm));
-        mov_store(e, 8, GPR(i->reg), RAX);
+        movzx8(e, RAX, rd(x, i->rm));
+        mov_store(e, 8, wr(x, i->reg), RAX);
         x->hf = hf;
         return true;
     case JK_ALU_RR: case JK_ALU_RI: case JK_ALU_RRM: {
         static const uint8_t lf[8] = { LF_ADD, LF_LOGIC, 0, 0, LF_LOGIC, LF_SUB, LF_LOGIC, LF_SUB };
-        unsigned op = i->op & 7, dst;
+        unsigned op = i->op & 7, dst, dreg = i->jk == JK_ALU_RRM ? i->reg : i->rm;
         struct opnd d;
         bool mem = i->jk == JK_ALU_RRM && i->mod != 3;
-        if (i->jk == JK_ALU_RRM) {
-            d = GPR(i->reg);
-            if (mem) {
+        /* the source first: caching it cannot then disturb an 8-bit destination */
+        if (mem) {
                 unsigned miss = stub(x, k);
-                emit_lin(x, k, true);
-                emit_tlb(x, sz, P_R, miss);
-                load_zx(e, sz, RCX, MI(RDX, RAX, 0, 0));
-            } else {
-                load_zx(e, sz, RCX, GPR(i->rm));
-            }
+            emit_lin(x, k, true);
+            emit_tlb(x, sz, P_R, miss);
+            load_zx(e, sz, RCX, MI(RDX, RAX, 0, 0));
+        } else if (i->jk == JK_ALU_RRM) {
+            load_zx(e, sz, RCX, rd(x, i->rm));
+        } else if (i->jk == JK_ALU_RR) {
+            load_zx(e, sz, RCX, sz == 1 ? rd8(x, i->reg) : rd(x, i->reg));
         } else {
-            d = sz == 1 ? GPR8(i->rm) : GPR(i->rm);
-            if (i->jk == JK_ALU_RR)
-                load_zx(e, sz, RCX, sz == 1 ? GPR8(i->reg) : GPR(i->reg));
-            else
-                mov_imm64(e, RCX, sz == 8 ? i->imm : sz == 4 ? (uint32_t)i->imm
-                                                       : i->imm & sz_mask(sz));
+            mov_imm64(e, RCX, sz == 8 ? i->imm : sz == 4 ? (uint32_t)i->imm
+                                                   : i->imm & sz_mask(sz));
         }
+        if (sz == 1)
+            d = op == 7 ? rd8(x, dreg) : wr8(x, dreg);
+        else
+            d = rd(x, dreg);
         load_zx(e, sz, RAX, d);
         if (x->live[k])
             mov_store(e, 8, R(RDX), RAX);       /* rdx = a */
@@ -714,15 +887,15 @@ static bool emit_inline(struct ctx *x, unsigned k)
         if (sz < 4)
             load_zx(e, sz, RAX, R(RAX));        /* the result is kept zero-extended */
         if (op != 7)
-            mov_store(e, sz < 4 ? sz : 8, d, RAX);
+            mov_store(e, sz < 4 ? sz : 8, sz < 4 ? d : wr(x, dreg), RAX);
         store_lazy(x, k, lf[op], sz, RAX, RDX, RCX);
         x->hf = mem || !x->live[k] ? HF_NONE : HF_ALL;   /* a stub rejoins with others */
         return true;
     }
     case JK_TEST_RR:
         alu_rr(e, 4, 6, R(RCX), RCX);           /* rcx = 0 (before the flags are made) */
-        mov_load(e, sz, RAX, GPR(i->rm));
-        op_w(e, sz, 0x23, RAX, GPR(i->reg));    /* and */
+        mov_load(e, sz, RAX, rd(x, i->rm));
+        op_w(e, sz, 0x23, RAX, rd(x, i->reg));  /* and */
         store_lazy(x, k, LF_LOGIC, sz, RAX, RCX, RCX);
         x->hf = x->live[k] ? HF_ALL : HF_NONE;
         return true;
@@ -732,17 +905,17 @@ static bool emit_inline(struct ctx *x, unsigned k)
                 emit_get_cf(x);                 /* lf_cin already holds it otherwise */
                 mov_store(e, 1, FLD(OFF(lf_cin)), RCX);
             }
-            mov_load(e, sz, RAX, GPR(i->rm));
+            mov_load(e, sz, RAX, rd(x, i->rm));
             mov_store(e, 8, R(RDX), RAX);
             mov_imm64(e, RCX, 1);
             op_w(e, sz, 0xff, i->op ? 1 : 0, R(RAX));
-            mov_store(e, 8, GPR(i->rm), RAX);
+            mov_store(e, 8, wr(x, i->rm), RAX);
             store_lazy(x, k, i->op ? LF_DEC : LF_INC, sz, RAX, RDX, RCX);
             x->hf = HF_NOCF;
         } else {
-            mov_load(e, sz, RAX, GPR(i->rm));
+            mov_load(e, sz, RAX, rd(x, i->rm));
             op_w(e, sz, 0xff, i->op ? 1 : 0, R(RAX));
-            mov_store(e, 8, GPR(i->rm), RAX);
+            mov_store(e, 8, wr(x, i->rm), RAX);
             x->lf_op = x->lf_sz = -1;
         }
         return true;
@@ -750,13 +923,13 @@ static bool emit_inline(struct ctx *x, unsigned k)
         emit_lin(x, k, false);
         if (sz == 4)
             mov_store(e, 4, R(RAX), RAX);
-        mov_store(e, 8, GPR(i->reg), RAX);
+        mov_store(e, 8, wr(x, i->reg), RAX);
         return true;
     case JK_SHIFT: {
         unsigned kind = i->op >> 4, op = i->op & 7, n;
         n = kind == 0 ? 1 : (unsigned)(i->imm & 0xff);
         n &= sz == 8 ? 0x3f : 0x1f;
-        mov_load(e, sz, RAX, GPR(i->rm));
+        mov_load(e, sz, RAX, rd(x, i->rm));
         if (n) {
             if (x->live[k])
                 mov_store(e, 8, R(RDX), RAX);
@@ -765,16 +938,16 @@ static bool emit_inline(struct ctx *x, unsigned k)
                 mov_imm64(e, RCX, n);
             store_lazy(x, k, op == 5 ? LF_SHR : op == 7 ? LF_SAR : LF_SHL, sz, RAX, RDX, RCX);
         }
-        mov_store(e, 8, GPR(i->rm), RAX);
+        mov_store(e, 8, wr(x, i->rm), RAX);
         if (!n)
             x->hf = hf;
         return true;
     }
     case JK_IMUL_RRI4:
-        mov_load(e, 4, RCX, GPR(i->rm));
+        mov_load(e, 4, RCX, rd(x, i->rm));
         enc(e, W32, 0x69, RAX, R(RCX));
         b4(e, (uint32_t)i->imm);
-        mov_store(e, 8, GPR(i->reg), RAX);
+        mov_store(e, 8, wr(x, i->reg), RAX);
         if (x->live[k]) {
             enc(e, W32, 0x0f92, 0, R(RCX));     /* setc cl: CF = OF = overflow */
             mov_store(e, 1, FLD(OFF(lf_cin)), RCX);
@@ -788,14 +961,14 @@ static bool emit_inline(struct ctx *x, unsigned k)
         emit_lin(x, k, true);
         emit_tlb(x, msz, i->jk == JK_ST ? P_W : P_R, miss);
         if (i->jk == JK_ST) {
-            load_zx(e, msz, RCX, msz == 1 ? GPR8(i->reg) : GPR(i->reg));
+            load_zx(e, msz, RCX, msz == 1 ? rd8(x, i->reg) : rd(x, i->reg));
             mov_store(e, msz, MI(RDX, RAX, 0, 0), RCX);
         } else if (msz == 1 && i->jk == JK_LD) {
             movzx8(e, RCX, MI(RDX, RAX, 0, 0));
-            mov_store(e, 1, GPR8(i->reg), RCX);
+            mov_store(e, 1, wr8(x, i->reg), RCX);
         } else {
             load_zx(e, msz, RCX, MI(RDX, RAX, 0, 0));
-            mov_store(e, 8, GPR(i->reg), RCX);
+            mov_store(e, 8, wr(x, i->reg), RCX);
         }
         return true;
     }
@@ -815,8 +988,10 @@ static bool emit_inline(struct ctx *x, unsigned k)
             hc = 5;
         }
         jcc_to(e, (unsigned)hc, taken);
+        struct rmap at_branch = x->rm;  /* each path writes back what is dirty here */
         if (last) {
             /* not taken: on to the next instruction, as a chainable exit */
+            flush_regs(x);
             rip_to(x, RAX, x->off[k] + i->len);
             mov_store(e, 8, FLD(OFF(rip)), RAX);
             jmp_to(e, exit_label(x, k + 1, true));
@@ -826,16 +1001,24 @@ static bool emit_inline(struct ctx *x, unsigned k)
         if (!last)
             jmp_to(e, cont);
         bind(e, taken);
-        emit_branch_target(x, k);
-        mov_store(e, 8, FLD(OFF(rip)), RAX);
-        jmp_to(e, exit_label(x, k + 1, true));
+        x->rm = at_branch;
+        flush_regs(x);
+        x->rm = at_branch;              /* the fall-through path keeps its dirty registers */
+        if (!emit_self_loop(x, k, (int64_t)x->off[k] + i->len + (int64_t)i->imm)) {
+            emit_branch_target(x, k);
+            mov_store(e, 8, FLD(OFF(rip)), RAX);
+            jmp_to(e, exit_label(x, k + 1, true));
+        }
         bind(e, cont);
         return true;
     }
     case JK_JMP:
-        emit_branch_target(x, k);
-        mov_store(e, 8, FLD(OFF(rip)), RAX);
-        jmp_to(e, exit_label(x, k + 1, true));
+        flush_regs(x);
+        if (!emit_self_loop(x, k, (int64_t)x->off[k] + i->len + (int64_t)i->imm)) {
+            emit_branch_target(x, k);
+            mov_store(e, 8, FLD(OFF(rip)), RAX);
+            jmp_to(e, exit_label(x, k + 1, true));
+        }
         return true;
     default:
         return false;
@@ -912,6 +1095,8 @@ const void *jit_compile(struct jit *j, struct cpu *c, const struct insn *insn, u
     x.after = after;
     x.lf_op = x.lf_sz = -1;
     x.hf = HF_NONE;
+    rm_reset(&x.rm);
+    x.calls = false;
     x.nstubs = x.nexits = 0;
     for (unsigned k = 0, o = 0; k < n; k++) {
         off[k] = o;
@@ -921,19 +1106,28 @@ const void *jit_compile(struct jit *j, struct cpu *c, const struct insn *insn, u
     liveness(&x);
     x.epilogue = new_label(e);
 
-    /* entry */
+    /* entry: the callee-saved registers the block uses, and a 16-byte aligned stack */
     b1(e, 0x53);                    /* push rbx */
+    b1(e, 0x55);                    /* push rbp */
     b1(e, 0x41), b1(e, 0x54);       /* push r12 */
-    b1(e, 0x41), b1(e, 0x55);       /* push r13 (keeps calls 16-byte aligned) */
+    b1(e, 0x41), b1(e, 0x55);       /* push r13 */
+    b1(e, 0x41), b1(e, 0x56);       /* push r14 */
+    b1(e, 0x41), b1(e, 0x57);       /* push r15 */
+    alu_imm(e, 8, 5, R(RSP), 8);    /* sub rsp, 8 */
     mov_store(e, 8, R(RBX), RDI);   /* mov rbx, rdi */
     uint8_t *chain = e->p;
     mov_load(e, 8, R12, FLD(OFF(rip)));
+    mov_load(e, 8, RAX, FLD(OFF(jc_key)));
+    mov_store(e, 8, M(RSP, 0), RAX);    /* the key this block was entered under */
+    x.loop_head = new_label(e);
+    bind(e, x.loop_head);
 
     for (unsigned k = 0; k < n; k++) {
         after[k] = new_label(e);
         uint8_t *mark = e->p;
         unsigned nst = x.nstubs, nlab = e->nlabels, nfix = e->nfix, nex = x.nexits;
         int lfo = x.lf_op, lfs = x.lf_sz, hf = x.hf;
+        struct rmap rm = x.rm;
         if (!emit_inline(&x, k)) {
             /* roll back a partial inline attempt and call the handler */
             e->p = mark;
@@ -944,6 +1138,7 @@ const void *jit_compile(struct jit *j, struct cpu *c, const struct insn *insn, u
             x.lf_op = lfo;
             x.lf_sz = lfs;
             x.hf = hf;
+            x.rm = rm;
             emit_call(&x, k);
             x.lf_op = x.lf_sz = -1;
             x.hf = HF_NONE;
@@ -951,10 +1146,13 @@ const void *jit_compile(struct jit *j, struct cpu *c, const struct insn *insn, u
                 jmp_to(e, exit_label(&x, n, true));
         } else if (k + 1 == n && insn[k].jk != JK_JCC && insn[k].jk != JK_JMP) {
             /* the block ends without a branch (page end, length limit) */
+            flush_regs(&x);
             rip_to(&x, RAX, off[k] + insn[k].len);
             mov_store(e, 8, FLD(OFF(rip)), RAX);
             jmp_to(e, exit_label(&x, n, true));
         }
+        for (unsigned t = nst; t < x.nstubs; t++)
+            x.stubs[t].after = x.rm;    /* what the stub must rebuild before rejoining */
         bind(e, after[k]);
     }
 
@@ -962,7 +1160,12 @@ const void *jit_compile(struct jit *j, struct cpu *c, const struct insn *insn, u
     for (unsigned s = 0; s < x.nstubs; s++) {
         unsigned k = x.stubs[s].k;
         bind(e, x.stubs[s].label);
-        emit_call(&x, k);
+        x.rm = x.stubs[s].before;
+        flush_regs(&x);
+        emit_call_raw(&x, k);
+        for (unsigned r = 0; r < NHR; r++)     /* the handler wrote struct cpu: reload */
+            if (x.stubs[s].after.guest[r] >= 0)
+                mov_load(e, 8, hreg[r], GPR((unsigned)x.stubs[s].after.guest[r]));
         if (k + 1 == n)
             jmp_to(e, exit_label(&x, n, true));
         else
@@ -978,8 +1181,12 @@ const void *jit_compile(struct jit *j, struct cpu *c, const struct insn *insn, u
         }
     }
     bind(e, x.epilogue);
+    alu_imm(e, 8, 0, R(RSP), 8);    /* add rsp, 8 */
+    b1(e, 0x41), b1(e, 0x5f);       /* pop r15 */
+    b1(e, 0x41), b1(e, 0x5e);       /* pop r14 */
     b1(e, 0x41), b1(e, 0x5d);       /* pop r13 */
     b1(e, 0x41), b1(e, 0x5c);       /* pop r12 */
+    b1(e, 0x5d);                    /* pop rbp */
     b1(e, 0x5b);                    /* pop rbx */
     b1(e, 0xc3);
     if (e->full || !resolve(e))
@@ -987,9 +1194,8 @@ const void *jit_compile(struct jit *j, struct cpu *c, const struct insn *insn, u
     while ((uintptr_t)e->p & 15)
         b1(e, 0xcc);
     const void *entry = x.e.start;
-#ifdef JIT_DUMP_HACK
-    { char fn[64]; snprintf(fn, sizeof fn, "/tmp/jit/%p.bin", entry); FILE *f = fopen(fn, "wb"); if (f) { fwrite(entry, 1, (size_t)(e->p - x.e.start), f); fclose(f); } }
-#endif
+    if (j->dump)
+        dump_block(j->dump, entry, (size_t)(e->p - x.e.start), c);
     j->used = (size_t)(e->p - j->base);
     *chain_entry = chain;
     return entry;
