@@ -255,7 +255,7 @@ int rootfs_check_exe(const char *rootfs, const char *arg0, char *const *env, cha
             size_t n = strcspn(p, ":");
             char cand[4096];
             snprintf(cand, sizeof cand, "%.*s/%s", (int)n, p, arg0);
-            int e1;
+            int e1 = ENOENT;
             if (n && cand[0] == '/' && exe_ok(rootfd, cand, &e1)) {
                 snprintf(out, outlen, "%s", cand);
                 rc = 0;
