@@ -209,6 +209,7 @@ enum cpu_exit cpu_run(struct cpu *c, uint64_t budget)
             break;
         }
         c->stop_block = false;
+        c->icount_end = c->budget_end - c->exc_count;   /* exceptions come back here */
         /* chain blocks while nothing asks for the outer loop's attention */
         tcache_run(c);
     }

@@ -714,6 +714,24 @@ static void emit_get_cf(struct ctx *x)
     enc(e, W32, 0x0f92, 0, R(RCX));     /* setc cl */
 }
 
+_Static_assert(offsetof(struct cpu, intr) == offsetof(struct cpu, kick) + 1 &&
+               sizeof(atomic_bool) == 1, "kick and intr are tested as one 16-bit word");
+
+/* icount += @count, then to @out if the budget is spent, the INTR line is up or a kick is
+ * pending: what tcache_run() checks before every block. */
+static void emit_exit_checks(struct ctx *x, unsigned count, unsigned out)
+{
+    struct em *e = &x->e;
+    mov_load(e, 8, RAX, FLD(OFF(icount)));
+    alu_imm(e, 8, 0, R(RAX), (int32_t)count);
+    mov_store(e, 8, FLD(OFF(icount)), RAX);
+    op_w(e, 8, 0x3b, RAX, FLD(OFF(icount_end)));
+    jcc_to(e, 3, out);                                  /* jae */
+    enc(e, W16, 0x83, 7, FLD(OFF(kick)));               /* cmp word [kick], 0 */
+    b1(e, 0);
+    jcc_to(e, 5, out);
+}
+
 /* A taken branch back to the block's own start (a loop that is one block): with nothing
  * but inline forms before it, nothing can have changed the block's translation but what
  * bumps the jump-cache key, so it loops in place after the checks a chain exit makes.
@@ -724,14 +742,7 @@ static bool emit_self_loop(struct ctx *x, unsigned k, int64_t target_rel)
     if (target_rel != 0 || x->calls)
         return false;
     unsigned out = new_label(e);
-    alu_imm(e, 8, 0, FLD(OFF(icount)), (int32_t)(k + 1));
-    mov_load(e, 8, RAX, FLD(OFF(icount)));
-    op_w(e, 8, 0x03, RAX, FLD(OFF(exc_count)));
-    op_w(e, 8, 0x3b, RAX, FLD(OFF(budget_end)));
-    jcc_to(e, 3, out);                                  /* jae */
-    movzx8(e, RAX, FLD(OFF(intr)));
-    op_w(e, 1, 0x0b, RAX, FLD(OFF(kick)));
-    jcc_to(e, 5, out);
+    emit_exit_checks(x, k + 1, out);
     mov_load(e, 8, RAX, FLD(OFF(jc_key)));
     op_w(e, 8, 0x3b, RAX, M(RSP, 0));                   /* the key at block entry */
     jcc_to(e, 5, out);
@@ -1029,15 +1040,7 @@ static void emit_chain_exit(struct ctx *x, unsigned count)
 {
     struct em *e = &x->e;
     unsigned out = new_label(e), link = new_label(e);
-    alu_imm(e, 8, 0, FLD(OFF(icount)), (int32_t)count);
-    /* budget, interrupt line and kick are checked before every block, as tcache_run does */
-    mov_load(e, 8, RAX, FLD(OFF(icount)));
-    op_w(e, 8, 0x03, RAX, FLD(OFF(exc_count)));
-    op_w(e, 8, 0x3b, RAX, FLD(OFF(budget_end)));
-    jcc_to(e, 3, out);                                  /* jae */
-    movzx8(e, RAX, FLD(OFF(intr)));
-    op_w(e, 1, 0x0b, RAX, FLD(OFF(kick)));              /* or al, [kick] */
-    jcc_to(e, 5, out);
+    emit_exit_checks(x, count, out);
     /* the next block: linear rip must match the slot, and so must the jump-cache key */
     mov_load(e, 8, RAX, FLD(OFF(rip)));
     op_w(e, 8, 0x03, RAX, FLD(OFF(sbase) + CPU_CS * 8));

@@ -186,6 +186,7 @@ struct cpu {
     struct jc_entry { uint64_t lin, key; struct block *b; } jc[4096];
     uint64_t jc_key, jc_epoch;
     uint64_t icount, budget_end;
+    uint64_t icount_end;    /* budget_end - exc_count, for compiled code's budget check */
     uint64_t exc_count;     /* exceptions raised: they count against the budget too */
     uint64_t tc_hits, tc_misses, jit_blocks;
     void *jit_link;         /* chain slot a compiled block left through unlinked */
