@@ -1123,6 +1123,52 @@ static void test_user_mode_perm(void **state)
     rig_free(r);
 }
 
+/* More hot code than the 16 MiB code arena holds: 100000 tiny blocks (add eax, 1; jmp to
+ * the next), run twice. Compiled code fills the arena, the cache is flushed under the
+ * running guest and blocks are compiled again; the result and the instruction count must
+ * be the interpreter's, and more blocks than exist must have been compiled. */
+static void test_code_arena_flush(void **state)
+{
+    enum { NBLK = 100000, ROUNDS = 2 };
+    size_t n = (size_t)NBLK * 5 + 16, k = 0;
+    uint8_t *code = malloc(n);
+    assert_non_null(code);
+    code[k++] = 0xbd;                                   /* mov ebp, ROUNDS */
+    memcpy(code + k, &(uint32_t){ ROUNDS }, 4);
+    k += 4;
+    size_t top = k;
+    for (unsigned b = 0; b < NBLK; b++) {
+        code[k++] = 0x83, code[k++] = 0xc0, code[k++] = 0x01;  /* add eax, 1 */
+        code[k++] = 0xeb, code[k++] = 0x00;                   /* jmp next */
+    }
+    code[k++] = 0x4d;                                   /* dec ebp */
+    code[k++] = 0x0f, code[k++] = 0x85;                 /* jnz top */
+    int32_t rel = (int32_t)top - (int32_t)(k + 4);
+    memcpy(code + k, &rel, 4);
+    k += 4;
+    code[k++] = 0xf4;                                   /* hlt */
+    assert_true(CODE + k < DATA);
+    struct rig *r = rig_new();
+    rig_load(r, CODE, code, k);
+    free(code);
+    struct cpu_state st;
+    state32(&st, CODE);
+    struct result res[NMODES];
+    run_all(r, &st, 0, res);
+    for (int m = 0; m < NMODES; m++) {
+        if (res[m].exit != CPU_EXIT_HLT || res[m].st.gpr[0] != (uint64_t)NBLK * ROUNDS)
+            fail_msg("%s: exit %d, eax %" PRIu64 " (want HLT, %u)", mode_name[m], res[m].exit,
+                     res[m].st.gpr[0], NBLK * ROUNDS);
+        if (res[m].stats.instructions != res[0].stats.instructions)
+            fail_msg("%s: %" PRIu64 " instructions, interpreter %" PRIu64, mode_name[m],
+                     res[m].stats.instructions, res[0].stats.instructions);
+    }
+    if (getenv("VMCORE_EMU_JIT") == NULL || strcmp(getenv("VMCORE_EMU_JIT"), "0"))
+        assert_true(res[2].stats.jit_blocks > NBLK);    /* eager: compiled again after a flush */
+    printf("[ info ] eager: %" PRIu64 " blocks compiled for %u\n", res[2].stats.jit_blocks, NBLK);
+    rig_free(r);
+}
+
 int main(void)
 {
     const char *e = getenv("VMCORE_EMU_JIT");
@@ -1135,6 +1181,7 @@ int main(void)
         cmocka_unit_test(test_smc_hot_loop),
         cmocka_unit_test(test_mmio_from_compiled_code),
         cmocka_unit_test(test_user_mode_perm),
+        cmocka_unit_test(test_code_arena_flush),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(saved_env);
