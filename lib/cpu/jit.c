@@ -714,6 +714,7 @@ static void emit_get_cf(struct ctx *x)
     enc(e, W32, 0x0f92, 0, R(RCX));     /* setc cl */
 }
 
+_Static_assert(sizeof(struct jc_entry) == 24, "the inline jump-cache probe scales by 24");
 _Static_assert(offsetof(struct cpu, intr) == offsetof(struct cpu, kick) + 1 &&
                sizeof(atomic_bool) == 1, "kick and intr are tested as one 16-bit word");
 
@@ -1059,6 +1060,26 @@ static void emit_chain_exit(struct ctx *x, unsigned count)
     enc(e, W64, 0xff, 0, FLD(OFF(tc_hits)));            /* inc qword [tc_hits] */
     enc(e, W32, 0xff, 4, M(RDX, 16));                   /* jmp [rdx+16] */
     bind(e, link);
+    /* not the slot's block (a return, an indirect jump, a second target): try the jump
+     * cache as tcache_run() would, then give up and let it link the slot */
+    mov_store(e, 8, R(RCX), RAX);
+    shift_imm(e, 8, 5, RCX, 12);
+    alu_rr(e, 8, 6, R(RCX), RAX);                       /* rcx = lin ^ lin >> 12 */
+    alu_imm(e, 4, 4, R(RCX), 4095);
+    lea(e, 8, RCX, MI(RCX, RCX, 1, 0));                 /* * 3: 24-byte entries */
+    op_w(e, 8, 0x3b, RAX, MI(RBX, RCX, 3, OFF(jc) + (int32_t)offsetof(struct jc_entry, lin)));
+    unsigned miss = new_label(e);
+    jcc_to(e, 5, miss);
+    mov_load(e, 8, RAX, FLD(OFF(jc_key)));
+    op_w(e, 8, 0x3b, RAX, MI(RBX, RCX, 3, OFF(jc) + (int32_t)offsetof(struct jc_entry, key)));
+    jcc_to(e, 5, miss);
+    mov_load(e, 8, RAX, MI(RBX, RCX, 3, OFF(jc) + (int32_t)offsetof(struct jc_entry, b)));
+    mov_load(e, 8, RAX, M(RAX, (int32_t)offsetof(struct block, chain)));
+    op_w(e, 8, 0x85, RAX, R(RAX));                      /* compiled? */
+    jcc_to(e, 4, miss);
+    enc(e, W64, 0xff, 0, FLD(OFF(tc_hits)));
+    b1(e, 0xff), b1(e, 0xe0);                           /* jmp rax */
+    bind(e, miss);
     mov_store(e, 8, FLD(OFF(jit_link)), RDX);
     bind(e, out);
     jmp_to(e, x->epilogue);

@@ -17,16 +17,6 @@
 #define TABLE_BITS 14
 #define ARENA_INSNS (1u << 18)
 
-struct block {
-    uint64_t gpa;
-    uint32_t gen;
-    uint8_t csz;
-    uint8_t runs;           /* interpreted runs so far, up to jit_hot() */
-    uint16_t n;
-    struct insn *insn;
-    const void *code;       /* compiled form (jit.c), or NULL: interpreted */
-    const void *chain;      /* where chain exits of other blocks jump in */
-};
 
 struct tcache {
     struct block *table;        /* direct-mapped */

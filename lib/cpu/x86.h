@@ -119,8 +119,20 @@ struct tlb_entry {
     uint8_t code;           /* the page holds translated code: writes go the slow way */
 };
 
-struct block;
 struct tcache;
+
+/* A translated block (tcache.c); the JIT reads `chain` to follow the jump cache. */
+struct block {
+    uint64_t gpa;
+    uint32_t gen;
+    uint8_t csz;
+    uint8_t runs;           /* interpreted runs so far, up to jit_hot() */
+    uint16_t n;
+    struct insn *insn;
+    const void *code;       /* compiled form (jit.c), or NULL: interpreted */
+    const void *chain;      /* where chain exits of other blocks jump in */
+};
+
 
 enum cpu_mode { MODE_REAL, MODE_PROT, MODE_LONG };
 

@@ -1123,6 +1123,56 @@ static void test_user_mode_perm(void **state)
     rig_free(r);
 }
 
+/* Returns and indirect jumps between compiled blocks: a loop calls two functions and jumps
+ * through a table whose target alternates, so exits find their next block through the
+ * jump cache as often as through their chain slot. Same result and count as the
+ * interpreter. */
+static void test_indirect_branches(void **state)
+{
+    static const uint8_t code[] = {
+        0xbd, 0x64, 0x00, 0x00, 0x00,               /* 00: mov ebp, 100 */
+        0xe8, 0x1e, 0x00, 0x00, 0x00,               /* 05: top: call f1 (0x28) */
+        0xe8, 0x22, 0x00, 0x00, 0x00,               /* 0a: call f2 (0x31) */
+        0x89, 0xe9,                                 /* 0f: mov ecx, ebp */
+        0x83, 0xe1, 0x01,                           /* 11: and ecx, 1 */
+        0xff, 0x24, 0x8d, 0x00, 0x01, 0x10, 0x00,   /* 14: jmp [ecx*4 + 0x100100] */
+        0x83, 0xc2, 0x03,                           /* 1b: t0: add edx, 3 */
+        0xeb, 0x03,                                 /* 1e: jmp next */
+        0x83, 0xc2, 0x05,                           /* 20: t1: add edx, 5 */
+        0x4d,                                       /* 23: next: dec ebp */
+        0x75, 0xdf,                                 /* 24: jnz top (0x05) */
+        0xf4,                                       /* 26: hlt */
+        0x90,                                       /* 27 */
+        0x83, 0xc0, 0x07,                           /* 28: f1: add eax, 7 */
+        0xc3,                                       /* 2b: ret */
+        0x90, 0x90, 0x90, 0x90, 0x90,               /* 2c */
+        0x6b, 0xc0, 0x03,                           /* 31: f2: imul eax, eax, 3 */
+        0xc3,                                       /* 34: ret */
+    };
+    uint32_t table[2] = { CODE + 0x1b, CODE + 0x20 };
+    struct rig *r = rig_new();
+    rig_load(r, CODE, code, sizeof code);
+    rig_load(r, CODE + 0x100, table, sizeof table);
+    struct cpu_state st;
+    state32(&st, CODE);
+    struct result res[NMODES];
+    run_all(r, &st, 0, res);
+    for (int m = 0; m < NMODES; m++) {
+        if (res[m].exit != CPU_EXIT_HLT)
+            fail_msg("%s: exit %d at rip 0x%" PRIx64, mode_name[m], res[m].exit, res[m].st.rip);
+        if (res[m].st.gpr[0] != res[0].st.gpr[0] || res[m].st.gpr[2] != res[0].st.gpr[2] ||
+            res[m].st.gpr[4] != res[0].st.gpr[4] ||
+            res[m].stats.instructions != res[0].stats.instructions)
+            fail_msg("%s: eax %" PRIx64 " edx %" PRIu64 " esp %" PRIx64 " icount %" PRIu64
+                     "; interpreter %" PRIx64 " %" PRIu64 " %" PRIx64 " %" PRIu64, mode_name[m],
+                     res[m].st.gpr[0], res[m].st.gpr[2], res[m].st.gpr[4],
+                     res[m].stats.instructions, res[0].st.gpr[0], res[0].st.gpr[2],
+                     res[0].st.gpr[4], res[0].stats.instructions);
+    }
+    assert_int_equal(res[0].st.gpr[2], 50 * 3 + 50 * 5);
+    rig_free(r);
+}
+
 /* More hot code than the 16 MiB code arena holds: 100000 tiny blocks (add eax, 1; jmp to
  * the next), run twice. Compiled code fills the arena, the cache is flushed under the
  * running guest and blocks are compiled again; the result and the instruction count must
@@ -1182,6 +1232,7 @@ int main(void)
         cmocka_unit_test(test_mmio_from_compiled_code),
         cmocka_unit_test(test_user_mode_perm),
         cmocka_unit_test(test_code_arena_flush),
+        cmocka_unit_test(test_indirect_branches),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(saved_env);
