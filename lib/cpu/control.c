@@ -294,13 +294,13 @@ bool specialize_side_exit(struct insn *i)
 bool specialize_control(struct insn *i)
 {
     if (i->fn == op_push_r)
-        i->fn = op_push_r64;
+        i->fn = op_push_r64, i->jk = JK_PUSH;
     else if (i->fn == op_pop_r)
-        i->fn = op_pop_r64;
+        i->fn = op_pop_r64, i->jk = JK_POP;
     else if (i->fn == op_call_rel)
-        i->fn = op_call_rel64;
+        i->fn = op_call_rel64, i->jk = JK_CALL;
     else if (i->fn == op_ret && !i->op)
-        i->fn = op_ret64;
+        i->fn = op_ret64, i->jk = JK_RET;
     else if (i->fn == op_jmp_rel)
         i->fn = op_jmp_rel64, i->jk = JK_JMP;
     else if (i->fn == op_jcc)
@@ -317,6 +317,17 @@ bool specialize_jcc32(struct insn *i)
 {
     if (i->osz != 4)
         return false;
+    /* the generic handlers stay (the stack size is only known at run time) */
+    if (i->fn == op_push_r)
+        i->jk = JK_PUSH;
+    else if (i->fn == op_pop_r)
+        i->jk = JK_POP;
+    else if (i->fn == op_call_rel)
+        i->jk = JK_CALL;
+    else if (i->fn == op_ret && !i->op)
+        i->jk = JK_RET;
+    if (i->jk)
+        return true;
     if (i->fn == op_jcc)
         i->fn = jcc32_fn[i->op & 15], i->jk = JK_JCC;
     else if (i->fn == op_jmp_rel)

@@ -815,6 +815,8 @@ static int classify(const struct ctx *x, unsigned k, bool *inl)
         return C_READER;
     case JK_JCC: case JK_JMP:
         return C_READER;
+    case JK_PUSH: case JK_POP: case JK_CALL: case JK_RET:
+        return C_READER;     /* memory: the stub may fault */
     default:
         *inl = false;
         return C_READER;
@@ -838,6 +840,53 @@ static void liveness(struct ctx *x)
 }
 
 enum { HF_NONE, HF_ALL, HF_NOCF };
+
+/* PUSH r, POP r, CALL rel, RET: one stack access through the TLB probe, RSP/ESP updated
+ * after it (a fault leaves it alone: the stub reruns the handler from the start). Outside
+ * 64-bit code the stack must be 32-bit (checked at run time) and SS's base is added. */
+static void emit_stack(struct ctx *x, unsigned k)
+{
+    struct em *e = &x->e;
+    const struct insn *i = &x->insn[k];
+    unsigned sz = i->osz, miss = stub(x, k);
+    bool push = i->jk == JK_PUSH || i->jk == JK_CALL;
+    struct opnd sp = rd(x, 4);
+    if (sz == 4) {
+        enc(e, W8, 0x80, 7, FLD(OFF(ssz)));            /* cmp byte [ssz], 4 */
+        b1(e, 4);
+        jcc_to(e, 5, miss);
+    }
+    mov_load(e, sz, RAX, sp);
+    if (push)
+        lea(e, sz, RAX, M(RAX, -(int32_t)sz));
+    if (sz == 4)
+        op_w(e, 4, 0x03, RAX, FLD(OFF(sbase) + CPU_SS * 8));
+    emit_tlb(x, sz, push ? P_W : P_R, miss);
+    if (i->jk == JK_PUSH) {
+        mov_load(e, sz, RCX, rd(x, i->rm));
+        mov_store(e, sz, MI(RDX, RAX, 0, 0), RCX);
+    } else if (i->jk == JK_CALL) {
+        rip_to(x, RCX, x->off[k] + i->len);
+        mov_store(e, sz, MI(RDX, RAX, 0, 0), RCX);
+    } else {
+        load_zx(e, sz, RCX, MI(RDX, RAX, 0, 0));     /* the popped value, zero-extended */
+    }
+    mov_load(e, sz, RAX, rd(x, 4));
+    lea(e, sz, RAX, M(RAX, push ? -(int32_t)sz : (int32_t)sz));
+    mov_store(e, 8, wr(x, 4), RAX);
+    if (i->jk == JK_POP) {
+        mov_store(e, 8, wr(x, i->rm), RCX);
+    } else if (i->jk == JK_RET) {
+        flush_regs(x);
+        mov_store(e, 8, FLD(OFF(rip)), RCX);
+        jmp_to(e, exit_label(x, k + 1, true));
+    } else if (i->jk == JK_CALL) {
+        flush_regs(x);
+        emit_branch_target(x, k);
+        mov_store(e, 8, FLD(OFF(rip)), RAX);
+        jmp_to(e, exit_label(x, k + 1, true));
+    }
+}
 
 /* Try the inline form of instruction k. False: emit a handler call instead. */
 static bool emit_inline(struct ctx *x, unsigned k)
@@ -1024,6 +1073,9 @@ static bool emit_inline(struct ctx *x, unsigned k)
         bind(e, cont);
         return true;
     }
+    case JK_PUSH: case JK_POP: case JK_CALL: case JK_RET:
+        emit_stack(x, k);
+        return true;
     case JK_JMP:
         flush_regs(x);
         if (!emit_self_loop(x, k, (int64_t)x->off[k] + i->len + (int64_t)i->imm)) {
@@ -1168,7 +1220,8 @@ const void *jit_compile(struct jit *j, struct cpu *c, const struct insn *insn, u
             x.hf = HF_NONE;
             if (k + 1 == n)
                 jmp_to(e, exit_label(&x, n, true));
-        } else if (k + 1 == n && insn[k].jk != JK_JCC && insn[k].jk != JK_JMP) {
+        } else if (k + 1 == n && insn[k].jk != JK_JCC && insn[k].jk != JK_JMP &&
+                   insn[k].jk != JK_CALL && insn[k].jk != JK_RET) {
             /* the block ends without a branch (page end, length limit) */
             flush_regs(&x);
             rip_to(&x, RAX, off[k] + insn[k].len);

@@ -61,6 +61,10 @@ enum jit_kind {
     JK_ST,          /* [mem] = r[reg], osz 1/4/8 */
     JK_JCC,         /* relative Jcc (cc = op & 15), osz 4 (target wraps at 4 GiB) or 8 */
     JK_JMP,         /* relative JMP, osz 4 or 8 */
+    JK_PUSH,        /* PUSH r[rm]: osz 8 (64-bit stack) or 4 (generic handler: stack size */
+    JK_POP,         /*   checked at run time); POP r[rm] likewise */
+    JK_CALL,        /* CALL rel, osz 8 or 4 */
+    JK_RET,         /* RET without immediate, osz 8 or 4 */
 };
 
 /* Lazy arithmetic flags: the last flag-setting operation and its operands. */

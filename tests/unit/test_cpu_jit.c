@@ -544,6 +544,23 @@ static void gen_program(struct as *a)
                 uint32_t rel = a->n - (at + 4);
                 memcpy(a->b + at, &rel, 4);
             }
+        } else if (rn(10) == 0) {
+            /* the stack: push r; 0-2 instructions; pop r', or call +0; pop r' (the
+             * position-independent-code idiom) */
+            int p = rreg(a), q = rreg(a);
+            if (rn(2)) {
+                if (p & 8)
+                    ab(a, 0x41);
+                ab(a, 0x50 + (p & 7));
+                for (unsigned j = rn(3); j; j--)
+                    rand_insn(a);
+            } else {
+                ab(a, 0xe8);
+                a4(a, 0);
+            }
+            if (q & 8)
+                ab(a, 0x41);
+            ab(a, 0x58 + (q & 7));
         } else {
             rand_insn(a);
         }
