@@ -717,6 +717,14 @@ static OP(op_movzx_bl_rr4) { c->r[i->reg] = (uint8_t)c->r[i->rm]; }
 
 void specialize(struct insn *i)
 {
+    if (i->fn == op_setcc && i->mod == 3) {
+        i->jk = JK_SETCC;
+        return;
+    }
+    if (i->fn == op_cmov && i->mod == 3 && i->osz >= 4 && !i->lock) {
+        i->jk = JK_CMOV;
+        return;
+    }
     if (i->fn == op_alu_rm_r && i->osz == 1 && i->mod == 3 && i->rm < 16 && i->reg < 16 &&
         fast_alu8[i->op]) {
         i->fn = fast_alu8[i->op];

@@ -817,6 +817,8 @@ static int classify(const struct ctx *x, unsigned k, bool *inl)
         return C_READER;
     case JK_PUSH: case JK_POP: case JK_CALL: case JK_RET:
         return C_READER;     /* memory: the stub may fault */
+    case JK_SETCC: case JK_CMOV:
+        return C_READER;
     default:
         *inl = false;
         return C_READER;
@@ -840,6 +842,25 @@ static void liveness(struct ctx *x)
 }
 
 enum { HF_NONE, HF_ALL, HF_NOCF };
+
+/* Host flags (or AL via cond_eval()) for guest condition @cc; returns the host condition
+ * to test. @hf says what the host flags hold already. */
+static unsigned emit_cond(struct ctx *x, unsigned cc, int hf)
+{
+    struct em *e = &x->e;
+    bool cf = cc == 2 || cc == 3 || cc == 6 || cc == 7;
+    int hc;
+    if (hf == HF_ALL || (hf == HF_NOCF && !cf))
+        return cc;              /* the flag-setting op just ran on the host: use its flags */
+    hc = x->lf_op >= 0 ? emit_native_flags(x, cc) : -1;
+    if (hc >= 0)
+        return (unsigned)hc;
+    mov_store(e, 8, R(RDI), RBX);
+    mov_imm64(e, RSI, cc);
+    call_abs(e, (const void *)cond_call);
+    enc(e, W8, 0x84, RAX, R(RAX));      /* test al, al */
+    return 5;
+}
 
 /* PUSH r, POP r, CALL rel, RET: one stack access through the TLB probe, RSP/ESP updated
  * after it (a fault leaves it alone: the stub reruns the handler from the start). Outside
@@ -1033,22 +1054,24 @@ static bool emit_inline(struct ctx *x, unsigned k)
         }
         return true;
     }
+    case JK_SETCC: case JK_CMOV: {
+        unsigned hc = emit_cond(x, i->op & 15, hf);
+        if (i->jk == JK_SETCC) {
+            enc(e, W32, 0x0f90 + hc, 0, R(RAX));        /* setcc al */
+            mov_store(e, 1, wr8(x, i->rm), RAX);
+        } else {
+            mov_load(e, sz, RAX, rd(x, i->reg));        /* moves keep the flags */
+            enc(e, wflags(sz), 0x0f40 + hc, RAX, rd(x, i->rm));
+            mov_store(e, 8, wr(x, i->reg), RAX);        /* a 32-bit cmov always zero-extends */
+        }
+        if (hc == (i->op & 15u) && (hf == HF_ALL || hf == HF_NOCF))
+            x->hf = hf;
+        return true;
+    }
     case JK_JCC: {
         unsigned cc = i->op & 15, taken = new_label(e);
-        bool cf = cc == 2 || cc == 3 || cc == 6 || cc == 7;
-        int hc;
-        if (hf == HF_ALL || (hf == HF_NOCF && !cf))
-            hc = (int)cc;       /* the flag-setting op just ran on the host: branch on it */
-        else
-            hc = x->lf_op >= 0 ? emit_native_flags(x, cc) : -1;
-        if (hc < 0) {
-            mov_store(e, 8, R(RDI), RBX);
-            mov_imm64(e, RSI, cc);
-            call_abs(e, (const void *)cond_call);
-            enc(e, W8, 0x84, RAX, R(RAX));      /* test al, al */
-            hc = 5;
-        }
-        jcc_to(e, (unsigned)hc, taken);
+        unsigned hc = emit_cond(x, cc, hf);
+        jcc_to(e, hc, taken);
         struct rmap at_branch = x->rm;  /* each path writes back what is dirty here */
         if (last) {
             /* not taken: on to the next instruction, as a chainable exit */

@@ -65,6 +65,8 @@ enum jit_kind {
     JK_POP,         /*   checked at run time); POP r[rm] likewise */
     JK_CALL,        /* CALL rel, osz 8 or 4 */
     JK_RET,         /* RET without immediate, osz 8 or 4 */
+    JK_SETCC,       /* SETcc (cc = op) into 8-bit register rm */
+    JK_CMOV,        /* CMOVcc (cc = op) r[reg] = r[rm], osz 4/8 */
 };
 
 /* Lazy arithmetic flags: the last flag-setting operation and its operands. */
