@@ -923,14 +923,14 @@ static bool emit_inline(struct ctx *x, unsigned k)
         return false;
     x->hf = HF_NONE;
     switch (i->jk) {
-    case JK_MOV_RR:
-        mov_load(e, sz, RAX, rd(x, i->reg));
-        mov_store(e, 8, wr(x, i->rm), RAX);
+    case JK_MOV_RR: {
+        struct opnd src = rd(x, i->reg);
+        mov_load(e, sz, wr(x, i->rm).reg, src);  /* a 32-bit move zero-extends */
         x->hf = hf;                             /* moves leave host flags alone */
         return true;
+    }
     case JK_MOV_RI:
-        mov_imm64(e, RAX, sz == 4 ? (uint32_t)i->imm : i->imm);
-        mov_store(e, 8, wr(x, i->rm), RAX);
+        mov_imm64(e, wr(x, i->rm).reg, sz == 4 ? (uint32_t)i->imm : i->imm);
         x->hf = hf;
         return true;
     case JK_MOVZX_B_RR:
@@ -943,6 +943,24 @@ static bool emit_inline(struct ctx *x, unsigned k)
         unsigned op = i->op & 7, dst, dreg = i->jk == JK_ALU_RRM ? i->reg : i->rm;
         struct opnd d;
         bool mem = i->jk == JK_ALU_RRM && i->mod != 3;
+        if (!x->live[k] && sz >= 4 && !mem) {
+            /* nobody reads the flags: the host op works on the cached registers */
+            x->lf_op = x->lf_sz = -1;
+            if (op == 7)
+                return true;                    /* a compare whose flags are dead */
+            int64_t v = (int64_t)i->imm;
+            if (i->jk == JK_ALU_RI && (sz == 4 || (v >= INT32_MIN && v <= INT32_MAX))) {
+                rd(x, dreg);
+                alu_imm(e, sz, op, wr(x, dreg), (int32_t)v);
+                return true;
+            }
+            if (i->jk != JK_ALU_RI) {
+                struct opnd src = rd(x, i->jk == JK_ALU_RRM ? i->rm : i->reg);
+                rd(x, dreg);
+                alu_rr(e, sz, op, wr(x, dreg), src.reg);
+                return true;
+            }
+        }
         /* the source first: caching it cannot then disturb an 8-bit destination */
         if (mem) {
                 unsigned miss = stub(x, k);
@@ -995,9 +1013,8 @@ static bool emit_inline(struct ctx *x, unsigned k)
             store_lazy(x, k, i->op ? LF_DEC : LF_INC, sz, RAX, RDX, RCX);
             x->hf = HF_NOCF;
         } else {
-            mov_load(e, sz, RAX, rd(x, i->rm));
-            op_w(e, sz, 0xff, i->op ? 1 : 0, R(RAX));
-            mov_store(e, 8, wr(x, i->rm), RAX);
+            rd(x, i->rm);
+            op_w(e, sz, 0xff, i->op ? 1 : 0, wr(x, i->rm));  /* in the cached register */
             x->lf_op = x->lf_sz = -1;
         }
         return true;
@@ -1011,6 +1028,12 @@ static bool emit_inline(struct ctx *x, unsigned k)
         unsigned kind = i->op >> 4, op = i->op & 7, n;
         n = kind == 0 ? 1 : (unsigned)(i->imm & 0xff);
         n &= sz == 8 ? 0x3f : 0x1f;
+        if (n && !x->live[k]) {
+            rd(x, i->rm);
+            shift_imm(e, sz, op == 6 ? 4 : op, wr(x, i->rm).reg, n);
+            x->lf_op = x->lf_sz = -1;
+            return true;
+        }
         mov_load(e, sz, RAX, rd(x, i->rm));
         if (n) {
             if (x->live[k])
