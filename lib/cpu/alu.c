@@ -725,6 +725,15 @@ void specialize(struct insn *i)
         i->jk = JK_CMOV;
         return;
     }
+    if ((i->fn == op_alu_rm_r || i->fn == op_alu_rm_imm) && i->mod != 3 && !i->lock &&
+        (i->op & 7) != 2 && (i->op & 7) != 3) {
+        i->jk = JK_ALU_M;       /* the generic handlers stay: they are the stubs */
+        return;
+    }
+    if (i->fn == op_mov_rm_imm && i->mod != 3 && !i->lock) {
+        i->jk = JK_ST_IMM;
+        return;
+    }
     if (i->fn == op_alu_rm_r && i->osz == 1 && i->mod == 3 && i->rm < 16 && i->reg < 16 &&
         fast_alu8[i->op]) {
         i->fn = fast_alu8[i->op];

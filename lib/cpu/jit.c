@@ -819,6 +819,9 @@ static int classify(const struct ctx *x, unsigned k, bool *inl)
         return C_READER;     /* memory: the stub may fault */
     case JK_SETCC: case JK_CMOV:
         return C_READER;
+    case JK_ALU_M: case JK_ST_IMM:
+        *inl = mem_ok(x, i);
+        return C_READER;     /* memory: the stub may fault */
     default:
         *inl = false;
         return C_READER;
@@ -1075,6 +1078,34 @@ static bool emit_inline(struct ctx *x, unsigned k)
             load_zx(e, msz, RCX, MI(RDX, RAX, 0, 0));
             mov_store(e, 8, wr(x, i->reg), RCX);
         }
+        return true;
+    }
+    case JK_ALU_M: {
+        static const uint8_t lf[8] = { LF_ADD, LF_LOGIC, 0, 0, LF_LOGIC, LF_SUB, LF_LOGIC, LF_SUB };
+        unsigned op = i->op & 7, miss = stub(x, k);
+        emit_lin(x, k, true);
+        emit_tlb(x, sz, op == 7 ? P_R : P_W, miss);
+        lea(e, 8, RDX, MI(RDX, RAX, 0, 0));             /* rdx = the operand's host address */
+        if (i->fn == op_alu_rm_r)
+            load_zx(e, sz, RCX, sz == 1 ? rd8(x, i->reg) : rd(x, i->reg));
+        else
+            mov_imm64(e, RCX, i->imm & sz_mask(sz));
+        load_zx(e, sz, RAX, M(RDX, 0));
+        if (x->live[k])
+            mov_store(e, 8, R(RSI), RAX);               /* rsi = a */
+        alu_rr(e, sz, op == 7 ? 5 : op, R(RAX), RCX);
+        if (sz < 4)
+            load_zx(e, sz, RAX, R(RAX));
+        if (op != 7)
+            mov_store(e, sz, M(RDX, 0), RAX);
+        store_lazy(x, k, lf[op], sz, RAX, RSI, RCX);
+        return true;
+    }
+    case JK_ST_IMM: {
+        unsigned miss = stub(x, k);
+        emit_lin(x, k, true);
+        emit_tlb(x, sz, P_W, miss);
+        mov_mem_imm(e, sz, MI(RDX, RAX, 0, 0), (uint32_t)i->imm);
         return true;
     }
     case JK_SETCC: case JK_CMOV: {

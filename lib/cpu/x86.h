@@ -67,6 +67,8 @@ enum jit_kind {
     JK_RET,         /* RET without immediate, osz 8 or 4 */
     JK_SETCC,       /* SETcc (cc = op) into 8-bit register rm */
     JK_CMOV,        /* CMOVcc (cc = op) r[reg] = r[rm], osz 4/8 */
+    JK_ALU_M,       /* ALU op [mem], r[reg] or [mem], imm (not ADC/SBB, no LOCK), osz 1-8 */
+    JK_ST_IMM,      /* [mem] = imm, osz 1-8 */
 };
 
 /* Lazy arithmetic flags: the last flag-setting operation and its operands. */

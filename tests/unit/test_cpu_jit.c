@@ -426,9 +426,33 @@ static void rand_insn(struct as *a)
         i1(a, osz, rn(8) * 8 + 3, (unsigned)rreg(a), m);
         break;
     }
-    case 11: {                                                           /* ALU [m], r */
-        struct rm m = mem_operand(a, osz);
-        i1(a, osz, rn(8) * 8 + 1, (unsigned)rreg(a), m);
+    case 11: {                                          /* memory destinations */
+        unsigned k = rn(5), op = rn(8);
+        if (k == 0) {                                   /* ALU [m], r */
+            struct rm m = mem_operand(a, osz);
+            i1(a, osz, op * 8 + 1, (unsigned)rreg(a), m);
+        } else if (k == 1) {                            /* ALU [m], imm8 / imm32 */
+            struct rm m = mem_operand(a, osz);
+            if (rn(2))
+                insn(a, osz, (const uint8_t[]){ 0x83 }, 1, op, m, false, 1, cg_rnd());
+            else
+                insn(a, osz, (const uint8_t[]){ 0x81 }, 1, op, m, false, 4, cg_rnd());
+        } else if (k == 2) {                            /* 8-bit ALU [m], r8 / imm8 */
+            int r8 = a->m64 ? rreg(a) : (int)rn(8);
+            struct rm m = mem_operand(a, 1);
+            if (rn(2))
+                insn(a, 1, (const uint8_t[]){ (uint8_t)(op * 8) }, 1, (unsigned)r8, m, a->m64, 0, 0);
+            else
+                insn(a, 1, (const uint8_t[]){ 0x80 }, 1, op, m, false, 1, cg_rnd());
+        } else if (k == 3) {                            /* 16-bit ALU [m], imm16 */
+            struct rm m = mem_operand(a, 2);
+            insn(a, 2, (const uint8_t[]){ 0x81 }, 1, op, m, false, 2, cg_rnd());
+        } else {                                        /* mov [m], imm (1, 2, 4, 8 bytes) */
+            unsigned sz = rn(2) ? osz : rn(2) ? 1 : 2;
+            struct rm m = mem_operand(a, sz);
+            insn(a, sz, (const uint8_t[]){ sz == 1 ? 0xc6 : 0xc7 }, 1, 0, m, false,
+                 sz == 1 ? 1 : sz == 2 ? 2 : 4, cg_rnd());
+        }
         break;
     }
     case 12: i1(a, osz, 0x85, (unsigned)s, RR(d)); break;                /* test */
