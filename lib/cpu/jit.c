@@ -361,7 +361,6 @@ struct chain_slot { uint64_t lin, key; const void *target; };
 
 struct ctx {
     struct em e;
-    struct cpu *c;
     const struct insn *insn;
     unsigned n, csz;
     uint32_t *off;          /* byte offset of instruction k from the block start */
@@ -374,13 +373,13 @@ struct ctx {
     bool calls;             /* the main line has called a handler so far */
     unsigned epilogue;
     /* stubs: generated after the main line */
-    struct stub { unsigned label, k; uint8_t kind; struct rmap before, after; } stubs[512];
+    /* a stub runs instruction k's handler for the rare case of its inline form; it is
+     * entered with the register map `before` and must rejoin with the map `after` */
+    struct stub { unsigned label, k; struct rmap before, after; } stubs[512];
     unsigned nstubs;
     struct exitrec { unsigned label; unsigned count; uint8_t chain; } exits[512];
     unsigned nexits;
 };
-
-enum { STUB_CALL };
 
 static void rm_reset(struct rmap *m)
 {
@@ -537,7 +536,7 @@ static unsigned stub(struct ctx *x, unsigned k)
         return x->epilogue;
     }
     unsigned l = new_label(&x->e);
-    x->stubs[x->nstubs++] = (struct stub){ .label = l, .k = k, .kind = STUB_CALL };
+    x->stubs[x->nstubs++] = (struct stub){ .label = l, .k = k };
     return l;
 }
 
@@ -1240,7 +1239,6 @@ const void *jit_compile(struct jit *j, struct cpu *c, const struct insn *insn, u
     x.e.nlabels = x.e.nfix = 0;
     x.e.start = x.e.p = j->base + j->used;
     x.e.end = j->base + j->size;
-    x.c = c;
     x.insn = insn;
     x.n = n;
     x.csz = csz;
