@@ -45,6 +45,7 @@ struct jit {
     size_t used, size;
     unsigned hot;
     const char *dump;       /* VMCORE_EMU_JIT_DUMP: folder that receives every block */
+    struct ctx *cx;         /* compiler state (about 50 KiB), allocated at the first compile */
 };
 
 /* For whoever works on the compiler: <dir>/<host address>-<guest linear rip>.bin holds a
@@ -104,6 +105,7 @@ void jit_free(struct jit *j)
 {
     if (!j)
         return;
+    free(j->cx);
     munmap(j->base, j->size);
     free(j);
 }
@@ -1228,34 +1230,36 @@ static void emit_chain_exit(struct ctx *x, unsigned count)
 const void *jit_compile(struct jit *j, struct cpu *c, const struct insn *insn, unsigned n,
                         unsigned csz, const void **chain_entry)
 {
-    static _Thread_local struct ctx x;
     uint32_t off[64];
     unsigned after[64];
     if (!j || n == 0 || n > 64)
         return NULL;
     if (jit_full(j))
         return NULL;    /* the caller flushes at its next arena check */
-    memset(&x.e, 0, offsetof(struct em, label));
-    x.e.nlabels = x.e.nfix = 0;
-    x.e.start = x.e.p = j->base + j->used;
-    x.e.end = j->base + j->size;
-    x.insn = insn;
-    x.n = n;
-    x.csz = csz;
-    x.off = off;
-    x.after = after;
-    x.lf_op = x.lf_sz = -1;
-    x.hf = HF_NONE;
-    rm_reset(&x.rm);
-    x.calls = false;
-    x.nstubs = x.nexits = 0;
+    if (!j->cx && !(j->cx = malloc(sizeof *j->cx)))
+        return NULL;    /* the compiler's working memory, once per CPU that gets hot */
+    struct ctx *const xp = j->cx;
+    memset(&xp->e, 0, offsetof(struct em, label));
+    xp->e.nlabels = xp->e.nfix = 0;
+    xp->e.start = xp->e.p = j->base + j->used;
+    xp->e.end = j->base + j->size;
+    xp->insn = insn;
+    xp->n = n;
+    xp->csz = csz;
+    xp->off = off;
+    xp->after = after;
+    xp->lf_op = xp->lf_sz = -1;
+    xp->hf = HF_NONE;
+    rm_reset(&xp->rm);
+    xp->calls = false;
+    xp->nstubs = xp->nexits = 0;
     for (unsigned k = 0, o = 0; k < n; k++) {
         off[k] = o;
         o += insn[k].len;
     }
-    struct em *e = &x.e;
-    liveness(&x);
-    x.epilogue = new_label(e);
+    struct em *e = &xp->e;
+    liveness(xp);
+    xp->epilogue = new_label(e);
 
     /* entry: the callee-saved registers the block uses, and a 16-byte aligned stack */
     b1(e, 0x53);                    /* push rbx */
@@ -1270,69 +1274,69 @@ const void *jit_compile(struct jit *j, struct cpu *c, const struct insn *insn, u
     mov_load(e, 8, R12, FLD(OFF(rip)));
     mov_load(e, 8, RAX, FLD(OFF(jc_key)));
     mov_store(e, 8, M(RSP, 0), RAX);    /* the key this block was entered under */
-    x.loop_head = new_label(e);
-    bind(e, x.loop_head);
+    xp->loop_head = new_label(e);
+    bind(e, xp->loop_head);
 
     for (unsigned k = 0; k < n; k++) {
         after[k] = new_label(e);
         uint8_t *mark = e->p;
-        unsigned nst = x.nstubs, nlab = e->nlabels, nfix = e->nfix, nex = x.nexits;
-        int lfo = x.lf_op, lfs = x.lf_sz, hf = x.hf;
-        struct rmap rm = x.rm;
-        if (!emit_inline(&x, k)) {
+        unsigned nst = xp->nstubs, nlab = e->nlabels, nfix = e->nfix, nex = xp->nexits;
+        int lfo = xp->lf_op, lfs = xp->lf_sz, hf = xp->hf;
+        struct rmap rm = xp->rm;
+        if (!emit_inline(xp, k)) {
             /* roll back a partial inline attempt and call the handler */
             e->p = mark;
-            x.nstubs = nst;
+            xp->nstubs = nst;
             e->nlabels = nlab;
             e->nfix = nfix;
-            x.nexits = nex;
-            x.lf_op = lfo;
-            x.lf_sz = lfs;
-            x.hf = hf;
-            x.rm = rm;
-            emit_call(&x, k);
-            x.lf_op = x.lf_sz = -1;
-            x.hf = HF_NONE;
+            xp->nexits = nex;
+            xp->lf_op = lfo;
+            xp->lf_sz = lfs;
+            xp->hf = hf;
+            xp->rm = rm;
+            emit_call(xp, k);
+            xp->lf_op = xp->lf_sz = -1;
+            xp->hf = HF_NONE;
             if (k + 1 == n)
-                jmp_to(e, exit_label(&x, n, true));
+                jmp_to(e, exit_label(xp, n, true));
         } else if (k + 1 == n && insn[k].jk != JK_JCC && insn[k].jk != JK_JMP &&
                    insn[k].jk != JK_CALL && insn[k].jk != JK_RET) {
             /* the block ends without a branch (page end, length limit) */
-            flush_regs(&x);
-            rip_to(&x, RAX, off[k] + insn[k].len);
+            flush_regs(xp);
+            rip_to(xp, RAX, off[k] + insn[k].len);
             mov_store(e, 8, FLD(OFF(rip)), RAX);
-            jmp_to(e, exit_label(&x, n, true));
+            jmp_to(e, exit_label(xp, n, true));
         }
-        for (unsigned t = nst; t < x.nstubs; t++)
-            x.stubs[t].after = x.rm;    /* what the stub must rebuild before rejoining */
+        for (unsigned t = nst; t < xp->nstubs; t++)
+            xp->stubs[t].after = xp->rm;    /* what the stub must rebuild before rejoining */
         bind(e, after[k]);
     }
 
     /* stubs: the rare case of an inline form runs the handler, then rejoins */
-    for (unsigned s = 0; s < x.nstubs; s++) {
-        unsigned k = x.stubs[s].k;
-        bind(e, x.stubs[s].label);
-        x.rm = x.stubs[s].before;
-        flush_regs(&x);
-        emit_call_raw(&x, k);
+    for (unsigned s = 0; s < xp->nstubs; s++) {
+        unsigned k = xp->stubs[s].k;
+        bind(e, xp->stubs[s].label);
+        xp->rm = xp->stubs[s].before;
+        flush_regs(xp);
+        emit_call_raw(xp, k);
         for (unsigned r = 0; r < NHR; r++)     /* the handler wrote struct cpu: reload */
-            if (x.stubs[s].after.guest[r] >= 0)
-                mov_load(e, 8, hreg[r], GPR((unsigned)x.stubs[s].after.guest[r]));
+            if (xp->stubs[s].after.guest[r] >= 0)
+                mov_load(e, 8, hreg[r], GPR((unsigned)xp->stubs[s].after.guest[r]));
         if (k + 1 == n)
-            jmp_to(e, exit_label(&x, n, true));
+            jmp_to(e, exit_label(xp, n, true));
         else
             jmp_to(e, after[k]);
     }
-    for (unsigned s = 0; s < x.nexits; s++) {
-        bind(e, x.exits[s].label);
-        if (x.exits[s].chain) {
-            emit_chain_exit(&x, x.exits[s].count);
+    for (unsigned s = 0; s < xp->nexits; s++) {
+        bind(e, xp->exits[s].label);
+        if (xp->exits[s].chain) {
+            emit_chain_exit(xp, xp->exits[s].count);
         } else {
-            alu_imm(e, 8, 0, FLD(OFF(icount)), (int32_t)x.exits[s].count);
-            jmp_to(e, x.epilogue);
+            alu_imm(e, 8, 0, FLD(OFF(icount)), (int32_t)xp->exits[s].count);
+            jmp_to(e, xp->epilogue);
         }
     }
-    bind(e, x.epilogue);
+    bind(e, xp->epilogue);
     alu_imm(e, 8, 0, R(RSP), 8);    /* add rsp, 8 */
     b1(e, 0x41), b1(e, 0x5f);       /* pop r15 */
     b1(e, 0x41), b1(e, 0x5e);       /* pop r14 */
@@ -1345,9 +1349,9 @@ const void *jit_compile(struct jit *j, struct cpu *c, const struct insn *insn, u
         return NULL;
     while ((uintptr_t)e->p & 15)
         b1(e, 0xcc);
-    const void *entry = x.e.start;
+    const void *entry = xp->e.start;
     if (j->dump)
-        dump_block(j->dump, entry, (size_t)(e->p - x.e.start), c);
+        dump_block(j->dump, entry, (size_t)(e->p - xp->e.start), c);
     j->used = (size_t)(e->p - j->base);
     *chain_entry = chain;
     return entry;
