@@ -188,6 +188,12 @@ enum cpu_exit cpu_run(struct cpu *c, uint64_t budget)
         /* an exception was delivered (or the CPU stopped); go on from the handler */
     }
     while (!c->exit) {
+        if (c->stop_block == STOP_FLUSH) {
+            /* a mode change asked for it: no block runs now */
+            tcache_flush(c->tc);
+            jc_bump(c);
+            c->stop_block = 0;
+        }
         if (c->io_stop) {
             c->exit = CPU_EXIT_STOP;
             break;

@@ -340,6 +340,7 @@ uint64_t cr_read(struct cpu *c, unsigned n)
 
 void cr_write(struct cpu *c, unsigned n, uint64_t v)
 {
+    bool flush = false;
     switch (n) {
     case 0: {
         uint64_t old = c->cr0;
@@ -361,7 +362,7 @@ void cr_write(struct cpu *c, unsigned n, uint64_t v)
         c->cr0 = v;
         tlb_flush(c);
         if ((old ^ v) & (CR0_PE | CR0_PG | CR0_WP))
-            tcache_flush(c->tc);
+            flush = true;
         cpu_update_mode(c);
         break;
     }
@@ -378,14 +379,14 @@ void cr_write(struct cpu *c, unsigned n, uint64_t v)
         if ((c->efer & EFER_LMA) && !(v & CR4_PAE))
             cpu_fault(c, EX_GP, 0);
         if ((c->cr4 ^ v) & (CR4_PAE | CR4_PSE))
-            tcache_flush(c->tc);
+            flush = true;
         c->cr4 = v;
         tlb_flush(c);
         break;
     case 8: c->cr8 = v & 0xf; break;
     default: cpu_ud(c);
     }
-    c->stop_block = true;
+    c->stop_block = flush ? STOP_FLUSH : 1;
 }
 
 OP(op_mov_cr)
@@ -511,7 +512,7 @@ OP(op_wrmsr)
             cpu_gp0(c);
         c->efer = nv;
         tlb_flush(c);
-        tcache_flush(c->tc);
+        c->stop_block = STOP_FLUSH;
         cpu_update_mode(c);
         break;
     }

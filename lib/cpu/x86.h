@@ -144,6 +144,11 @@ struct block {
 
 enum cpu_mode { MODE_REAL, MODE_PROT, MODE_LONG };
 
+/* stop_block value of a mode change (CR0.PE/PG/WP, CR4.PAE/PSE, EFER) that makes every
+ * translated block stale: the block and compiled code still running must not be flushed
+ * under their feet, so the instruction ends its block and cpu_run() flushes. */
+#define STOP_FLUSH 5
+
 struct cpu {
     uint64_t r[16];
     uint64_t rip;
@@ -191,7 +196,8 @@ struct cpu {
     int in_delivery;        /* delivering an exception: a fault now is a #DF */
     int delivering_df;      /* delivering #DF: a fault now is a triple fault */
     uint8_t stop_block;     /* leave the current block after this instruction: 1 for the
-                             * run loop's attention, 2 for a taken side exit (chains on) */
+                             * run loop's attention, 2 for a taken side exit (chains on),
+                             * STOP_FLUSH to flush the translation cache first */
     uint8_t io_stop;        /* a callback asked to stop */
     int exit;               /* cpu_run's result once set */
     uint8_t sti_shadow;     /* interrupts inhibited for one instruction (STI, MOV SS) */

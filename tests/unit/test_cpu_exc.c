@@ -330,6 +330,33 @@ static void test_self_modifying(void **state)
     assert_int_equal(st.gpr[1], 2);
 }
 
+/* Mode changes that flush the translation cache (EFER write, CR0.WP toggled) in the middle
+ * of a block: the block they run in must finish intact and the instruction count stay exact
+ * (a flush under the running block used to corrupt it, and with it the slice budget).
+ *   mov ecx,0xc0000080 / rdmsr / wrmsr / mov rax,cr0 / btr eax,16 / mov cr0,rax
+ *   bts eax,16 / mov cr0,rax / nop / nop / nop / hlt */
+static void test_flush_mid_block(void **state)
+{
+    static const uint8_t c[] = { 0xb9, 0x80, 0x00, 0x00, 0xc0, 0x0f, 0x32, 0x0f, 0x30,
+                                 0x0f, 0x20, 0xc0, 0x0f, 0xba, 0xf0, 0x10, 0x0f, 0x22,
+                                 0xc0, 0x0f, 0xba, 0xe8, 0x10, 0x0f, 0x22, 0xc0, 0x90,
+                                 0x90, 0x90, 0xf4 };
+    struct cpu_stats s0, s1;
+    struct cpu_state st;
+    (void)state;
+    setup_machine();
+    for (unsigned round = 0; round < 20; round++) {     /* hot enough to be compiled */
+        cpu_get_stats(cpu, &s0);
+        run_code(c, sizeof c, CPU_EXIT_HLT);
+        cpu_get_stats(cpu, &s1);
+        assert_int_equal(s1.instructions - s0.instructions, 12);
+        cpu_get_state(cpu, &st);
+        assert_int_equal(st.cr0 & 0x10000, 0x10000);
+        assert_int_equal(st.efer, 0xd00);
+        assert_int_equal(st.rip, CODE + sizeof c);
+    }
+}
+
 /* Real mode: #DE and INT n through the IVT, IRET back (org 0x7c00):
  *   xor ax,ax / mov ds,ax / mov ss,ax / mov sp,0x7000 / IVT[0] = de / IVT[0x21] = int
  *   xor bx,bx / mov ax,100 / div bl / int 0x21 / hlt
@@ -459,6 +486,7 @@ int main(void)
         cmocka_unit_test(test_double_fault),
         cmocka_unit_test(test_triple_fault),
         cmocka_unit_test(test_self_modifying),
+        cmocka_unit_test(test_flush_mid_block),
         cmocka_unit_test(test_real_mode_ivt),
         cmocka_unit_test(test_cpuid),
         cmocka_unit_test(test_random_code),
