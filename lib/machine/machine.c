@@ -84,6 +84,7 @@ void machine_destroy(struct machine *m)
     if (!m)
         return;
     uart8250_destroy(&m->com1);
+    i8042_destroy(m);
     if (m->ram)
         munmap(m->ram, m->ram_size);
     free(m);

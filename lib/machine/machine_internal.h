@@ -23,6 +23,15 @@ struct machine_bus {
     unsigned n;
 };
 
+/* i8042 keyboard controller state (i8042.c) */
+struct i8042 {
+    pthread_mutex_t lock;
+    bool ready;
+    uint8_t ctr, status, out, outport;
+    uint8_t pending;    /* controller command waiting for its data byte, or 0 */
+    int irq1, irq12;    /* the levels last sent */
+};
+
 struct machine {
     vmcore_domain *domain;
     uint8_t *ram;
@@ -38,6 +47,7 @@ struct machine {
     atomic_uint_fast64_t unclaimed;
 
     struct uart8250 com1;
+    struct i8042 kbd;
     uint8_t cmos_index;
     uint8_t cmos[128];
 };
@@ -45,6 +55,7 @@ struct machine {
 /* Device set-up, one per file; each registers its own ranges. */
 int debug_exit_init(struct machine *m);
 int i8042_init(struct machine *m);
+void i8042_destroy(struct machine *m);
 int cmos_init(struct machine *m);
 
 /* Console output from the UART, routed to the event sink. */

@@ -191,6 +191,52 @@ static void test_i8042_reset(void **state)
     assert_string_equal(f->seen.reason, "reset via i8042");
 }
 
+/* The controller with no keyboard or mouse attached, as Linux's i8042 probe drives it. */
+static void test_i8042_controller(void **state)
+{
+    struct fixture *f = *state;
+    outb(f->m, 0x64, 0x20);                         /* read the configuration byte */
+    assert_int_equal(inb(f->m, 0x64) & 0x25, 0x05); /* OBF, SYS, keyboard data */
+    assert_int_equal(f->seen.irq_level[1], 1);      /* keyboard interrupt enabled */
+    assert_int_equal(inb(f->m, 0x60), 0x45);
+    assert_int_equal(inb(f->m, 0x64) & 0x01, 0);
+    assert_int_equal(f->seen.irq_level[1], 0);
+    outb(f->m, 0x64, 0x60);                         /* write it: interrupts off */
+    outb(f->m, 0x60, 0x44);
+    outb(f->m, 0x64, 0x20);
+    assert_int_equal(f->seen.irq_level[1], 0);
+    assert_int_equal(inb(f->m, 0x60), 0x44);
+    outb(f->m, 0x64, 0xaa);                         /* self test */
+    assert_int_equal(inb(f->m, 0x60), 0x55);
+    outb(f->m, 0x64, 0xab);                         /* keyboard interface test */
+    assert_int_equal(inb(f->m, 0x60), 0x00);
+    outb(f->m, 0x64, 0xd3);                         /* AUX loopback */
+    outb(f->m, 0x60, 0x5a);
+    assert_int_equal(inb(f->m, 0x64) & 0x21, 0x21);
+    assert_int_equal(inb(f->m, 0x60), 0x5a);
+    outb(f->m, 0x64, 0x60);                         /* AUX interrupt on: the loopback raises IRQ 12 */
+    outb(f->m, 0x60, 0x46);
+    outb(f->m, 0x64, 0xd3);
+    outb(f->m, 0x60, 0xa5);
+    assert_int_equal(f->seen.irq_level[12], 1);
+    assert_int_equal(inb(f->m, 0x60), 0xa5);
+    assert_int_equal(f->seen.irq_level[12], 0);
+    outb(f->m, 0x60, 0xf2);                         /* to the keyboard: nobody answers */
+    assert_int_equal(inb(f->m, 0x64) & 0x61, 0x41); /* OBF, time-out, not AUX */
+    assert_int_equal(inb(f->m, 0x60), 0xfe);
+    outb(f->m, 0x64, 0xd4);                         /* to the mouse: nobody answers */
+    outb(f->m, 0x60, 0xf2);
+    assert_int_equal(inb(f->m, 0x64) & 0x61, 0x61);
+    assert_int_equal(inb(f->m, 0x60), 0xfe);
+    outb(f->m, 0x64, 0xd0);                         /* output port: A20 on, not in reset */
+    assert_int_equal(inb(f->m, 0x60), 0x03);
+    assert_false(machine_stopped(f->m));
+    outb(f->m, 0x64, 0xd1);                         /* output port bit 0 clear: reset */
+    outb(f->m, 0x60, 0x02);
+    assert_true(machine_stopped(f->m));
+    assert_string_equal(f->seen.reason, "reset via i8042");
+}
+
 static void test_cmos(void **state)
 {
     struct fixture *f = *state;
@@ -327,6 +373,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_register, setup, teardown),
         cmocka_unit_test_setup_teardown(test_debug_exit_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_i8042_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_i8042_controller, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cmos, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uart_output_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uart_registers, setup, teardown),
