@@ -31,7 +31,7 @@
 
 #if defined(__x86_64__)
 
-#define JIT_ARENA (16u << 20)
+#define JIT_ARENA (32u << 20)
 #define JIT_BLOCK_ROOM (64u * 1024)
 #define MAX_LABELS 1024
 #define MAX_FIXUPS 2048
@@ -715,7 +715,7 @@ static void emit_get_cf(struct ctx *x)
     enc(e, W32, 0x0f92, 0, R(RCX));     /* setc cl */
 }
 
-_Static_assert(sizeof(struct jc_entry) == 24, "the inline jump-cache probe scales by 24");
+_Static_assert(sizeof(struct jc_entry) == 32, "the inline jump-cache probe scales by 32");
 _Static_assert(offsetof(struct cpu, intr) == offsetof(struct cpu, kick) + 1 &&
                sizeof(atomic_bool) == 1, "kick and intr are tested as one 16-bit word");
 
@@ -1196,14 +1196,17 @@ static void emit_chain_exit(struct ctx *x, unsigned count)
     shift_imm(e, 8, 5, RCX, 12);
     alu_rr(e, 8, 6, R(RCX), RAX);                       /* rcx = lin ^ lin >> 12 */
     alu_imm(e, 4, 4, R(RCX), 4095);
-    lea(e, 8, RCX, MI(RCX, RCX, 1, 0));                 /* * 3: 24-byte entries */
-    op_w(e, 8, 0x3b, RAX, MI(RBX, RCX, 3, OFF(jc) + (int32_t)offsetof(struct jc_entry, lin)));
+    shift_imm(e, 4, 4, RCX, 5);                         /* 32-byte entries */
+    op_w(e, 8, 0x3b, RAX, MI(RBX, RCX, 0, OFF(jc) + (int32_t)offsetof(struct jc_entry, lin)));
     unsigned miss = new_label(e);
     jcc_to(e, 5, miss);
     mov_load(e, 8, RAX, FLD(OFF(jc_key)));
-    op_w(e, 8, 0x3b, RAX, MI(RBX, RCX, 3, OFF(jc) + (int32_t)offsetof(struct jc_entry, key)));
+    op_w(e, 8, 0x3b, RAX, MI(RBX, RCX, 0, OFF(jc) + (int32_t)offsetof(struct jc_entry, key)));
     jcc_to(e, 5, miss);
-    mov_load(e, 8, RAX, MI(RBX, RCX, 3, OFF(jc) + (int32_t)offsetof(struct jc_entry, b)));
+    mov_load(e, 8, RAX, MI(RBX, RCX, 0, OFF(jc) + (int32_t)offsetof(struct jc_entry, b)));
+    mov_load(e, 8, RSI, MI(RBX, RCX, 0, OFF(jc) + (int32_t)offsetof(struct jc_entry, gpa)));
+    op_w(e, 8, 0x3b, RSI, M(RAX, (int32_t)offsetof(struct block, gpa)));
+    jcc_to(e, 5, miss);                                 /* its slot holds another block now */
     mov_load(e, 8, RAX, M(RAX, (int32_t)offsetof(struct block, chain)));
     op_w(e, 8, 0x85, RAX, R(RAX));                      /* compiled? */
     jcc_to(e, 4, miss);

@@ -14,8 +14,8 @@
 #include "x86.h"
 
 #define BLOCK_MAX 48
-#define TABLE_BITS 14
-#define ARENA_INSNS (1u << 18)
+#define TABLE_BITS 16            /* 2-way: 32768 sets */
+#define ARENA_INSNS (1u << 19)
 
 
 struct tcache {
@@ -25,11 +25,10 @@ struct tcache {
     uint32_t *gen;              /* per RAM page */
     uint32_t *code;             /* per RAM page: 128-byte chunks holding code */
     uint64_t npages;
-    struct block oneoff;        /* an instruction that crosses a page: never cached */
-    struct insn oneoff_insn;
     struct jit *jit;            /* NULL: every block runs in the interpreter */
     uint64_t flush_gen;         /* bumped by every flush: compiled code of older ones is gone */
     unsigned jit_hot;           /* runs before a block is compiled */
+    uint32_t builds;            /* blocks built so far (their stamps) */
 };
 
 struct tcache *tcache_new(uint64_t ram_size)
@@ -46,7 +45,6 @@ struct tcache *tcache_new(uint64_t ram_size)
         tcache_free(t);
         return NULL;
     }
-    t->oneoff.insn = &t->oneoff_insn;
     t->jit = jit_new();
     t->jit_hot = t->jit ? jit_hot(t->jit) : 0;
     return t;
@@ -84,7 +82,8 @@ void tcache_flush(struct tcache *t)
 {
     if (!t)
         return;
-    memset(t->table, 0, (1u << TABLE_BITS) * sizeof *t->table);
+    /* every page's generation moves on, so every block in the table is stale: no need to
+     * touch the (large, mostly never used) table itself */
     memset(t->code, 0, t->npages * sizeof *t->code);
     for (uint64_t p = 0; p < t->npages; p++)
         t->gen[p]++;
@@ -129,10 +128,40 @@ void tcache_write(struct cpu *c, uint64_t gpa, unsigned len)
             c->tlb[k].vpage = 0;
 }
 
+/* The first of the two ways of (gpa, csz)'s set. */
 static inline unsigned slot(uint64_t gpa, unsigned csz)
 {
     uint64_t h = (gpa ^ (gpa >> TABLE_BITS) ^ ((uint64_t)csz << 3)) * 0x9e3779b97f4a7c15ULL;
-    return (unsigned)(h >> (64 - TABLE_BITS));
+    return (unsigned)(h >> (64 - TABLE_BITS)) & ~1u;
+}
+
+static inline bool block_live(const struct tcache *t, const struct block *b)
+{
+    return b->n && b->gen == t->gen[b->gpa >> 12] && (!b->cross || b->gen2 == t->gen[b->gpa2 >> 12]);
+}
+
+/* Guest-physical page of the linear page after @lin's, for an instruction fetch (faults
+ * like one). */
+static uint64_t next_page_gpa(struct cpu *c, uint64_t lin)
+{
+    uint64_t next = (lin | 0xfff) + 1, g;
+    if (!c->code64)
+        next &= 0xffffffffULL;
+    if (tlb_fast(c, next, P_X, 1))
+        return c->tlb[tlb_index(next)].gpage << 12;
+    bool mmio;
+    mmu_slow(c, next, P_X, &mmio, &g);
+    if (mmio)
+        cpu_stop_error(c, "instruction fetch outside RAM at gpa 0x%llx", (unsigned long long)g);
+    return g & ~0xfffULL;
+}
+
+static inline void jc_fill(struct cpu *c, struct jc_entry *j, uint64_t lin, struct block *b)
+{
+    j->lin = lin;
+    j->key = c->jc_key;
+    j->b = b;
+    j->gpa = b->gpa;
 }
 
 static void mark_code(struct cpu *c, uint64_t gpa, uint64_t len)
@@ -157,7 +186,7 @@ struct block *tcache_get(struct cpu *c)
     struct block *b;
     unsigned avail, pos = 0, csz = c->csz;
 
-    if (j->lin == lin && j->key == c->jc_key) {
+    if (j->lin == lin && j->key == c->jc_key && j->b->gpa == j->gpa) {
         c->tc_hits++;
         return j->b;
     }
@@ -172,23 +201,31 @@ struct block *tcache_get(struct cpu *c)
             cpu_stop_error(c, "instruction fetch outside RAM at rip=0x%llx (gpa 0x%llx)",
                            (unsigned long long)c->rip, (unsigned long long)gpa);
     }
-    b = &t->table[slot(gpa, csz)];
-    if (b->n && b->gpa == gpa && b->csz == csz && b->gen == t->gen[gpa >> 12]) {
-        c->tc_hits++;
-        j->lin = lin;
-        j->key = c->jc_key;
-        j->b = b;
-        return b;
+    struct block *set = &t->table[slot(gpa, csz)];
+    for (unsigned w = 0; w < 2; w++) {
+        b = &set[w];
+        if (b->gpa == gpa && b->csz == csz && block_live(t, b) &&
+            (!b->cross || next_page_gpa(c, lin) == b->gpa2)) {
+            c->tc_hits++;
+            jc_fill(c, j, lin, b);
+            return b;
+        }
     }
     c->tc_misses++;
     if (t->arena_used + BLOCK_MAX > ARENA_INSNS || jit_full(t->jit)) {
         tcache_flush(t);
         jc_bump(c);
     }
-    if (b->n) {
-        /* evicting a live block: jump-cache entries (and chains) may still point here */
-        jc_bump(c);
-    }
+    /* a stale way, else the older one. Evicting needs no jump-cache flush: jump-cache
+     * entries check the block's gpa, and chains go to compiled code, which stays valid
+     * (and in the arena) after its table slot is reused. */
+    if (!block_live(t, &set[0]))
+        b = &set[0];
+    else if (!block_live(t, &set[1]))
+        b = &set[1];
+    else
+        b = set[0].stamp - set[1].stamp < 0x80000000u ? &set[1] : &set[0];
+    b->stamp = t->builds++;
     avail = 0x1000 - (unsigned)(gpa & 0xfff);
     b->gpa = gpa;
     b->csz = (uint8_t)csz;
@@ -211,11 +248,14 @@ struct block *tcache_get(struct cpu *c)
         if ((in->flags & INSN_ENDS_BLOCK) && !specialize_side_exit(in))
             break;
     }
+    b->cross = 0;
     if (b->n == 0) {
-        /* the first instruction crosses into the next page: fetch it byte by byte
-         * (either page may fault) and run it uncached */
+        /* the first instruction crosses into the next page: fetch it byte by byte (either
+         * page may fault) into a one-instruction block that depends on both pages */
         uint8_t buf[16];
-        for (unsigned k = 0; k < 15; k++) {
+        struct insn *in = &b->insn[0];
+        unsigned len = 0;
+        for (unsigned k = 0; k < 15 && !len; k++) {
             bool mmio;
             uint64_t g;
             uint8_t *q = mmu_slow(c, lin + k, P_X, &mmio, &g);
@@ -223,23 +263,27 @@ struct block *tcache_get(struct cpu *c)
                 cpu_stop_error(c, "instruction fetch outside RAM at gpa 0x%llx",
                                (unsigned long long)g);
             buf[k] = *q;
-            if (decode(c, buf, k + 1, &t->oneoff_insn))
-                break;
+            len = decode(c, buf, k + 1, in);
         }
-        if (!t->oneoff_insn.len)
-            decode(c, buf, 15, &t->oneoff_insn);
-        b->n = 0;   /* leave the slot empty */
-        b->code = b->chain = NULL;
-        t->oneoff.n = 1;
-        return &t->oneoff;
+        if (!len)
+            len = decode(c, buf, 15, in);
+        if (csz != 8)
+            specialize_ea32(in);
+        b->n = 1;
+        pos = len;
+        if (len > avail) {      /* (an undefined opcode may turn out shorter) */
+            b->cross = 1;
+            b->gpa2 = next_page_gpa(c, lin);
+            b->gen2 = t->gen[b->gpa2 >> 12];
+            mark_code(c, b->gpa2, len - avail);
+            pos = avail;
+        }
     }
     t->arena_used += b->n;
     b->code = b->chain = NULL;
     b->runs = 0;
     mark_code(c, gpa, pos);
-    j->lin = lin;
-    j->key = c->jc_key;
-    j->b = b;
+    jc_fill(c, j, lin, b);
     return b;
 }
 
@@ -281,7 +325,7 @@ void tcache_run(struct cpu *c)
         struct jc_entry *j = &c->jc[(lin ^ (lin >> 12)) & 4095];
         struct block *b;
         c->insn_rip = c->rip;
-        if (j->lin == lin && j->key == c->jc_key) {
+        if (j->lin == lin && j->key == c->jc_key && j->b->gpa == j->gpa) {
             c->tc_hits++;
             b = j->b;
         } else {
@@ -299,7 +343,7 @@ void tcache_run(struct cpu *c)
             if (gen != t->flush_gen)
                 c->jit_link = NULL;     /* flushed under the block: its slot is gone */
         } else {
-            if (b != &t->oneoff && t->jit && b->runs < t->jit_hot && ++b->runs == t->jit_hot) {
+            if (t->jit && b->runs < t->jit_hot && ++b->runs == t->jit_hot) {
                 b->code = jit_compile(t->jit, c, b->insn, b->n, b->csz, &b->chain);
                 if (b->code)
                     c->jit_blocks++;

@@ -139,8 +139,11 @@ struct block {
     struct insn *insn;
     const void *code;       /* compiled form (jit.c), or NULL: interpreted */
     const void *chain;      /* where chain exits of other blocks jump in */
+    uint32_t stamp;         /* build order: the older of a set's two ways is evicted */
+    uint32_t gen2;          /* cross: the second page's generation */
+    uint64_t gpa2;          /* cross: the second page (guest-physical, page-aligned) */
+    uint8_t cross;          /* one instruction that continues on the next page */
 };
-
 
 enum cpu_mode { MODE_REAL, MODE_PROT, MODE_LONG };
 
@@ -208,8 +211,9 @@ struct cpu {
 
     struct tcache *tc;
     /* Jump cache: linear RIP -> block, valid while jc_key matches (the key holds an epoch
-     * bumped on every TLB flush, code invalidation and mode change). */
-    struct jc_entry { uint64_t lin, key; struct block *b; } jc[4096];
+     * bumped on every TLB flush, code invalidation and mode change) and the block still
+     * holds gpa (its table slot may have been given to another block since). */
+    struct jc_entry { uint64_t lin, key; struct block *b; uint64_t gpa; } jc[4096];
     uint64_t jc_key, jc_epoch;
     uint64_t icount, budget_end;
     uint64_t icount_end;    /* budget_end - exc_count, for compiled code's budget check */

@@ -1214,13 +1214,93 @@ static void test_indirect_branches(void **state)
     rig_free(r);
 }
 
-/* More hot code than the 16 MiB code arena holds: 100000 tiny blocks (add eax, 1; jmp to
- * the next), run twice. Compiled code fills the arena, the cache is flushed under the
- * running guest and blocks are compiled again; the result and the instruction count must
- * be the interpreter's, and more blocks than exist must have been compiled. */
+/* An instruction that starts on one page and ends on the next is one cached block that
+ * depends on both: a loop rewrites the part of `mov eax, imm32` that lies on the second page
+ * (its own page: self-modifying code), and the new immediate must take effect. */
+static void test_cross_page_smc(void **state)
+{
+    uint8_t code[0x1013] = { 0 };
+    const uint32_t at = 0xffd;                              /* mov eax: 3 + 2 bytes */
+    memcpy(code, "\xbd\x14\x00\x00\x00\x31\xdb\x31\xc9\xe9", 10);  /* mov ebp,20; xor; xor; jmp */
+    uint32_t rel = at - 0xe;
+    memcpy(code + 10, &rel, 4);
+    static const uint8_t loop[] = {
+        0xb8, 0x11, 0x22, 0x33, 0x44,                       /* ffd: mov eax, 0x44332211 */
+        0x01, 0xc3,                                         /* 1002: add ebx, eax */
+        0x41,                                               /* 1004: inc ecx */
+        0x88, 0x0d, 0x00, 0x10, 0x10, 0x00,                 /* 1005: mov [0x101000], cl */
+        0x4d,                                               /* 100b: dec ebp */
+        0x0f, 0x85, 0xeb, 0xff, 0xff, 0xff,                 /* 100c: jnz ffd */
+        0xf4,                                               /* 1012: hlt */
+    };
+    memcpy(code + at, loop, sizeof loop);
+    uint32_t want = 0;
+    for (unsigned n = 1; n <= 20; n++)
+        want += 0x44002211u | (n == 1 ? 0x33u : n - 1) << 16;
+    struct rig *r = rig_new();
+    rig_load(r, CODE, code, sizeof code);
+    struct cpu_state st;
+    state32(&st, CODE);
+    struct result res[NMODES];
+    run_all(r, &st, 0, res);
+    for (int m = 0; m < NMODES; m++)
+        if (res[m].exit != CPU_EXIT_HLT || (uint32_t)res[m].st.gpr[3] != want ||
+            res[m].stats.instructions != res[0].stats.instructions)
+            fail_msg("%s: exit %d ebx 0x%" PRIx64 " (want 0x%x), %" PRIu64 " instructions "
+                     "(interpreter %" PRIu64 ")", mode_name[m], res[m].exit, res[m].st.gpr[3],
+                     want, res[m].stats.instructions, res[0].stats.instructions);
+    rig_free(r);
+}
+
+/* The same kind of instruction when the page table points its second page somewhere else:
+ * the cached block must not be used with the old bytes (32-bit paging, 4 KiB pages). */
+static void test_cross_page_remap(void **state)
+{
+    enum { PD = 0x3000, PT = 0x4000, ALT = 0x200000 };
+    uint32_t pd[1024] = { PT | 3 }, pt[1024];
+    for (unsigned k = 0; k < 1024; k++)
+        pt[k] = k << 12 | 3;
+    uint8_t head[0x1000] = { 0 };
+    memcpy(head, "\xbd\x0a\x00\x00\x00\x31\xdb\xe9", 8);      /* mov ebp,10; xor ebx; jmp */
+    uint32_t rel = 0xffd - 0xc;
+    memcpy(head + 8, &rel, 4);
+    memcpy(head + 0xffd, "\xb8\x11\x22", 3);                    /* mov eax, 0x??..2211 */
+    uint8_t tail[12] = { 0x33, 0x44, 0x01, 0xc3, 0x4d, 0x0f, 0x85, 0xf2, 0xff, 0xff, 0xff, 0xf4 };
+    struct rig *r = rig_new();
+    rig_load(r, PD, pd, sizeof pd);
+    rig_load(r, PT, pt, sizeof pt);
+    rig_load(r, CODE, head, sizeof head);
+    rig_load(r, CODE + 0x1000, tail, sizeof tail);
+    tail[0] = 0x55, tail[1] = 0x66;
+    rig_load(r, ALT, tail, sizeof tail);
+    struct cpu_state st;
+    state32(&st, CODE);
+    st.cr0 |= 0x80000000;
+    st.cr3 = PD;
+    for (unsigned round = 0; round < 2; round++) {
+        struct result res[NMODES];
+        uint32_t want = 10 * (round ? 0x66552211u : 0x44332211u);
+        if (round) {
+            pt[(CODE >> 12) + 1] = ALT | 3;                 /* the code's second page moves */
+            rig_load(r, PT, pt, sizeof pt);
+        }
+        run_all(r, &st, 0, res);                            /* (a new CR3 load: TLB flushed) */
+        for (int m = 0; m < NMODES; m++)
+            if (res[m].exit != CPU_EXIT_HLT || (uint32_t)res[m].st.gpr[3] != want)
+                fail_msg("round %u, %s: exit %d ebx 0x%" PRIx64 " (want 0x%x)", round,
+                         mode_name[m], res[m].exit, res[m].st.gpr[3], want);
+    }
+    rig_free(r);
+}
+
+/* More hot code than the 32 MiB code arena and the 65536-block table hold: 250000 tiny
+ * blocks (add eax, 1; jmp to the next) at 0x204000, run twice. Blocks are evicted, compiled
+ * code fills the arena, the cache is flushed under the running guest and blocks are
+ * compiled again; the result and the instruction count must be the interpreter's, and more
+ * blocks than exist must have been compiled. */
 static void test_code_arena_flush(void **state)
 {
-    enum { NBLK = 100000, ROUNDS = 2 };
+    enum { NBLK = 250000, ROUNDS = 2, BASE = 0x204000 };
     size_t n = (size_t)NBLK * 5 + 16, k = 0;
     uint8_t *code = malloc(n);
     assert_non_null(code);
@@ -1238,12 +1318,12 @@ static void test_code_arena_flush(void **state)
     memcpy(code + k, &rel, 4);
     k += 4;
     code[k++] = 0xf4;                                   /* hlt */
-    assert_true(CODE + k < DATA);
+    assert_true(BASE + k < RAM);
     struct rig *r = rig_new();
-    rig_load(r, CODE, code, k);
+    rig_load(r, BASE, code, k);
     free(code);
     struct cpu_state st;
-    state32(&st, CODE);
+    state32(&st, BASE);
     struct result res[NMODES];
     run_all(r, &st, 0, res);
     for (int m = 0; m < NMODES; m++) {
@@ -1273,6 +1353,8 @@ int main(void)
         cmocka_unit_test(test_mmio_from_compiled_code),
         cmocka_unit_test(test_user_mode_perm),
         cmocka_unit_test(test_code_arena_flush),
+        cmocka_unit_test(test_cross_page_smc),
+        cmocka_unit_test(test_cross_page_remap),
         cmocka_unit_test(test_indirect_branches),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
