@@ -725,6 +725,17 @@ void specialize(struct insn *i)
         i->jk = JK_CMOV;
         return;
     }
+    if (((i->fn == op_alu_rm_r || i->fn == op_alu_rm_imm) && i->mod == 3) ||
+        i->fn == op_alu_r_rm) {
+        if (((i->op & 7) == 2 || (i->op & 7) == 3) && i->osz >= 4 && !i->lock) {
+            i->jk = JK_ADCSBB;
+            return;
+        }
+    }
+    if (i->fn == op_mul1 && i->osz >= 4 && !i->lock) {
+        i->jk = JK_MUL;
+        return;
+    }
     if ((i->fn == op_alu_rm_r || i->fn == op_alu_rm_imm) && i->mod != 3 && !i->lock &&
         (i->op & 7) != 2 && (i->op & 7) != 3) {
         i->jk = JK_ALU_M;       /* the generic handlers stay: they are the stubs */

@@ -823,6 +823,12 @@ static int classify(const struct ctx *x, unsigned k, bool *inl)
     case JK_ALU_M: case JK_ST_IMM:
         *inl = mem_ok(x, i);
         return C_READER;     /* memory: the stub may fault */
+    case JK_ADCSBB:
+        *inl = i->mod == 3 || mem_ok(x, i);
+        return C_READER;     /* reads CF */
+    case JK_MUL:
+        *inl = i->mod == 3 || mem_ok(x, i);
+        return i->mod == 3 ? C_WRITER : C_READER;
     default:
         *inl = false;
         return C_READER;
@@ -1081,6 +1087,61 @@ static bool emit_inline(struct ctx *x, unsigned k)
         }
         return true;
     }
+    case JK_ADCSBB: {
+        /* the carry in first (the host's CF if it still holds the guest's), kept in a
+         * stack slot across the operand fetch; then ADC/SBB on the host with that CF */
+        unsigned op = i->op & 7;
+        bool mem = i->mod != 3, rm_dst = i->fn != op_alu_r_rm;
+        unsigned dreg = rm_dst ? i->rm : i->reg;
+        if (hf == HF_ALL)
+            enc(e, W32, 0x0f92, 0, R(RCX));             /* setc cl */
+        else
+            emit_get_cf(x);
+        mov_store(e, 1, M(RSP, 8), RCX);
+        if (mem) {
+            unsigned miss = stub(x, k);
+            emit_lin(x, k, true);
+            emit_tlb(x, sz, P_R, miss);
+            load_zx(e, sz, RDX, MI(RDX, RAX, 0, 0));
+        } else if (i->fn == op_alu_rm_imm) {
+            mov_imm64(e, RDX, i->imm & sz_mask(sz));
+        } else {
+            load_zx(e, sz, RDX, rd(x, rm_dst ? i->reg : i->rm));
+        }
+        mov_load(e, sz, RAX, rd(x, dreg));
+        movzx8(e, RCX, M(RSP, 8));
+        if (x->live[k]) {
+            mov_store(e, 1, FLD(OFF(lf_cin)), RCX);
+            mov_store(e, 8, R(RSI), RAX);               /* rsi = a */
+        }
+        alu_imm(e, 1, 0, R(RCX), -1);                   /* add cl, 0xff: CF = carry in */
+        alu_rr(e, sz, op, R(RAX), RDX);                 /* adc/sbb */
+        mov_store(e, 8, wr(x, dreg), RAX);
+        store_lazy(x, k, op == 2 ? LF_ADC : LF_SBB, sz, RAX, RSI, RDX);
+        x->hf = !mem && x->live[k] ? HF_ALL : HF_NONE;
+        return true;
+    }
+    case JK_MUL: {
+        if (i->mod != 3) {
+            unsigned miss = stub(x, k);
+            emit_lin(x, k, true);
+            emit_tlb(x, sz, P_R, miss);
+            load_zx(e, sz, RCX, MI(RDX, RAX, 0, 0));
+        } else {
+            load_zx(e, sz, RCX, rd(x, i->rm));
+        }
+        mov_load(e, sz, RAX, rd(x, 0));
+        enc(e, wflags(sz), 0xf7, 4, R(RCX));            /* mul rcx: rdx:rax */
+        enc(e, W32, 0x0f92, 0, R(RCX));                 /* setc cl: CF = OF = high half */
+        mov_store(e, 8, wr(x, 0), RAX);
+        mov_store(e, 8, wr(x, 2), RDX);
+        if (x->live[k]) {
+            mov_store(e, 1, FLD(OFF(lf_cin)), RCX);
+            alu_rr(e, 4, 6, R(RSI), RSI);
+        }
+        store_lazy(x, k, LF_MUL, sz, RAX, RAX, RSI);
+        return true;
+    }
     case JK_ALU_M: {
         static const uint8_t lf[8] = { LF_ADD, LF_LOGIC, 0, 0, LF_LOGIC, LF_SUB, LF_LOGIC, LF_SUB };
         unsigned op = i->op & 7, miss = stub(x, k);
@@ -1271,7 +1332,7 @@ const void *jit_compile(struct jit *j, struct cpu *c, const struct insn *insn, u
     b1(e, 0x41), b1(e, 0x55);       /* push r13 */
     b1(e, 0x41), b1(e, 0x56);       /* push r14 */
     b1(e, 0x41), b1(e, 0x57);       /* push r15 */
-    alu_imm(e, 8, 5, R(RSP), 8);    /* sub rsp, 8 */
+    alu_imm(e, 8, 5, R(RSP), 24);   /* sub rsp, 24: [rsp] entry key, [rsp+8] scratch */
     mov_store(e, 8, R(RBX), RDI);   /* mov rbx, rdi */
     uint8_t *chain = e->p;
     mov_load(e, 8, R12, FLD(OFF(rip)));
@@ -1340,7 +1401,7 @@ const void *jit_compile(struct jit *j, struct cpu *c, const struct insn *insn, u
         }
     }
     bind(e, xp->epilogue);
-    alu_imm(e, 8, 0, R(RSP), 8);    /* add rsp, 8 */
+    alu_imm(e, 8, 0, R(RSP), 24);   /* add rsp, 24 */
     b1(e, 0x41), b1(e, 0x5f);       /* pop r15 */
     b1(e, 0x41), b1(e, 0x5e);       /* pop r14 */
     b1(e, 0x41), b1(e, 0x5d);       /* pop r13 */

@@ -69,6 +69,9 @@ enum jit_kind {
     JK_CMOV,        /* CMOVcc (cc = op) r[reg] = r[rm], osz 4/8 */
     JK_ALU_M,       /* ALU op [mem], r[reg] or [mem], imm (not ADC/SBB, no LOCK), osz 1-8 */
     JK_ST_IMM,      /* [mem] = imm, osz 1-8 */
+    JK_ADCSBB,      /* ADC/SBB (op 2/3) into a register: rm_r (mod 3), r_rm, rm_imm (mod 3);
+                     * osz 4/8, generic handlers */
+    JK_MUL,         /* one-operand MUL r/m, osz 4/8: rdx:rax = rax * src */
 };
 
 /* Lazy arithmetic flags: the last flag-setting operation and its operands. */

@@ -381,7 +381,7 @@ static void rand_insn(struct as *a)
     unsigned osz = rosz(a);
     int d = rreg(a), s = rreg(a), x, y;
     bool rex;
-    switch (rn(30)) {
+    switch (rn(31)) {
     case 0: i1(a, osz, 0x89, (unsigned)s, RR(d)); break;                 /* mov r, r */
     case 1: i1(a, osz, 0x8b, (unsigned)d, RR(s)); break;
     case 2:                                                              /* mov r, imm */
@@ -531,6 +531,12 @@ static void rand_insn(struct as *a)
     case 26: i1(a, 2, rn(8) * 8 + 1, (unsigned)s, RR(d)); break;         /* 16-bit ALU */
     case 27: i2(a, osz, 0xaf, (unsigned)d, RR(s)); break;                /* imul r, r/m */
     case 28: i2(a, 4, rn(2) ? 0xbe : 0xbf, (unsigned)d, RR(s)); break;   /* movsx */
+    case 29:                                                             /* mul r/m */
+        if (rn(2))
+            i1(a, osz, 0xf7, 4, RR(s));
+        else
+            i1(a, osz, 0xf7, 4, mem_operand(a, osz));
+        break;
     default: i1(a, osz, 0x87, (unsigned)s, RR(d)); break;                /* xchg */
     }
 }
