@@ -736,6 +736,21 @@ void specialize(struct insn *i)
         i->jk = JK_MUL;
         return;
     }
+    if (i->fn == op_imul_r_rm && i->osz >= 4 && !i->lock) {
+        i->jk = JK_IMUL_RRM;
+        return;
+    }
+    if ((i->fn == op_test_rm_r || i->fn == op_test_rm_imm || i->fn == op_test_a_imm) &&
+        (i->osz == 1 || i->osz >= 4) && !i->lock &&
+        !(i->fn == op_test_rm_r && i->mod == 3)) {     /* (rr has its own fast form) */
+        i->jk = JK_TEST;
+        return;
+    }
+    if (((i->fn == op_movsx && i->osz >= 4) || (i->fn == op_movsxd && i->osz == 8)) &&
+        !i->lock) {
+        i->jk = JK_MOVSX;       /* MOVSXD only with REX.W: 64-bit code, not ARPL */
+        return;
+    }
     if ((i->fn == op_alu_rm_r || i->fn == op_alu_rm_imm) && i->mod != 3 && !i->lock &&
         (i->op & 7) != 2 && (i->op & 7) != 3) {
         i->jk = JK_ALU_M;       /* the generic handlers stay: they are the stubs */

@@ -180,7 +180,7 @@ static void enc(struct em *e, unsigned w, unsigned opc, unsigned reg, struct opn
     else
         rex |= ((o.base & 8) ? 1 : 0) | ((o.index >= 0 && (o.index & 8)) ? 2 : 0);
     /* byte registers 4-7 are SPL..DIL only with a REX prefix (AH..BH without) */
-    bool bytereg = (w & W8) || opc == 0x0fb6 || (opc & 0xfff0) == 0x0f90;
+    bool bytereg = (w & W8) || opc == 0x0fb6 || opc == 0x0fbe || (opc & 0xfff0) == 0x0f90;
     if (bytereg && ((o.reg >= 4 && o.reg < 8) || ((w & W8) && reg >= 4 && reg < 8)))
         rex |= 0x10;
     if (w & W16)
@@ -826,9 +826,12 @@ static int classify(const struct ctx *x, unsigned k, bool *inl)
     case JK_ADCSBB:
         *inl = i->mod == 3 || mem_ok(x, i);
         return C_READER;     /* reads CF */
-    case JK_MUL:
+    case JK_MUL: case JK_IMUL_RRM: case JK_TEST:
+        *inl = i->mod == 3 || i->fn == op_test_a_imm || mem_ok(x, i);
+        return i->mod == 3 || i->fn == op_test_a_imm ? C_WRITER : C_READER;
+    case JK_MOVSX:
         *inl = i->mod == 3 || mem_ok(x, i);
-        return i->mod == 3 ? C_WRITER : C_READER;
+        return i->mod == 3 ? C_NEUTRAL : C_READER;
     default:
         *inl = false;
         return C_READER;
@@ -1140,6 +1143,68 @@ static bool emit_inline(struct ctx *x, unsigned k)
             alu_rr(e, 4, 6, R(RSI), RSI);
         }
         store_lazy(x, k, LF_MUL, sz, RAX, RAX, RSI);
+        return true;
+    }
+    case JK_IMUL_RRM: {
+        if (i->mod != 3) {
+            unsigned miss = stub(x, k);
+            emit_lin(x, k, true);
+            emit_tlb(x, sz, P_R, miss);
+            load_zx(e, sz, RCX, MI(RDX, RAX, 0, 0));
+        } else {
+            load_zx(e, sz, RCX, rd(x, i->rm));
+        }
+        mov_load(e, sz, RAX, rd(x, i->reg));
+        enc(e, wflags(sz), 0x0faf, RAX, R(RCX));        /* imul rax, rcx */
+        enc(e, W32, 0x0f92, 0, R(RCX));                 /* setc cl: CF = OF = overflow */
+        mov_store(e, 8, wr(x, i->reg), RAX);
+        if (x->live[k]) {
+            mov_store(e, 1, FLD(OFF(lf_cin)), RCX);
+            alu_rr(e, 4, 6, R(RSI), RSI);
+        }
+        store_lazy(x, k, LF_MUL, sz, RAX, RAX, RSI);
+        return true;
+    }
+    case JK_TEST: {
+        bool mem = i->fn != op_test_a_imm && i->mod != 3;
+        if (mem) {
+            unsigned miss = stub(x, k);
+            emit_lin(x, k, true);
+            emit_tlb(x, sz, P_R, miss);
+            load_zx(e, sz, RAX, MI(RDX, RAX, 0, 0));
+        } else {
+            unsigned a = i->fn == op_test_a_imm ? 0 : i->rm;
+            load_zx(e, sz, RAX, sz == 1 ? rd8(x, a) : rd(x, a));
+        }
+        if (i->fn == op_test_rm_r)
+            load_zx(e, sz, RCX, sz == 1 ? rd8(x, i->reg) : rd(x, i->reg));
+        else
+            mov_imm64(e, RCX, i->imm & sz_mask(sz));
+        if (x->live[k])
+            mov_store(e, 8, R(RDX), RAX);               /* rdx = a */
+        alu_rr(e, sz < 4 ? 4 : sz, 4, R(RAX), RCX);     /* and: operands zero-extended */
+        if (sz < 4)
+            op_w(e, sz, 0x85, RAX, R(RAX));             /* the flags at the right size */
+        store_lazy(x, k, LF_LOGIC, sz, RAX, RDX, RCX);
+        x->hf = !mem && x->live[k] ? HF_ALL : HF_NONE;
+        return true;
+    }
+    case JK_MOVSX: {
+        unsigned ssz = i->fn == op_movsxd ? 4 : i->op;
+        unsigned opc = ssz == 1 ? 0x0fbe : ssz == 2 ? 0x0fbf : 0x63;
+        struct opnd src;
+        if (i->mod != 3) {
+            unsigned miss = stub(x, k);
+            emit_lin(x, k, true);
+            emit_tlb(x, ssz, P_R, miss);
+            src = MI(RDX, RAX, 0, 0);
+        } else {
+            src = ssz == 1 ? rd8(x, i->rm) : rd(x, i->rm);
+        }
+        enc(e, sz == 8 ? W64 : W32, opc, RAX, src);
+        mov_store(e, 8, wr(x, i->reg), RAX);            /* a 32-bit result zero-extends */
+        if (i->mod == 3)
+            x->hf = hf;
         return true;
     }
     case JK_ALU_M: {

@@ -72,6 +72,9 @@ enum jit_kind {
     JK_ADCSBB,      /* ADC/SBB (op 2/3) into a register: rm_r (mod 3), r_rm, rm_imm (mod 3);
                      * osz 4/8, generic handlers */
     JK_MUL,         /* one-operand MUL r/m, osz 4/8: rdx:rax = rax * src */
+    JK_IMUL_RRM,    /* IMUL r, r/m (0F AF), osz 4/8 */
+    JK_TEST,        /* TEST r/m, r / r/m, imm / AL..RAX, imm (op_test_*), osz 1/4/8 */
+    JK_MOVSX,       /* MOVSX r, r/m8/16 (op 1/2), MOVSXD r64, r/m32; osz 4/8 */
 };
 
 /* Lazy arithmetic flags: the last flag-setting operation and its operands. */

@@ -381,7 +381,7 @@ static void rand_insn(struct as *a)
     unsigned osz = rosz(a);
     int d = rreg(a), s = rreg(a), x, y;
     bool rex;
-    switch (rn(31)) {
+    switch (rn(32)) {
     case 0: i1(a, osz, 0x89, (unsigned)s, RR(d)); break;                 /* mov r, r */
     case 1: i1(a, osz, 0x8b, (unsigned)d, RR(s)); break;
     case 2:                                                              /* mov r, imm */
@@ -531,6 +531,32 @@ static void rand_insn(struct as *a)
     case 26: i1(a, 2, rn(8) * 8 + 1, (unsigned)s, RR(d)); break;         /* 16-bit ALU */
     case 27: i2(a, osz, 0xaf, (unsigned)d, RR(s)); break;                /* imul r, r/m */
     case 28: i2(a, 4, rn(2) ? 0xbe : 0xbf, (unsigned)d, RR(s)); break;   /* movsx */
+    case 30: {                  /* test [m]/r, imm; test [m], r; movsx(d) [m]; imul r, [m] */
+        unsigned k = rn(6), tsz = rn(3) ? osz : 1;
+        if (k == 0) {
+            insn(a, tsz, (const uint8_t[]){ tsz == 1 ? 0xf6 : 0xf7 }, 1, 0,
+                 rn(2) ? RR(a->m64 ? d : (int)rn(4)) : mem_operand(a, tsz), false,
+                 tsz == 1 ? 1 : 4, cg_rnd());
+        } else if (k == 1) {
+            int r8 = a->m64 ? rreg(a) : (int)rn(8);
+            insn(a, tsz, (const uint8_t[]){ tsz == 1 ? 0x84 : 0x85 }, 1,
+                 (unsigned)(tsz == 1 ? r8 : s), mem_operand(a, tsz), tsz == 1 && a->m64, 0, 0);
+        } else if (k == 2) {                            /* test al/eax/rax, imm */
+            if (tsz == 8)
+                ab(a, 0x48);
+            ab(a, tsz == 1 ? 0xa8 : 0xa9);
+            for (unsigned b = 0; b < (tsz == 1 ? 1u : 4u); b++)
+                ab(a, (uint8_t)cg_rnd());
+        } else if (k == 3) {                            /* movsx r, byte/word [m] */
+            unsigned w = rn(2);
+            i2(a, osz, w ? 0xbf : 0xbe, (unsigned)d, mem_operand(a, w ? 2 : 1));
+        } else if (k == 4 && a->m64) {                  /* movsxd r64, r/m32 */
+            i1(a, 8, 0x63, (unsigned)d, rn(2) ? RR(s) : mem_operand(a, 4));
+        } else {                                        /* imul r, [m] */
+            i2(a, osz, 0xaf, (unsigned)d, mem_operand(a, osz));
+        }
+        break;
+    }
     case 29:                                                             /* mul r/m */
         if (rn(2))
             i1(a, osz, 0xf7, 4, RR(s));
@@ -548,7 +574,7 @@ static void gen_program(struct as *a)
     mov_ri32(a, counter_reg(a), ITERS);
     uint64_t loop = here(a);
     for (unsigned k = 0; k < n; k++) {
-        if (rn(8) == 0) {
+        if (rn(5) == 0) {
             /* a forward branch over 1-3 instructions: a side exit of the block */
             bool near = rn(2), jmp = rn(8) == 0;
             unsigned at;
@@ -692,13 +718,13 @@ static void random_programs(bool m64, unsigned count)
 static void test_jit_vs_interp_random_32(void **state)
 {
     (void)state;
-    random_programs(false, 400);
+    random_programs(false, 800);
 }
 
 static void test_jit_vs_interp_random_64(void **state)
 {
     (void)state;
-    random_programs(true, 400);
+    random_programs(true, 800);
 }
 
 /* ---- budget ---- */
