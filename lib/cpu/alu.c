@@ -732,6 +732,11 @@ void specialize(struct insn *i)
             return;
         }
     }
+    if (i->fn == op_alu_r_rm && i->osz == 1 && (i->op & 7) != 2 && (i->op & 7) != 3 &&
+        !i->lock) {
+        i->jk = JK_ALU_RRM;     /* 8-bit r, r/m: the generic handler is the stub */
+        return;
+    }
     if (i->fn == op_mul1 && i->osz >= 4 && !i->lock) {
         i->jk = JK_MUL;
         return;
@@ -742,7 +747,7 @@ void specialize(struct insn *i)
     }
     if ((i->fn == op_test_rm_r || i->fn == op_test_rm_imm || i->fn == op_test_a_imm) &&
         (i->osz == 1 || i->osz >= 4) && !i->lock &&
-        !(i->fn == op_test_rm_r && i->mod == 3)) {     /* (rr has its own fast form) */
+        !(i->fn == op_test_rm_r && i->mod == 3 && i->osz >= 4)) {  /* (its own fast form) */
         i->jk = JK_TEST;
         return;
     }

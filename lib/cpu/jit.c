@@ -981,7 +981,7 @@ static bool emit_inline(struct ctx *x, unsigned k)
             emit_tlb(x, sz, P_R, miss);
             load_zx(e, sz, RCX, MI(RDX, RAX, 0, 0));
         } else if (i->jk == JK_ALU_RRM) {
-            load_zx(e, sz, RCX, rd(x, i->rm));
+            load_zx(e, sz, RCX, sz == 1 ? rd8(x, i->rm) : rd(x, i->rm));
         } else if (i->jk == JK_ALU_RR) {
             load_zx(e, sz, RCX, sz == 1 ? rd8(x, i->reg) : rd(x, i->reg));
         } else {

@@ -24,7 +24,9 @@ void cpu_update_mode(struct cpu *c)
     c->need_w = (uint8_t)(P_W << c->umask_shift);
     for (unsigned s = 0; s < 6; s++)
         c->sbase[s] = (c->code64 && s < CPU_FS) ? 0 : c->seg[s].base;
-    jc_bump(c);
+    /* jump-cache entries are per linear address, code size and CPL (the key has both),
+     * so a privilege or mode switch needs no new epoch: paging changes bump it */
+    jc_rekey(c);
 }
 
 void seg_load_real(struct cpu *c, unsigned s, uint16_t sel)
@@ -434,6 +436,7 @@ OP(op_invd)
 /* ---- MSRs ---- */
 
 #define MSR_TSC 0x10
+#define MSR_ARCH_CAPABILITIES 0x10a
 #define MSR_APIC_BASE 0x1b
 #define MSR_SYSENTER_CS 0x174
 #define MSR_SYSENTER_ESP 0x175
@@ -449,6 +452,15 @@ OP(op_invd)
 #define MSR_GS_BASE 0xc0000101
 #define MSR_KGS_BASE 0xc0000102
 #define MSR_TSC_AUX 0xc0000103
+
+/* IA32_ARCH_CAPABILITIES: this CPU executes nothing speculatively, so it is not affected by
+ * Meltdown (RDCL_NO), speculative store bypass (SSB_NO), MDS, TAA, the MMIO stale-data bugs
+ * (SBDR_SSDP_NO, FBSDP_NO, PSDP_NO), post-barrier RSB predictions (PBRSB_NO), branch
+ * history injection (BHI_NO), GDS or RFDS. Guests then skip the mitigations (for Linux:
+ * no page-table isolation, so no CR3 switch, TLB flush and jump-cache flush per syscall). */
+#define ARCH_CAP_NOT_AFFECTED ((1ULL << 0) | (1ULL << 4) | (1ULL << 5) | (1ULL << 8) | \
+                               (1ULL << 13) | (1ULL << 14) | (1ULL << 15) | (1ULL << 20) | \
+                               (1ULL << 24) | (1ULL << 26) | (1ULL << 27))
 
 static uint64_t tsc_now(struct cpu *c)
 {
@@ -480,6 +492,7 @@ OP(op_rdmsr)
     case MSR_GS_BASE: v = c->seg[CPU_GS].base; break;
     case MSR_KGS_BASE: v = c->kgsbase; break;
     case MSR_TSC_AUX: v = 0; break;
+    case MSR_ARCH_CAPABILITIES: v = ARCH_CAP_NOT_AFFECTED; break;
     default: cpu_gp0(c);
     }
     reg_set(c, 0, 4, v);
@@ -546,11 +559,10 @@ OP(op_rdtscp)
 
 static void cpuid_leaf(uint32_t leaf, uint32_t sub, uint32_t r[4])
 {
-    (void)sub;
     r[0] = r[1] = r[2] = r[3] = 0;
     switch (leaf) {
     case 0:
-        r[0] = 1;
+        r[0] = 7;                   /* leaves 2-6 read as zeros */
         memcpy(&r[1], "Vmco", 4);   /* "VmcoreEmuX86" in ebx, edx, ecx */
         memcpy(&r[3], "reEm", 4);
         memcpy(&r[2], "uX86", 4);
@@ -576,6 +588,10 @@ static void cpuid_leaf(uint32_t leaf, uint32_t sub, uint32_t r[4])
              | (1u << 25)           /* SSE */
              | (1u << 26);          /* SSE2 */
         break;
+    case 7:
+        if (sub == 0)
+            r[3] = 1u << 29;        /* IA32_ARCH_CAPABILITIES */
+        break;
     case 0x80000000:
         r[0] = 0x80000008;
         break;
@@ -586,7 +602,7 @@ static void cpuid_leaf(uint32_t leaf, uint32_t sub, uint32_t r[4])
              | (1u << 29);          /* LM */
         break;
     case 0x80000002: case 0x80000003: case 0x80000004: {
-        static const char brand[48] = "vmcore emu x86-64 (interpreter)";
+        static const char brand[48] = "vmcore emu x86-64";
         memcpy(r, brand + (leaf - 0x80000002) * 16, 16);
         break;
     }

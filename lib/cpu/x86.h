@@ -50,7 +50,7 @@ enum jit_kind {
     JK_MOVZX_B_RR,  /* r[reg] = low byte of r[rm] (rm < 16), osz 4 */
     JK_ALU_RR,      /* ALU op (i->op) r[rm] op= r[reg], lazy flags; osz 1 (no AH..BH)/4/8 */
     JK_ALU_RI,      /* r[rm] op= imm, osz 4/8 */
-    JK_ALU_RRM,     /* r[reg] op= r/m (register or memory), osz 4/8 */
+    JK_ALU_RRM,     /* r[reg] op= r/m (register or memory), osz 1/4/8 */
     JK_TEST_RR,     /* flags of r[rm] & r[reg], osz 4/8 */
     JK_INCDEC,      /* i->op 0 inc, 1 dec of r[rm], osz 4/8 */
     JK_LEA,         /* r[reg] = effective address, osz 4/8 */
@@ -352,10 +352,17 @@ uint64_t mem_read_sys(struct cpu *c, uint64_t lin, unsigned sz);
 void mem_write_sys(struct cpu *c, uint64_t lin, unsigned sz, uint64_t v);
 uint64_t mmu_translate(struct cpu *c, uint64_t lin, unsigned need, bool fault, bool *ok);
 void tlb_flush(struct cpu *c);
+/* The jump-cache key of the current code size and privilege level in this epoch: entries
+ * (and chains) made at another CPL or code size stay valid for when the CPU comes back. */
+static inline void jc_rekey(struct cpu *c)
+{
+    c->jc_key = c->jc_epoch << 8 | (uint64_t)c->csz << 2 | c->cpl;
+}
+/* A new epoch: every jump-cache entry and chain is stale (TLB flush, code invalidation). */
 static inline void jc_bump(struct cpu *c)
 {
     c->jc_epoch++;
-    c->jc_key = c->jc_epoch << 8 | (uint64_t)c->csz << 2 | c->cpl;
+    jc_rekey(c);
 }
 void tlb_flush_page(struct cpu *c, uint64_t lin);
 void tlb_protect_code(struct cpu *c, uint64_t gpage);

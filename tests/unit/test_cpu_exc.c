@@ -416,6 +416,21 @@ static void test_cpuid(void **state)
     assert_true(edx1 & 1u);             /* x87 FPU (x87.c) */
     assert_false(ecx1 & (1u << 28));    /* no AVX */
     assert_false(ecx1 & (1u << 0));     /* no SSE3 */
+
+    /* mov eax,0 / cpuid / mov r8d,eax / mov eax,7 / xor ecx,ecx / cpuid / mov r9d,edx /
+     * mov r10d,ebx / mov ecx,0x10a / rdmsr / hlt: leaf 7 says IA32_ARCH_CAPABILITIES, whose
+     * "not affected" bits are set (nothing here speculates) */
+    static const uint8_t c7[] = { 0xb8, 0, 0, 0, 0, 0x0f, 0xa2, 0x41, 0x89, 0xc0,
+                                  0xb8, 7, 0, 0, 0, 0x31, 0xc9, 0x0f, 0xa2, 0x41, 0x89, 0xd1,
+                                  0x41, 0x89, 0xda, 0xb9, 0x0a, 0x01, 0, 0, 0x0f, 0x32, 0xf4 };
+    setup_machine();
+    run_code(c7, sizeof c7, CPU_EXIT_HLT);
+    cpu_get_state(cpu, &st);
+    assert_true((uint32_t)st.gpr[8] >= 7);          /* max basic leaf */
+    assert_true((uint32_t)st.gpr[9] & (1u << 29));  /* ARCH_CAPABILITIES */
+    assert_int_equal((uint32_t)st.gpr[10], 0);      /* no leaf-7 EBX features (no AVX2...) */
+    assert_true(st.gpr[0] & 1);                     /* RDCL_NO: not affected by Meltdown */
+    assert_true(st.gpr[0] & (1u << 5));             /* MDS_NO */
 }
 
 /* Random bytes as code, in 64-bit, 32-bit and real mode: whatever they do (faults, #UD,

@@ -440,8 +440,9 @@ static void rand_insn(struct as *a)
         } else if (k == 2) {                            /* 8-bit ALU [m], r8 / imm8 */
             int r8 = a->m64 ? rreg(a) : (int)rn(8);
             struct rm m = mem_operand(a, 1);
-            if (rn(2))
-                insn(a, 1, (const uint8_t[]){ (uint8_t)(op * 8) }, 1, (unsigned)r8, m, a->m64, 0, 0);
+            if (rn(2))      /* [m], r8 or r8, [m] */
+                insn(a, 1, (const uint8_t[]){ (uint8_t)(op * 8 + (rn(2) ? 2 : 0)) }, 1,
+                     (unsigned)r8, m, a->m64, 0, 0);
             else
                 insn(a, 1, (const uint8_t[]){ 0x80 }, 1, op, m, false, 1, cg_rnd());
         } else if (k == 3) {                            /* 16-bit ALU [m], imm16 */
