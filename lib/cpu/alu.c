@@ -717,6 +717,10 @@ static OP(op_movzx_bl_rr4) { c->r[i->reg] = (uint8_t)c->r[i->rm]; }
 
 void specialize(struct insn *i)
 {
+    if (i->fn == op_sse) {
+        i->jk = JK_SSE;
+        return;
+    }
     if (i->fn == op_setcc && i->mod == 3) {
         i->jk = JK_SETCC;
         return;

@@ -765,6 +765,41 @@ static void emit_branch_target(struct ctx *x, unsigned k)
     lea(&x->e, x->csz == 8 ? 8 : 4, RAX, M(R12, (int32_t)rel));
 }
 
+/* SSE forms the host runs as they are, on xmm0 (the destination, from struct cpu) and a
+ * 16-byte source (xmm1 from struct cpu, or guest memory, 16-byte aligned: a misaligned
+ * operand leaves through the stub, where the handler decides). Bitwise and integer
+ * operations only: their results do not depend on MXCSR. */
+enum { SSE_NO, SSE_LOAD, SSE_STORE, SSE_BINOP, SSE_MOVMSK };
+static unsigned sse_kind(const struct insn *i)
+{
+    unsigned op = i->op, pf = i->rep ? i->rep : i->pfx66 ? 0x66 : 0;
+    if (op > 0xff || pf == 0xf2)
+        return SSE_NO;
+    if (op == 0x10 || op == 0x28)                       /* movups/movupd, movaps/movapd */
+        return pf != 0xf3 ? SSE_LOAD : SSE_NO;
+    if (op == 0x11 || op == 0x29)
+        return pf != 0xf3 ? SSE_STORE : SSE_NO;
+    if (op == 0x6f && pf)                               /* movdqa, movdqu */
+        return SSE_LOAD;
+    if (op == 0x7f && pf)
+        return SSE_STORE;
+    if (op >= 0x54 && op <= 0x57 && pf != 0xf3)         /* and/andn/or/xor ps/pd */
+        return SSE_BINOP;
+    if (pf != 0x66)
+        return SSE_NO;
+    switch (op) {
+    case 0x60: case 0x61: case 0x62: case 0x68: case 0x69: case 0x6a: case 0x6c: case 0x6d:
+    case 0x64: case 0x65: case 0x66: case 0x74: case 0x75: case 0x76:
+    case 0xd4: case 0xdb: case 0xdf: case 0xeb: case 0xef:
+    case 0xf8: case 0xf9: case 0xfa: case 0xfb: case 0xfc: case 0xfd: case 0xfe:
+        return SSE_BINOP;
+    case 0xd7:
+        return i->mod == 3 ? SSE_MOVMSK : SSE_NO;      /* pmovmskb r32, xmm */
+    default:
+        return SSE_NO;
+    }
+}
+
 /* What instruction k does to the flags, for the liveness pass. */
 enum { C_READER, C_WRITER, C_NEUTRAL, C_INCDEC };
 
@@ -832,6 +867,9 @@ static int classify(const struct ctx *x, unsigned k, bool *inl)
     case JK_MOVSX:
         *inl = i->mod == 3 || mem_ok(x, i);
         return i->mod == 3 ? C_NEUTRAL : C_READER;
+    case JK_SSE:
+        *inl = sse_kind(i) != SSE_NO && (i->mod == 3 || mem_ok(x, i));
+        return C_READER;     /* the stub may raise #UD, #NM or #GP */
     default:
         *inl = false;
         return C_READER;
@@ -1205,6 +1243,60 @@ static bool emit_inline(struct ctx *x, unsigned k)
         mov_store(e, 8, wr(x, i->reg), RAX);            /* a 32-bit result zero-extends */
         if (i->mod == 3)
             x->hf = hf;
+        return true;
+    }
+    case JK_SSE: {
+        unsigned kind = sse_kind(i), op = i->op, pf = i->rep ? i->rep : i->pfx66 ? 0x66 : 0;
+        unsigned miss = stub(x, k);
+        struct opnd mem = R(0);
+        int32_t xr = OFF(xmm) + (int32_t)(i->reg & 15) * 16;
+        int32_t xm = OFF(xmm) + (int32_t)(i->rm & 15) * 16;
+        if (i->mod != 3)
+            emit_lin(x, k, true);
+        /* CR4.OSFXSR set, CR0.EM and TS clear, else the handler raises #UD or #NM */
+        enc(e, W32, 0xf7, 0, FLD(OFF(cr4)));
+        b4(e, (uint32_t)CR4_OSFXSR);
+        jcc_to(e, 4, miss);
+        enc(e, W32, 0xf7, 0, FLD(OFF(cr0)));
+        b4(e, (uint32_t)(CR0_EM | CR0_TS));
+        jcc_to(e, 5, miss);
+        if (i->mod != 3) {
+            b1(e, 0xa8), b1(e, 15);                         /* test al, 15 */
+            jcc_to(e, 5, miss);                             /* misaligned: the handler */
+            emit_tlb(x, 16, kind == SSE_STORE ? P_W : P_R, miss);
+            mem = MI(RDX, RAX, 0, 0);
+        } else {
+            for (unsigned s = 0; s < x->nstubs; s++)
+                if (x->stubs[s].label == miss)
+                    x->stubs[s].before = x->rm;
+        }
+        switch (kind) {
+        case SSE_LOAD:
+            enc(e, W32, 0x0f10, 0, i->mod != 3 ? mem : FLD(xm));    /* movups xmm0, src */
+            enc(e, W32, 0x0f11, 0, FLD(xr));
+            break;
+        case SSE_STORE:
+            enc(e, W32, 0x0f10, 0, FLD(xr));
+            enc(e, W32, 0x0f11, 0, i->mod != 3 ? mem : FLD(xm));
+            break;
+        case SSE_BINOP:
+            enc(e, W32, 0x0f10, 0, FLD(xr));
+            if (i->mod == 3) {
+                enc(e, W32, 0x0f10, 1, FLD(xm));                    /* xmm1 = source */
+                mem = R(1);
+            }
+            if (pf)
+                b1(e, pf);
+            enc(e, W32, 0x0f00 | op, 0, mem);                       /* the op itself */
+            enc(e, W32, 0x0f11, 0, FLD(xr));
+            break;
+        default:                                                    /* pmovmskb */
+            enc(e, W32, 0x0f10, 0, FLD(xm));
+            b1(e, 0x66);
+            enc(e, W32, 0x0fd7, RAX, R(0));
+            mov_store(e, 8, wr(x, i->reg), RAX);
+            break;
+        }
         return true;
     }
     case JK_ALU_M: {

@@ -337,19 +337,20 @@ void tcache_run(struct cpu *c)
                 jit_link(c->jit_link, lin, c->jc_key, b->chain);
             c->jit_link = NULL;
         }
+        if (!b->code && t->jit && b->runs < t->jit_hot && ++b->runs == t->jit_hot) {
+            /* hot now: compiled, and this run already runs the compiled code */
+            b->code = jit_compile(t->jit, c, b->insn, b->n, b->csz, &b->chain);
+            if (b->code)
+                c->jit_blocks++;
+            else if (jit_full(t->jit))
+                b->runs = 0;        /* try again after the flush the next miss makes */
+        }
         if (b->code) {
             gen = t->flush_gen;
             ((block_code)b->code)(c);
             if (gen != t->flush_gen)
                 c->jit_link = NULL;     /* flushed under the block: its slot is gone */
         } else {
-            if (t->jit && b->runs < t->jit_hot && ++b->runs == t->jit_hot) {
-                b->code = jit_compile(t->jit, c, b->insn, b->n, b->csz, &b->chain);
-                if (b->code)
-                    c->jit_blocks++;
-                else if (jit_full(t->jit))
-                    b->runs = 0;    /* try again after the flush the next miss makes */
-            }
             run_one_block(c, b);
         }
     } while (!(c->stop_block & 1) && c->icount + c->exc_count < c->budget_end &&

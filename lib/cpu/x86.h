@@ -75,6 +75,7 @@ enum jit_kind {
     JK_IMUL_RRM,    /* IMUL r, r/m (0F AF), osz 4/8 */
     JK_TEST,        /* TEST r/m, r / r/m, imm / AL..RAX, imm (op_test_*), osz 1/4/8 */
     JK_MOVSX,       /* MOVSX r, r/m8/16 (op 1/2), MOVSXD r64, r/m32; osz 4/8 */
+    JK_SSE,         /* op_sse: jit.c picks the moves and integer/logic ops it runs on the host */
 };
 
 /* Lazy arithmetic flags: the last flag-setting operation and its operands. */
