@@ -443,7 +443,10 @@ static void test_random_code(void **state)
     (void)state;
     if (!seed)
         seed = 1;
-    for (int t = 0; t < 3000; t++) {
+    /* VMCORE_TEST_RANDOM_CASES: fewer where every block is compiled under the sanitizers */
+    int cases = getenv("VMCORE_TEST_RANDOM_CASES") ? atoi(getenv("VMCORE_TEST_RANDOM_CASES"))
+                                                    : 3000;
+    for (int t = 0; t < cases; t++) {
         struct cpu_state st;
         uint8_t code[64];
         for (unsigned k = 0; k < sizeof code; k++) {
