@@ -633,6 +633,18 @@ static void emit_tlb(struct ctx *x, unsigned sz, unsigned need, unsigned miss)
     alu_imm(e, 4, 4, R(RAX), 0xfff);
 }
 
+/* The memory operand of instruction k, @sz bytes needing @need: its stub, linear address
+ * and TLB probe. On the fast path the operand is then MI(RDX, RAX, 0, 0). */
+static void emit_mem(struct ctx *x, unsigned k, unsigned sz, unsigned need)
+{
+    unsigned miss = stub(x, k);
+    emit_lin(x, k, true);
+    emit_tlb(x, sz, need, miss);
+}
+
+/* Lazy-flag kind of the ALU ops (ADC/SBB have their own path). */
+static const uint8_t alu_lf[8] = { LF_ADD, LF_LOGIC, 0, 0, LF_LOGIC, LF_SUB, LF_LOGIC, LF_SUB };
+
 /* Conditional branch of instruction k on a lazy-flag state known at compile time: the
  * host recomputes the flags with the same operation and size, then branches natively.
  * Returns the host condition to jump on, or -1 when this state needs cond_eval(). */
@@ -990,7 +1002,6 @@ static bool emit_inline(struct ctx *x, unsigned k)
         x->hf = hf;
         return true;
     case JK_ALU_RR: case JK_ALU_RI: case JK_ALU_RRM: {
-        static const uint8_t lf[8] = { LF_ADD, LF_LOGIC, 0, 0, LF_LOGIC, LF_SUB, LF_LOGIC, LF_SUB };
         unsigned op = i->op & 7, dst, dreg = i->jk == JK_ALU_RRM ? i->reg : i->rm;
         struct opnd d;
         bool mem = i->jk == JK_ALU_RRM && i->mod != 3;
@@ -1014,9 +1025,7 @@ static bool emit_inline(struct ctx *x, unsigned k)
         }
         /* the source first: caching it cannot then disturb an 8-bit destination */
         if (mem) {
-                unsigned miss = stub(x, k);
-            emit_lin(x, k, true);
-            emit_tlb(x, sz, P_R, miss);
+                emit_mem(x, k, sz, P_R);
             load_zx(e, sz, RCX, MI(RDX, RAX, 0, 0));
         } else if (i->jk == JK_ALU_RRM) {
             load_zx(e, sz, RCX, sz == 1 ? rd8(x, i->rm) : rd(x, i->rm));
@@ -1039,7 +1048,7 @@ static bool emit_inline(struct ctx *x, unsigned k)
             load_zx(e, sz, RAX, R(RAX));        /* the result is kept zero-extended */
         if (op != 7)
             mov_store(e, sz < 4 ? sz : 8, sz < 4 ? d : wr(x, dreg), RAX);
-        store_lazy(x, k, lf[op], sz, RAX, RDX, RCX);
+        store_lazy(x, k, alu_lf[op], sz, RAX, RDX, RCX);
         x->hf = mem || !x->live[k] ? HF_NONE : HF_ALL;   /* a stub rejoins with others */
         return true;
     }
@@ -1113,9 +1122,7 @@ static bool emit_inline(struct ctx *x, unsigned k)
         return true;
     case JK_LD: case JK_LDZX: case JK_ST: {
         unsigned msz = i->jk == JK_LDZX ? (i->op == 1 ? 1 : 2) : sz;
-        unsigned miss = stub(x, k);
-        emit_lin(x, k, true);
-        emit_tlb(x, msz, i->jk == JK_ST ? P_W : P_R, miss);
+        emit_mem(x, k, msz, i->jk == JK_ST ? P_W : P_R);
         if (i->jk == JK_ST) {
             load_zx(e, msz, RCX, msz == 1 ? rd8(x, i->reg) : rd(x, i->reg));
             mov_store(e, msz, MI(RDX, RAX, 0, 0), RCX);
@@ -1140,9 +1147,7 @@ static bool emit_inline(struct ctx *x, unsigned k)
             emit_get_cf(x);
         mov_store(e, 1, M(RSP, 8), RCX);
         if (mem) {
-            unsigned miss = stub(x, k);
-            emit_lin(x, k, true);
-            emit_tlb(x, sz, P_R, miss);
+            emit_mem(x, k, sz, P_R);
             load_zx(e, sz, RDX, MI(RDX, RAX, 0, 0));
         } else if (i->fn == op_alu_rm_imm) {
             mov_imm64(e, RDX, i->imm & sz_mask(sz));
@@ -1164,9 +1169,7 @@ static bool emit_inline(struct ctx *x, unsigned k)
     }
     case JK_MUL: {
         if (i->mod != 3) {
-            unsigned miss = stub(x, k);
-            emit_lin(x, k, true);
-            emit_tlb(x, sz, P_R, miss);
+            emit_mem(x, k, sz, P_R);
             load_zx(e, sz, RCX, MI(RDX, RAX, 0, 0));
         } else {
             load_zx(e, sz, RCX, rd(x, i->rm));
@@ -1185,9 +1188,7 @@ static bool emit_inline(struct ctx *x, unsigned k)
     }
     case JK_IMUL_RRM: {
         if (i->mod != 3) {
-            unsigned miss = stub(x, k);
-            emit_lin(x, k, true);
-            emit_tlb(x, sz, P_R, miss);
+            emit_mem(x, k, sz, P_R);
             load_zx(e, sz, RCX, MI(RDX, RAX, 0, 0));
         } else {
             load_zx(e, sz, RCX, rd(x, i->rm));
@@ -1206,9 +1207,7 @@ static bool emit_inline(struct ctx *x, unsigned k)
     case JK_TEST: {
         bool mem = i->fn != op_test_a_imm && i->mod != 3;
         if (mem) {
-            unsigned miss = stub(x, k);
-            emit_lin(x, k, true);
-            emit_tlb(x, sz, P_R, miss);
+            emit_mem(x, k, sz, P_R);
             load_zx(e, sz, RAX, MI(RDX, RAX, 0, 0));
         } else {
             unsigned a = i->fn == op_test_a_imm ? 0 : i->rm;
@@ -1232,9 +1231,7 @@ static bool emit_inline(struct ctx *x, unsigned k)
         unsigned opc = ssz == 1 ? 0x0fbe : ssz == 2 ? 0x0fbf : 0x63;
         struct opnd src;
         if (i->mod != 3) {
-            unsigned miss = stub(x, k);
-            emit_lin(x, k, true);
-            emit_tlb(x, ssz, P_R, miss);
+            emit_mem(x, k, ssz, P_R);
             src = MI(RDX, RAX, 0, 0);
         } else {
             src = ssz == 1 ? rd8(x, i->rm) : rd(x, i->rm);
@@ -1300,10 +1297,8 @@ static bool emit_inline(struct ctx *x, unsigned k)
         return true;
     }
     case JK_ALU_M: {
-        static const uint8_t lf[8] = { LF_ADD, LF_LOGIC, 0, 0, LF_LOGIC, LF_SUB, LF_LOGIC, LF_SUB };
-        unsigned op = i->op & 7, miss = stub(x, k);
-        emit_lin(x, k, true);
-        emit_tlb(x, sz, op == 7 ? P_R : P_W, miss);
+        unsigned op = i->op & 7;
+        emit_mem(x, k, sz, op == 7 ? P_R : P_W);
         lea(e, 8, RDX, MI(RDX, RAX, 0, 0));             /* rdx = the operand's host address */
         if (i->fn == op_alu_rm_r)
             load_zx(e, sz, RCX, sz == 1 ? rd8(x, i->reg) : rd(x, i->reg));
@@ -1317,13 +1312,11 @@ static bool emit_inline(struct ctx *x, unsigned k)
             load_zx(e, sz, RAX, R(RAX));
         if (op != 7)
             mov_store(e, sz, M(RDX, 0), RAX);
-        store_lazy(x, k, lf[op], sz, RAX, RSI, RCX);
+        store_lazy(x, k, alu_lf[op], sz, RAX, RSI, RCX);
         return true;
     }
     case JK_ST_IMM: {
-        unsigned miss = stub(x, k);
-        emit_lin(x, k, true);
-        emit_tlb(x, sz, P_W, miss);
+        emit_mem(x, k, sz, P_W);
         mov_mem_imm(e, sz, MI(RDX, RAX, 0, 0), (uint32_t)i->imm);
         return true;
     }
