@@ -642,6 +642,19 @@ static void emit_mem(struct ctx *x, unsigned k, unsigned sz, unsigned need)
     emit_tlb(x, sz, need, miss);
 }
 
+/* The r/m source of instruction k, @sz bytes zero-extended, into host register @dst:
+ * memory through emit_mem(), or the register rm. */
+static void emit_rm_src(struct ctx *x, unsigned k, unsigned sz, int dst)
+{
+    const struct insn *i = &x->insn[k];
+    if (i->mod != 3) {
+        emit_mem(x, k, sz, P_R);
+        load_zx(&x->e, sz, dst, MI(RDX, RAX, 0, 0));
+    } else {
+        load_zx(&x->e, sz, dst, sz == 1 ? rd8(x, i->rm) : rd(x, i->rm));
+    }
+}
+
 /* Lazy-flag kind of the ALU ops (ADC/SBB have their own path). */
 static const uint8_t alu_lf[8] = { LF_ADD, LF_LOGIC, 0, 0, LF_LOGIC, LF_SUB, LF_LOGIC, LF_SUB };
 
@@ -1024,11 +1037,8 @@ static bool emit_inline(struct ctx *x, unsigned k)
             }
         }
         /* the source first: caching it cannot then disturb an 8-bit destination */
-        if (mem) {
-                emit_mem(x, k, sz, P_R);
-            load_zx(e, sz, RCX, MI(RDX, RAX, 0, 0));
-        } else if (i->jk == JK_ALU_RRM) {
-            load_zx(e, sz, RCX, sz == 1 ? rd8(x, i->rm) : rd(x, i->rm));
+        if (i->jk == JK_ALU_RRM) {
+            emit_rm_src(x, k, sz, RCX);
         } else if (i->jk == JK_ALU_RR) {
             load_zx(e, sz, RCX, sz == 1 ? rd8(x, i->reg) : rd(x, i->reg));
         } else {
@@ -1168,12 +1178,7 @@ static bool emit_inline(struct ctx *x, unsigned k)
         return true;
     }
     case JK_MUL: {
-        if (i->mod != 3) {
-            emit_mem(x, k, sz, P_R);
-            load_zx(e, sz, RCX, MI(RDX, RAX, 0, 0));
-        } else {
-            load_zx(e, sz, RCX, rd(x, i->rm));
-        }
+        emit_rm_src(x, k, sz, RCX);
         mov_load(e, sz, RAX, rd(x, 0));
         enc(e, wflags(sz), 0xf7, 4, R(RCX));            /* mul rcx: rdx:rax */
         enc(e, W32, 0x0f92, 0, R(RCX));                 /* setc cl: CF = OF = high half */
@@ -1187,12 +1192,7 @@ static bool emit_inline(struct ctx *x, unsigned k)
         return true;
     }
     case JK_IMUL_RRM: {
-        if (i->mod != 3) {
-            emit_mem(x, k, sz, P_R);
-            load_zx(e, sz, RCX, MI(RDX, RAX, 0, 0));
-        } else {
-            load_zx(e, sz, RCX, rd(x, i->rm));
-        }
+        emit_rm_src(x, k, sz, RCX);
         mov_load(e, sz, RAX, rd(x, i->reg));
         enc(e, wflags(sz), 0x0faf, RAX, R(RCX));        /* imul rax, rcx */
         enc(e, W32, 0x0f92, 0, R(RCX));                 /* setc cl: CF = OF = overflow */
