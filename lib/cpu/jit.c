@@ -655,6 +655,18 @@ static void emit_rm_src(struct ctx *x, unsigned k, unsigned sz, int dst)
     }
 }
 
+/* After MUL/IMUL (host CF = OF = overflow, RAX = the low result; only moves since):
+ * the lazy state mul_flags() stores, LF_MUL with the overflow in lf_cin. */
+static void store_mul_flags(struct ctx *x, unsigned k, unsigned sz)
+{
+    if (x->live[k]) {
+        enc(&x->e, W32, 0x0f92, 0, R(RCX));            /* setc cl */
+        mov_store(&x->e, 1, FLD(OFF(lf_cin)), RCX);
+        alu_rr(&x->e, 4, 6, R(RSI), RSI);
+    }
+    store_lazy(x, k, LF_MUL, sz, RAX, RAX, RSI);
+}
+
 /* Lazy-flag kind of the ALU ops (ADC/SBB have their own path). */
 static const uint8_t alu_lf[8] = { LF_ADD, LF_LOGIC, 0, 0, LF_LOGIC, LF_SUB, LF_LOGIC, LF_SUB };
 
@@ -1123,12 +1135,7 @@ static bool emit_inline(struct ctx *x, unsigned k)
         enc(e, W32, 0x69, RAX, R(RCX));
         b4(e, (uint32_t)i->imm);
         mov_store(e, 8, wr(x, i->reg), RAX);
-        if (x->live[k]) {
-            enc(e, W32, 0x0f92, 0, R(RCX));     /* setc cl: CF = OF = overflow */
-            mov_store(e, 1, FLD(OFF(lf_cin)), RCX);
-            alu_rr(e, 4, 6, R(RCX), RCX);
-        }
-        store_lazy(x, k, LF_MUL, 4, RAX, RAX, RCX);
+        store_mul_flags(x, k, 4);
         return true;
     case JK_LD: case JK_LDZX: case JK_ST: {
         unsigned msz = i->jk == JK_LDZX ? (i->op == 1 ? 1 : 2) : sz;
@@ -1181,27 +1188,17 @@ static bool emit_inline(struct ctx *x, unsigned k)
         emit_rm_src(x, k, sz, RCX);
         mov_load(e, sz, RAX, rd(x, 0));
         enc(e, wflags(sz), 0xf7, 4, R(RCX));            /* mul rcx: rdx:rax */
-        enc(e, W32, 0x0f92, 0, R(RCX));                 /* setc cl: CF = OF = high half */
         mov_store(e, 8, wr(x, 0), RAX);
         mov_store(e, 8, wr(x, 2), RDX);
-        if (x->live[k]) {
-            mov_store(e, 1, FLD(OFF(lf_cin)), RCX);
-            alu_rr(e, 4, 6, R(RSI), RSI);
-        }
-        store_lazy(x, k, LF_MUL, sz, RAX, RAX, RSI);
+        store_mul_flags(x, k, sz);
         return true;
     }
     case JK_IMUL_RRM: {
         emit_rm_src(x, k, sz, RCX);
         mov_load(e, sz, RAX, rd(x, i->reg));
         enc(e, wflags(sz), 0x0faf, RAX, R(RCX));        /* imul rax, rcx */
-        enc(e, W32, 0x0f92, 0, R(RCX));                 /* setc cl: CF = OF = overflow */
         mov_store(e, 8, wr(x, i->reg), RAX);
-        if (x->live[k]) {
-            mov_store(e, 1, FLD(OFF(lf_cin)), RCX);
-            alu_rr(e, 4, 6, R(RSI), RSI);
-        }
-        store_lazy(x, k, LF_MUL, sz, RAX, RAX, RSI);
+        store_mul_flags(x, k, sz);
         return true;
     }
     case JK_TEST: {
