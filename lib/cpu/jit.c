@@ -726,22 +726,19 @@ static void emit_get_cf(struct ctx *x)
         return;
     default: {
         /* not known here: the common states inline, the rest through get_cf() */
-        unsigned l_sub1 = new_label(e), l_call = new_label(e), done = new_label(e);
-        movzx16(e, RAX, FLD(OFF(lf_op)));
-        alu_imm(e, 4, 7, R(RAX), LF_SUB | 4 << 8);
-        jcc_to(e, 5, l_sub1);
-        mov_load(e, 4, RAX, FLD(OFF(lf_a)));
-        op_w(e, 4, 0x3b, RAX, FLD(OFF(lf_b)));
-        enc(e, W32, 0x0f92, 0, R(RCX));
-        jmp_to(e, done);
-        bind(e, l_sub1);
-        alu_imm(e, 4, 7, R(RAX), LF_SUB | 1 << 8);
-        jcc_to(e, 5, l_call);
-        load_zx(e, 1, RAX, FLD(OFF(lf_a)));
-        op_w(e, 1, 0x3b, RAX, FLD(OFF(lf_b)));
-        enc(e, W32, 0x0f92, 0, R(RCX));
-        jmp_to(e, done);
-        bind(e, l_call);
+        static const unsigned sub_sizes[] = { 4, 1 };   /* after a 32-bit or 8-bit CMP/SUB */
+        unsigned done = new_label(e);
+        movzx16(e, RAX, FLD(OFF(lf_op)));               /* lf_op | lf_sz << 8 */
+        for (unsigned n = 0; n < 2; n++) {
+            unsigned sz2 = sub_sizes[n], next = new_label(e);
+            alu_imm(e, 4, 7, R(RAX), (int32_t)(LF_SUB | sz2 << 8));
+            jcc_to(e, 5, next);
+            load_zx(e, sz2, RAX, FLD(OFF(lf_a)));
+            op_w(e, sz2, 0x3b, RAX, FLD(OFF(lf_b)));
+            enc(e, W32, 0x0f92, 0, R(RCX));             /* setc cl */
+            jmp_to(e, done);
+            bind(e, next);
+        }
         mov_store(e, 8, R(RDI), RBX);
         call_abs(e, (const void *)cf_call);
         mov_store(e, 4, R(RCX), RAX);
