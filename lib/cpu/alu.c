@@ -84,21 +84,9 @@ bool cond_eval(struct cpu *c, unsigned cc)
     if ((cc == 4 || cc == 5) && c->lf_op != LF_NONE)
         return ((c->lf_res & sz_mask(c->lf_sz)) == 0) ^ (cc & 1);
     if (c->lf_op == LF_SUB) {
-        unsigned sz = c->lf_sz;
-        uint64_t a = c->lf_a, b = c->lf_b;
-        switch (cc) {
-        case 2: return a < b;
-        case 3: return a >= b;
-        case 4: return a == b;
-        case 5: return a != b;
-        case 6: return a <= b;
-        case 7: return a > b;
-        case 12: return sext(a, sz) < sext(b, sz);
-        case 13: return sext(a, sz) >= sext(b, sz);
-        case 14: return sext(a, sz) <= sext(b, sz);
-        case 15: return sext(a, sz) > sext(b, sz);
-        default: break;
-        }
+        int r = cond_sub(c, cc);
+        if (r >= 0)
+            return r;
     } else if (c->lf_op == LF_LOGIC) {
         uint64_t res = c->lf_res & sz_mask(c->lf_sz);
         bool sf = (res & sz_sign(c->lf_sz)) != 0;

@@ -366,7 +366,6 @@ struct ctx {
     const struct insn *insn;
     unsigned n, csz;
     uint32_t *off;          /* byte offset of instruction k from the block start */
-    unsigned *after;        /* label: the code after instruction k */
     int lf_op, lf_sz;       /* lazy-flag kind known at this point of the block, or -1 */
     int hf;                 /* host flags hold the guest's: HF_ALL, HF_NOCF (after INC/DEC) */
     bool live[64];          /* the flags instruction k leaves are read by someone */
@@ -1455,7 +1454,6 @@ const void *jit_compile(struct jit *j, struct cpu *c, const struct insn *insn, u
     xp->n = n;
     xp->csz = csz;
     xp->off = off;
-    xp->after = after;
     xp->lf_op = xp->lf_sz = -1;
     xp->hf = HF_NONE;
     rm_reset(&xp->rm);

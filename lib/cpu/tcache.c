@@ -4,11 +4,12 @@
  * Invalidation is per page and O(1): every RAM page has a generation number that a
  * block records when it is built; a write that overlaps the page's code (tracked in
  * 128-byte chunks) bumps the generation, and stale blocks simply stop matching. Blocks
- * never cross a page boundary, so one generation check covers all of a block's bytes.
+ * never cross a page boundary, so one generation check covers all of a block's bytes,
+ * except a block of one instruction that does: it checks the second page's too.
  * Storage is a bump arena: when it is full, everything is flushed (the cache is bounded).
  *
- * block_run() is the only place that executes a block; a JIT can replace it (and keep
- * the same keys, invalidation and struct block header) without touching the rest. */
+ * tcache_run() executes blocks: compiled code (jit.c) where a block has it, else the insn
+ * loop; keys, invalidation and the struct block header are the same either way. */
 #include <stdlib.h>
 
 #include "x86.h"
@@ -303,14 +304,6 @@ static inline void run_one_block(struct cpu *c, const struct block *b)
 }
 
 typedef void (*block_code)(struct cpu *c);
-
-void block_run(struct cpu *c, struct block *b)
-{
-    if (b->code)
-        ((block_code)b->code)(c);
-    else
-        run_one_block(c, b);
-}
 
 /* Run blocks back to back while nothing needs the run loop: the jump cache is probed
  * inline, so a hot loop costs one probe and one indirect call per instruction. */

@@ -284,25 +284,34 @@ static inline void lazy(struct cpu *c, unsigned op, unsigned sz, uint64_t res, u
     c->lf_b = b;
 }
 
+/* Condition @cc after a SUB/CMP (lf_op == LF_SUB) straight from its operands; -1 for the
+ * conditions (overflow, sign, parity) this does not cover. */
+static inline int cond_sub(const struct cpu *c, unsigned cc)
+{
+    uint64_t a = c->lf_a, b = c->lf_b;
+    switch (cc) {
+    case 2: return a < b;
+    case 3: return a >= b;
+    case 4: return a == b;
+    case 5: return a != b;
+    case 6: return a <= b;
+    case 7: return a > b;
+    case 12: return sext(a, c->lf_sz) < sext(b, c->lf_sz);
+    case 13: return sext(a, c->lf_sz) >= sext(b, c->lf_sz);
+    case 14: return sext(a, c->lf_sz) <= sext(b, c->lf_sz);
+    case 15: return sext(a, c->lf_sz) > sext(b, c->lf_sz);
+    default: return -1;
+    }
+}
+
 /* cond_eval() with its common cases inline: handlers pass a constant @cc, so each
  * specialized branch compiles to a compare or two on the lazy operands. */
 static inline bool cond_fast(struct cpu *c, unsigned cc)
 {
     if (c->lf_op == LF_SUB) {
-        uint64_t a = c->lf_a, b = c->lf_b;
-        switch (cc) {
-        case 2: return a < b;
-        case 3: return a >= b;
-        case 4: return a == b;
-        case 5: return a != b;
-        case 6: return a <= b;
-        case 7: return a > b;
-        case 12: return sext(a, c->lf_sz) < sext(b, c->lf_sz);
-        case 13: return sext(a, c->lf_sz) >= sext(b, c->lf_sz);
-        case 14: return sext(a, c->lf_sz) <= sext(b, c->lf_sz);
-        case 15: return sext(a, c->lf_sz) > sext(b, c->lf_sz);
-        default: break;
-        }
+        int r = cond_sub(c, cc);
+        if (r >= 0)
+            return r;
     }
     if ((cc == 4 || cc == 5) && c->lf_op != LF_NONE)
         return ((c->lf_res & sz_mask(c->lf_sz)) == 0) ^ (cc & 1);
@@ -495,7 +504,6 @@ void tcache_write(struct cpu *c, uint64_t gpa, unsigned len);
 bool tcache_page_has_code(struct tcache *t, uint64_t gpage);
 bool tcache_set_jit(struct cpu *c, bool on);
 struct block *tcache_get(struct cpu *c);
-void block_run(struct cpu *c, struct block *b);
 void tcache_run(struct cpu *c);
 
 /* ---- block compiler (jit.c) ---- */
