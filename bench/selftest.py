@@ -8,6 +8,7 @@
 - bench/run parses its options.
 Exit 77 = skipped (ctest SKIP_RETURN_CODE).
 """
+import errno
 import json
 import os
 import subprocess
@@ -21,18 +22,28 @@ def main():
     guests = os.path.join(bdir, "guests")
     failures = []
 
-    host = subprocess.run([os.path.join(guests, "compute-host-small")], capture_output=True,
-                          text=True)
-    if host.returncode != 0 or not host.stdout.startswith("checksum "):
-        failures.append("host build: %r" % host.stdout)
+    try:
+        host = subprocess.run([os.path.join(guests, "compute-host-small")], capture_output=True,
+                              text=True)
+        if host.returncode != 0 or not host.stdout.startswith("checksum "):
+            failures.append("host build: %r" % host.stdout)
+        expect = host.stdout
+    except OSError as e:
+        if e.errno != errno.ENOEXEC:
+            raise
+        # A kernel without IA32 emulation cannot run the 32-bit host build: then Unicorn's
+        # run is only checked for a checksum line, not against the host's value.
+        print("selftest: this kernel cannot run 32-bit programs, host build check skipped")
+        expect = None
     try:
         import unicorn  # noqa: F401
         r = subprocess.run([sys.executable, os.path.join(HERE, "unicorn_run.py"),
                             os.path.join(guests, "compute-small.elf")], capture_output=True,
                            text=True)
         got = json.loads(r.stdout)
-        if got["status"] != 0 or got["console"] != host.stdout:
-            failures.append("unicorn: %r, host build: %r" % (got, host.stdout))
+        if got["status"] != 0 or not got["console"].startswith("checksum ") or \
+                (expect is not None and got["console"] != expect):
+            failures.append("unicorn: %r, host build: %r" % (got, expect))
     except ImportError:
         print("selftest: python3-unicorn missing, Unicorn check skipped")
 

@@ -23,6 +23,17 @@ void vt_missing(const char *fmt, ...)
     }
 }
 
+void vt_missing_kvm(void)
+{
+    const char *nokvm = getenv("VMCORE_TEST_NO_KVM");
+    if (nokvm && strcmp(nokvm, "1") == 0) {
+        print_message("skipped: needs /dev/kvm (VMCORE_TEST_NO_KVM=1: this machine has none)\n");
+        skip();
+        return;
+    }
+    vt_missing("needs a usable /dev/kvm");
+}
+
 int vt_is_root(void) { return geteuid() == 0; }
 
 int vt_have_kvm(void)
