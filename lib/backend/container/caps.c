@@ -3,7 +3,6 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
-#include <grp.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -40,11 +39,14 @@ int caps_apply(uint64_t keep, uint32_t uid, uint32_t gid, bool userns, struct ct
     }
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
         return ct_child_fail(e, VMCORE_ESYS, errno, "clear ambient capabilities");
-    if (setgroups(0, NULL) < 0 && !(userns && errno == EPERM))
+    /* Raw system calls: glibc's wrappers would make every thread of the process change
+     * its ids (the setxid broadcast) and wait forever for the parent's threads, which do
+     * not exist in this child. Only this thread exists, so the raw call is enough. */
+    if (syscall(SYS_setgroups, 0, NULL) < 0 && !(userns && errno == EPERM))
         return ct_child_fail(e, VMCORE_ESYS, errno, "setgroups");
-    if (setresgid(gid, gid, gid) < 0)
+    if (syscall(SYS_setresgid, gid, gid, gid) < 0)
         return ct_child_fail(e, VMCORE_ECONFIG, errno, "process.gid: setresgid(%u)", gid);
-    if (setresuid(uid, uid, uid) < 0)
+    if (syscall(SYS_setresuid, uid, uid, uid) < 0)
         return ct_child_fail(e, VMCORE_ECONFIG, errno, "process.uid: setresuid(%u)", uid);
     if (uid == 0) {
         struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };

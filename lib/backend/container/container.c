@@ -371,9 +371,18 @@ static int run_start(struct ct *ct, struct ct_run *r, const char *exe, const cha
         return err_sys(err, VMCORE_ESYS, errno, "pipe");
     }
     r->init_status_fd = st_pipe[0];
+    int image = -1;
+    if (!r->is_exec && cfg->process.init && (image = ct_init_image_fd(err)) < 0) {
+        close(st_pipe[0]);
+        close(st_pipe[1]);
+        r->init_status_fd = -1;
+        stdio_close(&io);
+        return err->code;
+    }
     struct ct_spawn s;
     memset(&s, 0, sizeof s);
     s.init_status_fd = st_pipe[1];
+    s.init_image_fd = image;
     s.cfg = cfg;
     s.exe = exe;
     s.argv = argv;
@@ -394,6 +403,8 @@ static int run_start(struct ct *ct, struct ct_run *r, const char *exe, const cha
     rc = ct_spawn(&s, &r->proc, err);
     if (st_pipe[1] >= 0)
         close(st_pipe[1]);
+    if (image >= 0)
+        close(image);
     if (rc < 0)
         goto fail;
     if (!r->proc.in_cgroup && (rc = cgroup_attach(&ct->cg, r->proc.pid, err)) < 0)

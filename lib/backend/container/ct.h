@@ -20,8 +20,10 @@
 
 /* --- errors reported by the child through its error pipe ------------------------ */
 struct ct_child_err {
-    int code;        /* VMCORE_E* */
+    int code;        /* VMCORE_E*; 0 with @pid: not an error, exec's middle process
+                        reporting the pid of the process it cloned into the container */
     int errnum;      /* errno, 0 if none */
+    int pid;
     char msg[400];
 };
 /* Fill @e and return -1 (child side; no allocation). */
@@ -130,6 +132,7 @@ struct ct_spawn {
     int init_status_fd;         /* process.init: the init writes the workload's killing
                                    signal here (an int) before exiting, else -1 */
     const char *pty_slave_path; /* for /dev/console, or NULL */
+    int init_image_fd;          /* process.init: sealed memfd of the built-in init, else -1 */
 };
 
 struct ct_proc {
@@ -138,7 +141,12 @@ struct ct_proc {
     int sync_wr;                /* write a byte to let the child continue */
     int err_rd;                 /* EOF = exec'd; data = struct ct_child_err */
     bool in_cgroup;             /* CLONE_INTO_CGROUP placed it already */
+    bool joining;               /* exec: until released, pid/pidfd are the middle process
+                                   (see spawn.c); then the process in the container */
 };
+
+/* The built-in init (init/ct_init.c) in a new sealed, close-on-exec memfd; -1 with @err. */
+int ct_init_image_fd(struct vmcore_err *err);
 
 /* clone3 the child; it waits for ct_spawn_release(). */
 int ct_spawn(const struct ct_spawn *s, struct ct_proc *p, struct vmcore_err *err);

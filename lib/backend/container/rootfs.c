@@ -459,6 +459,43 @@ static int user_mounts(int root, const struct vmcore_config *cfg, struct ct_chil
     return 0;
 }
 
+/* The host's /sys on @dstfd, for when sysfs cannot be mounted. The bind must be recursive
+ * (in a user namespace the host's submounts are locked to /sys: a plain bind is refused),
+ * and a recursive bind brings the host's cgroup hierarchies along, writable: so every
+ * mount of the copy is made read-only before it is attached (mount_setattr AT_RECURSIVE,
+ * which a remount of the top alone is not), and an empty read-only tmpfs covers
+ * /sys/fs/cgroup, whose host tree is none of the container's business. Without the new
+ * mount API (Linux < 5.12) the start fails rather than expose a writable cgroupfs. */
+static int host_sys_readonly(int dstfd, int root, struct ct_child_err *e)
+{
+    const char *what = "network.mode host with a user namespace: sysfs cannot be mounted, and";
+    int tree = open_tree(AT_FDCWD, "/sys", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    if (tree < 0)
+        return ct_child_fail(e, VMCORE_EUNAVAIL, errno, "%s a read-only copy of the host's /sys "
+                             "needs open_tree(2)", what);
+    struct mount_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    if (mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0) {
+        int errnum = errno;
+        close(tree);
+        return ct_child_fail(e, VMCORE_EUNAVAIL, errnum, "%s the host's /sys cannot be made "
+                             "read-only (mount_setattr)", what);
+    }
+    int r = move_mount(tree, "", dstfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+    int errnum = errno;
+    close(tree);
+    if (r < 0)
+        return ct_child_fail(e, VMCORE_ESYS, errnum, "attach the read-only /sys");
+    int cg = open_in_root(root, "/sys/fs/cgroup", false);
+    if (cg < 0)
+        return errno == ENOENT ? 0 : ct_child_fail(e, VMCORE_ESYS, errno, "open /sys/fs/cgroup");
+    r = mount_on("tmpfs", cg, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=0555");
+    errnum = errno;
+    close(cg);
+    return r < 0 ? ct_child_fail(e, VMCORE_ESYS, errnum, "cover /sys/fs/cgroup") : 0;
+}
+
 /* /proc and /sys of the container, on the folders of those names inside the rootfs.
  * Returns fds of both mounts in @proc and @sys. */
 static int kernel_fs(int root, int *proc, int *sys, struct ct_child_err *e)
@@ -476,9 +513,9 @@ static int kernel_fs(int root, int *proc, int *sys, struct ct_child_err *e)
         return ct_child_fail(e, VMCORE_ESYS, errno, "mkdir /sys");
     int r = 0;
     if (mount_on("sysfs", fd, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-        /* sysfs needs a net namespace owned by our user namespace; else bind the host's. */
-        r = bind_mount("/sys", fd, root, "/sys", true, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                       "/sys", e);
+        /* sysfs needs a net namespace owned by our user namespace (not so with a user
+         * namespace and the host's network): then the host's, read-only throughout. */
+        r = host_sys_readonly(fd, root, e);
     close(fd);
     if (r < 0)
         return -1;

@@ -1,10 +1,26 @@
 /* clone3 + pidfd: start a process inside new namespaces (or inside a running container's,
  * for exec) and do all the setup in the child between clone3 and execve, so a start costs
- * one clone and one exec, no helper binaries.
+ * one clone and one exec, no helper binaries on disk.
  *
  * Handshake: the child blocks on a sync pipe until the parent has put it into its cgroups,
  * written its id maps and made its veth; it then reports failure through a close-on-exec
- * error pipe (EOF there means execve succeeded). */
+ * error pipe (EOF there means execve succeeded).
+ *
+ * What the container may see of the host (issue 11): the child is a fork of the host
+ * process, so before anything else it closes every descriptor it was not given, and it is
+ * non-dumpable (its /proc files need CAP_SYS_PTRACE, which the container does not have)
+ * until execve. A new container's child is alone in its new pid namespace until then. An
+ * exec'd process must appear in the container's pid namespace, where container root may be
+ * watching /proc: it is cloned in the host's namespace, closes and hides first, and only
+ * then joins the container and clones the real process into it (CLONE_PARENT: a child of
+ * ours, whose pid the middle one reports before it exits), so nothing of the host is there
+ * to see when it appears. PID 1 with process.init is not a fork of the host either: the
+ * fork execs the built-in init (init/ct_init.c) from a sealed memfd.
+ *
+ * After clone3 in a multi-threaded process only async-signal-safe calls are made: raw
+ * system calls for the credential changes (glibc's setuid family would wait for the other
+ * threads of the parent, which do not exist here) and for the forks (no atfork handlers,
+ * no malloc locks). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -17,6 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -59,42 +77,159 @@ static int write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
-/* The tiny init (process.init): PID 1 forks the workload, forwards signals to it, reaps
- * every orphan and exits with the workload's status (128+N if a signal ended it). */
-static void __attribute__((noreturn)) run_init(pid_t child, int status_fd)
+/* Close every descriptor but the @n in @keep (-1 entries ignored). */
+static void keep_only_fds(const int *keep, int n)
 {
-    sigset_t all;
-    sigfillset(&all);
-    for (;;) {
-        siginfo_t si;
-        int sig = sigwaitinfo(&all, &si);
-        if (sig < 0)
+    int k[16], m = 0;
+    for (int i = 0; i < n && m < 16; i++) {
+        if (keep[i] < 0)
             continue;
-        if (sig != SIGCHLD) {
-            kill(child, sig);
-            continue;
+        int j = m++;
+        while (j > 0 && k[j - 1] > keep[i]) {
+            k[j] = k[j - 1];
+            j--;
         }
-        int st;
-        pid_t p;
-        while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
-            if (p != child)
-                continue;
-            /* PID 1 cannot die of a signal it sends itself; tell the host what
-             * really happened, and exit with the shell's convention. */
-            if (WIFSIGNALED(st) && status_fd >= 0) {
-                int sig = WTERMSIG(st);
-                write_all(status_fd, &sig, sizeof sig);
-            }
-            _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+        k[j] = keep[i];
+    }
+    unsigned next = 0;
+    for (int i = 0; i < m; i++) {
+        if ((unsigned)k[i] > next)
+            syscall(SYS_close_range, next, (unsigned)k[i] - 1, 0u);
+        next = (unsigned)k[i] + 1;
+    }
+    syscall(SYS_close_range, next, ~0u, 0u);
+}
+
+/* fork() without glibc: no atfork handlers, no locks (see the top of this file).
+ * @flags: CLONE_* and the exit signal. Returns like fork(). */
+static pid_t raw_fork(unsigned long flags)
+{
+    return (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, 0UL);
+}
+
+static void set_sigmask(int how, bool all)
+{
+    uint64_t set = all ? ~0ull : 0;
+    syscall(SYS_rt_sigprocmask, how, &set, NULL, sizeof set);
+}
+
+/* Decimal @v into @buf (at least 12 bytes). */
+static void fmt_int(char *buf, int v)
+{
+    char tmp[12];
+    int n = 0;
+    unsigned u = v < 0 ? 0u - (unsigned)v : (unsigned)v;
+    do
+        tmp[n++] = (char)('0' + u % 10);
+    while ((u /= 10) && n < 11);
+    int j = 0;
+    if (v < 0)
+        buf[j++] = '-';
+    while (n)
+        buf[j++] = tmp[--n];
+    buf[j] = 0;
+}
+
+/* process.init: this process (PID 1) forks the workload, which returns to go on with the
+ * setup once the init has exec'd; PID 1 itself becomes the built-in init (@s->init_image_fd)
+ * with stdio on /dev/null, the report pipe as fd 3 and nothing else. Returns 0 in the
+ * workload, -1 (with @e) on failure; the init never returns. */
+static int become_init(const struct ct_spawn *s, int err_wr, struct ct_child_err *e)
+{
+    int go[2];
+    if (pipe2(go, O_CLOEXEC) < 0)
+        return ct_child_fail(e, VMCORE_ESYS, errno, "pipe");
+    set_sigmask(SIG_BLOCK, true); /* the init waits for signals; none may be lost */
+    pid_t pid = raw_fork(SIGCHLD);
+    if (pid < 0) {
+        int errnum = errno;
+        set_sigmask(SIG_SETMASK, false);
+        close(go[0]);
+        close(go[1]);
+        return ct_child_fail(e, VMCORE_ESYS, errnum, "fork the workload under init");
+    }
+    if (pid == 0) {
+        /* The workload: wait until the init has exec'd (EOF), so that a failure to exec
+         * it can still fail the start before the workload runs. */
+        char c;
+        close(go[1]);
+        while (read(go[0], &c, 1) < 0 && errno == EINTR)
+            ;
+        close(go[0]);
+        return 0;
+    }
+    close(go[0]);
+    /* The init keeps no copy of stdio or the error pipe: their EOFs must mean the
+     * workload exec'd or ended. */
+    for (int fd = 0; fd < 3; fd++) {
+        int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (nul >= 0) {
+            dup2(nul, fd);
+            close(nul);
         }
     }
+    /* Move what the init needs above the stdio and the slots it is dup'd to, then down:
+     * 3 = the report pipe (kept), 4 = the image, 5 = go, 6 = the error pipe (close-on-exec). */
+    int hi[4] = { s->init_status_fd, s->init_image_fd, go[1], err_wr };
+    for (int i = 0; i < 4; i++)
+        if (hi[i] >= 0)
+            hi[i] = fcntl(hi[i], F_DUPFD_CLOEXEC, 16);
+    keep_only_fds(hi, 4);
+    for (int i = 0; i < 4; i++)
+        if (hi[i] >= 0)
+            dup3(hi[i], 3 + i, i == 0 ? 0 : O_CLOEXEC);
+    keep_only_fds((const int[]){ 0, 1, 2, hi[0] >= 0 ? 3 : -1, 4, 5, hi[3] >= 0 ? 6 : -1 }, 7);
+    char pidbuf[12];
+    fmt_int(pidbuf, pid);
+    char *const argv[] = { "init", pidbuf, hi[0] >= 0 ? "3" : "-", NULL };
+    char *const envp[] = { NULL };
+    syscall(SYS_execveat, 4, "", argv, envp, AT_EMPTY_PATH);
+    struct ct_child_err fe;
+    memset(&fe, 0, sizeof fe);
+    ct_child_fail(&fe, VMCORE_ESYS, errno, "process.init: exec the built-in init from its memfd "
+                  "(refused by vm.memfd_noexec or a security module?)");
+    write_all(6, &fe, sizeof fe);
+    kill(pid, SIGKILL);
+    _exit(127);
+}
+
+/* exec: in the middle process (host pid namespace, nothing of the host left), join the
+ * container's namespaces and clone the process that runs there as a child of our parent.
+ * Returns 0 in that process; the middle one reports its pid and exits. */
+static int join_container(const struct ct_spawn *s, int err_wr, struct ct_child_err *e)
+{
+    int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP |
+                (s->new_net ? CLONE_NEWNET : 0) | (s->userns ? CLONE_NEWUSER : 0);
+    if (setns(s->join_pidfd, flags) < 0)
+        return ct_child_fail(e, VMCORE_ESYS, errno, "setns into the container");
+    /* exit signal 0 (CLONE_PARENT takes ours): no SIGCHLD reaches the application */
+    pid_t pid = raw_fork(CLONE_PARENT);
+    if (pid < 0)
+        return ct_child_fail(e, VMCORE_ESYS, errno, "clone into the container");
+    if (pid == 0)
+        return 0;
+    struct ct_child_err msg;
+    memset(&msg, 0, sizeof msg);
+    msg.pid = pid;
+    write_all(err_wr, &msg, sizeof msg);
+    _exit(0);
 }
 
 /* Everything between clone3 and execve. Returns only on failure. */
-static void child_setup(const struct ct_spawn *s, int sync_rd, struct ct_child_err *e)
+static void child_setup(const struct ct_spawn *s, int sync_rd, int err_wr, struct ct_child_err *e)
 {
     const struct vmcore_config *cfg = s->cfg;
     bool userns = s->userns;
+    bool exec = s->join_pidfd >= 0;
+    /* A fork of the host process: hide it and drop every descriptor it was not given
+     * before anything else. A new container's child may stay dumpable until the parent
+     * has written its id maps (rootless, it could not open them otherwise); nothing but
+     * the host can see it until then. */
+    if (exec)
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    int keep[] = { sync_rd, err_wr, s->stdio[0], s->stdio[1], s->stdio[2], s->join_pidfd,
+                   s->init_status_fd, s->init_image_fd };
+    keep_only_fds(keep, (int)(sizeof keep / sizeof keep[0]));
     char c;
     /* Wait for the parent: cgroups, id maps, veth. EOF means it gave up. */
     ssize_t n;
@@ -106,14 +241,16 @@ static void child_setup(const struct ct_spawn *s, int sync_rd, struct ct_child_e
         return;
     }
     close(sync_rd);
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
-    if (userns && s->join_pidfd < 0 && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) {
+    if (userns && !exec &&
+        (syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0)) {
         /* Until now we ran with the host's ids, which the new namespace cannot map:
          * files we create (in /dev) would fail with EOVERFLOW. */
         ct_child_fail(e, VMCORE_ECONFIG, errno, "userns.uid_map/gid_map: id 0 inside is not mapped");
         return;
     }
-    if (s->join_pidfd < 0) {
+    if (!exec) {
         /* The cgroup namespace is rooted at the group the parent just moved us into. */
         if (unshare(CLONE_NEWCGROUP) < 0) {
             ct_child_fail(e, VMCORE_ESYS, errno, "unshare(CLONE_NEWCGROUP)");
@@ -129,12 +266,8 @@ static void child_setup(const struct ct_spawn *s, int sync_rd, struct ct_child_e
         if (s->new_net && net_child_setup(s->veth_addr ? "eth0" : NULL, s->veth_addr, e) < 0)
             return;
     } else {
-        int flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP |
-                    (s->new_net ? CLONE_NEWNET : 0) | (userns ? CLONE_NEWUSER : 0);
-        if (setns(s->join_pidfd, flags) < 0) {
-            ct_child_fail(e, VMCORE_ESYS, errno, "setns into the container");
+        if (join_container(s, err_wr, e) < 0)
             return;
-        }
         if (chdir("/") < 0) {
             ct_child_fail(e, VMCORE_ESYS, errno, "chdir /");
             return;
@@ -150,7 +283,7 @@ static void child_setup(const struct ct_spawn *s, int sync_rd, struct ct_child_e
             return;
         }
     }
-    /* Nothing else the host process holds may leak into the container. */
+    /* What is left above stdio (the pipes to the parent, the init's) ends at execve. */
     syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
     if (s->pty_slave >= 0) {
         if (setsid() < 0 || ioctl(0, TIOCSCTTY, 0) < 0) {
@@ -159,7 +292,7 @@ static void child_setup(const struct ct_spawn *s, int sync_rd, struct ct_child_e
         }
     }
     const char *cwd = cfg->process.cwd ? cfg->process.cwd : "/";
-    if (s->join_pidfd < 0 && chdir(cwd) < 0) {
+    if (!exec && chdir(cwd) < 0) {
         ct_child_fail(e, VMCORE_ECONFIG, errno, "process.cwd: %s", cwd);
         return;
     }
@@ -173,38 +306,10 @@ static void child_setup(const struct ct_spawn *s, int sync_rd, struct ct_child_e
         ct_child_fail(e, VMCORE_ESYS, errno, "prctl(PR_SET_PDEATHSIG)");
         return;
     }
-
-    sigset_t all;
-    sigfillset(&all);
-    if (cfg->process.init && s->join_pidfd < 0) {
-        sigprocmask(SIG_BLOCK, &all, NULL);
-        pid_t pid = fork();
-        if (pid < 0) {
-            ct_child_fail(e, VMCORE_ESYS, errno, "fork the workload under init");
-            return;
-        }
-        if (pid > 0) {
-            /* The init keeps no copy of the error pipe or stdio: EOFs must mean the
-             * workload exec'd or ended. */
-            for (int fd = 0; fd < 3; fd++) {
-                int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
-                if (nul >= 0) {
-                    dup2(nul, fd);
-                    close(nul);
-                }
-            }
-            int max = (int)sysconf(_SC_OPEN_MAX);
-            for (int fd = 3; fd < max && fd < 1024; fd++)
-                if (fd != s->init_status_fd)
-                    close(fd);
-            prctl(PR_SET_NAME, "init", 0, 0, 0);
-            run_init(pid, s->init_status_fd);
-        }
-    }
+    if (cfg->process.init && !exec && become_init(s, err_wr, e) < 0)
+        return;
     /* Signals the loop's thread had blocked must not stay blocked in the workload. */
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    set_sigmask(SIG_SETMASK, false);
     for (int sig = 1; sig < NSIG; sig++)
         signal(sig, SIG_DFL);
 
@@ -219,6 +324,30 @@ static void child_setup(const struct ct_spawn *s, int sync_rd, struct ct_child_e
     execve(s->exe, argv, cfg->process.env && cfg->process.nenv ? cfg->process.env : dflt);
     ct_child_fail(e, errno == ENOENT ? VMCORE_ENOENT : VMCORE_ESYS, errno,
                   "process.args[0]: execve %s", s->exe);
+}
+
+extern const unsigned char ct_init_image[], ct_init_image_end[];
+
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+
+int ct_init_image_fd(struct vmcore_err *err)
+{
+    /* MFD_EXEC: where vm.memfd_noexec makes memfds non-executable by default (Linux 6.3+). */
+    int fd = memfd_create("vmcore-init", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+    if (fd < 0 && errno == EINVAL)
+        fd = memfd_create("vmcore-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return err_sys(err, VMCORE_ESYS, errno, "process.init: memfd_create");
+    size_t len = (size_t)(ct_init_image_end - ct_init_image);
+    if (write_all(fd, ct_init_image, len) < 0 || fchmod(fd, 0555) < 0 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) {
+        int e = errno;
+        close(fd);
+        return err_sys(err, VMCORE_ESYS, e, "process.init: write and seal the init's memfd");
+    }
+    return fd;
 }
 
 int ct_spawn(const struct ct_spawn *s, struct ct_proc *p, struct vmcore_err *err)
@@ -251,19 +380,6 @@ int ct_spawn(const struct ct_spawn *s, struct ct_proc *p, struct vmcore_err *err
     ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
     ca.exit_signal = 0; /* no SIGCHLD: the pidfd tells us; other waiters never see it */
     ca.cgroup = s->cgroup_fd >= 0 ? (uint64_t)s->cgroup_fd : 0;
-    /* exec: a pid namespace can only be entered by children, so point this thread's
-     * pid_for_children at the container's for the one clone3, then back. */
-    int own_pidns = -1;
-    if (s->join_pidfd >= 0) {
-        own_pidns = open("/proc/thread-self/ns/pid", O_RDONLY | O_CLOEXEC);
-        if (own_pidns < 0 || setns(s->join_pidfd, CLONE_NEWPID) < 0) {
-            int e = errno;
-            if (own_pidns >= 0)
-                close(own_pidns);
-            close(sync[0]); close(sync[1]); close(errp[0]); close(errp[1]);
-            return err_sys(err, VMCORE_ESYS, e, "enter the container's pid namespace");
-        }
-    }
     long pid = syscall(SYS_clone3, &ca, sizeof ca);
     if (pid < 0 && errno == ENOSYS) {
         /* No clone3 (old kernel, or a sandbox such as valgrind or a seccomp profile that
@@ -272,18 +388,12 @@ int ct_spawn(const struct ct_spawn *s, struct ct_proc *p, struct vmcore_err *err
         pid = syscall(SYS_clone, (unsigned long)ca.flags, NULL, &pidfd, NULL, 0UL);
     }
     p->in_cgroup = pid > 0 && (ca.flags & CLONE_INTO_CGROUP);
-    if (pid != 0 && own_pidns >= 0) {
-        int se = errno;
-        setns(own_pidns, CLONE_NEWPID);
-        close(own_pidns);
-        errno = se;
-    }
     if (pid == 0) {
         struct ct_child_err ce;
         memset(&ce, 0, sizeof ce);
         close(sync[1]);
         close(errp[0]);
-        child_setup(s, sync[0], &ce);
+        child_setup(s, sync[0], errp[1], &ce);
         write_all(errp[1], &ce, sizeof ce);
         _exit(127);
     }
@@ -297,6 +407,7 @@ int ct_spawn(const struct ct_spawn *s, struct ct_proc *p, struct vmcore_err *err
     }
     p->pid = (pid_t)pid;
     p->pidfd = pidfd;
+    p->joining = s->join_pidfd >= 0;
     p->sync_wr = sync[1];
     p->err_rd = errp[0];
     return 0;
@@ -322,6 +433,14 @@ static void reap(struct ct_proc *p)
         ;
 }
 
+/* Wait for a child of ours that has no pidfd (the grandchild of a failed exec). */
+static void reap_pid(pid_t pid)
+{
+    siginfo_t si;
+    while (waitid(P_PID, (id_t)pid, &si, WEXITED | __WALL) < 0 && errno == EINTR)
+        ;
+}
+
 int ct_spawn_release(struct ct_proc *p, struct vmcore_err *err)
 {
     char go = 1;
@@ -330,28 +449,68 @@ int ct_spawn_release(struct ct_proc *p, struct vmcore_err *err)
         rc = err_sys(err, VMCORE_ESYS, errno, "release the container process");
     close(p->sync_wr);
     p->sync_wr = -1;
-    struct ct_child_err ce;
-    size_t got = 0;
-    while (rc == 0 && got < sizeof ce) {
-        ssize_t n = read(p->err_rd, (char *)&ce + got, sizeof ce - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
+    /* Messages until EOF: an error, and for exec the pid of the process the middle one
+     * cloned into the container (atomic writes: each is less than PIPE_BUF). */
+    struct ct_child_err ce, failure;
+    bool failed = false;
+    pid_t joined = -1;
+    for (;;) {
+        size_t got = 0;
+        while (rc == 0 && got < sizeof ce) {
+            ssize_t n = read(p->err_rd, (char *)&ce + got, sizeof ce - got);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+        }
+        if (got == 0)
             break;
-        got += (size_t)n;
+        if (got != sizeof ce) {
+            if (!failed)
+                rc = err_set(err, VMCORE_ESYS, "the container process died during setup");
+            break;
+        }
+        if (ce.code == 0 && ce.pid > 0 && joined < 0) {
+            joined = ce.pid;
+        } else if (!failed) {
+            failure = ce;
+            failed = true;
+        }
     }
     close(p->err_rd);
     p->err_rd = -1;
-    if (rc == 0 && got == 0)
-        return 0;
-    if (rc == 0 && got == sizeof ce) {
-        ce.msg[sizeof ce.msg - 1] = 0;
-        if (ce.errnum)
-            rc = err_sys(err, ce.code, ce.errnum, "%s", ce.msg);
+    if (rc == 0 && failed) {
+        failure.msg[sizeof failure.msg - 1] = 0;
+        if (failure.errnum)
+            rc = err_sys(err, failure.code, failure.errnum, "%s", failure.msg);
         else
-            rc = err_set(err, ce.code, "%s", ce.msg);
-    } else if (rc == 0) {
-        rc = err_set(err, VMCORE_ESYS, "the container process died during setup");
+            rc = err_set(err, failure.code, "%s", failure.msg);
+    }
+    if (rc == 0 && p->joining) {
+        /* The middle process has exited; what runs in the container is its sibling. */
+        reap(p);
+        close(p->pidfd);
+        p->pidfd = -1;
+        p->pid = -1;
+        if (joined <= 0)
+            return err_set(err, VMCORE_ESYS, "the container process died during setup");
+        int pidfd = (int)syscall(SYS_pidfd_open, joined, 0);
+        if (pidfd < 0) {
+            int e = errno;
+            kill(joined, SIGKILL);
+            reap_pid(joined);
+            return err_sys(err, VMCORE_ESYS, e, "pidfd_open");
+        }
+        p->pid = joined;
+        p->pidfd = pidfd;
+        return 0;
+    }
+    if (rc == 0)
+        return 0;
+    if (joined > 0) {
+        kill(joined, SIGKILL); /* our unreaped child: the pid cannot have been reused */
+        reap_pid(joined);
     }
     reap(p);
     close(p->pidfd);
