@@ -14,6 +14,8 @@
 #include "ctrun.h"
 
 #include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,6 +232,47 @@ static void test_mount_mknod_and_proc_writes_refused(void **state)
     }
 }
 
+/* Issue 11 item 4: a start while another thread of the host process is being created hung
+ * the clone3 child in glibc's setxid broadcast (setgroups/setresgid/setresuid wait for
+ * every thread of the parent, which do not exist in the child). A thread that keeps
+ * creating threads, and 100 container starts that change ids (process.uid/gid). */
+static atomic_int churn_stop;
+
+static void *churn_nop(void *arg) { return arg; }
+
+static void *churn(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&churn_stop)) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, churn_nop, NULL) == 0)
+            pthread_join(t, NULL);
+    }
+    return NULL;
+}
+
+static void test_start_while_threads_are_created(void **state)
+{
+    (void)state;
+    REQUIRE();
+    pthread_t t;
+    atomic_store(&churn_stop, 0);
+    assert_int_equal(pthread_create(&t, NULL, churn, NULL), 0);
+    for (int i = 0; i < 100; i++) {
+        struct run r;
+        /* a hang here is the bug: ctest's timeout ends it */
+        assert_int_equal(run_new(&r, "{" BASE ",\"process\":{\"uid\":1000,\"gid\":1000,"
+                                     "\"init\":%s,\"args\":[\"/bin/sh\",\"-c\",\"exit 4\"]}}",
+                                 rootfs, i % 2 ? "true" : "false"), 0);
+        run_start(&r);
+        run_wait(&r);
+        assert_int_equal(r.exit.status, 4);
+        run_close(&r);
+    }
+    atomic_store(&churn_stop, 1);
+    pthread_join(t, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -237,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_init_pid1_holds_nothing_of_the_host),
         cmocka_unit_test(test_no_writable_host_cgroupfs),
         cmocka_unit_test(test_mount_mknod_and_proc_writes_refused),
+        cmocka_unit_test(test_start_while_threads_are_created),
     };
     return cmocka_run_group_tests(tests, ctrun_setup, ctrun_teardown);
 }
