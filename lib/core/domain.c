@@ -33,16 +33,18 @@ static bool state_active(vmcore_state s)
     return s >= VMCORE_STATE_STARTING && s <= VMCORE_STATE_STOPPING;
 }
 
+void *(*domain_calloc)(size_t nmemb, size_t size) = calloc;
+
 static struct post *post_new(enum post_kind kind, vmcore_domain *d, const void *data,
                              size_t len)
 {
-    struct post *p = calloc(1, sizeof *p + len + 1);
+    struct post *p = domain_calloc(1, sizeof *p + len + 1);
     if (!p)
         return NULL;
     p->kind = kind;
     p->domain = d;
     p->len = len;
-    if (len)
+    if (len && data)
         memcpy(p->data, data, len);
     return p;
 }
@@ -179,6 +181,16 @@ int domain_create_with_ops(vmcore_domain **out, vmcore_ctx *ctx, const json_t *r
     d->cfg = cfg;
     d->ops = ops;
     d->next_sub_id = 1;
+    /* Everything reporting the end needs, allocated now (libuv's caller-owned requests are
+     * the model): domain_post_exit() then cannot fail. */
+    d->exit_post = post_new(POST_EXIT, d, NULL, DOMAIN_EXIT_REASON_MAX);
+    if (!d->exit_post) {
+        free(d);
+        config_free(cfg);
+        err_set(&err, VMCORE_ENOMEM, "out of memory");
+        ctx_set_error(ctx, &err);
+        return VMCORE_ENOMEM;
+    }
     rc = ops->create(d, cfg, &d->priv, &err);
     if (rc) {
         if (!err.msg[0])
@@ -186,6 +198,7 @@ int domain_create_with_ops(vmcore_domain **out, vmcore_ctx *ctx, const json_t *r
         if (d->priv && ops->destroy)
             ops->destroy(d, d->priv);
         config_free(cfg);
+        free(d->exit_post);
         free(d);
         ctx_set_error(ctx, &err);
         return rc;
@@ -427,6 +440,7 @@ static void timer_closed(uv_handle_t *h)
             d->close_cb(d, d->close_arg);
         ctx->ndomains--;
         config_free(d->cfg);
+        free(d->exit_post);
         free(d);
         return;
     }
@@ -600,6 +614,7 @@ void domain_deliver(struct post *p)
         }
         free(d->exit_reason);
         config_free(d->cfg);
+        free(d->exit_post);
         free(d);
         ctx->ndomains--;
         break;
@@ -628,15 +643,17 @@ void domain_post_exit(vmcore_domain *d, vmcore_exit_kind kind, int status, int s
 {
     vmcore_ctx *ctx = d->ctx;
     pthread_mutex_lock(&ctx->lock);
-    bool first = !d->exit_posted;
+    struct post *p = d->exit_posted ? NULL : d->exit_post;
     d->exit_posted = true;
+    d->exit_post = NULL;
     pthread_mutex_unlock(&ctx->lock);
-    if (!first)
-        return;
-    size_t len = reason ? strlen(reason) : 0;
-    struct post *p = post_new(POST_EXIT, d, reason, len);
     if (!p)
-        return;
+        return; /* not the first report */
+    /* The post was allocated with the domain: nothing here can fail. */
+    size_t len = reason ? strnlen(reason, DOMAIN_EXIT_REASON_MAX) : 0;
+    memcpy(p->data, reason ? reason : "", len);
+    p->data[len] = '\0';
+    p->len = len;
     p->exit_kind = kind;
     p->code = status;
     p->signal = signal;

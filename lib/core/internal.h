@@ -86,6 +86,10 @@ struct vmcore_domain {
     vmcore_exit exit;
     char *exit_reason;
     bool exit_posted;          /* guarded by ctx->lock: only the first report counts */
+    /* The exit report, allocated with the domain so that reporting the end never needs
+     * memory (a lost exit would leave vmcore_domain_close() waiting forever). Taken by the
+     * first domain_post_exit() under ctx->lock; freed with the domain if never used. */
+    struct post *exit_post;
     bool counted_active;
     bool closing;
     bool destroyed;
@@ -103,6 +107,12 @@ struct vmcore_domain {
     struct exec_req *execs;
     struct vmcore_err err;
 };
+
+/* The longest exit reason a domain_post_exit() report carries (longer ones are cut). */
+#define DOMAIN_EXIT_REASON_MAX 255
+
+/* domain.c: how the core allocates its posts; tests replace it to make allocations fail. */
+extern void *(*domain_calloc)(size_t nmemb, size_t size);
 
 /* ctx.c */
 void ctx_inbox_push(vmcore_ctx *ctx, struct post *p);

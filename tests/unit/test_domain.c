@@ -395,6 +395,31 @@ static void test_foreign_loop(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* Out of memory everywhere once the domain is running: every report the core would
+ * allocate is lost, but the exit (preallocated with the domain) still arrives, so close
+ * completes instead of waiting forever. */
+static void *no_memory(size_t nmemb, size_t size)
+{
+    (void)nmemb;
+    (void)size;
+    return NULL;
+}
+
+static void test_exit_survives_out_of_memory(void **state)
+{
+    vmcore_ctx *ctx;
+    struct recorder r = { 0 };
+    assert_int_equal(vmcore_ctx_new(&ctx, NULL), 0);
+    vmcore_domain *d = make(ctx, RUN_UNTIL_KILLED, &r);
+    assert_int_equal(vmcore_domain_start(d, NULL, NULL), 0);
+    domain_calloc = no_memory;
+    vmcore_domain_close(d, on_closed, &r); /* kills: the worker posts its exit */
+    bool closed = vt_run_until(ctx, &r.closed, 10000);
+    domain_calloc = calloc;
+    assert_true(closed);
+    assert_int_equal(vmcore_ctx_free(ctx), 0);
+}
+
 static void test_strings(void **state)
 {
     assert_string_equal(vmcore_state_name(VMCORE_STATE_PAUSED), "paused");
@@ -424,6 +449,7 @@ int main(void)
         cmocka_unit_test(test_close_while_running),
         cmocka_unit_test(test_unsubscribe_in_callback),
         cmocka_unit_test(test_foreign_loop),
+        cmocka_unit_test(test_exit_survives_out_of_memory),
         cmocka_unit_test(test_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
