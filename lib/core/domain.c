@@ -184,7 +184,9 @@ int domain_create_with_ops(vmcore_domain **out, vmcore_ctx *ctx, const json_t *r
     /* Everything reporting the end needs, allocated now (libuv's caller-owned requests are
      * the model): domain_post_exit() then cannot fail. */
     d->exit_post = post_new(POST_EXIT, d, NULL, DOMAIN_EXIT_REASON_MAX);
-    if (!d->exit_post) {
+    atomic_init(&d->console_full, false);
+    if (!d->exit_post || pthread_cond_init(&d->console_cond, NULL) != 0) {
+        free(d->exit_post);
         free(d);
         config_free(cfg);
         err_set(&err, VMCORE_ENOMEM, "out of memory");
@@ -199,6 +201,7 @@ int domain_create_with_ops(vmcore_domain **out, vmcore_ctx *ctx, const json_t *r
             ops->destroy(d, d->priv);
         config_free(cfg);
         free(d->exit_post);
+        pthread_cond_destroy(&d->console_cond);
         free(d);
         ctx_set_error(ctx, &err);
         return rc;
@@ -441,6 +444,7 @@ static void timer_closed(uv_handle_t *h)
         ctx->ndomains--;
         config_free(d->cfg);
         free(d->exit_post);
+        pthread_cond_destroy(&d->console_cond);
         free(d);
         return;
     }
@@ -477,6 +481,10 @@ VMCORE_API void vmcore_domain_close(vmcore_domain *d, vmcore_close_cb cb, void *
     d->closing = true;
     d->close_cb = cb;
     d->close_arg = arg;
+    /* Held reports go on (they are dropped, not delivered, now): the exit among them is
+     * what close waits for, and a writer waiting for room must see the queue drain. */
+    d->console_held = false;
+    ctx_inbox_requeue(d->ctx, &d->held);
     update_active(d);
     if (state_active(d->state)) {
         if (d->state != VMCORE_STATE_STOPPING)
@@ -553,6 +561,27 @@ static void handle_exec_done(vmcore_domain *d, struct post *p)
     free(r);
 }
 
+/* @len console bytes have left the queue: wake the writers once it is below the low-water
+ * mark. Loop thread. */
+static void console_delivered(vmcore_domain *d, size_t len)
+{
+    vmcore_ctx *ctx = d->ctx;
+    bool drained = false;
+    pthread_mutex_lock(&ctx->lock);
+    d->console_queued -= len < d->console_queued ? len : d->console_queued;
+    if (d->console_queued < DOMAIN_CONSOLE_HIGH)
+        atomic_store(&d->console_full, false);
+    if (d->console_queued <= DOMAIN_CONSOLE_LOW) {
+        if (d->console_waiters)
+            pthread_cond_broadcast(&d->console_cond);
+        drained = d->console_stalled;
+        d->console_stalled = false;
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    if (drained && d->ops->console_drained && !d->destroyed)
+        d->ops->console_drained(d, d->priv);
+}
+
 void domain_handle_post(struct post *p)
 {
     vmcore_domain *d = p->domain;
@@ -563,6 +592,7 @@ void domain_handle_post(struct post *p)
         ev.u.console.data = p->data;
         ev.u.console.len = p->len;
         deliver_event(d, &ev);
+        console_delivered(d, p->len);
         break;
     }
     case POST_ERROR: {
@@ -615,6 +645,7 @@ void domain_deliver(struct post *p)
         free(d->exit_reason);
         config_free(d->cfg);
         free(d->exit_post);
+        pthread_cond_destroy(&d->console_cond);
         free(d);
         ctx->ndomains--;
         break;
@@ -627,15 +658,59 @@ void domain_deliver(struct post *p)
 
 /* ------------------------------------------- backend report entry points (any thread) */
 
-void domain_post_console(vmcore_domain *d, vmcore_stream stream, const void *data, size_t len)
+bool domain_post_console(vmcore_domain *d, vmcore_stream stream, const void *data, size_t len)
 {
-    if (!len)
+    vmcore_ctx *ctx = d->ctx;
+    struct post *p = len ? post_new(POST_CONSOLE, d, data, len) : NULL;
+    bool full;
+    pthread_mutex_lock(&ctx->lock);
+    if (p) {
+        p->code = (int)stream;
+        p->next = NULL;
+        if (ctx->inbox.tail)
+            ctx->inbox.tail->next = p;
+        else
+            ctx->inbox.head = p;
+        ctx->inbox.tail = p;
+        d->console_queued += len;
+    }
+    full = d->console_queued >= DOMAIN_CONSOLE_HIGH;
+    if (full) {
+        atomic_store(&d->console_full, true);
+        d->console_stalled = true;
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    if (p)
+        uv_async_send(&ctx->wake);
+    return full;
+}
+
+bool domain_console_full(vmcore_domain *d)
+{
+    return atomic_load_explicit(&d->console_full, memory_order_relaxed);
+}
+
+void domain_console_wait(vmcore_domain *d, bool (*stop)(void *arg), void *arg)
+{
+    if (!domain_console_full(d))
         return;
-    struct post *p = post_new(POST_CONSOLE, d, data, len);
-    if (!p)
-        return;
-    p->code = (int)stream;
-    ctx_inbox_push(d->ctx, p);
+    vmcore_ctx *ctx = d->ctx;
+    pthread_mutex_lock(&ctx->lock);
+    if (d->console_queued >= DOMAIN_CONSOLE_HIGH) {
+        d->console_waiters++;
+        while (d->console_queued > DOMAIN_CONSOLE_LOW && !stop(arg))
+            pthread_cond_wait(&d->console_cond, &ctx->lock);
+        d->console_waiters--;
+    }
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+void domain_console_wake(vmcore_domain *d)
+{
+    vmcore_ctx *ctx = d->ctx;
+    pthread_mutex_lock(&ctx->lock);
+    pthread_cond_broadcast(&d->console_cond);
+    pthread_mutex_unlock(&ctx->lock);
 }
 
 void domain_post_exit(vmcore_domain *d, vmcore_exit_kind kind, int status, int signal,
@@ -764,6 +839,20 @@ VMCORE_API int vmcore_domain_console_write(vmcore_domain *d, const void *data, s
     struct vmcore_err err = { 0 };
     int rc = d->ops->console_write(d, d->priv, data, len, &err);
     return rc ? fail(d, &err) : 0;
+}
+
+VMCORE_API int vmcore_domain_hold_console(vmcore_domain *d, int hold)
+{
+    if (!d)
+        return VMCORE_EINVAL;
+    if (d->closing)
+        return fail_msg(d, VMCORE_ESTATE, "hold_console: the domain is closing");
+    if (d->console_held == (hold != 0))
+        return 0;
+    d->console_held = hold != 0;
+    if (!hold)
+        ctx_inbox_requeue(d->ctx, &d->held); /* delivered from the loop, in order */
+    return 0;
 }
 
 VMCORE_API int vmcore_domain_exec(vmcore_domain *d, const char *const *argv, vmcore_exec_cb cb,

@@ -42,6 +42,7 @@ struct ct_handle {
     } u;
     struct ct_run *run;         /* NULL once detached */
     vmcore_stream stream;
+    bool stalled;               /* not read while the domain's console queue is full */
     char buf[];                 /* stream handles: CT_READ_BUF bytes; none for the pidfd poll */
 };
 
@@ -108,7 +109,12 @@ static void stream_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (!r)
         return;
     if (n > 0) {
-        domain_post_console(r->ct->d, ch->stream, buf->base, (size_t)n);
+        /* Back-pressure: with the console queue full, stop reading; the pipe (or pty)
+         * fills and blocks the writers inside until container_console_drained(). */
+        if (domain_post_console(r->ct->d, ch->stream, buf->base, (size_t)n)) {
+            uv_read_stop(s);
+            ch->stalled = true;
+        }
         return;
     }
     if (n == 0)
@@ -761,6 +767,29 @@ static int container_exec(vmcore_domain *d, void *priv, const char *const *argv,
     return 0;
 }
 
+static void run_resume_reading(struct ct_run *r)
+{
+    struct ct_handle *hs[2] = { r->out, r->err };
+    for (unsigned i = 0; i < 2; i++)
+        if (hs[i] && hs[i]->stalled) {
+            hs[i]->stalled = false;
+            uv_read_start((uv_stream_t *)&hs[i]->u.pipe, stream_alloc_cb, stream_read_cb);
+        }
+}
+
+/* The console queue has room again: read the streams stopped when it was full. */
+static void container_console_drained(vmcore_domain *d, void *priv)
+{
+    (void)d;
+    struct ct *ct = priv;
+    if (!ct)
+        return;
+    if (ct->init)
+        run_resume_reading(ct->init);
+    for (struct ct_run *r = ct->execs; r; r = r->next)
+        run_resume_reading(r);
+}
+
 static void container_destroy(vmcore_domain *d, void *priv)
 {
     (void)d;
@@ -798,6 +827,7 @@ const struct backend_ops backend_container_ops = {
     .kill = container_kill,
     .stats = container_stats,
     .console_write = container_console_write,
+    .console_drained = container_console_drained,
     .exec = container_exec,
     .destroy = container_destroy,
 };
