@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -72,7 +73,8 @@ static const char usage_run[] =
     "\n"
     "SIGINT or SIGTERM asks the domain to shut down (killed after 10 s); a second one kills\n"
     "it. When stdin is a terminal it is put in raw mode (Ctrl-C goes to the domain);\n"
-    "press Ctrl-] to shut the domain down.\n"
+    "press Ctrl-] to shut the domain down. A container's terminal follows the size of\n"
+    "the terminal vmcore runs in.\n"
     "\n"
     "Exit status: the domain's, 2 for usage errors, 125 if vmcore could not run it.\n";
 
@@ -498,6 +500,30 @@ static void on_signal(uv_signal_t *s, int signum)
     maybe_finish(r);
 }
 
+/* --- the terminal's window size ------------------------------------------------------- */
+
+/* Give the domain our terminal's size (stdout's, else stdin's). False when there is no
+ * terminal or the domain's console has no window size (a VM, a container of pipes). */
+static bool forward_winsize(struct runner *r)
+{
+    struct winsize ws;
+    if (!r->domain || r->closing)
+        return false;
+    if ((ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) != 0 || !ws.ws_row || !ws.ws_col) &&
+        (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) != 0 || !ws.ws_row || !ws.ws_col))
+        return false;
+    int rc = vmcore_domain_resize_console(r->domain, ws.ws_row, ws.ws_col);
+    if (rc != 0 && rc != VMCORE_ENOTSUP && rc != VMCORE_ESTATE)
+        say("resize: %s", vmcore_domain_last_error(r->domain));
+    return rc == 0;
+}
+
+static void on_sigwinch(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    forward_winsize(s->data);
+}
+
 /* --- stdin ---------------------------------------------------------------------------- */
 
 static void stdin_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -839,6 +865,9 @@ static int cmd_run(int argc, char **argv)
     out_open(&r, &r.err, STDERR_FILENO);
     say_stream = &r.err;
     stdin_open(&r);
+    /* a container's terminal starts at our size and follows our window */
+    if (forward_winsize(&r))
+        uv_signal_start(&r.sigwinch, on_sigwinch, SIGWINCH);
 
     rc = vmcore_domain_start(r.domain, on_started, &r);
     if (rc != 0) {

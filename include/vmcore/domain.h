@@ -205,6 +205,25 @@ VMCORE_API int vmcore_domain_stats(vmcore_domain *domain, vmcore_stats *out);
 VMCORE_API int vmcore_domain_console_write(vmcore_domain *domain, const void *data, size_t len);
 
 /**
+ * Set the window size of a container's terminal (`"process.terminal": true`), as a
+ * terminal emulator does when its window changes (`TIOCSWINSZ` on the pty: the processes
+ * inside get `SIGWINCH`, `stty size` reports it).
+ *
+ * Call it before vmcore_domain_start() to give the initial size (a terminal starts at
+ * 0 x 0 otherwise, which programs treat as 24 x 80); later calls change it.
+ *
+ * @param domain  A domain from created to stopping (not ended, not closing).
+ * @param rows    Rows, 1..65535.
+ * @param cols    Columns, 1..65535.
+ * @return 0; #VMCORE_EINVAL (NULL domain, a size out of range); #VMCORE_ESTATE (ended or
+ *         closing); #VMCORE_ENOTSUP (a VM, whose console is a serial port and has no window
+ *         size, or a container without `"process.terminal": true`, whose console is pipes);
+ *         #VMCORE_ESYS (the ioctl failed).
+ */
+VMCORE_API int vmcore_domain_resize_console(vmcore_domain *domain, unsigned int rows,
+                                            unsigned int cols);
+
+/**
  * Stop or restart the delivery of a domain's console output: flow control for a consumer
  * that cannot keep up (a program whose own stdout is full).
  *

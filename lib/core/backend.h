@@ -57,6 +57,11 @@ struct backend_ops {
      * with @token when it ends. */
     int (*exec)(vmcore_domain *d, void *priv, const char *const *argv, void *token,
                 struct vmcore_err *err);
+    /* Optional (NULL: VMCORE_ENOTSUP): the console's window size, @rows x @cols (1..65535,
+     * checked by the core). Called in any state from created (remember it for the start)
+     * to stopping. */
+    int (*console_resize)(vmcore_domain *d, void *priv, unsigned rows, unsigned cols,
+                          struct vmcore_err *err);
     /* Optional: the console queue has drained below DOMAIN_CONSOLE_LOW after a
      * domain_post_console() of this domain returned true (full). Loop thread. A backend
      * that stopped reading its output because of that starts again here. */

@@ -841,6 +841,30 @@ VMCORE_API int vmcore_domain_console_write(vmcore_domain *d, const void *data, s
     return rc ? fail(d, &err) : 0;
 }
 
+VMCORE_API int vmcore_domain_resize_console(vmcore_domain *d, unsigned int rows,
+                                            unsigned int cols)
+{
+    if (!d)
+        return VMCORE_EINVAL;
+    if (rows == 0 || cols == 0 || rows > 65535 || cols > 65535)
+        return fail_msg(d, VMCORE_EINVAL, "resize_console: %u x %u is out of range "
+                        "(1..65535 rows and columns)", rows, cols);
+    if (d->closing || d->state == VMCORE_STATE_STOPPED || d->state == VMCORE_STATE_CRASHED)
+        return fail_msg(d, VMCORE_ESTATE, "resize_console: domain is %s",
+                        d->closing ? "closing" : vmcore_state_name(d->state));
+    if (!d->ops->console_resize)
+        return fail_msg(d, VMCORE_ENOTSUP, "resize_console: the %s backend's console is a "
+                        "serial port, which has no window size", d->ops->name);
+    struct vmcore_err err = { 0 };
+    int rc = d->ops->console_resize(d, d->priv, rows, cols, &err);
+    if (rc) {
+        if (!err.msg[0])
+            err_set(&err, rc, "resize_console: %s", vmcore_strerror(rc));
+        return fail(d, &err);
+    }
+    return 0;
+}
+
 VMCORE_API int vmcore_domain_hold_console(vmcore_domain *d, int hold)
 {
     if (!d)

@@ -605,6 +605,40 @@ static void test_terminal(void **state)
     run_close(&r);
 }
 
+/* The terminal's window size: given before the start, changed while it runs; a console
+ * of pipes has none. */
+static void test_terminal_window_size(void **state)
+{
+    (void)state;
+    REQUIRE();
+    struct run r;
+    assert_int_equal(run_new(&r, "{" BASE ",\"process\":{\"terminal\":true,\"args\":[\"sh\",\"-c\","
+                             "\"stty size; echo ready; read x; stty size\"]}}", rootfs), 0);
+    assert_int_equal(vmcore_domain_resize_console(r.d, 0, 80), VMCORE_EINVAL);
+    assert_int_equal(vmcore_domain_resize_console(r.d, 24, 65536), VMCORE_EINVAL);
+    assert_non_null(strstr(vmcore_domain_last_error(r.d), "out of range"));
+    assert_int_equal(vmcore_domain_resize_console(r.d, 30, 100), 0);
+    run_start(&r);
+    for (int i = 0; i < 60000 && !strstr(r.con, "ready"); i++) {
+        vmcore_ctx_run(r.ctx, VMCORE_RUN_NOWAIT);
+        usleep(1000);
+    }
+    if (!strstr(r.con, "30 100\r\nready"))
+        fail_msg("initial size: con [%s]", r.con);
+    assert_int_equal(vmcore_domain_resize_console(r.d, 40, 132), 0);
+    assert_int_equal(vmcore_domain_console_write(r.d, "\n", 1), 0);
+    run_wait(&r);
+    if (!strstr(r.con, "40 132"))
+        fail_msg("after the resize: con [%s]", r.con);
+    assert_int_equal(vmcore_domain_resize_console(r.d, 40, 132), VMCORE_ESTATE);
+    run_close(&r);
+
+    assert_int_equal(run_new(&r, "{" BASE ",\"process\":{\"args\":[\"true\"]}}", rootfs), 0);
+    assert_int_equal(vmcore_domain_resize_console(r.d, 24, 80), VMCORE_ENOTSUP);
+    assert_non_null(strstr(vmcore_domain_last_error(r.d), "process.terminal"));
+    run_close(&r);
+}
+
 /* --- console back-pressure ---------------------------------------------------------- */
 
 struct flood {
@@ -1090,6 +1124,7 @@ int main(void)
         cmocka_unit_test(test_stdin_after_reader_left),
         cmocka_unit_test(test_terminal),
         cmocka_unit_test(test_console_backpressure),
+        cmocka_unit_test(test_terminal_window_size),
         cmocka_unit_test(test_network_host),
         cmocka_unit_test(test_network_none_and_veth),
         cmocka_unit_test(test_user_namespace),

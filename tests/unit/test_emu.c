@@ -20,6 +20,23 @@ static void test_probe(void **state)
     assert_string_equal(p.backend, "emu");
 }
 
+/* A serial console has no window size. */
+static void test_resize_console_refused(void **state)
+{
+    (void)state;
+    vmcore_ctx *ctx;
+    vmcore_domain *d = NULL;
+    assert_int_equal(vmcore_ctx_new(&ctx, NULL), 0);
+    assert_int_equal(vmcore_domain_new_json(&d, ctx, vmt_json("emu", "loop.bin",
+                     "\"format\": \"raw\", \"mode\": \"protected\"", NULL)), 0);
+    assert_int_equal(vmcore_domain_resize_console(NULL, 24, 80), VMCORE_EINVAL);
+    assert_int_equal(vmcore_domain_resize_console(d, 24, 80), VMCORE_ENOTSUP);
+    assert_non_null(strstr(vmcore_domain_last_error(d), "serial"));
+    vmcore_domain_close(d, NULL, NULL);
+    vmcore_ctx_run(ctx, VMCORE_RUN_DEFAULT);
+    assert_int_equal(vmcore_ctx_free(ctx), 0);
+}
+
 static void test_smp_refused(void **state)
 {
     vmcore_ctx *ctx;
@@ -338,6 +355,7 @@ int main(void)
         VMT_TEST(pause_resume, "emu"),
         VMT_TEST(console_input, "emu"),
         cmocka_unit_test(test_smp_refused),
+        cmocka_unit_test(test_resize_console_refused),
         cmocka_unit_test(test_lapic_timer),
         cmocka_unit_test(test_jit_setting),
         cmocka_unit_test(test_console_backpressure),
