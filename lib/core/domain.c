@@ -432,20 +432,40 @@ VMCORE_API int vmcore_domain_kill(vmcore_domain *d, vmcore_domain_cb cb, void *a
 
 /* ---------------------------------------------------------------- close */
 
+/* The end of close: cancel what never reported, call the close callback, free. */
+static void close_finish(vmcore_domain *d)
+{
+    vmcore_ctx *ctx = d->ctx;
+    /* Execs that never reported are canceled, before the close callback. */
+    while (d->execs) {
+        struct exec_req *r = d->execs;
+        vmcore_exit ex = { .kind = VMCORE_EXIT_NONE, .reason = "" };
+        d->execs = r->next;
+        if (r->cb)
+            r->cb(d, VMCORE_ECANCELED, &ex, r->arg);
+        free(r);
+    }
+    if (d->close_cb)
+        d->close_cb(d, d->close_arg);
+    while (d->subs) {
+        struct subscription *s = d->subs;
+        d->subs = s->next;
+        free(s);
+    }
+    free(d->exit_reason);
+    config_free(d->cfg);
+    free(d->exit_post);
+    pthread_cond_destroy(&d->console_cond);
+    free(d);
+    ctx->ndomains--;
+}
+
 static void timer_closed(uv_handle_t *h)
 {
     vmcore_domain *d = h->data;
     struct post *p = post_new(OUT_CLOSE, d, NULL, 0);
     if (!p) {
-        /* Cannot queue: finish here rather than leak the domain. */
-        vmcore_ctx *ctx = d->ctx;
-        if (d->close_cb)
-            d->close_cb(d, d->close_arg);
-        ctx->ndomains--;
-        config_free(d->cfg);
-        free(d->exit_post);
-        pthread_cond_destroy(&d->console_cond);
-        free(d);
+        close_finish(d); /* cannot queue: finish here rather than leak the domain */
         return;
     }
     ctx_outbox_push(d->ctx, p);
@@ -624,32 +644,9 @@ void domain_deliver(struct post *p)
     case OUT_CALLBACK:
         p->cb(d, p->status, p->arg);
         break;
-    case OUT_CLOSE: {
-        vmcore_ctx *ctx = d->ctx;
-        /* Execs that never reported are canceled, before the close callback. */
-        while (d->execs) {
-            struct exec_req *r = d->execs;
-            vmcore_exit ex = { .kind = VMCORE_EXIT_NONE, .reason = "" };
-            d->execs = r->next;
-            if (r->cb)
-                r->cb(d, VMCORE_ECANCELED, &ex, r->arg);
-            free(r);
-        }
-        if (d->close_cb)
-            d->close_cb(d, d->close_arg);
-        while (d->subs) {
-            struct subscription *s = d->subs;
-            d->subs = s->next;
-            free(s);
-        }
-        free(d->exit_reason);
-        config_free(d->cfg);
-        free(d->exit_post);
-        pthread_cond_destroy(&d->console_cond);
-        free(d);
-        ctx->ndomains--;
+    case OUT_CLOSE:
+        close_finish(d);
         break;
-    }
     default:
         break;
     }
