@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -34,6 +35,11 @@
 #define SHUTDOWN_GRACE_MS 10000
 /* Ctrl-]: in raw terminal mode Ctrl-C goes to the guest, so this key asks to end it. */
 #define DETACH_KEY 0x1d
+/* Console output waiting for our stdout/stderr: past OUT_HIGH bytes the domain's console
+ * is held (vmcore_domain_hold_console(): the guest or container is held back, nothing is
+ * lost), below OUT_LOW it is delivered again. */
+#define OUT_HIGH (256u << 10)
+#define OUT_LOW (64u << 10)
 
 static const char usage_main[] =
     "Usage: vmcore COMMAND [OPTIONS]\n"
@@ -67,7 +73,8 @@ static const char usage_run[] =
     "\n"
     "SIGINT or SIGTERM asks the domain to shut down (killed after 10 s); a second one kills\n"
     "it. When stdin is a terminal it is put in raw mode (Ctrl-C goes to the domain);\n"
-    "press Ctrl-] to shut the domain down.\n"
+    "press Ctrl-] to shut the domain down. A container's terminal follows the size of\n"
+    "the terminal vmcore runs in.\n"
     "\n"
     "Exit status: the domain's, 2 for usage errors, 125 if vmcore could not run it.\n";
 
@@ -81,6 +88,12 @@ static const char usage_probe[] =
     "Options:\n"
     "  -h, --help  show this help\n";
 
+struct outstream;
+static bool out_write(struct outstream *o, const char *data, size_t len);
+/* While `vmcore run` writes stderr through the loop (non-blocking), say() queues there
+ * too, in order with the container's stderr. */
+static struct outstream *say_stream;
+
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
 {
@@ -93,7 +106,11 @@ static void say(const char *fmt, ...)
     for (char *p = line; *p; p++)
         if (*p == '\n' || *p == '\r')
             *p = ' ';
-    fprintf(stderr, "vmcore: %s\n", line);
+    char msg[1100];
+    int n = snprintf(msg, sizeof msg, "vmcore: %s\n", line);
+    if (say_stream && out_write(say_stream, msg, (size_t)n))
+        return;
+    fputs(msg, stderr);
 }
 
 static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -206,6 +223,33 @@ static int cmd_probe(int argc, char **argv)
 /* ------------------------------------------------------------------------------------ */
 /* vmcore run                                                                          */
 
+struct runner;
+
+/* stdout or stderr. A terminal, pipe or socket is written through the loop (non-blocking,
+ * so a reader that stops reading never blocks the loop and signals still work); a regular
+ * file or a device such as /dev/null, which never blocks for long, with plain write(). */
+struct outstream {
+    struct runner *r;
+    int fd;
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tty_t tty;
+        uv_pipe_t pipe;
+    } h;
+    bool open;           /* written through h */
+    bool gone;           /* the reader went away or a write failed: discard */
+    size_t queued;       /* bytes in unfinished uv_write requests */
+    int saved_flags;     /* the descriptor's flags before (O_NONBLOCK is shared), or -1 */
+};
+
+struct write_req {
+    uv_write_t req;
+    struct outstream *o;
+    size_t len;
+    char data[];
+};
+
 struct runner {
     uv_loop_t *loop;
     vmcore_ctx *ctx;
@@ -230,7 +274,12 @@ struct runner {
     struct termios saved_termios;
     int saved_stdin_flags;
 
-    bool stdout_gone, stderr_gone;
+    struct outstream out, err;
+    bool console_held;   /* vmcore_domain_hold_console() while our output is full */
+    bool abandon_output; /* after a signal: output stdout cannot take is dropped */
+    unsigned long long dropped;
+    bool torn_down;      /* teardown() ran: the outputs close once written */
+    uv_signal_t sigwinch;
     bool shutting_down;  /* a graceful shutdown was asked for */
     bool ended;          /* the domain reached stopped or crashed */
     bool closing;        /* vmcore_domain_close() was called */
@@ -239,10 +288,162 @@ struct runner {
 
 static void stdin_stop(struct runner *r);
 
+/* --- stdout and stderr ------------------------------------------------------------------ */
+
+static void out_open(struct runner *r, struct outstream *o, int fd)
+{
+    memset(o, 0, sizeof *o);
+    o->r = r;
+    o->fd = fd;
+    o->saved_flags = -1;
+    uv_handle_type t = uv_guess_handle(fd);
+    if (t != UV_TTY && t != UV_NAMED_PIPE && t != UV_TCP)
+        return; /* a file, /dev/null, or closed: plain write() */
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0)
+        return;
+    int rc;
+    if (t == UV_TTY) {
+        rc = uv_tty_init(r->loop, &o->h.tty, fd, 0);
+    } else {
+        /* uv_pipe_open() takes ownership of the descriptor it is given: a duplicate */
+        int dupfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (dupfd < 0)
+            return;
+        rc = uv_pipe_init(r->loop, &o->h.pipe, 0);
+        if (rc == 0 && (rc = uv_pipe_open(&o->h.pipe, dupfd)) != 0)
+            uv_close(&o->h.handle, NULL);
+        if (rc != 0)
+            close(dupfd);
+    }
+    if (rc != 0)
+        return;
+    o->saved_flags = flags;
+    o->h.handle.data = o;
+    o->open = true;
+}
+
+/* Give the descriptor back as it was (O_NONBLOCK is a property of the shared description). */
+static void out_restore(struct outstream *o)
+{
+    if (o->saved_flags >= 0)
+        fcntl(o->fd, F_SETFL, o->saved_flags);
+    o->saved_flags = -1;
+}
+
+static void out_close(struct outstream *o)
+{
+    if (say_stream == o)
+        say_stream = NULL;
+    if (o->open) {
+        uv_close(&o->h.handle, NULL); /* cancels what was not written */
+        o->open = false;
+    }
+}
+
+static void maybe_finish(struct runner *r);
+
+static void hold_console(struct runner *r, bool hold)
+{
+    if (r->console_held == hold || !r->domain || r->closing)
+        return;
+    if (vmcore_domain_hold_console(r->domain, hold) == 0)
+        r->console_held = hold;
+}
+
+static void update_hold(struct runner *r)
+{
+    if (r->abandon_output)
+        hold_console(r, false);
+    else if (r->out.queued >= OUT_HIGH || r->err.queued >= OUT_HIGH)
+        hold_console(r, true);
+    else if (r->out.queued <= OUT_LOW && r->err.queued <= OUT_LOW)
+        hold_console(r, false);
+}
+
+static void on_out_written(uv_write_t *req, int status)
+{
+    struct write_req *w = (struct write_req *)req;
+    struct outstream *o = w->o;
+    o->queued -= w->len;
+    if (status < 0 && status != UV_ECANCELED)
+        o->gone = true; /* EPIPE: the reader left */
+    free(w);
+    update_hold(o->r);
+    if (o->queued == 0)
+        maybe_finish(o->r);
+}
+
+/* Queue @len bytes for @o. False if the stream cannot take them (closed, gone). */
+static bool out_write(struct outstream *o, const char *data, size_t len)
+{
+    if (o->gone)
+        return false;
+    if (!o->open) {
+        if (!write_all(o->fd, data, len))
+            o->gone = true;
+        return !o->gone;
+    }
+    if (len == 0)
+        return true;
+    struct runner *r = o->r;
+    if (r->abandon_output && o->queued >= OUT_HIGH) {
+        r->dropped += len; /* shutting down on a signal, and nobody reads us */
+        return true;
+    }
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    int n = uv_try_write(&o->h.stream, &b, 1); /* UV_EAGAIN while writes are queued */
+    if (n >= 0 && (size_t)n == len)
+        return true;
+    if (n < 0 && n != UV_EAGAIN && n != UV_ENOSYS) {
+        o->gone = true;
+        return false;
+    }
+    size_t done = n > 0 ? (size_t)n : 0;
+    struct write_req *w = malloc(sizeof *w + len - done);
+    if (!w) {
+        r->dropped += len - done;
+        return true;
+    }
+    w->o = o;
+    w->len = len - done;
+    memcpy(w->data, data + done, w->len);
+    b = uv_buf_init(w->data, (unsigned)w->len);
+    if (uv_write(&w->req, &o->h.stream, &b, 1, on_out_written) != 0) {
+        free(w);
+        o->gone = true;
+        return false;
+    }
+    o->queued += w->len;
+    update_hold(r);
+    return true;
+}
+
 static void on_domain_closed(vmcore_domain *d, void *arg)
 {
     struct runner *r = arg;
     r->domain = NULL;
+    r->console_held = false;
+}
+
+/* After teardown: once the output is written (or abandoned after a signal), close the
+ * output streams and the signal handlers, so the loop runs out of work. Until then a
+ * signal still ends us (it abandons the output). */
+static void maybe_finish(struct runner *r)
+{
+    if (!r->torn_down)
+        return;
+    if (!r->abandon_output && (r->out.queued > 0 || r->err.queued > 0))
+        return;
+    out_close(&r->out);
+    out_close(&r->err);
+    if (r->signals_open) {
+        uv_close((uv_handle_t *)&r->sigint, NULL);
+        uv_close((uv_handle_t *)&r->sigterm, NULL);
+        uv_close((uv_handle_t *)&r->sighup, NULL);
+        uv_close((uv_handle_t *)&r->sigwinch, NULL);
+        r->signals_open = false;
+    }
 }
 
 /* Close every handle the CLI owns and the domain, once it has ended or failed, so the
@@ -250,16 +451,13 @@ static void on_domain_closed(vmcore_domain *d, void *arg)
 static void teardown(struct runner *r)
 {
     stdin_stop(r);
-    if (r->signals_open) {
-        uv_close((uv_handle_t *)&r->sigint, NULL);
-        uv_close((uv_handle_t *)&r->sigterm, NULL);
-        uv_close((uv_handle_t *)&r->sighup, NULL);
-        r->signals_open = false;
-    }
     if (r->domain && !r->closing) {
         r->closing = true;
+        r->console_held = false; /* close releases it */
         vmcore_domain_close(r->domain, on_domain_closed, r);
     }
+    r->torn_down = true;
+    maybe_finish(r);
 }
 
 static void on_shutdown_done(vmcore_domain *d, int status, void *arg)
@@ -293,7 +491,37 @@ static void request_shutdown(struct runner *r)
 
 static void on_signal(uv_signal_t *s, int signum)
 {
-    request_shutdown(s->data);
+    struct runner *r = s->data;
+    /* We are asked to end: output nobody reads must not keep us (or the domain's exit,
+     * held behind it) waiting. What stdout can still take is written, the rest dropped. */
+    r->abandon_output = true;
+    update_hold(r);
+    request_shutdown(r);
+    maybe_finish(r);
+}
+
+/* --- the terminal's window size ------------------------------------------------------- */
+
+/* Give the domain our terminal's size (stdout's, else stdin's). False when there is no
+ * terminal or the domain's console has no window size (a VM, a container of pipes). */
+static bool forward_winsize(struct runner *r)
+{
+    struct winsize ws;
+    if (!r->domain || r->closing)
+        return false;
+    if ((ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) != 0 || !ws.ws_row || !ws.ws_col) &&
+        (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) != 0 || !ws.ws_row || !ws.ws_col))
+        return false;
+    int rc = vmcore_domain_resize_console(r->domain, ws.ws_row, ws.ws_col);
+    if (rc != 0 && rc != VMCORE_ENOTSUP && rc != VMCORE_ESTATE)
+        say("resize: %s", vmcore_domain_last_error(r->domain));
+    return rc == 0;
+}
+
+static void on_sigwinch(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    forward_winsize(s->data);
 }
 
 /* --- stdin ---------------------------------------------------------------------------- */
@@ -456,13 +684,8 @@ static void on_event(const vmcore_event *ev, void *arg)
     struct runner *r = arg;
     switch (ev->type) {
     case VMCORE_EVENT_CONSOLE:
-        if (ev->u.console.stream == VMCORE_STREAM_STDERR) {
-            if (!r->stderr_gone && !write_all(STDERR_FILENO, ev->u.console.data, ev->u.console.len))
-                r->stderr_gone = true;
-        } else if (!r->stdout_gone &&
-                   !write_all(STDOUT_FILENO, ev->u.console.data, ev->u.console.len)) {
-            r->stdout_gone = true;
-        }
+        out_write(ev->u.console.stream == VMCORE_STREAM_STDERR ? &r->err : &r->out,
+                  ev->u.console.data, ev->u.console.len);
         break;
     case VMCORE_EVENT_EXIT:
         r->exit_code = vmcore_exit_code(&ev->u.exit);
@@ -601,6 +824,10 @@ static int cmd_run(int argc, char **argv)
         return EXIT_FAILED;
     }
     r.loop = vmcore_ctx_loop(r.ctx);
+    r.out.fd = STDOUT_FILENO;
+    r.out.saved_flags = -1;
+    r.err.fd = STDERR_FILENO;
+    r.err.saved_flags = -1;
 
     bool reported = false;
     if (backend)
@@ -627,13 +854,20 @@ static int cmd_run(int argc, char **argv)
     uv_signal_init(r.loop, &r.sigint);
     uv_signal_init(r.loop, &r.sigterm);
     uv_signal_init(r.loop, &r.sighup);
-    r.sigint.data = r.sigterm.data = r.sighup.data = &r;
+    uv_signal_init(r.loop, &r.sigwinch);
+    r.sigint.data = r.sigterm.data = r.sighup.data = r.sigwinch.data = &r;
     uv_signal_start(&r.sigint, on_signal, SIGINT);
     uv_signal_start(&r.sigterm, on_signal, SIGTERM);
     uv_signal_start(&r.sighup, on_signal, SIGHUP);
     r.signals_open = true;
 
+    out_open(&r, &r.out, STDOUT_FILENO);
+    out_open(&r, &r.err, STDERR_FILENO);
+    say_stream = &r.err;
     stdin_open(&r);
+    /* a container's terminal starts at our size and follows our window */
+    if (forward_winsize(&r))
+        uv_signal_start(&r.sigwinch, on_sigwinch, SIGWINCH);
 
     rc = vmcore_domain_start(r.domain, on_started, &r);
     if (rc != 0) {
@@ -644,9 +878,17 @@ static int cmd_run(int argc, char **argv)
     }
 
     vmcore_ctx_run(r.ctx, VMCORE_RUN_DEFAULT);
+    /* every handle of ours is closed by now (maybe_finish); run their close callbacks */
+    out_close(&r.out);
+    out_close(&r.err);
+    vmcore_ctx_run(r.ctx, VMCORE_RUN_DEFAULT);
+    out_restore(&r.out);
+    out_restore(&r.err);
     stdin_restore_tty(&r);
     if (r.saved_stdin_flags >= 0)
         fcntl(STDIN_FILENO, F_SETFL, r.saved_stdin_flags);
+    if (r.dropped)
+        say("%llu bytes of console output dropped: stdout was not being read", r.dropped);
 
     rc = vmcore_ctx_free(r.ctx);
     if (rc != 0)

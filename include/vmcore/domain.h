@@ -205,6 +205,51 @@ VMCORE_API int vmcore_domain_stats(vmcore_domain *domain, vmcore_stats *out);
 VMCORE_API int vmcore_domain_console_write(vmcore_domain *domain, const void *data, size_t len);
 
 /**
+ * Set the window size of a container's terminal (`"process.terminal": true`), as a
+ * terminal emulator does when its window changes (`TIOCSWINSZ` on the pty: the processes
+ * inside get `SIGWINCH`, `stty size` reports it).
+ *
+ * Call it before vmcore_domain_start() to give the initial size (a terminal starts at
+ * 0 x 0 otherwise, which programs treat as 24 x 80); later calls change it.
+ *
+ * @param domain  A domain from created to stopping (not ended, not closing).
+ * @param rows    Rows, 1..65535.
+ * @param cols    Columns, 1..65535.
+ * @return 0; #VMCORE_EINVAL (NULL domain, a size out of range); #VMCORE_ESTATE (ended or
+ *         closing); #VMCORE_ENOTSUP (a VM, whose console is a serial port and has no window
+ *         size, or a container without `"process.terminal": true`, whose console is pipes);
+ *         #VMCORE_ESYS (the ioctl failed).
+ */
+VMCORE_API int vmcore_domain_resize_console(vmcore_domain *domain, unsigned int rows,
+                                            unsigned int cols);
+
+/**
+ * Stop or restart the delivery of a domain's console output: flow control for a consumer
+ * that cannot keep up (a program whose own stdout is full).
+ *
+ * Console output is never dropped. Each domain's undelivered output is bounded (1 MiB):
+ * when that much waits, the writer is stopped as a UART with a full FIFO stops its
+ * sender (a VM's vCPU waits in its serial port write; a container's output pipes or
+ * terminal are no longer read, which blocks its writing processes) until the loop has
+ * delivered the queue down to 256 KiB. A loop that does not run therefore slows the guest
+ * down instead of growing the process. Holding uses the same bound: while held, the
+ * domain's reports (console output, and the exit, errors and exec results that follow it,
+ * so their order stays) wait instead of being delivered, and once 1 MiB of output waits
+ * the writer stops. State events of your own calls (pause, kill, ...) still arrive.
+ *
+ * A held domain still pauses, resumes, is killed and closes; vmcore_domain_close()
+ * releases the hold itself (the waiting reports are then dropped, as after every close).
+ * Note that the exit event of a held domain waits too: release the hold (or close) to
+ * see it end.
+ *
+ * @param domain  The domain, in any state but closing.
+ * @param hold    Non-zero: hold; 0: deliver again, starting with what waited (from the
+ *                loop, never inside this call). Holding twice is the same as once.
+ * @return 0; #VMCORE_EINVAL (NULL domain); #VMCORE_ESTATE (the domain is closing).
+ */
+VMCORE_API int vmcore_domain_hold_console(vmcore_domain *domain, int hold);
+
+/**
  * Run another process inside a running container. Its output arrives as console events.
  *
  * @param domain  A running container domain.

@@ -43,7 +43,11 @@ typedef struct vmcore_exit {
 /** Event types, usable as a bit mask in vmcore_domain_subscribe(). */
 typedef enum vmcore_event_type {
     VMCORE_EVENT_STATE = 1u << 0,   /**< The state changed. */
-    VMCORE_EVENT_CONSOLE = 1u << 1, /**< Console output (serial port, or stdout/stderr). */
+    VMCORE_EVENT_CONSOLE = 1u << 1, /**< Console output (serial port, or stdout/stderr), in
+                                         the order it was written and never dropped. At most
+                                         1 MiB per domain waits for delivery: then the writer
+                                         is stopped until the loop has delivered it (see
+                                         vmcore_domain_hold_console()). */
     VMCORE_EVENT_EXIT = 1u << 2,    /**< The domain ended; sent once, before the final state event. */
     VMCORE_EVENT_ERROR = 1u << 3,   /**< An asynchronous error (a device or backend failure). */
     VMCORE_EVENT_ALL = 0xf          /**< Every event. */

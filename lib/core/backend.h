@@ -13,6 +13,7 @@
 #ifndef VMCORE_CORE_BACKEND_H
 #define VMCORE_CORE_BACKEND_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -56,6 +57,15 @@ struct backend_ops {
      * with @token when it ends. */
     int (*exec)(vmcore_domain *d, void *priv, const char *const *argv, void *token,
                 struct vmcore_err *err);
+    /* Optional (NULL: VMCORE_ENOTSUP): the console's window size, @rows x @cols (1..65535,
+     * checked by the core). Called in any state from created (remember it for the start)
+     * to stopping. */
+    int (*console_resize)(vmcore_domain *d, void *priv, unsigned rows, unsigned cols,
+                          struct vmcore_err *err);
+    /* Optional: the console queue has drained below DOMAIN_CONSOLE_LOW after a
+     * domain_post_console() of this domain returned true (full). Loop thread. A backend
+     * that stopped reading its output because of that starts again here. */
+    void (*console_drained)(vmcore_domain *d, void *priv);
     /* Release everything. Called once, on the loop thread, after the exit was posted
      * (or when the domain never ran). */
     void (*destroy)(vmcore_domain *d, void *priv);
@@ -70,8 +80,30 @@ const struct backend_ops *backend_find(const char *name);
 
 /* --- Reports from backends; callable from any thread --------------------------- */
 
-/* Console bytes (copied). */
-void domain_post_console(vmcore_domain *d, vmcore_stream stream, const void *data, size_t len);
+/* Console output is bounded per domain (back-pressure, never dropped): the bytes posted
+ * and not yet delivered on the loop thread may reach DOMAIN_CONSOLE_HIGH (plus what the
+ * posters that saw "full" had already posted); the writers then wait until the loop has
+ * delivered them down to DOMAIN_CONSOLE_LOW. */
+#define DOMAIN_CONSOLE_HIGH (1u << 20)
+#define DOMAIN_CONSOLE_LOW (256u << 10)
+
+/* Console bytes (copied). Always queued; returns true when the domain's queue is now full
+ * (>= DOMAIN_CONSOLE_HIGH): the poster should stop producing output, a vCPU thread with
+ * domain_console_wait(), a loop-thread reader by not reading until
+ * backend_ops.console_drained. */
+bool domain_post_console(vmcore_domain *d, vmcore_stream stream, const void *data, size_t len);
+/* Whether the queue is full (cheap, lock-free: callable after every exit). */
+bool domain_console_full(vmcore_domain *d);
+/* vCPU threads (never the loop thread): when the queue is full, wait until the loop has
+ * drained it below DOMAIN_CONSOLE_LOW or @stop(@arg) returns true. @stop reads the
+ * backend's pause/stop requests; whoever sets one of those must call
+ * domain_console_wake() afterwards so that a waiting thread looks again. @stop is called
+ * with a core lock held: it must only read flags. */
+void domain_console_wait(vmcore_domain *d, bool (*stop)(void *arg), void *arg);
+/* Wake the threads waiting in domain_console_wait() to check their @stop again. Any
+ * thread; takes a core lock, so call it without holding a lock @stop's flags are set under
+ * only if that lock is never taken inside @stop (flags are atomics: fine). */
+void domain_console_wake(vmcore_domain *d);
 /* The domain ended. Only the first report counts. @reason is copied; may be NULL. */
 void domain_post_exit(vmcore_domain *d, vmcore_exit_kind kind, int status, int signal,
                       const char *reason);

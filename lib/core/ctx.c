@@ -43,6 +43,11 @@ static void drain(uv_async_t *h)
         pthread_mutex_unlock(&ctx->lock);
         if (!p)
             break;
+        if (p->domain->console_held) {
+            /* vmcore_domain_hold_console(): the domain's reports wait, in order */
+            list_push(&p->domain->held, p);
+            continue;
+        }
         domain_handle_post(p); /* frees p or moves it to the outbox */
     }
     ctx->draining = false;
@@ -92,7 +97,26 @@ void ctx_drop_domain_posts(vmcore_ctx *ctx, vmcore_domain *d)
 {
     pthread_mutex_lock(&ctx->lock);
     drop_from(&ctx->inbox, d);
+    d->console_queued = 0;
+    d->console_stalled = false;
+    atomic_store(&d->console_full, false);
+    pthread_cond_broadcast(&d->console_cond);
     pthread_mutex_unlock(&ctx->lock);
+    drop_from(&d->held, d);
+}
+
+void ctx_inbox_requeue(vmcore_ctx *ctx, struct post_list *l)
+{
+    if (!l->head)
+        return;
+    pthread_mutex_lock(&ctx->lock);
+    l->tail->next = ctx->inbox.head;
+    if (!ctx->inbox.tail)
+        ctx->inbox.tail = l->tail;
+    ctx->inbox.head = l->head;
+    pthread_mutex_unlock(&ctx->lock);
+    l->head = l->tail = NULL;
+    uv_async_send(&ctx->wake);
 }
 
 void ctx_set_error(vmcore_ctx *ctx, const struct vmcore_err *e)

@@ -33,16 +33,18 @@ static bool state_active(vmcore_state s)
     return s >= VMCORE_STATE_STARTING && s <= VMCORE_STATE_STOPPING;
 }
 
+void *(*domain_calloc)(size_t nmemb, size_t size) = calloc;
+
 static struct post *post_new(enum post_kind kind, vmcore_domain *d, const void *data,
                              size_t len)
 {
-    struct post *p = calloc(1, sizeof *p + len + 1);
+    struct post *p = domain_calloc(1, sizeof *p + len + 1);
     if (!p)
         return NULL;
     p->kind = kind;
     p->domain = d;
     p->len = len;
-    if (len)
+    if (len && data)
         memcpy(p->data, data, len);
     return p;
 }
@@ -179,6 +181,18 @@ int domain_create_with_ops(vmcore_domain **out, vmcore_ctx *ctx, const json_t *r
     d->cfg = cfg;
     d->ops = ops;
     d->next_sub_id = 1;
+    /* Everything reporting the end needs, allocated now (libuv's caller-owned requests are
+     * the model): domain_post_exit() then cannot fail. */
+    d->exit_post = post_new(POST_EXIT, d, NULL, DOMAIN_EXIT_REASON_MAX);
+    atomic_init(&d->console_full, false);
+    if (!d->exit_post || pthread_cond_init(&d->console_cond, NULL) != 0) {
+        free(d->exit_post);
+        free(d);
+        config_free(cfg);
+        err_set(&err, VMCORE_ENOMEM, "out of memory");
+        ctx_set_error(ctx, &err);
+        return VMCORE_ENOMEM;
+    }
     rc = ops->create(d, cfg, &d->priv, &err);
     if (rc) {
         if (!err.msg[0])
@@ -186,6 +200,8 @@ int domain_create_with_ops(vmcore_domain **out, vmcore_ctx *ctx, const json_t *r
         if (d->priv && ops->destroy)
             ops->destroy(d, d->priv);
         config_free(cfg);
+        free(d->exit_post);
+        pthread_cond_destroy(&d->console_cond);
         free(d);
         ctx_set_error(ctx, &err);
         return rc;
@@ -416,18 +432,40 @@ VMCORE_API int vmcore_domain_kill(vmcore_domain *d, vmcore_domain_cb cb, void *a
 
 /* ---------------------------------------------------------------- close */
 
+/* The end of close: cancel what never reported, call the close callback, free. */
+static void close_finish(vmcore_domain *d)
+{
+    vmcore_ctx *ctx = d->ctx;
+    /* Execs that never reported are canceled, before the close callback. */
+    while (d->execs) {
+        struct exec_req *r = d->execs;
+        vmcore_exit ex = { .kind = VMCORE_EXIT_NONE, .reason = "" };
+        d->execs = r->next;
+        if (r->cb)
+            r->cb(d, VMCORE_ECANCELED, &ex, r->arg);
+        free(r);
+    }
+    if (d->close_cb)
+        d->close_cb(d, d->close_arg);
+    while (d->subs) {
+        struct subscription *s = d->subs;
+        d->subs = s->next;
+        free(s);
+    }
+    free(d->exit_reason);
+    config_free(d->cfg);
+    free(d->exit_post);
+    pthread_cond_destroy(&d->console_cond);
+    free(d);
+    ctx->ndomains--;
+}
+
 static void timer_closed(uv_handle_t *h)
 {
     vmcore_domain *d = h->data;
     struct post *p = post_new(OUT_CLOSE, d, NULL, 0);
     if (!p) {
-        /* Cannot queue: finish here rather than leak the domain. */
-        vmcore_ctx *ctx = d->ctx;
-        if (d->close_cb)
-            d->close_cb(d, d->close_arg);
-        ctx->ndomains--;
-        config_free(d->cfg);
-        free(d);
+        close_finish(d); /* cannot queue: finish here rather than leak the domain */
         return;
     }
     ctx_outbox_push(d->ctx, p);
@@ -463,6 +501,10 @@ VMCORE_API void vmcore_domain_close(vmcore_domain *d, vmcore_close_cb cb, void *
     d->closing = true;
     d->close_cb = cb;
     d->close_arg = arg;
+    /* Held reports go on (they are dropped, not delivered, now): the exit among them is
+     * what close waits for, and a writer waiting for room must see the queue drain. */
+    d->console_held = false;
+    ctx_inbox_requeue(d->ctx, &d->held);
     update_active(d);
     if (state_active(d->state)) {
         if (d->state != VMCORE_STATE_STOPPING)
@@ -539,6 +581,27 @@ static void handle_exec_done(vmcore_domain *d, struct post *p)
     free(r);
 }
 
+/* @len console bytes have left the queue: wake the writers once it is below the low-water
+ * mark. Loop thread. */
+static void console_delivered(vmcore_domain *d, size_t len)
+{
+    vmcore_ctx *ctx = d->ctx;
+    bool drained = false;
+    pthread_mutex_lock(&ctx->lock);
+    d->console_queued -= len < d->console_queued ? len : d->console_queued;
+    if (d->console_queued < DOMAIN_CONSOLE_HIGH)
+        atomic_store(&d->console_full, false);
+    if (d->console_queued <= DOMAIN_CONSOLE_LOW) {
+        if (d->console_waiters)
+            pthread_cond_broadcast(&d->console_cond);
+        drained = d->console_stalled;
+        d->console_stalled = false;
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    if (drained && d->ops->console_drained && !d->destroyed)
+        d->ops->console_drained(d, d->priv);
+}
+
 void domain_handle_post(struct post *p)
 {
     vmcore_domain *d = p->domain;
@@ -549,6 +612,7 @@ void domain_handle_post(struct post *p)
         ev.u.console.data = p->data;
         ev.u.console.len = p->len;
         deliver_event(d, &ev);
+        console_delivered(d, p->len);
         break;
     }
     case POST_ERROR: {
@@ -580,30 +644,9 @@ void domain_deliver(struct post *p)
     case OUT_CALLBACK:
         p->cb(d, p->status, p->arg);
         break;
-    case OUT_CLOSE: {
-        vmcore_ctx *ctx = d->ctx;
-        /* Execs that never reported are canceled, before the close callback. */
-        while (d->execs) {
-            struct exec_req *r = d->execs;
-            vmcore_exit ex = { .kind = VMCORE_EXIT_NONE, .reason = "" };
-            d->execs = r->next;
-            if (r->cb)
-                r->cb(d, VMCORE_ECANCELED, &ex, r->arg);
-            free(r);
-        }
-        if (d->close_cb)
-            d->close_cb(d, d->close_arg);
-        while (d->subs) {
-            struct subscription *s = d->subs;
-            d->subs = s->next;
-            free(s);
-        }
-        free(d->exit_reason);
-        config_free(d->cfg);
-        free(d);
-        ctx->ndomains--;
+    case OUT_CLOSE:
+        close_finish(d);
         break;
-    }
     default:
         break;
     }
@@ -612,15 +655,59 @@ void domain_deliver(struct post *p)
 
 /* ------------------------------------------- backend report entry points (any thread) */
 
-void domain_post_console(vmcore_domain *d, vmcore_stream stream, const void *data, size_t len)
+bool domain_post_console(vmcore_domain *d, vmcore_stream stream, const void *data, size_t len)
 {
-    if (!len)
+    vmcore_ctx *ctx = d->ctx;
+    struct post *p = len ? post_new(POST_CONSOLE, d, data, len) : NULL;
+    bool full;
+    pthread_mutex_lock(&ctx->lock);
+    if (p) {
+        p->code = (int)stream;
+        p->next = NULL;
+        if (ctx->inbox.tail)
+            ctx->inbox.tail->next = p;
+        else
+            ctx->inbox.head = p;
+        ctx->inbox.tail = p;
+        d->console_queued += len;
+    }
+    full = d->console_queued >= DOMAIN_CONSOLE_HIGH;
+    if (full) {
+        atomic_store(&d->console_full, true);
+        d->console_stalled = true;
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    if (p)
+        uv_async_send(&ctx->wake);
+    return full;
+}
+
+bool domain_console_full(vmcore_domain *d)
+{
+    return atomic_load_explicit(&d->console_full, memory_order_relaxed);
+}
+
+void domain_console_wait(vmcore_domain *d, bool (*stop)(void *arg), void *arg)
+{
+    if (!domain_console_full(d))
         return;
-    struct post *p = post_new(POST_CONSOLE, d, data, len);
-    if (!p)
-        return;
-    p->code = (int)stream;
-    ctx_inbox_push(d->ctx, p);
+    vmcore_ctx *ctx = d->ctx;
+    pthread_mutex_lock(&ctx->lock);
+    if (d->console_queued >= DOMAIN_CONSOLE_HIGH) {
+        d->console_waiters++;
+        while (d->console_queued > DOMAIN_CONSOLE_LOW && !stop(arg))
+            pthread_cond_wait(&d->console_cond, &ctx->lock);
+        d->console_waiters--;
+    }
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+void domain_console_wake(vmcore_domain *d)
+{
+    vmcore_ctx *ctx = d->ctx;
+    pthread_mutex_lock(&ctx->lock);
+    pthread_cond_broadcast(&d->console_cond);
+    pthread_mutex_unlock(&ctx->lock);
 }
 
 void domain_post_exit(vmcore_domain *d, vmcore_exit_kind kind, int status, int signal,
@@ -628,15 +715,17 @@ void domain_post_exit(vmcore_domain *d, vmcore_exit_kind kind, int status, int s
 {
     vmcore_ctx *ctx = d->ctx;
     pthread_mutex_lock(&ctx->lock);
-    bool first = !d->exit_posted;
+    struct post *p = d->exit_posted ? NULL : d->exit_post;
     d->exit_posted = true;
+    d->exit_post = NULL;
     pthread_mutex_unlock(&ctx->lock);
-    if (!first)
-        return;
-    size_t len = reason ? strlen(reason) : 0;
-    struct post *p = post_new(POST_EXIT, d, reason, len);
     if (!p)
-        return;
+        return; /* not the first report */
+    /* The post was allocated with the domain: nothing here can fail. */
+    size_t len = reason ? strnlen(reason, DOMAIN_EXIT_REASON_MAX) : 0;
+    memcpy(p->data, reason ? reason : "", len);
+    p->data[len] = '\0';
+    p->len = len;
     p->exit_kind = kind;
     p->code = status;
     p->signal = signal;
@@ -747,6 +836,44 @@ VMCORE_API int vmcore_domain_console_write(vmcore_domain *d, const void *data, s
     struct vmcore_err err = { 0 };
     int rc = d->ops->console_write(d, d->priv, data, len, &err);
     return rc ? fail(d, &err) : 0;
+}
+
+VMCORE_API int vmcore_domain_resize_console(vmcore_domain *d, unsigned int rows,
+                                            unsigned int cols)
+{
+    if (!d)
+        return VMCORE_EINVAL;
+    if (rows == 0 || cols == 0 || rows > 65535 || cols > 65535)
+        return fail_msg(d, VMCORE_EINVAL, "resize_console: %u x %u is out of range "
+                        "(1..65535 rows and columns)", rows, cols);
+    if (d->closing || d->state == VMCORE_STATE_STOPPED || d->state == VMCORE_STATE_CRASHED)
+        return fail_msg(d, VMCORE_ESTATE, "resize_console: domain is %s",
+                        d->closing ? "closing" : vmcore_state_name(d->state));
+    if (!d->ops->console_resize)
+        return fail_msg(d, VMCORE_ENOTSUP, "resize_console: the %s backend's console is a "
+                        "serial port, which has no window size", d->ops->name);
+    struct vmcore_err err = { 0 };
+    int rc = d->ops->console_resize(d, d->priv, rows, cols, &err);
+    if (rc) {
+        if (!err.msg[0])
+            err_set(&err, rc, "resize_console: %s", vmcore_strerror(rc));
+        return fail(d, &err);
+    }
+    return 0;
+}
+
+VMCORE_API int vmcore_domain_hold_console(vmcore_domain *d, int hold)
+{
+    if (!d)
+        return VMCORE_EINVAL;
+    if (d->closing)
+        return fail_msg(d, VMCORE_ESTATE, "hold_console: the domain is closing");
+    if (d->console_held == (hold != 0))
+        return 0;
+    d->console_held = hold != 0;
+    if (!hold)
+        ctx_inbox_requeue(d->ctx, &d->held); /* delivered from the loop, in order */
+    return 0;
 }
 
 VMCORE_API int vmcore_domain_exec(vmcore_domain *d, const char *const *argv, vmcore_exec_cb cb,

@@ -9,6 +9,7 @@
 #define VMCORE_CORE_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <uv.h>
 
@@ -86,6 +87,21 @@ struct vmcore_domain {
     vmcore_exit exit;
     char *exit_reason;
     bool exit_posted;          /* guarded by ctx->lock: only the first report counts */
+    /* The exit report, allocated with the domain so that reporting the end never needs
+     * memory (a lost exit would leave vmcore_domain_close() waiting forever). Taken by the
+     * first domain_post_exit() under ctx->lock; freed with the domain if never used. */
+    struct post *exit_post;
+    /* Console back-pressure: bytes of console reports posted and not yet delivered (in the
+     * inbox or held), and the vCPU threads waiting for room. Guarded by ctx->lock;
+     * console_full mirrors "console_queued >= DOMAIN_CONSOLE_HIGH" for a lock-free check. */
+    size_t console_queued;
+    unsigned console_waiters;
+    bool console_stalled;      /* a poster was told "full": call ops->console_drained */
+    atomic_bool console_full;
+    pthread_cond_t console_cond;
+    /* vmcore_domain_hold_console() (loop thread): reports wait in `held` while set */
+    bool console_held;
+    struct post_list held;
     bool counted_active;
     bool closing;
     bool destroyed;
@@ -104,11 +120,19 @@ struct vmcore_domain {
     struct vmcore_err err;
 };
 
+/* The longest exit reason a domain_post_exit() report carries (longer ones are cut). */
+#define DOMAIN_EXIT_REASON_MAX 255
+
+/* domain.c: how the core allocates its posts; tests replace it to make allocations fail. */
+extern void *(*domain_calloc)(size_t nmemb, size_t size);
+
 /* ctx.c */
 void ctx_inbox_push(vmcore_ctx *ctx, struct post *p);
 void ctx_outbox_push(vmcore_ctx *ctx, struct post *p);
 void ctx_update_ref(vmcore_ctx *ctx);
 void ctx_drop_domain_posts(vmcore_ctx *ctx, vmcore_domain *d);
+/* Put @l (posts taken from the inbox earlier) back at the head of the inbox; empties @l. */
+void ctx_inbox_requeue(vmcore_ctx *ctx, struct post_list *l);
 void ctx_set_error(vmcore_ctx *ctx, const struct vmcore_err *e);
 /* domain.c: create a domain run by @forced instead of the configured backend (the state
  * machine tests drive the core with a scripted backend this way). */

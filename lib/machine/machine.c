@@ -229,6 +229,12 @@ void machine_console_output(struct machine *m, const void *data, size_t len)
         domain_post_console(m->domain, VMCORE_STREAM_CONSOLE, data, len);
 }
 
+void machine_console_wait(struct machine *m, bool (*stop)(void *arg), void *arg)
+{
+    if (!m->sink.console && m->domain && domain_console_full(m->domain))
+        domain_console_wait(m->domain, stop, arg);
+}
+
 size_t machine_console_input(struct machine *m, const void *data, size_t len)
 {
     return uart8250_receive(&m->com1, data, len);

@@ -115,6 +115,11 @@ void machine_post_exit(vmcore_domain *d, vmcore_exit_kind kind, int status, cons
 /* Serial console input; thread-safe. Returns how many bytes were queued (the rest did not
  * fit in the UART's receive queue). */
 size_t machine_console_input(struct machine *m, const void *data, size_t len);
+/* Back-pressure for a vCPU thread, called after an exit has been handled (outside any
+ * device lock): when the domain's console queue is full, wait until the loop has drained
+ * it or @stop(@arg) is true (see domain_console_wait() in core/backend.h). No-op when the
+ * console goes to a redirected sink. */
+void machine_console_wait(struct machine *m, bool (*stop)(void *arg), void *arg);
 /* Post console output the UART is still gathering (it batches up to a newline). The machine
  * flushes by itself on newlines, on any exit that is not a COM1 transmit, and on stop;
  * a backend calls this when it pauses or is kicked. Thread-safe. */

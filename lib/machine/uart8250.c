@@ -1,6 +1,9 @@
 /* 16550A UART. Enough of the chip for Linux's 8250 driver (autoconfig through the scratch
  * and loopback registers, FIFO detection, THRE and RX interrupts) and for polled guests.
- * Transmission is instantaneous: THR is always empty, so the guest never waits. */
+ * Transmission is instantaneous: THR is always empty. A guest that writes faster than the
+ * domain's console is delivered is stopped instead, after the write that filled the
+ * domain's bounded console queue (the vCPU loops call machine_console_wait()), as a real
+ * UART with a full FIFO holds back its sender; output is never dropped. */
 #include "uart8250.h"
 
 #include <string.h>

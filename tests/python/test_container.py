@@ -4,6 +4,8 @@ fails under VMCORE_TEST_STRICT=1 unless the backend is not built at all)."""
 
 import asyncio
 
+import pytest
+
 import vmcore
 from vmcore.model import ExitKind, State, Stream
 
@@ -135,3 +137,31 @@ def test_async_exec_pause_resume_shutdown(container):
     status, paused, exit, out = asyncio.run(main())
     assert (status, paused, exit.code) == (6, State.PAUSED, 143)
     assert b"aexec\n" in out
+
+
+def test_terminal_window_size(ctx, container):
+    d = ctx.create(container(["/bin/sh", "-c", "stty size; read x; stty size"],
+                             process={"args": ["/bin/sh", "-c", "stty size; read x; stty size"],
+                                      "env": ["PATH=/bin"], "terminal": True}))
+    with pytest.raises(vmcore.errors.InvalidArgument):
+        d.console.resize(0, 80)
+    d.console.resize(30, 100)
+    d.start()
+    out = b""
+    for chunk in d.console:
+        out += chunk
+        if b"30 100" in out:
+            break
+    d.console.resize(40, 132)
+    d.console.write("\n")
+    assert d.wait().ok
+    out += d.console.read()
+    assert b"30 100" in out and b"40 132" in out, out
+    with pytest.raises(vmcore.errors.StateError):
+        d.console.resize(40, 132)
+
+
+def test_pipes_have_no_window_size(ctx, container):
+    d = ctx.create(container(["/bin/true"]))
+    with pytest.raises(vmcore.errors.NotSupported):
+        d.console.resize(24, 80)

@@ -58,3 +58,10 @@ def test_guest_from_a_config_file_with_relative_paths(ctx, checksum_guest, tmp_p
     d.start()
     assert d.wait().status == EXPECTED & 0xFF
     assert d.console.read() == b"checksum=%08x\r\n" % EXPECTED
+
+
+def test_serial_console_has_no_window_size(ctx, checksum_guest):
+    require_backend("emu")
+    d = ctx.create(vm_config(checksum_guest, "emu"))
+    with pytest.raises(vmcore.errors.NotSupported):
+        d.console.resize(24, 80)

@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <pty.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -461,6 +464,87 @@ static void test_run_vm_sigterm_stops_it(void **state)
     assert_int_not_equal(WEXITSTATUS(status), 2);
 }
 
+static long rss_kib(pid_t pid)
+{
+    char path[64];
+    unsigned long size = 0, resident = 0;
+    snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    int n = fscanf(f, "%lu %lu", &size, &resident);
+    fclose(f);
+    return n == 2 ? (long)(resident * (unsigned long)sysconf(_SC_PAGESIZE) / 1024) : -1;
+}
+
+/* Wait for @pid; a safety net (not a speed expectation) kills it after a minute. */
+static int wait_or_kill(pid_t pid, int *status)
+{
+    for (int i = 0; i < 60000; i++) {
+        pid_t w = waitpid(pid, status, WNOHANG);
+        if (w == pid)
+            return 1;
+        usleep(1000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, status, 0);
+    return 0;
+}
+
+/* A guest floods its console into a CLI whose stdout nobody reads: the CLI's memory stays
+ * bounded (the guest is held back), what is read later arrives complete and in order, and
+ * SIGTERM still ends it although its stdout is full. */
+static void test_run_stdout_blocked(void **state)
+{
+    vt_require(vm_backend_usable(), "a usable VM backend (kvm or emu)");
+    char json[1024];
+    snprintf(json, sizeof json, "{ \"name\": \"flood\", \"memory_mib\": 4, \"boot\": {"
+             " \"kernel\": \"%s\", \"format\": \"raw\", \"mode\": \"protected\" } }",
+             vt_guest("flood.bin"));
+    const char *path = write_config("c.json", json);
+    const char *args[] = { "run", path, NULL };
+    int fd;
+    static const char line[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ\n";
+    pid_t pid = spawn_until(args, line, &fd);
+
+    /* nobody reads: the pipe fills, then the CLI's buffer, then the domain is held */
+    usleep(1000000);
+    long kib = rss_kib(pid);
+    print_message("CLI RSS %ld KiB with its stdout blocked\n", kib);
+    assert_true(kib > 0 && kib < 64 * 1024);
+
+    /* what arrives is complete and in order (checked from the first line end on: spawn_until
+     * may have read part of a line) */
+    static char buf[65536];
+    size_t pos = 0, total = 0;
+    bool synced = false;
+    while (total < (size_t)4 << 20) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        assert_true(n > 0);
+        for (ssize_t i = 0; i < n; i++) {
+            if (!synced) {
+                synced = buf[i] == '\n';
+                continue;
+            }
+            if (buf[i] != line[pos])
+                fail_msg("stdout byte %zu is '%c', expected '%c'", total + (size_t)i,
+                         buf[i], line[pos]);
+            pos = (pos + 1) % (sizeof line - 1);
+        }
+        total += (size_t)n;
+    }
+
+    /* blocked again, then SIGTERM */
+    usleep(300000);
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    int status;
+    int ended = wait_or_kill(pid, &status);
+    close(fd);
+    assert_true(ended);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 128 + SIGTERM); /* the domain's status */
+}
+
 static const char *container_rootfs(void)
 {
     return VT_BINARY_DIR "/examples/configs/rootfs";
@@ -508,6 +592,79 @@ static void test_run_container_streams_and_status(void **state)
     free(r);
 }
 
+/* Read what the pty master @fd has for up to @ms into @buf (appending); true once @buf
+ * contains @want. */
+static bool pty_read_until(int fd, char *buf, size_t size, size_t *len, const char *want,
+                           int ms)
+{
+    for (int waited = 0; !strstr(buf, want) && waited < ms; waited += 10) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, 10) == 1) {
+            ssize_t n = read(fd, buf + *len, size - 1 - *len);
+            if (n <= 0)
+                break;
+            *len += (size_t)n;
+            buf[*len] = '\0';
+        }
+    }
+    return strstr(buf, want) != NULL;
+}
+
+/* A container's terminal gets the CLI's terminal size at start, and the new one after
+ * SIGWINCH. */
+static void test_run_container_terminal_size(void **state)
+{
+    vt_require(container_usable(), "the container backend and the examples' busybox rootfs");
+    static char json[2048];
+    snprintf(json, sizeof json,
+             "{ \"name\": \"cli-test\", \"backend\": \"container\", \"rootfs\": \"%s\","
+             " \"process\": { \"terminal\": true, \"args\": [ \"/bin/sh\", \"-c\","
+             " \"stty size; while read x; do stty size; done\" ], \"env\": [ \"PATH=/bin\" ] } }",
+             container_rootfs());
+    const char *path = write_config("c.json", json);
+    int master, slave;
+    struct winsize ws = { .ws_row = 33, .ws_col = 111 };
+    assert_int_equal(openpty(&master, &slave, NULL, NULL, &ws), 0);
+    int in[2];
+    assert_int_equal(pipe2(in, O_CLOEXEC), 0);
+    const char *cli = getenv("VMCORE_CLI");
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(slave, 1);
+        dup2(slave, 2);
+        execl(cli, cli, "run", path, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(slave);
+    static char out[65536];
+    size_t len = 0;
+    out[0] = '\0';
+    bool first = pty_read_until(master, out, sizeof out, &len, "33 111", 60000);
+    ws.ws_row = 44;
+    ws.ws_col = 122;
+    assert_int_equal(ioctl(master, TIOCSWINSZ, &ws), 0);
+    assert_int_equal(kill(pid, SIGWINCH), 0);
+    bool second = false;
+    for (int i = 0; i < 100 && first && !second; i++) {
+        assert_int_equal(write(in[1], "\n", 1), 1); /* one more "stty size" */
+        second = pty_read_until(master, out, sizeof out, &len, "44 122", 100);
+    }
+    close(in[1]); /* end of input: the loop ends, and the container */
+    /* keep the pty drained until the CLI has gone (read fails then) */
+    pty_read_until(master, out, sizeof out, &len, "\x01never", 60000);
+    int status;
+    int ended = wait_or_kill(pid, &status);
+    close(master);
+    if (!first || !second)
+        fail_msg("the container saw [%s]", out);
+    assert_true(ended);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_run_container_sigterm_is_graceful(void **state)
 {
     vt_require(container_usable(), "the container backend and the examples' busybox rootfs");
@@ -543,8 +700,10 @@ int main(void)
         cmocka_unit_test(test_run_vm_exit_status),
         cmocka_unit_test(test_run_vm_stdin_to_console),
         cmocka_unit_test(test_run_vm_sigterm_stops_it),
+        cmocka_unit_test(test_run_stdout_blocked),
         cmocka_unit_test(test_run_container_streams_and_status),
         cmocka_unit_test(test_run_container_sigterm_is_graceful),
+        cmocka_unit_test(test_run_container_terminal_size),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

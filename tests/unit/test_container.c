@@ -412,6 +412,114 @@ static void test_terminal(void **state)
     run_close(&r);
 }
 
+/* The terminal's window size: given before the start, changed while it runs; a console
+ * of pipes has none. */
+static void test_terminal_window_size(void **state)
+{
+    (void)state;
+    REQUIRE();
+    struct run r;
+    assert_int_equal(run_new(&r, "{" BASE ",\"process\":{\"terminal\":true,\"args\":[\"sh\",\"-c\","
+                             "\"stty size; echo ready; read x; stty size\"]}}", rootfs), 0);
+    assert_int_equal(vmcore_domain_resize_console(r.d, 0, 80), VMCORE_EINVAL);
+    assert_int_equal(vmcore_domain_resize_console(r.d, 24, 65536), VMCORE_EINVAL);
+    assert_non_null(strstr(vmcore_domain_last_error(r.d), "out of range"));
+    assert_int_equal(vmcore_domain_resize_console(r.d, 30, 100), 0);
+    run_start(&r);
+    for (int i = 0; i < 60000 && !strstr(r.con, "ready"); i++) {
+        vmcore_ctx_run(r.ctx, VMCORE_RUN_NOWAIT);
+        usleep(1000);
+    }
+    if (!strstr(r.con, "30 100\r\nready"))
+        fail_msg("initial size: con [%s]", r.con);
+    assert_int_equal(vmcore_domain_resize_console(r.d, 40, 132), 0);
+    assert_int_equal(vmcore_domain_console_write(r.d, "\n", 1), 0);
+    run_wait(&r);
+    if (!strstr(r.con, "40 132"))
+        fail_msg("after the resize: con [%s]", r.con);
+    assert_int_equal(vmcore_domain_resize_console(r.d, 40, 132), VMCORE_ESTATE);
+    run_close(&r);
+
+    assert_int_equal(run_new(&r, "{" BASE ",\"process\":{\"args\":[\"true\"]}}", rootfs), 0);
+    assert_int_equal(vmcore_domain_resize_console(r.d, 24, 80), VMCORE_ENOTSUP);
+    assert_non_null(strstr(vmcore_domain_last_error(r.d), "process.terminal"));
+    run_close(&r);
+}
+
+/* --- console back-pressure ---------------------------------------------------------- */
+
+struct flood {
+    size_t got, bad_at;
+    int bad, stopped;
+    unsigned pos; /* where in the line `yes` repeats the next byte is */
+};
+
+static const char flood_line[] = "ABCDEFGHIJKLMNOPQRSTUVWXY\n";
+
+static void flood_event(const vmcore_event *ev, void *arg)
+{
+    struct flood *f = arg;
+    if (ev->type == VMCORE_EVENT_CONSOLE) {
+        for (size_t i = 0; i < ev->u.console.len; i++) {
+            if (ev->u.console.data[i] != flood_line[f->pos] && !f->bad) {
+                f->bad = 1;
+                f->bad_at = f->got;
+            }
+            f->pos = (f->pos + 1) % (sizeof flood_line - 1);
+            f->got++;
+        }
+    } else if (ev->type == VMCORE_EVENT_STATE &&
+               ev->u.state.new_state >= VMCORE_STATE_STOPPED) {
+        f->stopped = 1;
+    }
+}
+
+static size_t rss_bytes(void)
+{
+    unsigned long size = 0, resident = 0;
+    FILE *fp = fopen("/proc/self/statm", "r");
+    assert_non_null(fp);
+    assert_int_equal(fscanf(fp, "%lu %lu", &size, &resident), 2);
+    fclose(fp);
+    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* A container writes 32 MiB while its console is held (a consumer that cannot keep up):
+ * the pipes stop being read once 1 MiB waits, so the process does not grow and the writer
+ * blocks; released, every byte arrives in order and the container ends normally. */
+static void test_console_backpressure(void **state)
+{
+    (void)state;
+    REQUIRE();
+    struct run r;
+    struct flood f = { 0 };
+    const size_t total = (size_t)32 << 20;
+    assert_int_equal(run_new(&r, "{" BASE ",\"process\":{\"args\":[\"sh\",\"-c\","
+                             "\"yes ABCDEFGHIJKLMNOPQRSTUVWXY | head -c %zu\"]}}", rootfs, total), 0);
+    assert_true(vmcore_domain_subscribe(r.d, VMCORE_EVENT_ALL, flood_event, &f) > 0);
+    assert_int_equal(vmcore_domain_hold_console(r.d, 1), 0);
+    run_start(&r);
+    size_t rss0 = rss_bytes();
+    /* the loop runs for a while, but nothing is delivered */
+    for (int i = 0; i < 1000; i++) {
+        vmcore_ctx_run(r.ctx, VMCORE_RUN_NOWAIT);
+        usleep(1000);
+    }
+    size_t grown = rss_bytes() - rss0;
+    print_message("RSS grew by %zu KiB while the console was held\n", grown >> 10);
+    assert_true(grown < (size_t)16 << 20);
+    assert_int_equal(f.got, 0);
+    assert_false(r.exited); /* the writer is blocked: it has not finished */
+    assert_int_equal(vmcore_domain_hold_console(r.d, 0), 0);
+    assert_true(vt_run_until(r.ctx, &f.stopped, 120000));
+    if (f.bad)
+        fail_msg("console byte %zu out of order", f.bad_at);
+    assert_int_equal(f.got, total);
+    assert_int_equal(r.exit.kind, VMCORE_EXIT_STATUS);
+    assert_int_equal(r.exit.status, 0);
+    run_close(&r);
+}
+
 static int link_exists(const char *name) { return if_nametoindex(name) != 0; }
 
 static void test_network_host(void **state)
@@ -822,6 +930,8 @@ int main(void)
         cmocka_unit_test(test_stdin_and_exec),
         cmocka_unit_test(test_stdin_after_reader_left),
         cmocka_unit_test(test_terminal),
+        cmocka_unit_test(test_console_backpressure),
+        cmocka_unit_test(test_terminal_window_size),
         cmocka_unit_test(test_network_host),
         cmocka_unit_test(test_network_none_and_veth),
         cmocka_unit_test(test_user_namespace),

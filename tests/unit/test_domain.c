@@ -18,7 +18,7 @@ struct scripted {
     enum script script;
     pthread_t thread;
     bool thread_started;
-    atomic_int killed, shutdown_requested, paused;
+    atomic_int killed, shutdown_requested, paused, exit_posted;
     vmcore_domain *d;
 };
 
@@ -32,6 +32,7 @@ static void *worker(void *arg)
     switch (s->script) {
     case RUN_AND_EXIT:
         domain_post_exit(s->d, VMCORE_EXIT_STATUS, 42, 0, "debug-exit");
+        atomic_store(&s->exit_posted, 1);
         return NULL;
     case CRASH:
         domain_post_exit(s->d, VMCORE_EXIT_CRASH, 0, 0, "triple fault");
@@ -395,6 +396,69 @@ static void test_foreign_loop(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* vmcore_domain_hold_console(): while held, the console output and the exit behind it
+ * wait; released, they arrive in order; close releases a hold by itself. */
+static void test_hold_console(void **state)
+{
+    vmcore_ctx *ctx;
+    struct recorder r = { 0 };
+    assert_int_equal(vmcore_ctx_new(&ctx, NULL), 0);
+    assert_int_equal(vmcore_domain_hold_console(NULL, 1), VMCORE_EINVAL);
+    vmcore_domain *d = make(ctx, RUN_AND_EXIT, &r);
+    assert_int_equal(vmcore_domain_hold_console(d, 1), 0);
+    assert_int_equal(vmcore_domain_hold_console(d, 1), 0); /* twice is once */
+    assert_int_equal(vmcore_domain_start(d, NULL, NULL), 0);
+    struct scripted *s = d->priv;
+    while (!atomic_load(&s->exit_posted))
+        usleep(1000);
+    for (int i = 0; i < 10; i++)
+        vmcore_ctx_run(ctx, VMCORE_RUN_NOWAIT);
+    assert_string_equal(r.log, "starting running");
+    assert_int_equal(vmcore_domain_hold_console(d, 0), 0);
+    assert_string_equal(r.log, "starting running"); /* never inside the call */
+    assert_true(vt_run_until(ctx, &r.done, 10000));
+    assert_string_equal(r.log, "starting running console:hello exit:42 stopped");
+    close_and_wait(ctx, d, &r);
+
+    /* closing a held domain: the held exit is what close waits for */
+    struct recorder r2 = { 0 };
+    d = make(ctx, RUN_AND_EXIT, &r2);
+    assert_int_equal(vmcore_domain_hold_console(d, 1), 0);
+    assert_int_equal(vmcore_domain_start(d, NULL, NULL), 0);
+    s = d->priv;
+    while (!atomic_load(&s->exit_posted))
+        usleep(1000);
+    vmcore_domain_close(d, on_closed, &r2);
+    assert_int_equal(vmcore_domain_hold_console(d, 0), VMCORE_ESTATE);
+    assert_true(vt_run_until(ctx, &r2.closed, 10000));
+    assert_int_equal(vmcore_ctx_free(ctx), 0);
+}
+
+/* Out of memory everywhere once the domain is running: every report the core would
+ * allocate is lost, but the exit (preallocated with the domain) still arrives, so close
+ * completes instead of waiting forever. */
+static void *no_memory(size_t nmemb, size_t size)
+{
+    (void)nmemb;
+    (void)size;
+    return NULL;
+}
+
+static void test_exit_survives_out_of_memory(void **state)
+{
+    vmcore_ctx *ctx;
+    struct recorder r = { 0 };
+    assert_int_equal(vmcore_ctx_new(&ctx, NULL), 0);
+    vmcore_domain *d = make(ctx, RUN_UNTIL_KILLED, &r);
+    assert_int_equal(vmcore_domain_start(d, NULL, NULL), 0);
+    domain_calloc = no_memory;
+    vmcore_domain_close(d, on_closed, &r); /* kills: the worker posts its exit */
+    bool closed = vt_run_until(ctx, &r.closed, 10000);
+    domain_calloc = calloc;
+    assert_true(closed);
+    assert_int_equal(vmcore_ctx_free(ctx), 0);
+}
+
 static void test_strings(void **state)
 {
     assert_string_equal(vmcore_state_name(VMCORE_STATE_PAUSED), "paused");
@@ -424,6 +488,8 @@ int main(void)
         cmocka_unit_test(test_close_while_running),
         cmocka_unit_test(test_unsubscribe_in_callback),
         cmocka_unit_test(test_foreign_loop),
+        cmocka_unit_test(test_hold_console),
+        cmocka_unit_test(test_exit_survives_out_of_memory),
         cmocka_unit_test(test_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

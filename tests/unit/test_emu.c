@@ -20,6 +20,23 @@ static void test_probe(void **state)
     assert_string_equal(p.backend, "emu");
 }
 
+/* A serial console has no window size. */
+static void test_resize_console_refused(void **state)
+{
+    (void)state;
+    vmcore_ctx *ctx;
+    vmcore_domain *d = NULL;
+    assert_int_equal(vmcore_ctx_new(&ctx, NULL), 0);
+    assert_int_equal(vmcore_domain_new_json(&d, ctx, vmt_json("emu", "loop.bin",
+                     "\"format\": \"raw\", \"mode\": \"protected\"", NULL)), 0);
+    assert_int_equal(vmcore_domain_resize_console(NULL, 24, 80), VMCORE_EINVAL);
+    assert_int_equal(vmcore_domain_resize_console(d, 24, 80), VMCORE_ENOTSUP);
+    assert_non_null(strstr(vmcore_domain_last_error(d), "serial"));
+    vmcore_domain_close(d, NULL, NULL);
+    vmcore_ctx_run(ctx, VMCORE_RUN_DEFAULT);
+    assert_int_equal(vmcore_ctx_free(ctx), 0);
+}
+
 static void test_smp_refused(void **state)
 {
     vmcore_ctx *ctx;
@@ -219,6 +236,108 @@ static void test_jit_setting(void **state)
     }
 }
 
+/* ---- console back-pressure ---- */
+
+struct flood {
+    size_t got;          /* console bytes delivered */
+    size_t bad_at;       /* the first byte out of order, if bad */
+    int bad, closed;
+    char next;           /* the byte flood.bin writes next */
+};
+
+static void flood_event(const vmcore_event *ev, void *arg)
+{
+    struct flood *f = arg;
+    if (ev->type != VMCORE_EVENT_CONSOLE)
+        return;
+    for (size_t i = 0; i < ev->u.console.len; i++) {
+        char c = ev->u.console.data[i];
+        if (c != f->next && !f->bad) {
+            f->bad = 1;
+            f->bad_at = f->got;
+        }
+        f->next = f->next == '\n' ? 'A' : f->next == 'Z' ? '\n' : (char)(f->next + 1);
+        f->got++;
+    }
+}
+
+static size_t rss_bytes(void)
+{
+    unsigned long size = 0, resident = 0;
+    FILE *fp = fopen("/proc/self/statm", "r");
+    assert_non_null(fp);
+    assert_int_equal(fscanf(fp, "%lu %lu", &size, &resident), 2);
+    fclose(fp);
+    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Run the loop until @n bytes have arrived (a safety net of VMT_WAIT_MS, not a speed
+ * expectation). */
+static void flood_drain(vmcore_ctx *ctx, struct flood *f, size_t n)
+{
+    for (int waited = 0; f->got < n; ) {
+        size_t before = f->got;
+        vmcore_ctx_run(ctx, VMCORE_RUN_NOWAIT);
+        if (f->got == before) {
+            usleep(1000);
+            if (++waited > VMT_WAIT_MS)
+                fail_msg("only %zu of %zu console bytes arrived", f->got, n);
+        }
+    }
+}
+
+/* A guest that floods its serial port while the loop does not run: the console queue is
+ * bounded, so the vCPU stops at the UART (the process does not grow), pause and close
+ * still work while it waits for room, and the output that arrives is complete and in
+ * order once the loop runs again. */
+static void test_console_backpressure(void **state)
+{
+    (void)state;
+    vmcore_ctx *ctx;
+    vmcore_domain *d;
+    struct flood f = { .next = 'A' };
+    int threads = vt_count_threads();
+    assert_int_equal(vmcore_ctx_new(&ctx, NULL), 0);
+    int fds = vt_count_fds(); /* after the first loop: libuv keeps a process-wide pipe */
+    assert_int_equal(vmcore_domain_new_json(&d, ctx, vmt_json("emu", "flood.bin",
+                     "\"format\": \"raw\", \"mode\": \"protected\"", NULL)), 0);
+    assert_true(vmcore_domain_subscribe(d, VMCORE_EVENT_ALL, flood_event, &f) > 0);
+    size_t rss0 = rss_bytes();
+    assert_int_equal(vmcore_domain_start(d, NULL, NULL), 0);
+
+    /* The loop does not run for a while: without a bound the queue grows by the guest's
+     * whole output (tens of MiB a second); with it, by about 1 MiB of posts. */
+    usleep(1500000);
+    size_t grown = rss_bytes() - rss0;
+    print_message("RSS grew by %zu KiB while the loop did not run\n", grown >> 10);
+    assert_true(grown < (size_t)16 << 20);
+    /* and the vCPU is stopped, waiting for room: it runs no instruction */
+    vmcore_stats a = VMCORE_STATS_INIT, b = VMCORE_STATS_INIT;
+    assert_int_equal(vmcore_domain_stats(d, &a), 0);
+    usleep(100000);
+    assert_int_equal(vmcore_domain_stats(d, &b), 0);
+    assert_true(a.instructions > 0);
+    assert_int_equal(a.instructions, b.instructions);
+
+    /* pause and resume are synchronous: they must not wait for the queue to drain */
+    assert_int_equal(vmcore_domain_pause(d, NULL, NULL), 0);
+    assert_int_equal(vmcore_domain_resume(d, NULL, NULL), 0);
+
+    /* the loop runs again: every byte arrives, in order */
+    flood_drain(ctx, &f, (size_t)8 << 20);
+    if (f.bad)
+        fail_msg("console byte %zu out of order", f.bad_at);
+
+    /* fill the queue once more, then close (a kill) while the vCPU waits for room */
+    usleep(300000);
+    vmcore_domain_close(d, vmt_on_closed, &f.closed);
+    assert_true(vt_run_until(ctx, &f.closed, VMT_WAIT_MS));
+    assert_false(f.bad);
+    assert_int_equal(vt_count_fds(), fds);
+    assert_int_equal(vmcore_ctx_free(ctx), 0);
+    assert_int_equal(vt_count_threads(), threads);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,8 +355,10 @@ int main(void)
         VMT_TEST(pause_resume, "emu"),
         VMT_TEST(console_input, "emu"),
         cmocka_unit_test(test_smp_refused),
+        cmocka_unit_test(test_resize_console_refused),
         cmocka_unit_test(test_lapic_timer),
         cmocka_unit_test(test_jit_setting),
+        cmocka_unit_test(test_console_backpressure),
         cmocka_unit_test(test_same_as_kvm),
     };
     /* unbuffered: when ctest kills a hung test, its last "[ RUN ]" line names it */

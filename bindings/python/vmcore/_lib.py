@@ -134,6 +134,7 @@ _PROTOTYPES = {
     "vmcore_domain_name": (c_char_p, [_P]),
     "vmcore_domain_stats": (c_int, [_P, POINTER(CStats)]),
     "vmcore_domain_console_write": (c_int, [_P, c_void_p, c_size_t]),
+    "vmcore_domain_resize_console": (c_int, [_P, c_uint, c_uint]),
     "vmcore_domain_exec": (c_int, [_P, POINTER(c_char_p), EXEC_CB, c_void_p]),
     "vmcore_domain_subscribe": (c_int, [_P, c_uint, EVENT_CB, c_void_p]),
     "vmcore_domain_unsubscribe": (c_int, [_P, c_int]),

@@ -99,6 +99,17 @@ class Console:
         """Close a container's stdin (the process reads end-of-file)."""
         self._domain._console_write(b"")
 
+    def resize(self, rows: int, cols: int) -> None:
+        """Set the window size of a container's terminal (``"process.terminal": true``):
+        before :meth:`Domain.start` the initial size, later a change (the processes get
+        ``SIGWINCH``). Raises :class:`~vmcore.errors.InvalidArgument` for a size outside
+        1..65535, :class:`~vmcore.errors.NotSupported` for a VM (a serial console has no
+        window size) or a container without a terminal, and
+        :class:`~vmcore.errors.StateError` once the domain has ended."""
+        if rows < 0 or cols < 0:
+            rows = cols = 0  # out of range too; the library names the problem
+        self._domain._console_resize(min(rows, 1 << 31), min(cols, 1 << 31))
+
     def read_nowait(self) -> bytes:
         """Everything buffered so far, without waiting."""
         out = b"".join(data for _, data in self._chunks)
@@ -412,6 +423,9 @@ class DomainBase:
     def _console_write(self, data: bytes) -> None:
         self._check(_lib.get().vmcore_domain_console_write(self._handle(), data, len(data)))
         self._ctx._poke()
+
+    def _console_resize(self, rows: int, cols: int) -> None:
+        self._check(_lib.get().vmcore_domain_resize_console(self._handle(), rows, cols))
 
     def _begin_close(self) -> None:
         if self._closing or self._h is None:

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -42,6 +43,7 @@ struct ct_handle {
     } u;
     struct ct_run *run;         /* NULL once detached */
     vmcore_stream stream;
+    bool stalled;               /* not read while the domain's console queue is full */
     char buf[];                 /* stream handles: CT_READ_BUF bytes; none for the pidfd poll */
 };
 
@@ -72,6 +74,7 @@ struct ct {
     struct ct_cgroup cg;
     bool userns;                /* configured, or implied by running unprivileged */
     bool cg_made, veth_made, started;
+    struct winsize winsize;     /* process.terminal: the size for the pty (0 x 0: unset) */
     struct ct_run *init;
     struct ct_run *execs;
 };
@@ -108,7 +111,12 @@ static void stream_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (!r)
         return;
     if (n > 0) {
-        domain_post_console(r->ct->d, ch->stream, buf->base, (size_t)n);
+        /* Back-pressure: with the console queue full, stop reading; the pipe (or pty)
+         * fills and blocks the writers inside until container_console_drained(). */
+        if (domain_post_console(r->ct->d, ch->stream, buf->base, (size_t)n)) {
+            uv_read_stop(s);
+            ch->stalled = true;
+        }
         return;
     }
     if (n == 0)
@@ -275,7 +283,8 @@ static void stdio_close(struct stdio_fds *s)
     s->pty_master = -1;
 }
 
-static int stdio_make(struct stdio_fds *s, bool terminal, bool want_stdin, struct vmcore_err *err)
+static int stdio_make(struct stdio_fds *s, bool terminal, const struct winsize *ws,
+                      bool want_stdin, struct vmcore_err *err)
 {
     for (int i = 0; i < 3; i++)
         s->child[i] = s->parent[i] = -1;
@@ -288,6 +297,12 @@ static int stdio_make(struct stdio_fds *s, bool terminal, bool want_stdin, struc
             int e = errno;
             stdio_close(s);
             return err_sys(err, VMCORE_ESYS, e, "process.terminal: allocate a pty");
+        }
+        /* the size vmcore_domain_resize_console() gave before the start, if any */
+        if (ws->ws_row && ws->ws_col && ioctl(s->pty_master, TIOCSWINSZ, ws) < 0) {
+            int e = errno;
+            stdio_close(s);
+            return err_sys(err, VMCORE_ESYS, e, "process.terminal: set the window size");
         }
         int slave = open(s->pty_path, O_RDWR | O_NOCTTY | O_CLOEXEC);
         if (slave < 0) {
@@ -362,7 +377,7 @@ static int run_start(struct ct *ct, struct ct_run *r, const char *exe, const cha
     const struct vmcore_config *cfg = ct->cfg;
     bool terminal = !r->is_exec && cfg->process.terminal;
     struct stdio_fds io;
-    int rc = stdio_make(&io, terminal, !r->is_exec, err);
+    int rc = stdio_make(&io, terminal, &ct->winsize, !r->is_exec, err);
     if (rc < 0)
         return rc;
     int st_pipe[2] = { -1, -1 };
@@ -744,6 +759,24 @@ static int container_console_write(vmcore_domain *d, void *priv, const void *dat
     return 0;
 }
 
+/* The terminal's window size: remembered for the start, and set on a running pty. */
+static int container_console_resize(vmcore_domain *d, void *priv, unsigned rows,
+                                    unsigned cols, struct vmcore_err *err)
+{
+    (void)d;
+    struct ct *ct = priv;
+    if (!ct->cfg->process.terminal)
+        return err_set(err, VMCORE_ENOTSUP, "resize_console: the console is pipes, which "
+                       "have no window size (set \"process.terminal\": true)");
+    struct winsize ws = { .ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols };
+    ct->winsize = ws;
+    struct ct_run *r = ct->init;
+    uv_os_fd_t fd;
+    if (r && r->pty && uv_fileno(&r->pty->u.h, &fd) == 0 && ioctl(fd, TIOCSWINSZ, &ws) < 0)
+        return err_sys(err, VMCORE_ESYS, errno, "resize_console: TIOCSWINSZ");
+    return 0;
+}
+
 static int container_exec(vmcore_domain *d, void *priv, const char *const *argv, void *token,
                           struct vmcore_err *err)
 {
@@ -770,6 +803,29 @@ static int container_exec(vmcore_domain *d, void *priv, const char *const *argv,
     r->next = ct->execs;
     ct->execs = r;
     return 0;
+}
+
+static void run_resume_reading(struct ct_run *r)
+{
+    struct ct_handle *hs[2] = { r->out, r->err };
+    for (unsigned i = 0; i < 2; i++)
+        if (hs[i] && hs[i]->stalled) {
+            hs[i]->stalled = false;
+            uv_read_start((uv_stream_t *)&hs[i]->u.pipe, stream_alloc_cb, stream_read_cb);
+        }
+}
+
+/* The console queue has room again: read the streams stopped when it was full. */
+static void container_console_drained(vmcore_domain *d, void *priv)
+{
+    (void)d;
+    struct ct *ct = priv;
+    if (!ct)
+        return;
+    if (ct->init)
+        run_resume_reading(ct->init);
+    for (struct ct_run *r = ct->execs; r; r = r->next)
+        run_resume_reading(r);
 }
 
 static void container_destroy(vmcore_domain *d, void *priv)
@@ -809,6 +865,8 @@ const struct backend_ops backend_container_ops = {
     .kill = container_kill,
     .stats = container_stats,
     .console_write = container_console_write,
+    .console_resize = container_console_resize,
+    .console_drained = container_console_drained,
     .exec = container_exec,
     .destroy = container_destroy,
 };

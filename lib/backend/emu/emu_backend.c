@@ -58,11 +58,22 @@ static uint64_t now_ns(void)
 
 /* ---- CPU callbacks (vCPU thread) ---- */
 
+/* Whether a vCPU waiting for console room must stop waiting. Only reads flags. */
+static bool emu_console_stop(void *arg)
+{
+    struct emu_vm *vm = arg;
+    return atomic_load(&vm->stop_req) || atomic_load(&vm->pause_req) || machine_stopped(vm->m);
+}
+
 static int emu_pio(void *opaque, uint16_t port, bool is_write, unsigned size, void *data)
 {
     struct emu_vm *vm = opaque;
-    return machine_pio(vm->m, port, is_write, size, data) == MACHINE_STOP ||
-           atomic_load(&vm->stop_req);
+    if (machine_pio(vm->m, port, is_write, size, data) == MACHINE_STOP)
+        return 1;
+    /* A full console queue stops the vCPU here, at the UART write that filled it, until
+     * the loop has delivered the output (or a pause or the end interrupts the wait). */
+    machine_console_wait(vm->m, emu_console_stop, vm);
+    return atomic_load(&vm->stop_req);
 }
 
 static int emu_mmio(void *opaque, uint64_t gpa, bool is_write, unsigned size, void *data)
@@ -123,6 +134,7 @@ static void emu_wake(struct emu_vm *vm)
     pthread_mutex_lock(&vm->lock);
     pthread_cond_broadcast(&vm->cond);
     pthread_mutex_unlock(&vm->lock);
+    domain_console_wake(vm->domain);
 }
 
 static void emu_post_exit(struct emu_vm *vm)
@@ -146,6 +158,7 @@ static void emu_sink_exit(void *opaque, vmcore_exit_kind kind, int status, const
     pthread_cond_broadcast(&vm->cond);
     post_now = !vm->thread_started || vm->thread_gone;
     pthread_mutex_unlock(&vm->lock);
+    domain_console_wake(vm->domain); /* a vCPU waiting for console room sees stop_req */
     if (post_now)
         emu_post_exit(vm);
 }
@@ -455,6 +468,7 @@ static int emu_pause(vmcore_domain *d, void *priv, struct vmcore_err *err)
     (void)err;
     atomic_store(&vm->pause_req, true);
     cpu_kick(vm->cpu);
+    domain_console_wake(vm->domain); /* a vCPU waiting for console room parks instead */
     pthread_mutex_lock(&vm->lock);
     pthread_cond_broadcast(&vm->cond);
     while (!vm->parked && !vm->done && !atomic_load(&vm->stop_req))

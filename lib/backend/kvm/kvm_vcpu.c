@@ -91,6 +91,16 @@ void kvm_kick_all(struct kvm_vm *vm)
         if (c->thread_started && !c->done && !pthread_equal(c->thread, pthread_self()))
             pthread_kill(c->thread, kvm_kick_signal());
     }
+    /* and those waiting for console room (not in KVM_RUN) look at the flags again; the
+     * core's lock nests inside vm->lock and is never held while taking it */
+    domain_console_wake(vm->domain);
+}
+
+/* Whether a vCPU waiting for console room must stop waiting. Only reads flags. */
+static bool vcpu_console_stop(void *arg)
+{
+    struct kvm_vm *vm = arg;
+    return atomic_load(&vm->stop_req) || atomic_load(&vm->pause_req) || machine_stopped(vm->m);
 }
 
 void kvm_post_exit(struct kvm_vm *vm)
@@ -161,6 +171,9 @@ void *kvm_vcpu_thread(void *arg)
         }
         if (vcpu_handle_exit(c) == MACHINE_STOP || machine_stopped(vm->m))
             break;
+        /* A full console queue stops this vCPU after the UART write that filled it, until
+         * the loop has delivered the output (or a pause or the end interrupts the wait). */
+        machine_console_wait(vm->m, vcpu_console_stop, vm);
     }
     if (have_timer)
         timer_delete(flush_timer);
