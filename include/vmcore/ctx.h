@@ -93,8 +93,14 @@ VMCORE_API const char *vmcore_ctx_last_error(const vmcore_ctx *ctx);
 /**
  * The JSON path of the last configuration error on this context ("process.args[0]").
  *
+ * Every error about a value of the configuration has a path, never "": "$" for the whole
+ * document (not an object, or an empty key "" at the top level), the object that holds an
+ * empty key ("boot"), and the key that named a file for errors about that file, a guest
+ * image included ("boot.kernel", "boot.initrd").
+ *
  * @param ctx  The context.
- * @return The path, or NULL when the last error was not about a configuration value.
+ * @return The path, or NULL when the last error was not about a configuration value
+ *         (malformed JSON, an unavailable backend, a system error).
  */
 VMCORE_API const char *vmcore_ctx_last_error_path(const vmcore_ctx *ctx);
 

@@ -80,6 +80,10 @@ static int check_keys(struct cx *c, const json_t *obj, const char *path,
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)obj, key, v) {
+        /* "" would give the path "" (or "boot."): name the object that holds it. */
+        if (key[0] == '\0')
+            return err_config(c->err, VMCORE_ECONFIG, path[0] ? path : "$",
+                              "empty key \"\" (keys are names such as \"%s\")", allowed[0]);
         int ok = 0;
         for (const char *const *a = allowed; *a; a++)
             if (strcmp(*a, key) == 0)

@@ -61,6 +61,15 @@ static char *expand(const char *tmpl)
 static const struct bad_case bad_cases[] = {
     { "[]", VMCORE_ECONFIG, "$", "must be an object" },
     { "{\"nmae\":\"x\"}", VMCORE_ECONFIG, "nmae", "unknown key" },
+    /* An empty key: the path is the object that holds it, never "" (issue #11). */
+    { "{\"\":1}", VMCORE_ECONFIG, "$", "empty key" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\",\"\":1}}", VMCORE_ECONFIG, "boot",
+      "empty key" },
+    /* Image errors name the key that named the file (the loaders run at creation). */
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"/proc/self/mem\"}}", VMCORE_EIMAGE,
+      "boot.kernel", "cannot be sized" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\",\"format\":\"elf\"}}", VMCORE_EIMAGE,
+      "boot.kernel", "not an ELF file" },
     { "{\"name\":5}", VMCORE_ECONFIG, "name", "expected a string" },
     { "{\"name\":\"\"}", VMCORE_ECONFIG, "name", "length" },
     { "{\"name\":\"a b\"}", VMCORE_ECONFIG, "name", "invalid character" },
