@@ -207,11 +207,25 @@ int loader_initrd(struct loader *lc, uint64_t limit, uint64_t *gpa, uint64_t *si
     return 0;
 }
 
+int loader_load_image(uint8_t *ram, uint64_t ram_size, const struct vmcore_config *cfg,
+                      const uint8_t *image, size_t size, struct x86_boot_state *bs,
+                      struct vmcore_err *err)
+{
+    struct loader lc = { .ram = ram, .ram_size = ram_size, .cfg = cfg, .bs = bs, .err = err,
+                         .path = cfg->boot.kernel ? cfg->boot.kernel : "(image)",
+                         .field = "boot.kernel", .image = image, .image_size = size };
+    switch (cfg->boot.format) {
+    case BOOT_FORMAT_RAW: return loader_raw(&lc);
+    case BOOT_FORMAT_ELF: return loader_elf(&lc);
+    case BOOT_FORMAT_MULTIBOOT: return loader_multiboot(&lc);
+    case BOOT_FORMAT_LINUX: return loader_linux(&lc);
+    default: return loader_auto(&lc);
+    }
+}
+
 int loader_load(uint8_t *ram, uint64_t ram_size, const struct vmcore_config *cfg,
                 struct x86_boot_state *bs, struct vmcore_err *err)
 {
-    struct loader lc = { .ram = ram, .ram_size = ram_size, .cfg = cfg, .bs = bs, .err = err,
-                         .path = cfg->boot.kernel, .field = "boot.kernel" };
     if (!cfg->boot.kernel)
         return err_config(err, VMCORE_ECONFIG, "boot.kernel", "missing (required)");
     uint8_t *image;
@@ -219,15 +233,7 @@ int loader_load(uint8_t *ram, uint64_t ram_size, const struct vmcore_config *cfg
     int rc = loader_read_file(cfg->boot.kernel, "boot.kernel", ram_size, &image, &size, err);
     if (rc)
         return rc;
-    lc.image = image;
-    lc.image_size = size;
-    switch (cfg->boot.format) {
-    case BOOT_FORMAT_RAW: rc = loader_raw(&lc); break;
-    case BOOT_FORMAT_ELF: rc = loader_elf(&lc); break;
-    case BOOT_FORMAT_MULTIBOOT: rc = loader_multiboot(&lc); break;
-    case BOOT_FORMAT_LINUX: rc = loader_linux(&lc); break;
-    default: rc = loader_auto(&lc); break;
-    }
+    rc = loader_load_image(ram, ram_size, cfg, image, size, bs, err);
     free(image);
     return rc;
 }

@@ -63,6 +63,12 @@ struct loader {
 int loader_load(uint8_t *ram, uint64_t ram_size, const struct vmcore_config *cfg,
                 struct x86_boot_state *bs, struct vmcore_err *err);
 
+/* The same on an image already in memory (@size bytes; cfg->boot.kernel only names it in
+ * messages): what the fuzz targets of tests/fuzz/ drive. */
+int loader_load_image(uint8_t *ram, uint64_t ram_size, const struct vmcore_config *cfg,
+                      const uint8_t *image, size_t size, struct x86_boot_state *bs,
+                      struct vmcore_err *err);
+
 /* The formats; each sees the whole file in lc->image. */
 int loader_raw(struct loader *lc);
 int loader_elf(struct loader *lc);
