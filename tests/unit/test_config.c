@@ -437,6 +437,24 @@ static void test_auto_rule(void **state)
     assert_int_equal(vmcore_ctx_free(ctx), 0);
 }
 
+/* emu refuses SMP for what it lacks (SMP), not for a local APIC it has (lib/machine/lapic.c). */
+static void test_emu_vcpus_message(void **state)
+{
+    (void)state;
+    vmcore_ctx *ctx;
+    vmcore_domain *d = NULL;
+    assert_int_equal(vmcore_ctx_new(&ctx, NULL), 0);
+    assert_int_equal(vmcore_domain_new_json(&d, ctx, expand("{\"backend\":\"emu\",\"vcpus\":2,"
+                                                            "\"boot\":{\"kernel\":\"%K\"}}")),
+                     VMCORE_ENOTSUP);
+    assert_string_equal(vmcore_ctx_last_error_path(ctx), "vcpus");
+    const char *msg = vmcore_ctx_last_error(ctx);
+    assert_non_null(strstr(msg, "one vCPU"));
+    if (strstr(msg, "APIC, which is not implemented"))
+        fail_msg("stale message: %s", msg);
+    assert_int_equal(vmcore_ctx_free(ctx), 0);
+}
+
 static void test_full_container_config(void **state)
 {
     (void)state;
@@ -489,6 +507,7 @@ int main(void)
         cmocka_unit_test(test_one_cidr_parser),
         cmocka_unit_test(test_backend_table),
         cmocka_unit_test(test_auto_rule),
+        cmocka_unit_test(test_emu_vcpus_message),
     };
     return cmocka_run_group_tests(tests, setup_files, teardown_files);
 }
