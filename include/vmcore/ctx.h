@@ -3,8 +3,11 @@
  * @brief The context: a libvmcore instance bound to one libuv loop.
  *
  * Every domain belongs to a context, and every callback of a domain runs on
- * the thread that runs the context's loop. A context owns no process-global
- * state: no signal handlers, no atexit hooks, no reaping of foreign children.
+ * the thread that runs the context's loop. A context installs no atexit hooks and
+ * reaps no children but its own. The one process-global thing the library does is
+ * the kvm backend's: on the first kvm start it installs a handler for SIGRTMAX-3,
+ * the signal that kicks vCPU threads out of KVM_RUN (starting a kvm domain fails with
+ * #VMCORE_EBUSY if the application already handles that signal; doc/guide.md).
  */
 #ifndef VMCORE_CTX_H
 #define VMCORE_CTX_H
