@@ -438,6 +438,20 @@ static void test_auto_rule(void **state)
 }
 
 /* emu refuses SMP for what it lacks (SMP), not for a local APIC it has (lib/machine/lapic.c). */
+/* err_config() never leaves the path empty (vmcore_ctx_last_error_path() would be NULL). */
+static void test_err_config_path_never_empty(void **state)
+{
+    (void)state;
+    struct vmcore_err e = { 0 };
+    assert_int_equal(err_config(&e, VMCORE_ECONFIG, "", "x"), VMCORE_ECONFIG);
+    assert_string_equal(e.path, "$");
+    assert_string_equal(e.msg, "$: x");
+    err_config(&e, VMCORE_ECONFIG, NULL, "y");
+    assert_string_equal(e.path, "$");
+    err_config(&e, VMCORE_ECONFIG, "boot.kernel", "z");
+    assert_string_equal(e.path, "boot.kernel");
+}
+
 static void test_emu_vcpus_message(void **state)
 {
     (void)state;
@@ -508,6 +522,7 @@ int main(void)
         cmocka_unit_test(test_backend_table),
         cmocka_unit_test(test_auto_rule),
         cmocka_unit_test(test_emu_vcpus_message),
+        cmocka_unit_test(test_err_config_path_never_empty),
     };
     return cmocka_run_group_tests(tests, setup_files, teardown_files);
 }
