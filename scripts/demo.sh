@@ -17,20 +17,27 @@ cmake --build "$build" -j"$(nproc)" --target vmcore_cli example_configs
 
 vmcore=$build/tools/vmcore
 configs=$build/examples/configs
-echo
-echo "\$ vmcore probe"
-"$vmcore" probe
+# Print each command as it can be typed from the current folder, then run that command:
+# the configurations that run are the build tree's (examples/configs/ in the source folder
+# names hello.bin, which only the build makes).
+show_run() {
+    local shown=() a
+    for a in "$@"; do
+        case $a in "$PWD"/*) a=${a#"$PWD"/} ;; esac
+        shown+=("$a")
+    done
+    echo
+    echo "\$ ${shown[*]}"
+    "$@" </dev/null
+}
+show_run "$vmcore" probe
 ran=0
 if "$vmcore" probe auto >/dev/null; then
-    echo
-    echo "\$ vmcore run examples/configs/vm-hello.json"
-    "$vmcore" run "$configs/vm-hello.json" </dev/null
+    show_run "$vmcore" run "$configs/vm-hello.json"
     ran=$((ran + 1))
 fi
 if "$vmcore" probe container >/dev/null; then
-    echo
-    echo "\$ vmcore run examples/configs/container-echo.json"
-    "$vmcore" run "$configs/container-echo.json" </dev/null
+    show_run "$vmcore" run "$configs/container-echo.json"
     ran=$((ran + 1))
 fi
 if [ "$ran" -eq 0 ]; then

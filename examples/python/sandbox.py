@@ -2,11 +2,12 @@
 """Run a shell command in a locked-down throw-away container and report what it did.
 
     sudo python3 sandbox.py 'echo hello; id; ls /'
-    sudo python3 sandbox.py --timeout 2 'while :; do :; done'    # killed after 2 s
+    sudo python3 sandbox.py --timeout 2 'while :; do echo busy; done'  # killed after 2 s
 
 The root file system is a static busybox copied into a temporary folder (or --rootfs DIR),
 mounted read-only; the process gets no network, 64 MiB of memory, 32 processes and half a
-CPU, and is killed if it runs longer than --timeout seconds. Needs root and the libvmcore
+CPU, and is killed if it runs longer than --timeout seconds (a run limit: output does not
+extend it). Needs root and the libvmcore
 container backend (`python3 -m vmcore probe container` says whether it can run here).
 Copy this file and change run_sandboxed() to taste.
 """
@@ -16,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import vmcore
@@ -39,9 +41,30 @@ def make_busybox_rootfs(root: Path) -> None:
     (root / "etc" / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
 
 
+class RunLimit(Exception):
+    """The command ran past its --timeout."""
+
+
+def chunks_until(console, deadline: float):
+    """The console's (stream, data) chunks until the domain ends, or RunLimit at @deadline
+    (time.monotonic()). chunks(timeout=) bounds each wait, so each wait gets what is left."""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise RunLimit()
+        try:
+            item = next(console.chunks(timeout=left), None)
+        except vmcore.Timeout:
+            raise RunLimit() from None
+        if item is None:
+            return
+        yield item
+
+
 def run_sandboxed(rootfs: Path, command: str, timeout: float) -> int:
-    """Run @command with /bin/sh in a container on @rootfs; stream its output; return the
-    shell-style exit status (128 + signal if it was killed)."""
+    """Run @command with /bin/sh in a container on @rootfs; stream its output; kill it once
+    it has run @timeout seconds; return the shell-style exit status (128 + signal if it was
+    killed)."""
     config = {
         "name": "sandbox",
         "backend": "container",
@@ -67,12 +90,12 @@ def run_sandboxed(rootfs: Path, command: str, timeout: float) -> int:
         domain.start()
         try:
             # Output streams as it arrives; this returns when the process has ended.
-            for stream, data in domain.console.chunks(timeout=timeout):
+            for stream, data in chunks_until(domain.console, time.monotonic() + timeout):
                 out = sys.stderr if stream == vmcore.Stream.STDERR else sys.stdout
                 out.buffer.write(data)
                 out.flush()
-        except vmcore.Timeout:
-            print("sandbox: no output for %gs: killing it" % timeout, file=sys.stderr)
+        except RunLimit:
+            print("sandbox: still running after %gs: killing it" % timeout, file=sys.stderr)
             domain.kill()
         exit = domain.wait()
         cpu = domain.stats.cpu_time_ns / 1e9
@@ -86,7 +109,7 @@ def main() -> int:
     p.add_argument("command", help="shell command to run inside the sandbox")
     p.add_argument("--rootfs", type=Path, help="root file system (default: a busybox one)")
     p.add_argument("--timeout", type=float, default=30.0,
-                   help="kill the command after this many seconds without output")
+                   help="kill the command once it has run this many seconds (default 30)")
     args = p.parse_args()
     if args.rootfs:
         return run_sandboxed(args.rootfs, args.command, args.timeout)

@@ -3,8 +3,11 @@
  * @brief The context: a libvmcore instance bound to one libuv loop.
  *
  * Every domain belongs to a context, and every callback of a domain runs on
- * the thread that runs the context's loop. A context owns no process-global
- * state: no signal handlers, no atexit hooks, no reaping of foreign children.
+ * the thread that runs the context's loop. A context installs no atexit hooks and
+ * reaps no children but its own. The one process-global thing the library does is
+ * the kvm backend's: on the first kvm start it installs a handler for SIGRTMAX-3,
+ * the signal that kicks vCPU threads out of KVM_RUN (starting a kvm domain fails with
+ * #VMCORE_EBUSY if the application already handles that signal; doc/guide.md).
  */
 #ifndef VMCORE_CTX_H
 #define VMCORE_CTX_H
@@ -93,8 +96,14 @@ VMCORE_API const char *vmcore_ctx_last_error(const vmcore_ctx *ctx);
 /**
  * The JSON path of the last configuration error on this context ("process.args[0]").
  *
+ * Every error about a value of the configuration has a path, never "": "$" for the whole
+ * document (not an object, or an empty key "" at the top level), the object that holds an
+ * empty key ("boot"), and the key that named a file for errors about that file, a guest
+ * image included ("boot.kernel", "boot.initrd").
+ *
  * @param ctx  The context.
- * @return The path, or NULL when the last error was not about a configuration value.
+ * @return The path, or NULL when the last error was not about a configuration value
+ *         (malformed JSON, an unavailable backend, a system error).
  */
 VMCORE_API const char *vmcore_ctx_last_error_path(const vmcore_ctx *ctx);
 

@@ -27,7 +27,9 @@ typedef enum vmcore_state {
 typedef enum vmcore_exit_kind {
     VMCORE_EXIT_NONE = 0,   /**< Not ended yet. */
     VMCORE_EXIT_STATUS = 1, /**< Exit status: the debug-exit byte of a VM, or a process exit code. */
-    VMCORE_EXIT_SIGNAL = 2, /**< A container's init was killed by a signal. */
+    VMCORE_EXIT_SIGNAL = 2, /**< Ended by a signal: a container's init was killed by one, or
+                                 any domain (a VM too) was ended by vmcore_domain_shutdown()
+                                 (SIGTERM) or vmcore_domain_kill() (SIGKILL). */
     VMCORE_EXIT_CRASH = 3   /**< The machine crashed (triple fault, emulation failure). */
 } vmcore_exit_kind;
 
@@ -35,7 +37,7 @@ typedef enum vmcore_exit_kind {
 typedef struct vmcore_exit {
     vmcore_exit_kind kind; /**< What ended the domain. */
     int status;            /**< #VMCORE_EXIT_STATUS: the status (0..255). */
-    int signal;            /**< #VMCORE_EXIT_SIGNAL: the signal number. */
+    int signal;            /**< #VMCORE_EXIT_SIGNAL: the signal number (15 or 9 for a VM). */
     const char *reason;    /**< Human-readable reason ("triple fault at rip=0x1000"); never NULL
                                 once ended. Valid while the domain is open. */
 } vmcore_exit;

@@ -71,12 +71,21 @@ struct backend_ops {
     void (*destroy)(vmcore_domain *d, void *priv);
 };
 
-extern const struct backend_ops backend_kvm_ops;
-extern const struct backend_ops backend_emu_ops;
-extern const struct backend_ops backend_container_ops;
+#define BACKEND_OPS_DECL_(u, l) extern const struct backend_ops backend_##l##_ops;
+VMCORE_BACKENDS(BACKEND_OPS_DECL_)
+#undef BACKEND_OPS_DECL_
 
-/* Look up a backend by name ("kvm", "emu", "container"); NULL if unknown. */
+/* The registry (probe.c), built from VMCORE_BACKENDS. */
+/* Look up a backend by name ("kvm", "emu", "container"); NULL if unknown ("auto" too). */
 const struct backend_ops *backend_find(const char *name);
+/* The backend a configuration names; NULL for CONFIG_BACKEND_AUTO. */
+const struct backend_ops *backend_of(enum config_backend b);
+/* Whether @ops can run a domain here (ops->usable, else ops->probe); 0, or VMCORE_EUNAVAIL
+ * with the reason in @err. */
+int backend_usable(const struct backend_ops *ops, struct vmcore_err *err);
+/* The one "auto" rule: the first usable VM backend, kvm then emu. NULL when none is, with
+ * each one's reason in @err (VMCORE_EUNAVAIL). */
+const struct backend_ops *backend_pick_auto(struct vmcore_err *err);
 
 /* --- Reports from backends; callable from any thread --------------------------- */
 

@@ -19,14 +19,16 @@
 #define CONFIG_MAX_ARGS 4096
 #define CONFIG_PATH_MAX 128
 
-static const char *const backend_names[] = { "auto", "kvm", "emu", "container", NULL };
+#define BACKEND_NAME_(u, l) #l,
+static const char *const backend_names[] = { "auto", VMCORE_BACKENDS(BACKEND_NAME_) NULL };
+#undef BACKEND_NAME_
 static const char *const format_names[] = { "auto", "raw", "elf", "multiboot", "linux", NULL };
 static const char *const mode_names[] = { "real", "protected", "long", NULL };
 static const char *const net_names[] = { "none", "host", "veth", NULL };
 
 const char *config_backend_name(enum config_backend b)
 {
-    return (unsigned)b < 4 ? backend_names[b] : "?";
+    return (unsigned)b < CONFIG_BACKEND_COUNT ? backend_names[b] : "?";
 }
 
 /* Parsing state: where relative paths resolve and where errors go. */
@@ -80,6 +82,10 @@ static int check_keys(struct cx *c, const json_t *obj, const char *path,
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)obj, key, v) {
+        /* "" would give the path "" (or "boot."): name the object that holds it. */
+        if (key[0] == '\0')
+            return err_config(c->err, VMCORE_ECONFIG, path[0] ? path : "$",
+                              "empty key \"\" (keys are names such as \"%s\")", allowed[0]);
         int ok = 0;
         for (const char *const *a = allowed; *a; a++)
             if (strcmp(*a, key) == 0)
@@ -279,23 +285,47 @@ static int check_name(struct cx *c, const char *path, const char *s, size_t max,
     return 0;
 }
 
+int config_parse_cidr(const char *s, uint32_t *addr_be, unsigned *prefix)
+{
+    char ip[INET_ADDRSTRLEN];
+    const char *slash = strchr(s, '/');
+    if (!slash || slash == s || (size_t)(slash - s) >= sizeof ip)
+        return -1;
+    memcpy(ip, s, (size_t)(slash - s));
+    ip[slash - s] = '\0';
+    struct in_addr a;
+    if (inet_pton(AF_INET, ip, &a) != 1)
+        return -1;
+    /* 1 or 2 decimal digits, nothing else (strtoul would take " +24"). */
+    const char *d = slash + 1;
+    size_t nd = strspn(d, "0123456789");
+    if (nd == 0 || nd > 2 || d[nd] != '\0')
+        return -1;
+    unsigned p = (unsigned)atoi(d);
+    if (p < 1 || p > 32)
+        return -1;
+    *addr_be = a.s_addr;
+    *prefix = p;
+    return 0;
+}
+
 static int check_cidr(struct cx *c, const char *path, const char *s)
 {
-    char buf[64];
-    const char *slash = strchr(s, '/');
-    if (!slash || (size_t)(slash - s) >= sizeof buf)
+    uint32_t a;
+    unsigned p;
+    if (config_parse_cidr(s, &a, &p) < 0)
         return err_config(c->err, VMCORE_ECONFIG, path,
-                          "\"%s\" is not an IPv4 address with a prefix (a.b.c.d/n)", s);
-    memcpy(buf, s, (size_t)(slash - s));
-    buf[slash - s] = '\0';
-    struct in_addr a;
-    char *end;
-    long prefix = strtol(slash + 1, &end, 10);
-    if (inet_pton(AF_INET, buf, &a) != 1 || *end || end == slash + 1 || prefix < 1 ||
-        prefix > 32)
-        return err_config(c->err, VMCORE_ECONFIG, path,
-                          "\"%s\" is not an IPv4 address with a prefix (a.b.c.d/n)", s);
+                          "\"%s\" is not an IPv4 address with a prefix (a.b.c.d/n, n 1..32)", s);
     return 0;
+}
+
+/* Whether the path @s has a ".." component. */
+static bool has_dotdot(const char *s)
+{
+    for (const char *p = s; (p = strstr(p, "..")); p += 2)
+        if ((p == s || p[-1] == '/') && (p[2] == '\0' || p[2] == '/'))
+            return true;
+    return false;
 }
 
 static uint64_t host_memory_mib(void)
@@ -512,9 +542,10 @@ static int parse_mounts(struct cx *c, const json_t *arr, struct vmcore_config *c
                               strerror(errno));
         if ((rc = get_string(c, m, p, "target", &cm->target)))
             return rc;
-        if (cm->target[0] != '/') {
+        if (cm->target[0] != '/' || has_dotdot(cm->target)) {
             join_path(tp, p, "target");
-            return err_config(c->err, VMCORE_ECONFIG, tp, "must be an absolute path");
+            return err_config(c->err, VMCORE_ECONFIG, tp,
+                              "must be an absolute path without \"..\" components");
         }
         if ((rc = get_bool(c, m, p, "readonly", &cm->readonly)))
             return rc;

@@ -11,8 +11,18 @@
 
 #include "err.h"
 
-enum config_backend { CONFIG_BACKEND_AUTO, CONFIG_BACKEND_KVM, CONFIG_BACKEND_EMU,
-                      CONFIG_BACKEND_CONTAINER };
+/* The one list of backends, in the order vmcore_backend_names() gives them: X(ENUM, name)
+ * for each; "name" is the config's "backend" value and the ops table backend_<name>_ops
+ * (lib/core/backend.h). Everything that lists backends expands this. */
+#define VMCORE_BACKENDS(X) \
+    X(KVM, kvm)            \
+    X(EMU, emu)            \
+    X(CONTAINER, container)
+
+#define CONFIG_BACKEND_ENUM_(u, l) CONFIG_BACKEND_##u,
+enum config_backend { CONFIG_BACKEND_AUTO, VMCORE_BACKENDS(CONFIG_BACKEND_ENUM_)
+                      CONFIG_BACKEND_COUNT };
+#undef CONFIG_BACKEND_ENUM_
 enum boot_format { BOOT_FORMAT_AUTO, BOOT_FORMAT_RAW, BOOT_FORMAT_ELF, BOOT_FORMAT_MULTIBOOT,
                    BOOT_FORMAT_LINUX };
 enum boot_mode { BOOT_MODE_REAL, BOOT_MODE_PROTECTED, BOOT_MODE_LONG };
@@ -92,5 +102,9 @@ int config_parse(struct vmcore_config **out, const json_t *root, const char *bas
 void config_free(struct vmcore_config *cfg);
 
 const char *config_backend_name(enum config_backend b);
+
+/* The one parser of network.address and network.host_address: "a.b.c.d/n" with n 1..32.
+ * 0 with the address (network byte order) and the prefix, or -1. */
+int config_parse_cidr(const char *s, uint32_t *addr_be, unsigned *prefix);
 
 #endif

@@ -116,35 +116,17 @@ static int fail_msg(vmcore_domain *d, int code, const char *fmt, ...)
 
 /* ---------------------------------------------------------------- creation */
 
-/* Whether @ops can run a domain here; the reason goes to @err when not. */
-static int backend_usable(const struct backend_ops *ops, struct vmcore_err *err)
-{
-    if (ops->usable)
-        return ops->usable(err) == 0 ? 0 : VMCORE_EUNAVAIL;
-    vmcore_probe_result pr = VMCORE_PROBE_RESULT_INIT;
-    if (ops->probe(&pr) == 0)
-        return 0;
-    return err_set(err, VMCORE_EUNAVAIL, "%s", pr.reason);
-}
-
 static const struct backend_ops *pick_backend(const struct vmcore_config *cfg,
                                               struct vmcore_err *err)
 {
+    if (cfg->backend != CONFIG_BACKEND_AUTO)
+        return backend_of(cfg->backend);
     struct vmcore_err why = { 0 };
-    switch (cfg->backend) {
-    case CONFIG_BACKEND_KVM: return &backend_kvm_ops;
-    case CONFIG_BACKEND_EMU: return &backend_emu_ops;
-    case CONFIG_BACKEND_CONTAINER: return &backend_container_ops;
-    case CONFIG_BACKEND_AUTO:
-        if (backend_usable(&backend_kvm_ops, &why) == 0)
-            return &backend_kvm_ops;
-        if (backend_usable(&backend_emu_ops, &why) == 0)
-            return &backend_emu_ops;
+    const struct backend_ops *ops = backend_pick_auto(&why);
+    if (!ops)
         err_set(err, VMCORE_EUNAVAIL, "backend auto: neither kvm nor emu is available (%s)",
                 why.msg);
-        return NULL;
-    }
-    return NULL;
+    return ops;
 }
 
 int domain_create_with_ops(vmcore_domain **out, vmcore_ctx *ctx, const json_t *root,

@@ -89,6 +89,9 @@ int err_config(struct vmcore_err *e, int code, const char *path, const char *fmt
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    /* A configuration error always has a path: "" (or none) is the whole document. */
+    if (!path || !path[0])
+        path = "$";
     e->code = code;
     snprintf(e->path, sizeof e->path, "%s", path);
     snprintf(e->msg, sizeof e->msg, "%s: %s", path, text);

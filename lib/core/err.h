@@ -22,7 +22,8 @@ int err_set(struct vmcore_err *e, int code, const char *fmt, ...)
 /* Like err_set, with strerror(errnum) appended: "open /x: No such file or directory". */
 int err_sys(struct vmcore_err *e, int code, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* A configuration error at JSON path @path; message becomes "<path>: <text>". */
+/* A configuration error at JSON path @path; message becomes "<path>: <text>". A NULL or
+ * empty @path is "$" (the whole document): a config error's path is never empty. */
 int err_config(struct vmcore_err *e, int code, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Map an errno to the closest VMCORE_E* code. */

@@ -47,6 +47,8 @@ struct loader {
     uint64_t ram_size;
     const struct vmcore_config *cfg;
     const char *path;           /* image being loaded, for messages */
+    const char *field;          /* the config key that named it ("boot.kernel"): the
+                                 * JSON path of every error about the image */
     const uint8_t *image;
     size_t image_size;
     struct x86_boot_state *bs;
@@ -61,6 +63,12 @@ struct loader {
 int loader_load(uint8_t *ram, uint64_t ram_size, const struct vmcore_config *cfg,
                 struct x86_boot_state *bs, struct vmcore_err *err);
 
+/* The same on an image already in memory (@size bytes; cfg->boot.kernel only names it in
+ * messages): what the fuzz targets of tests/fuzz/ drive. */
+int loader_load_image(uint8_t *ram, uint64_t ram_size, const struct vmcore_config *cfg,
+                      const uint8_t *image, size_t size, struct x86_boot_state *bs,
+                      struct vmcore_err *err);
+
 /* The formats; each sees the whole file in lc->image. */
 int loader_raw(struct loader *lc);
 int loader_elf(struct loader *lc);
@@ -74,7 +82,8 @@ int loader_elf_segments(struct loader *lc, uint64_t *entry, bool *is64);
 int multiboot_find(const uint8_t *image, size_t size, size_t *off);
 /* Detect the format from the file's bytes and run that loader. */
 int loader_auto(struct loader *lc);
-/* What loader_auto would pick for these bytes. */
+/* What loader_auto would pick for these bytes (multiboot also for the magic with a bad
+ * checksum, which loader_auto then rejects as a bad multiboot image). */
 enum boot_format loader_detect(const uint8_t *image, size_t size);
 
 /* Claim [base, base+len) of guest RAM for @what: fails (VMCORE_EIMAGE, message naming the
@@ -84,7 +93,10 @@ int loader_claim(struct loader *lc, uint64_t base, uint64_t len, const char *wha
 int loader_reserve_bios(struct loader *lc);
 /* Claim and copy. */
 int loader_copy(struct loader *lc, uint64_t gpa, const void *src, size_t len, const char *what);
-/* Read a whole file (at most @max bytes) into a malloc'd buffer. */
+/* Read a whole file (at most @max bytes) into a malloc'd buffer. Errors are configuration
+ * errors at @field (the key that named the file): a missing file, one that is not a regular
+ * file, or one whose size stat() cannot tell (st_size 0 but readable content or a read
+ * error, as /proc files). */
 int loader_read_file(const char *path, const char *field, size_t max, uint8_t **out,
                      size_t *size, struct vmcore_err *err);
 /* The e820 map of RAM: fills up to @max entries, returns how many. Types are e820's
@@ -113,7 +125,7 @@ static inline void put_le64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 void x86_boot_real(struct x86_boot_state *bs, uint64_t entry);
 int x86_boot_protected(struct loader *lc, uint64_t entry);
 int x86_boot_long(struct loader *lc, uint64_t entry);
-/* A loader's failure: VMCORE_EIMAGE with "<path>: <text>". */
+/* A loader's failure: VMCORE_EIMAGE at JSON path lc->field, "<field>: <path>: <text>". */
 int loader_fail(struct loader *lc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

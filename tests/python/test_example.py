@@ -17,3 +17,12 @@ def test_sandbox_kills_a_silent_command(container):
     r = run_python(SANDBOX, "--timeout", "0.5", "sleep 1000")
     assert r.returncode == 137
     assert b"killing it" in r.stderr
+
+
+def test_sandbox_timeout_is_a_run_limit(container):
+    # A command that prints all the time is killed too: --timeout bounds the run, not the
+    # silence (it used to be an idle limit: this one ran until ctest's timeout).
+    r = run_python(SANDBOX, "--timeout", "1", "while :; do echo busy; done")
+    assert r.returncode == 137
+    assert b"busy\n" in r.stdout
+    assert b"killing it" in r.stderr

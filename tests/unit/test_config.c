@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backend/container/ct.h"
+#include "core/backend.h"
 #include "core/config.h"
 
 static char tmpdir[] = "/tmp/vmcore-config-XXXXXX";
@@ -61,6 +63,15 @@ static char *expand(const char *tmpl)
 static const struct bad_case bad_cases[] = {
     { "[]", VMCORE_ECONFIG, "$", "must be an object" },
     { "{\"nmae\":\"x\"}", VMCORE_ECONFIG, "nmae", "unknown key" },
+    /* An empty key: the path is the object that holds it, never "" (issue #11). */
+    { "{\"\":1}", VMCORE_ECONFIG, "$", "empty key" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\",\"\":1}}", VMCORE_ECONFIG, "boot",
+      "empty key" },
+    /* Image errors name the key that named the file (the loaders run at creation). */
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"/proc/self/mem\"}}", VMCORE_EIMAGE,
+      "boot.kernel", "cannot be sized" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\",\"format\":\"elf\"}}", VMCORE_EIMAGE,
+      "boot.kernel", "not an ELF file" },
     { "{\"name\":5}", VMCORE_ECONFIG, "name", "expected a string" },
     { "{\"name\":\"\"}", VMCORE_ECONFIG, "name", "length" },
     { "{\"name\":\"a b\"}", VMCORE_ECONFIG, "name", "invalid character" },
@@ -316,6 +327,148 @@ static void test_relative_paths(void **state)
     unlink(cfgpath);
 }
 
+static int parse_text(const char *json, struct vmcore_err *err)
+{
+    json_t *root = json_loads(expand(json), 0, NULL);
+    assert_non_null(root);
+    struct vmcore_config *cfg = NULL;
+    memset(err, 0, sizeof *err);
+    int rc = config_parse(&cfg, root, NULL, err);
+    config_free(cfg);
+    json_decref(root);
+    return rc;
+}
+
+/* Container checks live in config.c alone (issue #11): the parser rejects what the
+ * container backend used to catch only at creation, with the same JSON paths. */
+static void test_container_checks_in_config(void **state)
+{
+    (void)state;
+    struct vmcore_err err;
+    static const char *const bad_targets[] = { "/a/../b", "/..", "/mnt/..", "/../etc" };
+    for (size_t i = 0; i < sizeof bad_targets / sizeof bad_targets[0]; i++) {
+        char json[512];
+        snprintf(json, sizeof json, "{\"backend\":\"container\",\"rootfs\":\"%%R\","
+                 "\"process\":{\"args\":[\"x\"]},\"mounts\":[{\"source\":\"/tmp\","
+                 "\"target\":\"%s\"}]}", bad_targets[i]);
+        assert_int_equal(parse_text(json, &err), VMCORE_ECONFIG);
+        assert_string_equal(err.path, "mounts[0].target");
+        assert_non_null(strstr(err.msg, ".."));
+    }
+    /* ".." inside a name is not a ".." component. */
+    assert_int_equal(parse_text("{\"backend\":\"container\",\"rootfs\":\"%R\","
+                                "\"process\":{\"args\":[\"x\"]},\"mounts\":[{\"source\":"
+                                "\"/tmp\",\"target\":\"/a..b/..c/d..\"}]}", &err), 0);
+    /* The prefix is 1 or 2 digits, nothing else (strtol took " 24" and "+24"). */
+    assert_int_equal(parse_text("{\"backend\":\"container\",\"rootfs\":\"%R\","
+                                "\"process\":{\"args\":[\"x\"]},\"network\":{\"mode\":"
+                                "\"veth\",\"host_ifname\":\"vh0\",\"address\":"
+                                "\"10.1.2.3/+24\"}}", &err), VMCORE_ECONFIG);
+    assert_string_equal(err.path, "network.address");
+}
+
+/* One CIDR parser: what the configuration accepts is what the container's netlink code
+ * parses. */
+static void test_one_cidr_parser(void **state)
+{
+    (void)state;
+    static const struct { const char *s; int ok; unsigned prefix; } cases[] = {
+        { "10.200.0.2/24", 1, 24 }, { "1.2.3.4/32", 1, 32 }, { "1.2.3.4/1", 1, 1 },
+        { "1.2.3.4", 0, 0 }, { "1.2.3.4/0", 0, 0 }, { "1.2.3.4/33", 0, 0 },
+        { "1.2.3.4/ 24", 0, 0 }, { "1.2.3.4/+24", 0, 0 }, { "1.2.3.4/24x", 0, 0 },
+        { "1.2.3.4/024", 0, 0 }, { "/24", 0, 0 }, { "300.1.1.1/24", 0, 0 }, { "", 0, 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint32_t a1 = 0, a2 = 0;
+        unsigned p1 = 0, p2 = 0;
+        int r1 = config_parse_cidr(cases[i].s, &a1, &p1);
+        int r2 = net_parse_cidr(cases[i].s, &a2, &p2);
+        if ((r1 == 0) != cases[i].ok || r1 != r2 || a1 != a2 || p1 != p2 ||
+            (cases[i].ok && p1 != cases[i].prefix))
+            fail_msg("\"%s\": config %d/%u, net %d/%u; want ok=%d /%u", cases[i].s, r1, p1,
+                     r2, p2, cases[i].ok, cases[i].prefix);
+    }
+}
+
+/* One list of backend names: the config's "backend" values, vmcore_backend_names(), the
+ * registry and the ops tables agree. */
+static void test_backend_table(void **state)
+{
+    (void)state;
+    const char *const *names = vmcore_backend_names();
+    int n = 0;
+    for (; names[n]; n++) {
+        const struct backend_ops *ops = backend_find(names[n]);
+        assert_non_null(ops);
+        assert_string_equal(ops->name, names[n]);
+        assert_ptr_equal(backend_of((enum config_backend)(CONFIG_BACKEND_AUTO + 1 + n)), ops);
+        assert_string_equal(config_backend_name((enum config_backend)(CONFIG_BACKEND_AUTO + 1 + n)),
+                            names[n]);
+    }
+    assert_int_equal(n + 1, CONFIG_BACKEND_COUNT);
+    assert_null(backend_find("auto"));
+    assert_null(backend_of(CONFIG_BACKEND_AUTO));
+    assert_string_equal(config_backend_name(CONFIG_BACKEND_AUTO), "auto");
+}
+
+/* One auto rule: vmcore_probe("auto") names the backend an "auto" domain runs on. */
+static void test_auto_rule(void **state)
+{
+    (void)state;
+    vmcore_probe_result r = VMCORE_PROBE_RESULT_INIT;
+    struct vmcore_err err = { 0 };
+    const struct backend_ops *ops = backend_pick_auto(&err);
+    int rc = vmcore_probe("auto", &r);
+    if (!ops) {
+        assert_int_equal(rc, VMCORE_EUNAVAIL);
+        assert_non_null(strstr(r.reason, "kvm"));
+        return;
+    }
+    assert_int_equal(rc, 0);
+    assert_string_equal(r.backend, ops->name);
+    vmcore_ctx *ctx;
+    vmcore_domain *d;
+    assert_int_equal(vmcore_ctx_new(&ctx, NULL), 0);
+    assert_int_equal(vmcore_domain_new_json(&d, ctx, expand("{\"memory_mib\":2,\"boot\":"
+                                                            "{\"kernel\":\"%K\"}}")), 0);
+    assert_string_equal(vmcore_domain_backend(d), r.backend);
+    vmcore_domain_close(d, NULL, NULL);
+    vmcore_ctx_run(ctx, VMCORE_RUN_DEFAULT);
+    assert_int_equal(vmcore_ctx_free(ctx), 0);
+}
+
+/* emu refuses SMP for what it lacks (SMP), not for a local APIC it has (lib/machine/lapic.c). */
+/* err_config() never leaves the path empty (vmcore_ctx_last_error_path() would be NULL). */
+static void test_err_config_path_never_empty(void **state)
+{
+    (void)state;
+    struct vmcore_err e = { 0 };
+    assert_int_equal(err_config(&e, VMCORE_ECONFIG, "", "x"), VMCORE_ECONFIG);
+    assert_string_equal(e.path, "$");
+    assert_string_equal(e.msg, "$: x");
+    err_config(&e, VMCORE_ECONFIG, NULL, "y");
+    assert_string_equal(e.path, "$");
+    err_config(&e, VMCORE_ECONFIG, "boot.kernel", "z");
+    assert_string_equal(e.path, "boot.kernel");
+}
+
+static void test_emu_vcpus_message(void **state)
+{
+    (void)state;
+    vmcore_ctx *ctx;
+    vmcore_domain *d = NULL;
+    assert_int_equal(vmcore_ctx_new(&ctx, NULL), 0);
+    assert_int_equal(vmcore_domain_new_json(&d, ctx, expand("{\"backend\":\"emu\",\"vcpus\":2,"
+                                                            "\"boot\":{\"kernel\":\"%K\"}}")),
+                     VMCORE_ENOTSUP);
+    assert_string_equal(vmcore_ctx_last_error_path(ctx), "vcpus");
+    const char *msg = vmcore_ctx_last_error(ctx);
+    assert_non_null(strstr(msg, "one vCPU"));
+    if (strstr(msg, "APIC, which is not implemented"))
+        fail_msg("stale message: %s", msg);
+    assert_int_equal(vmcore_ctx_free(ctx), 0);
+}
+
 static void test_full_container_config(void **state)
 {
     (void)state;
@@ -364,6 +517,12 @@ int main(void)
         cmocka_unit_test(test_missing_config_file),
         cmocka_unit_test(test_relative_paths),
         cmocka_unit_test(test_full_container_config),
+        cmocka_unit_test(test_container_checks_in_config),
+        cmocka_unit_test(test_one_cidr_parser),
+        cmocka_unit_test(test_backend_table),
+        cmocka_unit_test(test_auto_rule),
+        cmocka_unit_test(test_emu_vcpus_message),
+        cmocka_unit_test(test_err_config_path_never_empty),
     };
     return cmocka_run_group_tests(tests, setup_files, teardown_files);
 }

@@ -186,6 +186,19 @@ static void test_file_errors(void **state)
     f->cfg.boot.kernel = "/tmp";
     assert_int_equal(loader_load(f->ram, RAM_SIZE, &f->cfg, &f->bs, &f->err), VMCORE_EIMAGE);
     assert_err(f, VMCORE_EIMAGE, "not a regular file");
+    assert_string_equal(f->err.path, "boot.kernel");
+    /* A regular file whose size stat() does not tell (0 bytes): not an "empty image". */
+    f->cfg.boot.kernel = "/proc/self/mem";
+    assert_int_equal(loader_load(f->ram, RAM_SIZE, &f->cfg, &f->bs, &f->err), VMCORE_EIMAGE);
+    assert_err(f, VMCORE_EIMAGE, "boot.kernel: /proc/self/mem cannot be sized");
+    assert_string_equal(f->err.path, "boot.kernel");
+    assert_null(strstr(f->err.msg, "empty"));
+    f->cfg.boot.kernel = "/proc/self/status"; /* readable, but 0 bytes to stat() */
+    assert_int_equal(loader_load(f->ram, RAM_SIZE, &f->cfg, &f->bs, &f->err), VMCORE_EIMAGE);
+    assert_err(f, VMCORE_EIMAGE, "cannot be sized");
+    f->cfg.boot.kernel = "/nonexistent/vmcore-kernel";
+    assert_int_equal(loader_load(f->ram, RAM_SIZE, &f->cfg, &f->bs, &f->err), VMCORE_ENOENT);
+    assert_string_equal(f->err.path, "boot.kernel");
     /* Larger than guest RAM. */
     f->cfg.boot.kernel = f->path;
     size_t n = RAM_SIZE + 1;
@@ -193,6 +206,32 @@ static void test_file_errors(void **state)
     assert_int_equal(load(f, BOOT_FORMAT_RAW, huge, n), VMCORE_ELIMIT);
     free(huge);
     assert_err(f, VMCORE_ELIMIT, "larger than guest RAM");
+    assert_string_equal(f->err.path, "boot.kernel");
+}
+
+/* Errors about the image carry the JSON path of the key that named it (doc/config.md), in
+ * vmcore_err.path and at the start of the message, whatever the format. */
+static void test_image_errors_name_the_field(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t img[512];
+    memset(img, 0, sizeof img);
+    static const enum boot_format fmts[] = { BOOT_FORMAT_ELF, BOOT_FORMAT_MULTIBOOT,
+                                             BOOT_FORMAT_LINUX };
+    for (size_t i = 0; i < sizeof fmts / sizeof fmts[0]; i++) {
+        assert_int_equal(load(f, fmts[i], img, sizeof img), VMCORE_EIMAGE);
+        assert_string_equal(f->err.path, "boot.kernel");
+        assert_int_equal(strncmp(f->err.msg, "boot.kernel: ", 13), 0);
+        assert_non_null(strstr(f->err.msg, f->path));
+    }
+    assert_int_equal(load(f, BOOT_FORMAT_RAW, "", 0), VMCORE_EIMAGE);
+    assert_string_equal(f->err.path, "boot.kernel");
+    /* Does not fit: still about boot.kernel. */
+    static uint8_t big[8192];
+    f->cfg.boot.has_load_address = true;
+    f->cfg.boot.load_address = RAM_SIZE - 4096;
+    assert_int_equal(load(f, BOOT_FORMAT_RAW, big, sizeof big), VMCORE_ELIMIT);
+    assert_string_equal(f->err.path, "boot.kernel");
 }
 
 /* ---------------------------------------------------------------- elf */
@@ -382,6 +421,11 @@ static void test_multiboot_bad(void **state)
     wr32(img + 64 + 8, 0);
     assert_int_equal(load(f, BOOT_FORMAT_MULTIBOOT, img, sizeof img), VMCORE_EIMAGE);
     assert_err(f, VMCORE_EIMAGE, "bad checksum");
+    /* "auto" must not run a broken multiboot kernel as raw code. */
+    assert_int_equal(loader_detect(img, sizeof img), BOOT_FORMAT_MULTIBOOT);
+    assert_int_equal(load(f, BOOT_FORMAT_AUTO, img, sizeof img), VMCORE_EIMAGE);
+    assert_err(f, VMCORE_EIMAGE, "bad multiboot image");
+    assert_string_equal(f->err.path, "boot.kernel");
 
     make_mb_kludge(img, sizeof img, 0x10003 | 0x100);
     assert_int_equal(load(f, BOOT_FORMAT_MULTIBOOT, img, sizeof img), VMCORE_EIMAGE);
@@ -625,6 +669,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_raw_long_page_tables, setup, teardown),
         cmocka_unit_test_setup_teardown(test_raw_bad, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_image_errors_name_the_field, setup, teardown),
         cmocka_unit_test_setup_teardown(test_elf32, setup, teardown),
         cmocka_unit_test_setup_teardown(test_elf_bad, setup, teardown),
         cmocka_unit_test_setup_teardown(test_elf64_guest, setup, teardown),

@@ -111,29 +111,10 @@ static int link_set_up(const char *ifname)
     return nl_talk(&m);
 }
 
+/* The configuration's parser (config.c validated these strings with it already). */
 int net_parse_cidr(const char *s, uint32_t *addr_be, unsigned *prefix)
 {
-    char ip[INET_ADDRSTRLEN];
-    const char *slash = strchr(s, '/');
-    size_t n = slash ? (size_t)(slash - s) : strlen(s);
-    if (n == 0 || n >= sizeof ip)
-        return -1;
-    memcpy(ip, s, n);
-    ip[n] = 0;
-    struct in_addr a;
-    if (inet_pton(AF_INET, ip, &a) != 1)
-        return -1;
-    unsigned p = 32;
-    if (slash) {
-        char *end;
-        unsigned long v = strtoul(slash + 1, &end, 10);
-        if (*end || end == slash + 1 || v > 32)
-            return -1;
-        p = (unsigned)v;
-    }
-    *addr_be = a.s_addr;
-    *prefix = p;
-    return 0;
+    return config_parse_cidr(s, addr_be, prefix);
 }
 
 static int addr_add(const char *ifname, const char *cidr)

@@ -370,8 +370,8 @@ static int emu_create(vmcore_domain *d, const struct vmcore_config *cfg, void **
     *priv = NULL;
     if (cfg->vcpus > 1)
         return err_config(err, VMCORE_ENOTSUP, "vcpus",
-                          "the emu backend runs one vCPU (%u asked): SMP needs the emulated "
-                          "local APIC, which is not implemented yet", cfg->vcpus);
+                          "the emu backend runs one vCPU (%u asked): the software CPU has one "
+                          "thread and one local APIC, no SMP (use kvm for more)", cfg->vcpus);
     vm = calloc(1, sizeof *vm);
     if (!vm)
         return err_set(err, VMCORE_ENOMEM, "emu: out of memory");

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of tests/fuzz/corpus/<target>/: small valid and near-valid
+inputs for each fuzz target. Run from anywhere; it rewrites the seed_* files only, so
+inputs added by hand (regressions, crash_*) stay. The committed files are its output."""
+import json
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def write(target, name, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(d, "seed_" + name), "wb") as f:
+        f.write(data)
+
+
+# ---------------------------------------------------------------- config
+KERNEL = "/proc/self/exe"  # a regular file on every Linux host
+vm = {"name": "fuzz", "backend": "emu", "memory_mib": 16, "vcpus": 2, "emu": {"jit": False},
+      "boot": {"kernel": KERNEL, "format": "raw", "mode": "long", "load_address": 1048576,
+               "entry": 1048576, "cmdline": "console=ttyS0"}}
+ct = {"name": "ct", "backend": "container", "rootfs": "/", "rootfs_readonly": True,
+      "hostname": "h", "process": {"args": ["/bin/sh", "-c", "true"], "env": ["PATH=/bin"],
+                                   "cwd": "/", "uid": 0, "gid": 0, "terminal": False,
+                                   "init": True},
+      "limits": {"memory_bytes": 67108864, "pids": 64, "cpus": 0.5},
+      "network": {"mode": "veth", "host_ifname": "vfuzz0", "address": "10.200.0.2/24",
+                  "host_address": "10.200.0.1/24"},
+      "mounts": [{"source": "/tmp", "target": "/mnt", "readonly": True}],
+      "userns": {"enabled": True, "uid_map": [{"inside": 0, "outside": 100000, "count": 65536}],
+                 "gid_map": [{"inside": 0, "outside": 100000, "count": 65536}]}}
+configs = {
+    "vm_raw.json": vm,
+    "vm_auto.json": {"boot": {"kernel": KERNEL}},
+    "vm_linux.json": {"backend": "kvm", "boot": {"kernel": KERNEL, "format": "linux",
+                                                 "initrd": KERNEL, "cmdline": "quiet"}},
+    "container.json": ct,
+    "container_min.json": {"backend": "container", "rootfs": "/",
+                           "process": {"args": ["/bin/true"]}},
+    "empty_key.json": {"": 1},
+    "unknown_key.json": {"nmae": "x"},
+    "wrong_type.json": {"memory_mib": "64", "boot": {"kernel": KERNEL}},
+    "out_of_range.json": {"vcpus": 0, "boot": {"kernel": KERNEL}},
+    "mixed.json": {"backend": "container", "boot": {"kernel": KERNEL}},
+    "bad_cidr.json": dict(ct, network={"mode": "veth", "host_ifname": "v0",
+                                       "address": "300.1.1.1/33"}),
+    "mount_dotdot.json": dict(ct, mounts=[{"source": "/tmp", "target": "/a/../b"}]),
+    "relative.json": {"boot": {"kernel": "proc/self/exe", "format": "elf"}},
+}
+for name, doc in configs.items():
+    write("config", name, json.dumps(doc))
+write("config", "not_object.json", "[1, 2]")
+write("config", "malformed.json", '{"name": ')
+
+# ---------------------------------------------------------------- images
+def elf32(entry=0xc0200004, paddr=0x200000, vaddr=0xc0200000):
+    code = b"\x90" * 16
+    ehsize, phsize = 52, 32
+    phoff = ehsize
+    off = phoff + 2 * phsize
+    ident = b"\x7fELF" + bytes([1, 1, 1]) + bytes(9)
+    eh = ident + struct.pack("<HHIIIIIHHHHHH", 2, 3, 1, entry, phoff, 0, 0, ehsize, phsize,
+                             2, 0, 0, 0)
+    ph0 = struct.pack("<IIIIIIII", 1, off, vaddr, paddr, len(code), 0x2000, 5, 0x1000)
+    ph1 = struct.pack("<IIIIIIII", 4, 0, 0, 0, 0, 0, 4, 4)
+    return eh + ph0 + ph1 + code
+
+
+def elf64(entry=0x100000, paddr=0x100000):
+    code = b"\xf4" * 16
+    ehsize, phsize = 64, 56
+    off = ehsize + phsize
+    ident = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)
+    eh = ident + struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, entry, ehsize, 0, 0, ehsize, phsize,
+                             1, 0, 0, 0)
+    ph = struct.pack("<IIQQQQQQ", 1, 5, off, paddr, paddr, len(code), 0x1000, 0x1000)
+    return eh + ph + code
+
+
+def mb_kludge(length=512, flags=0x10003, checksum=None):
+    img = bytearray(b"\x90" * length)
+    magic = 0x1BADB002
+    cs = (-(magic + flags)) & 0xFFFFFFFF if checksum is None else checksum
+    struct.pack_into("<IIIIIIII", img, 64, magic, flags, cs, 0x200040, 0x200000,
+                     0x200000 + length, 0x210000, 0x200080)
+    return bytes(img)
+
+
+def mb_elf():
+    """An ELF32 file with a multiboot header (no a.out kludge) in its first 8 KiB."""
+    img = bytearray(elf32(entry=0x200004, paddr=0x200000, vaddr=0x200000))
+    img += bytes((-len(img)) % 4)
+    magic, flags = 0x1BADB002, 0x3
+    img += struct.pack("<III", magic, flags, (-(magic + flags)) & 0xFFFFFFFF)
+    return bytes(img)
+
+
+def bzimage(setup_sects=3, kernel=1024, version=0x020F, xload=0x3, loadflags=0x1):
+    img = bytearray((setup_sects + 1) * 512 + kernel)
+    img[0x1F1] = setup_sects
+    struct.pack_into("<H", img, 0x1FE, 0xAA55)
+    img[0x200], img[0x201] = 0xEB, 0x66
+    img[0x202:0x206] = b"HdrS"
+    struct.pack_into("<H", img, 0x206, version)
+    img[0x211] = loadflags
+    struct.pack_into("<I", img, 0x22C, 0x37FFFFFF)
+    struct.pack_into("<I", img, 0x230, 0x200000)
+    struct.pack_into("<H", img, 0x236, xload)
+    struct.pack_into("<I", img, 0x238, 255)
+    struct.pack_into("<I", img, 0x260, 0x40000)
+    for i in range(kernel):
+        img[(setup_sects + 1) * 512 + i] = i & 0xFF
+    return bytes(img)
+
+
+hello = bytes.fromhex("66ba f803 b048 ee b069 ee b02a e6f4 f4")
+images = {
+    "raw": {"hello.bin": hello, "one.bin": b"\xf4", "empty.bin": b"",
+            "zeros.bin": bytes(64)},
+    "elf": {"elf32.elf": elf32(), "elf64.elf": elf64(), "truncated.elf": elf32()[:40],
+            "entry_outside.elf": elf32(entry=0x12345678),
+            "elf64_high.elf": elf64(paddr=0xFFFFFFFFFFFF0000)},
+    "multiboot": {"kludge.bin": mb_kludge(), "bad_checksum.bin": mb_kludge(checksum=0),
+                  "elf.bin": mb_elf(), "unknown_flags.bin": mb_kludge(flags=0x10103),
+                  "short.bin": mb_kludge()[:76]},
+    "linux": {"bzimage.bin": bzimage(), "old_protocol.bin": bzimage(version=0x0200),
+              "no_64bit.bin": bzimage(xload=0), "truncated.bin": bzimage()[:0x300],
+              "huge_setup.bin": bzimage(setup_sects=255)[:4096]},
+}
+for target, files in images.items():
+    for name, data in files.items():
+        write("loader_" + target, name, data)
+        write("loader_auto", target + "_" + name, data)
