@@ -119,6 +119,9 @@ VMCORE_API int vmcore_domain_resume(vmcore_domain *domain, vmcore_domain_cb cb, 
 /**
  * Ask a domain to end gracefully (SIGTERM to a container's init; a VM is stopped at the
  * next instruction boundary), and kill it if it has not ended after @p timeout_ms.
+ * A container's PID 1 that neither catches nor ignores SIGTERM (a shell or any program
+ * run without `process.init`, which the kernel would spare as a namespace's init) is
+ * ended at once, as SIGTERM ends any other process, and its exit names SIGTERM.
  *
  * @param domain      A running or paused domain.
  * @param timeout_ms  Grace period before the kill; 0 kills at once.

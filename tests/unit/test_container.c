@@ -315,6 +315,28 @@ static void test_kill_and_shutdown(void **state)
     assert_int_equal(r.exit.kind, VMCORE_EXIT_SIGNAL);
     assert_int_equal(r.exit.signal, 9);
     run_close(&r);
+    /* Without init, a PID 1 with no SIGTERM handler still ends on shutdown, as SIGTERM
+     * ends any other process (the kernel would drop the signal to a namespace's init). */
+    assert_int_equal(run_new(&r, "{" BASE ",\"process\":{\"args\":[\"sh\",\"-c\",\"sleep 1000; exit 0\"]}}",
+                             rootfs), 0);
+    run_start(&r);
+    assert_int_equal(vmcore_domain_shutdown(r.d, 600000, NULL, NULL), 0);
+    run_wait(&r);
+    assert_int_equal(r.exit.kind, VMCORE_EXIT_SIGNAL);
+    assert_int_equal(r.exit.signal, SIGTERM);
+    run_close(&r);
+    /* A PID 1 that traps SIGTERM gets it, and decides. */
+    assert_int_equal(run_new(&r, "{" BASE ",\"process\":{\"args\":[\"sh\",\"-c\","
+                                 "\"trap 'exit 42' TERM; echo ready; while :; do sleep 1; done\"]}}",
+                             rootfs), 0);
+    run_start(&r);
+    while (!strstr(r.out, "ready"))
+        (void)vt_run_until(r.ctx, &r.exited, 100);
+    assert_int_equal(vmcore_domain_shutdown(r.d, 600000, NULL, NULL), 0);
+    run_wait(&r);
+    assert_int_equal(r.exit.kind, VMCORE_EXIT_STATUS);
+    assert_int_equal(r.exit.status, 42);
+    run_close(&r);
     /* With the tiny init, SIGTERM reaches the workload, and the exit names the signal. */
     assert_int_equal(run_new(&r, "{" BASE ",\"process\":{\"init\":true,\"args\":[\"sleep\",\"1000\"]}}",
                              rootfs), 0);

@@ -28,6 +28,10 @@
 #endif
 
 #define VETH_INSIDE "eth0"
+/* userns without maps, as root: container ids 0..65535 are host ids 1000000.. (LXD's
+ * convention for root's subordinate ids; clear of the ranges useradd hands out). */
+#define CT_USERNS_DEFAULT_BASE 1000000u
+#define CT_USERNS_DEFAULT_COUNT 65536u
 
 struct ct;
 struct ct_run;
@@ -60,6 +64,7 @@ struct ct_run {
     struct ct_stdin *in;        /* pipe mode: stdin */
     int open_streams;
     bool exited, reported;
+    bool term_default;          /* shutdown ended a PID 1 without a SIGTERM handler */
     vmcore_exit_kind kind;
     int status, signal;
     struct ct_run *next;
@@ -243,6 +248,8 @@ static void pidfd_cb(uv_poll_t *p, int status, int events)
         r->kind = VMCORE_EXIT_SIGNAL;
         r->signal = si.si_status;
     }
+    if (r->term_default && r->kind == VMCORE_EXIT_SIGNAL && r->signal == SIGKILL)
+        r->signal = SIGTERM; /* shutdown's SIGTERM, delivered as its default action */
     int sig;
     if (r->init_status_fd >= 0 && read(r->init_status_fd, &sig, sizeof sig) == sizeof sig &&
         sig > 0 && sig < NSIG) {
@@ -338,7 +345,13 @@ static int write_map(pid_t pid, const char *file, const struct config_idmap *m, 
 {
     char buf[1024], path[64];
     size_t len = 0;
-    if (n == 0)
+    if (n == 0 && geteuid() == 0)
+        /* Root without a map: container root must not be host root. 65536 ids from
+         * CT_USERNS_DEFAULT_BASE (doc/config.md, userns). */
+        len = (size_t)snprintf(buf, sizeof buf, "0 %u %u\n", CT_USERNS_DEFAULT_BASE,
+                               CT_USERNS_DEFAULT_COUNT);
+    else if (n == 0)
+        /* Rootless: the caller's own id is the only one it may map. */
         len = (size_t)snprintf(buf, sizeof buf, "0 %u 1\n", strcmp(file, "uid_map") ? getegid() : geteuid());
     for (size_t i = 0; i < n && len < sizeof buf; i++)
         len += (size_t)snprintf(buf + len, sizeof buf - len, "%u %u %u\n", m[i].inside, m[i].outside,
@@ -634,6 +647,29 @@ static int container_resume(vmcore_domain *d, void *priv, struct vmcore_err *err
     return cgroup_freeze(&ct->cg, false, err);
 }
 
+/* Whether @pid neither catches nor ignores @sig (its SigCgt/SigIgn in /proc). */
+static bool sig_default(pid_t pid, int sig)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = 0;
+    unsigned long long mask = 1ull << (sig - 1);
+    const char *keys[] = { "\nSigIgn:\t", "\nSigCgt:\t" };
+    for (int i = 0; i < 2; i++) {
+        const char *p = strstr(buf, keys[i]);
+        if (!p || (strtoull(p + strlen(keys[i]), NULL, 16) & mask))
+            return false;
+    }
+    return true;
+}
+
 static int container_shutdown(vmcore_domain *d, void *priv, struct vmcore_err *err)
 {
     (void)d;
@@ -641,6 +677,16 @@ static int container_shutdown(vmcore_domain *d, void *priv, struct vmcore_err *e
     /* A frozen group would hold the signal until resumed. */
     if (ct->cg_made)
         cgroup_freeze(&ct->cg, false, NULL);
+    /* The kernel drops a signal to a pid namespace's init that has no handler for it,
+     * so a workload run as PID 1 (sh, sleep: no process.init) would ignore SIGTERM and
+     * every shutdown would wait out its timeout. Give it what SIGTERM gives any other
+     * process that neither catches nor ignores it: the end, reported as SIGTERM. */
+    struct ct_run *r = ct->init;
+    if (r && !r->exited && !ct->cfg->process.init && r->proc.pid > 0 &&
+        sig_default(r->proc.pid, SIGTERM)) {
+        r->term_default = true;
+        return signal_init(ct, SIGKILL, err);
+    }
     return signal_init(ct, SIGTERM, err);
 }
 
