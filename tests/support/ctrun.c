@@ -5,6 +5,7 @@
 #include "ctrun.h"
 #include "rootfs.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,4 +192,32 @@ int ctrun_teardown(void **state)
     vt_rootfs_free(rootfs);
     rootfs = NULL;
     return 0;
+}
+
+/* The host's first real disk as "MAJ MIN", or "" */
+void host_disk(char *dev, size_t len)
+{
+    dev[0] = 0;
+    DIR *blk = opendir("/sys/block");
+    struct dirent *de;
+    while (blk && !dev[0] && (de = readdir(blk))) {
+        if (de->d_name[0] == '.' || !strncmp(de->d_name, "loop", 4) || !strncmp(de->d_name, "ram", 3) ||
+            !strncmp(de->d_name, "zram", 4))
+            continue;
+        char p[300];
+        snprintf(p, sizeof p, "/sys/block/%s/dev", de->d_name);
+        FILE *f = fopen(p, "r");
+        if (f) {
+            if (fgets(dev, (int)len, f))
+                dev[strcspn(dev, "\n")] = 0;
+            fclose(f);
+        }
+    }
+    if (blk)
+        closedir(blk);
+    char *colon = strchr(dev, ':');
+    if (colon)
+        *colon = ' ';
+    else
+        dev[0] = 0;
 }

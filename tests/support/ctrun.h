@@ -42,6 +42,8 @@ void on_closed(vmcore_domain *d, void *arg);
 /* Groups named vmcore-<our pid>-* in any hierarchy; mounts of the test rootfs. */
 int count_our_cgroups(void);
 int count_rootfs_mounts(void);
+/* The host's first real disk (not loop/ram/zram) as "MAJ MIN" in @dev, or "". */
+void host_disk(char *dev, size_t len);
 /* cmocka group setup/teardown: make and remove the rootfs. */
 int ctrun_setup(void **state);
 int ctrun_teardown(void **state);

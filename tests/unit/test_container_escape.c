@@ -176,34 +176,6 @@ static void test_no_writable_host_cgroupfs(void **state)
     }
 }
 
-/* The host's first real disk as "MAJ MIN", or "" */
-static void host_disk(char *dev, size_t len)
-{
-    dev[0] = 0;
-    DIR *blk = opendir("/sys/block");
-    struct dirent *de;
-    while (blk && !dev[0] && (de = readdir(blk))) {
-        if (de->d_name[0] == '.' || !strncmp(de->d_name, "loop", 4) || !strncmp(de->d_name, "ram", 3) ||
-            !strncmp(de->d_name, "zram", 4))
-            continue;
-        char p[300];
-        snprintf(p, sizeof p, "/sys/block/%s/dev", de->d_name);
-        FILE *f = fopen(p, "r");
-        if (f) {
-            if (fgets(dev, (int)len, f))
-                dev[strcspn(dev, "\n")] = 0;
-            fclose(f);
-        }
-    }
-    if (blk)
-        closedir(blk);
-    char *colon = strchr(dev, ':');
-    if (colon)
-        *colon = ' ';
-    else
-        dev[0] = 0;
-}
-
 static void test_mount_mknod_and_proc_writes_refused(void **state)
 {
     (void)state;
