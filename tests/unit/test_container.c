@@ -28,6 +28,8 @@
 
 #include "ctrun.h"
 
+#define CG_DIRS 8 /* at most one folder per cgroup hierarchy */
+
 
 #define REQUIRE() \
     do { ONLY(); vt_require_root(); vt_require(rootfs != NULL, "needs busybox-static at /bin/busybox"); } while (0)
@@ -354,6 +356,7 @@ static void test_stdin_and_exec(void **state)
     struct run r;
     assert_int_equal(run_new(&r, "{" BASE ",\"hostname\":\"exechost\",\"process\":{\"args\":[\"cat\"]}}", rootfs), 0);
     run_start(&r);
+    int children = vt_count_children(); /* the init and the cgroup's watcher */
     const char *argv[] = { "sh", "-c", "echo exec:$(hostname):$(cat /proc/1/comm); exit 5", NULL };
     assert_int_equal(vmcore_domain_exec(r.d, argv, on_exec, &r), 0);
     assert_true(vt_run_until(r.ctx, &r.exec_done, 60000));
@@ -364,7 +367,7 @@ static void test_stdin_and_exec(void **state)
     const char *missing[] = { "/bin/nonexistent", NULL };
     assert_int_equal(vmcore_domain_exec(r.d, missing, NULL, NULL), VMCORE_ENOENT);
     assert_non_null(strstr(vmcore_domain_last_error(r.d), "/bin/nonexistent"));
-    assert_int_equal(vt_count_children(), 1);
+    assert_int_equal(vt_count_children(), children); /* both execs reaped */
     r.nout = 0;
     r.out[0] = 0;
     assert_int_equal(vmcore_domain_console_write(r.d, "ping\n", 5), 0);
@@ -726,6 +729,135 @@ static void test_container_dies_with_host_process(void **state)
     assert_int_equal(left, 0);
 }
 
+static void on_done_flag(vmcore_domain *d, int status, void *arg)
+{
+    (void)d;
+    *(int *)arg = status == 0 ? 1 : -1;
+}
+
+/* Whether @pid has ended (gone, or a zombie nobody reaped yet). */
+static int proc_ended(int pid)
+{
+    char p[64], buf[512];
+    snprintf(p, sizeof p, "/proc/%d/stat", pid);
+    FILE *f = fopen(p, "r");
+    if (!f)
+        return 1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *c = strrchr(buf, ')');
+    return !c || c[2] == 'Z' || c[2] == 'X';
+}
+
+/* A paused container whose host process is killed: a frozen task cannot act on
+ * PR_SET_PDEATHSIG's SIGKILL, so the cgroup's watcher must kill, thaw and remove it. */
+static void test_paused_container_dies_with_host_process(void **state)
+{
+    (void)state;
+    REQUIRE();
+    int sync[2];
+    assert_int_equal(pipe2(sync, O_CLOEXEC), 0);
+    pid_t host = fork();
+    assert_true(host >= 0);
+    if (host == 0) {
+        close(sync[0]);
+        vmcore_ctx *ctx;
+        vmcore_domain *d;
+        char json[4096];
+        int started = 0, paused = 0;
+        snprintf(json, sizeof json, "{" BASE ",\"process\":{\"args\":[\"sleep\",\"1000\"]}}", rootfs);
+        if (vmcore_ctx_new(&ctx, NULL) || vmcore_domain_new_json(&d, ctx, json) ||
+            vmcore_domain_start(d, on_done_flag, &started) ||
+            !vt_run_until(ctx, &started, 60000) || started != 1 ||
+            vmcore_domain_pause(d, on_done_flag, &paused) || !vt_run_until(ctx, &paused, 60000) ||
+            paused != 1 || vmcore_domain_state(d) != VMCORE_STATE_PAUSED)
+            _exit(1);
+        if (write(sync[1], "p", 1) != 1)
+            _exit(1);
+        for (;;)
+            pause(); /* until the SIGKILL: no close, as after a crash */
+    }
+    close(sync[1]);
+    char c;
+    ssize_t n = read(sync[0], &c, 1);
+    close(sync[0]);
+    /* its groups and the processes in them */
+    char dirs[CG_DIRS][4096];
+    int ndirs = 0, pids[64], npids = 0, frozen = 0;
+    char cmd[256], line[4096];
+    snprintf(cmd, sizeof cmd, "find /sys/fs/cgroup -maxdepth 6 -type d -name 'vmcore-%d-*' 2>/dev/null",
+             (int)host);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    while (ndirs < CG_DIRS && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        snprintf(dirs[ndirs++], sizeof dirs[0], "%s", line);
+    }
+    pclose(f);
+    for (int i = 0; i < ndirs; i++) {
+        char p[4200];
+        snprintf(p, sizeof p, "%s/cgroup.procs", dirs[i]);
+        f = fopen(p, "r");
+        int pid;
+        while (f && npids < 64 && fscanf(f, "%d", &pid) == 1) {
+            int dup = 0;
+            for (int j = 0; j < npids; j++)
+                dup |= pids[j] == pid;
+            if (!dup)
+                pids[npids++] = pid;
+        }
+        if (f)
+            fclose(f);
+        snprintf(p, sizeof p, "%s/freezer.state", dirs[i]);
+        if ((f = fopen(p, "r")) || (snprintf(p, sizeof p, "%s/cgroup.events", dirs[i]), f = fopen(p, "r"))) {
+            char buf[512];
+            size_t len = fread(buf, 1, sizeof buf - 1, f);
+            buf[len] = 0;
+            frozen |= strstr(buf, "FROZEN") || strstr(buf, "frozen 1");
+            fclose(f);
+        }
+    }
+    kill(host, SIGKILL);
+    int st;
+    assert_int_equal(waitpid(host, &st, 0), host);
+    /* A bound against a hang, not a speed expectation. */
+    int left_dirs = ndirs, left_pids = npids;
+    for (int i = 0; i < 1000 && (left_dirs || left_pids); i++) {
+        usleep(10000);
+        left_dirs = left_pids = 0;
+        for (int j = 0; j < ndirs; j++)
+            left_dirs += access(dirs[j], F_OK) == 0;
+        for (int j = 0; j < npids; j++)
+            left_pids += !proc_ended(pids[j]);
+    }
+    /* Whatever is left (the bug this test is for) must not outlive the test. */
+    for (int j = 0; j < ndirs && (left_dirs || left_pids); j++) {
+        char p[4200];
+        snprintf(p, sizeof p, "%s/freezer.state", dirs[j]);
+        FILE *w = fopen(p, "w");
+        if (!w) {
+            snprintf(p, sizeof p, "%s/cgroup.freeze", dirs[j]);
+            w = fopen(p, "w");
+        }
+        for (int k = 0; k < npids; k++)
+            kill(pids[k], SIGKILL);
+        if (w) {
+            fputs(strstr(p, "freezer") ? "THAWED" : "0", w);
+            fclose(w);
+        }
+    }
+    for (int j = 0; j < ndirs && left_dirs; j++)
+        for (int k = 0; k < 500 && rmdir(dirs[j]) < 0 && errno == EBUSY; k++)
+            usleep(10000);
+    if (n != 1 || ndirs == 0 || npids == 0 || !frozen)
+        fail_msg("the host child did not pause a container (%zd, %d groups, %d processes, frozen %d)",
+                 n, ndirs, npids, frozen);
+    if (left_dirs || left_pids)
+        fail_msg("after the host process died: %d of %d processes still alive, %d of %d cgroup "
+                 "folders still there (first: %s)", left_pids, npids, left_dirs, ndirs, dirs[0]);
+}
+
 static void test_cli_propagates_status_and_signal(void **state)
 {
     (void)state;
@@ -942,6 +1074,7 @@ int main(void)
         cmocka_unit_test(test_user_namespace),
         cmocka_unit_test(test_rootless),
         cmocka_unit_test(test_container_dies_with_host_process),
+        cmocka_unit_test(test_paused_container_dies_with_host_process),
         cmocka_unit_test(test_cli_propagates_status_and_signal),
         cmocka_unit_test(test_rootfs_symlinks_stay_inside),
         cmocka_unit_test(test_start_failure_leaves_nothing),

@@ -1,7 +1,8 @@
 /* cgroup.c on its own: the v2 (unified) code path — group creation, CLONE_INTO_CGROUP,
  * freeze/thaw, stats, kill-all and removal — on whatever unified hierarchy this host
  * has (all of /sys/fs/cgroup, or the hybrid layout's /sys/fs/cgroup/unified), plus the
- * layout detection. The v1 path is exercised end to end by test_container. */
+ * layout detection, and the watcher that cleans up after a dead creator (v2 and v1).
+ * The rest of the v1 path is exercised end to end by test_container. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -251,6 +252,108 @@ static void test_v2_device_filter(void **state)
     assert_int_equal(stat(path, &st), -1);
 }
 
+/* The watcher: a process makes a group, puts a process in it, freezes it and dies
+ * without cgroup_destroy(). That process is no container's (no PR_SET_PDEATHSIG), so only
+ * the watcher can end it: it must be killed, and the group's folders removed. */
+struct watch_report {
+    int ok, pid, frozen;
+    struct ct_cgroup cg;
+    char msg[512];
+};
+
+static void watcher_cleans_up(const char *root, bool v2)
+{
+    struct watch_report *rep = mmap(NULL, sizeof *rep, PROT_READ | PROT_WRITE,
+                                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(rep != MAP_FAILED);
+    memset(rep, 0, sizeof *rep);
+    int sync[2];
+    assert_int_equal(pipe2(sync, O_CLOEXEC), 0);
+    pid_t host = fork();
+    assert_true(host >= 0);
+    if (host == 0) {
+        close(sync[0]);
+        struct vmcore_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        struct vmcore_err err;
+        memset(&err, 0, sizeof err);
+        char name[64];
+        snprintf(name, sizeof name, "vmcore-%d-watch", (int)getpid());
+        if (cgroup_create_at(&rep->cg, root, v2, name, &cfg, &err)) {
+            snprintf(rep->msg, sizeof rep->msg, "%s", err.msg);
+            _exit(1);
+        }
+        pid_t spin = fork();
+        if (spin == 0)
+            for (;;)
+                ;
+        rep->pid = spin;
+        if (cgroup_attach(&rep->cg, spin, &err) || cgroup_freeze(&rep->cg, true, &err)) {
+            snprintf(rep->msg, sizeof rep->msg, "%s", err.msg);
+            kill(spin, SIGKILL);
+            _exit(1);
+        }
+        rep->ok = 1;
+        if (write(sync[1], "f", 1) != 1)
+            _exit(1);
+        for (;;)
+            pause();
+    }
+    close(sync[1]);
+    char c;
+    ssize_t n = read(sync[0], &c, 1);
+    close(sync[0]);
+    kill(host, SIGKILL);
+    int st;
+    assert_int_equal(waitpid(host, &st, 0), host);
+    if (n != 1 || !rep->ok)
+        fail_msg("the host child could not set up a frozen group: %s", rep->msg);
+    struct ct_cgroup *cg = &rep->cg;
+    int left = 1;
+    for (int i = 0; i < 1000 && left; i++) { /* a hang guard, not a speed expectation */
+        nap_ms(10);
+        left = 0;
+        for (int j = 0; j < CG_NCTRL; j++)
+            left += cg->path[j][0] && access(cg->path[j], F_OK) == 0;
+        char p[64], buf[512] = "";
+        snprintf(p, sizeof p, "/proc/%d/stat", rep->pid);
+        FILE *f = fopen(p, "r");
+        if (f) {
+            size_t len = fread(buf, 1, sizeof buf - 1, f);
+            buf[len] = 0;
+            fclose(f);
+            const char *e = strrchr(buf, ')');
+            left += e && e[2] != 'Z' && e[2] != 'X';
+        }
+    }
+    if (left) {
+        /* leave nothing frozen behind, whatever the outcome */
+        kill(rep->pid, SIGKILL);
+        cgroup_destroy(cg);
+        fail_msg("%d of the group's folders and process still there after its creator died", left);
+    }
+    munmap(rep, sizeof *rep);
+}
+
+static void test_v2_watcher_kills_and_removes(void **state)
+{
+    (void)state;
+    vt_require_root();
+    const char *root = unified_root();
+    vt_require(root != NULL, "needs a cgroup2 mount");
+    watcher_cleans_up(root, true);
+}
+
+static void test_v1_watcher_kills_and_removes(void **state)
+{
+    (void)state;
+    vt_require_root();
+    struct statfs s;
+    if (statfs("/sys/fs/cgroup/freezer", &s) != 0 || s.f_type != CGROUP_SUPER_MAGIC)
+        skip(); /* a pure v2 host has no v1 hierarchy at all: nothing to test */
+    watcher_cleans_up("/sys/fs/cgroup", false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +361,8 @@ int main(void)
         cmocka_unit_test(test_v2_group_lifecycle),
         cmocka_unit_test(test_v2_limit_without_controller_is_clear),
         cmocka_unit_test(test_v2_device_filter),
+        cmocka_unit_test(test_v2_watcher_kills_and_removes),
+        cmocka_unit_test(test_v1_watcher_kills_and_removes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,20 +8,32 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <linux/bpf.h>
 #include <linux/magic.h>
+#include <linux/sched.h>
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
 
 #include "ct.h"
 
@@ -328,6 +340,236 @@ static void collect_stale(const char *parent)
     closedir(dir);
 }
 
+/* --- the watcher ------------------------------------------------------------------------
+ *
+ * PR_SET_PDEATHSIG kills a container when the thread that started it dies, but a task in
+ * a frozen v1 group cannot act on the SIGKILL, and nothing removes the group of a dead
+ * process. So every group gets a watcher: a child of ours (exit_signal 0: no SIGCHLD for
+ * the application, invisible to its wait(); we reap it in cgroup_destroy) that holds a
+ * pidfd of this process and sleeps in ppoll() on it. The pidfd turns readable only when
+ * the whole process has ended (every thread; a stray fork of it holding fds does not keep
+ * it alive). Then the watcher kills what is in the group, thaws it, removes the folders
+ * and exits. cgroup_destroy() stops it with SIGKILL after removing the group itself.
+ *
+ * The watcher is a fork of a possibly multi-threaded process: it makes raw system calls
+ * on memory prepared before the clone only (the plan below, a static buffer), never
+ * mallocs, locks or touches stdio. All its signals are blocked; SIGKILL still ends it. */
+
+struct watch_plan {
+    int host_pidfd;
+    bool v2;
+    int ndirs;
+    const char *dirs[CG_NCTRL];  /* distinct group folders (point into the ct_cgroup) */
+    const char *freezer;         /* the folder with the freezer (v2: the group), or NULL */
+};
+
+static char watch_buf[65536];   /* the child's copy only; the parent never touches it */
+static char watch_path[4352];
+
+static size_t w_len(const char *s)
+{
+    size_t n = 0;
+    while (s[n])
+        n++;
+    return n;
+}
+
+static bool w_has(const char *s, const char *needle)
+{
+    size_t n = w_len(needle);
+    for (; *s; s++) {
+        size_t i = 0;
+        while (i < n && s[i] == needle[i])
+            i++;
+        if (i == n)
+            return true;
+    }
+    return false;
+}
+
+static const char *w_join(const char *dir, const char *file)
+{
+    size_t i = 0, j = 0;
+    while (dir[j] && i < sizeof watch_path - 64)
+        watch_path[i++] = dir[j++];
+    watch_path[i++] = '/';
+    for (j = 0; file[j] && i < sizeof watch_path - 1; j++)
+        watch_path[i++] = file[j];
+    watch_path[i] = 0;
+    return watch_path;
+}
+
+static long w_write(const char *dir, const char *file, const char *val)
+{
+    long fd = syscall(SYS_openat, AT_FDCWD, w_join(dir, file), O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    long n = syscall(SYS_write, fd, val, w_len(val));
+    syscall(SYS_close, fd);
+    return n;
+}
+
+/* The whole file into watch_buf (what fits), NUL-terminated; the length or -1. */
+static long w_read(const char *dir, const char *file)
+{
+    long fd = syscall(SYS_openat, AT_FDCWD, w_join(dir, file), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    long len = 0, n;
+    while (len < (long)sizeof watch_buf - 1 &&
+           (n = syscall(SYS_read, fd, watch_buf + len, sizeof watch_buf - 1 - len)) > 0)
+        len += n;
+    syscall(SYS_close, fd);
+    watch_buf[len] = 0;
+    return len;
+}
+
+static void w_nap(long ns)
+{
+    struct timespec ts = { 0, ns };
+    syscall(SYS_nanosleep, &ts, NULL);
+}
+
+/* Freeze the group, so the pids read next cannot exit and be reused before the kill;
+ * bounded: a task in an uninterruptible sleep may hold the group in FREEZING. */
+static void w_freeze(const struct watch_plan *p)
+{
+    if (!p->freezer)
+        return;
+    w_write(p->freezer, p->v2 ? "cgroup.freeze" : "freezer.state", p->v2 ? "1" : "FROZEN");
+    for (int i = 0; i < 200; i++) {
+        if (p->v2 ? w_read(p->freezer, "cgroup.events") >= 0 && w_has(watch_buf, "frozen 1")
+                  : w_read(p->freezer, "freezer.state") >= 0 && w_has(watch_buf, "FROZEN"))
+            return;
+        w_nap(1000000);
+    }
+}
+
+static void w_kill_round(const struct watch_plan *p)
+{
+    if (!(p->v2 && w_write(p->dirs[0], "cgroup.kill", "1") > 0)) {
+        w_freeze(p);
+        for (int d = 0; d < p->ndirs; d++) {
+            if (w_read(p->dirs[d], "cgroup.procs") <= 0)
+                continue;
+            long pid = 0;
+            for (const char *c = watch_buf; *c; c++) {
+                if (*c >= '0' && *c <= '9') {
+                    pid = pid * 10 + (*c - '0');
+                    continue;
+                }
+                if (pid > 0)
+                    syscall(SYS_kill, pid, SIGKILL);
+                pid = 0;
+            }
+            if (pid > 0)
+                syscall(SYS_kill, pid, SIGKILL);
+        }
+    }
+    /* Killed tasks of a frozen v1 group die once thawed, before running any code. */
+    if (p->freezer)
+        w_write(p->freezer, p->v2 ? "cgroup.freeze" : "freezer.state", p->v2 ? "0" : "THAWED");
+}
+
+/* rmdir every folder; true once none is left. */
+static bool w_remove(const struct watch_plan *p)
+{
+    bool done = true;
+    for (int d = 0; d < p->ndirs; d++)
+        if (syscall(SYS_unlinkat, AT_FDCWD, p->dirs[d], AT_REMOVEDIR) < 0 && errno != ENOENT)
+            done = false;
+    return done;
+}
+
+static __attribute__((noreturn)) void watch_main(const struct watch_plan *p)
+{
+    uint64_t all = ~0ull;
+    syscall(SYS_rt_sigprocmask, SIG_BLOCK, &all, NULL, sizeof all);
+    int keep = p->host_pidfd;
+    if (keep > 0)
+        syscall(SYS_close_range, 0u, (unsigned)keep - 1, 0u);
+    syscall(SYS_close_range, (unsigned)keep + 1, ~0u, 0u);
+    syscall(SYS_prctl, PR_SET_DUMPABLE, 0ul, 0ul, 0ul, 0ul);
+    syscall(SYS_prctl, PR_SET_NAME, (unsigned long)"vmcore-watch", 0ul, 0ul, 0ul);
+    syscall(SYS_chdir, "/"); /* pin no folder of the application's */
+    struct pollfd pfd = { .fd = keep, .events = POLLIN };
+    for (;;) {
+        pfd.revents = 0;
+        long r = syscall(SYS_ppoll, &pfd, 1ul, NULL, NULL, 8ul);
+        if (r > 0 && (pfd.revents & (POLLIN | POLLHUP)))
+            break;
+        if (r < 0 && errno != EINTR)
+            syscall(SYS_exit_group, 1); /* cannot watch: do nothing rather than guess */
+
+    }
+    /* This process is gone without cgroup_destroy(). Bounded (about 20 s): a group that
+     * cannot be emptied is left to collect_stale() of a later start. */
+    for (int round = 0; round < 2000 && !w_remove(p); round++) {
+        w_kill_round(p);
+        w_nap(10000000);
+    }
+    syscall(SYS_exit_group, 0);
+    __builtin_unreachable();
+}
+
+static int watch_start(struct ct_cgroup *cg, struct vmcore_err *err)
+{
+    struct watch_plan p;
+    memset(&p, 0, sizeof p);
+    p.v2 = cg->v2;
+    for (int i = 0; i < (cg->v2 ? 1 : CG_NCTRL); i++) {
+        bool dup = !cg->path[i][0];
+        for (int j = 0; !dup && j < p.ndirs; j++)
+            dup = strcmp(p.dirs[j], cg->path[i]) == 0;
+        if (!dup)
+            p.dirs[p.ndirs++] = cg->path[i];
+    }
+    const char *fz = cg->v2 ? cg->path[0] : cg->path[CG_FREEZER];
+    p.freezer = *fz ? fz : NULL;
+    p.host_pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0u);
+    if (p.host_pidfd < 0)
+        return err_sys(err, VMCORE_ESYS, errno, "cannot start the cgroup watcher: pidfd_open");
+    /* No handler of the application's may run in the child before it blocks signals. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int pidfd = -1;
+    struct clone_args ca;
+    memset(&ca, 0, sizeof ca);
+    ca.flags = CLONE_PIDFD;
+    ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
+    ca.exit_signal = 0;
+    long pid = syscall(SYS_clone3, &ca, sizeof ca);
+    if (pid < 0 && errno == ENOSYS) /* valgrind, old kernels: clone(2) gives a pidfd too */
+        pid = syscall(SYS_clone, (unsigned long)CLONE_PIDFD, NULL, &pidfd, NULL, 0ul);
+    if (pid == 0)
+        watch_main(&p);
+    int e = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(p.host_pidfd);
+    if (pid < 0)
+        return err_sys(err, e == EAGAIN ? VMCORE_ENOMEM : VMCORE_ESYS, e,
+                       "cannot start the cgroup watcher process (clone)");
+    cg->watch_pid = (pid_t)pid;
+    cg->watch_pidfd = pidfd;
+    return 0;
+}
+
+static void watch_stop(struct ct_cgroup *cg)
+{
+    if (cg->watch_pid <= 0)
+        return;
+    if (syscall(SYS_pidfd_send_signal, cg->watch_pidfd, SIGKILL, NULL, 0u) < 0 && errno == ENOSYS)
+        kill(cg->watch_pid, SIGKILL); /* not reaped yet: the pid is still ours */
+    siginfo_t si;
+    while (waitid((idtype_t)P_PIDFD, (id_t)cg->watch_pidfd, &si, WEXITED | __WALL) < 0 &&
+           errno == EINTR)
+        ;
+    close(cg->watch_pidfd);
+    cg->watch_pid = 0;
+    cg->watch_pidfd = -1;
+}
+
 int cgroup_create_at(struct ct_cgroup *cg, const char *root, bool v2, const char *name,
                      const struct vmcore_config *cfg, struct vmcore_err *err)
 {
@@ -395,7 +637,7 @@ int cgroup_create_at(struct ct_cgroup *cg, const char *root, bool v2, const char
         if (!cg->created)
             return err_set(err, VMCORE_EUNAVAIL, "no usable cgroup v1 controller under %s", root);
     }
-    if (apply_limits(cg, cfg, err) < 0) {
+    if (apply_limits(cg, cfg, err) < 0 || watch_start(cg, err) < 0) {
         cgroup_destroy(cg);
         return err->code;
     }
@@ -524,8 +766,10 @@ void cgroup_destroy(struct ct_cgroup *cg)
     if (cg->v2_fd >= 0)
         close(cg->v2_fd);
     cg->v2_fd = -1;
-    if (!cg->created)
+    if (!cg->created) {
+        watch_stop(cg);
         return;
+    }
     /* A frozen group's tasks cannot die; thaw before killing. */
     const char *fz = cg->v2 ? cg->path[0] : cg->path[CG_FREEZER];
     if (*fz)
@@ -549,4 +793,6 @@ void cgroup_destroy(struct ct_cgroup *cg)
     }
     memset(cg->path, 0, sizeof cg->path);
     cg->created = false;
+    /* Only now: had this process died during the removal, the watcher would finish it. */
+    watch_stop(cg);
 }

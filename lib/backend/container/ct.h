@@ -39,6 +39,8 @@ struct ct_cgroup {
     char path[CG_NCTRL][4096];  /* v1: one folder per controller ("" if absent); v2: [0] */
     int v2_fd;                  /* v2: O_PATH fd for CLONE_INTO_CGROUP, else -1 */
     bool dev_prog;              /* v2: our BPF device program is attached */
+    pid_t watch_pid;            /* the watcher process (see cgroup_create_at), 0 if none */
+    int watch_pidfd;            /* its pidfd, valid while watch_pid > 0 */
 };
 
 /* Whether the group enforces Docker's device allow-list: the v1 devices controller, or
@@ -47,7 +49,11 @@ struct ct_cgroup {
 bool cgroup_has_device_policy(const struct ct_cgroup *cg);
 /* Which layout the host has: "v2", "v1" or "hybrid"; NULL when no usable cgroup fs. */
 const char *cgroup_layout(void);
-/* Make the per-container group(s) under this process's own group and apply @cfg's limits. */
+/* Make the per-container group(s) under this process's own group and apply @cfg's limits.
+ * The group comes with a watcher: a child process, outside the group, that outlives this
+ * process; if this process dies without cgroup_destroy(), it kills everything in the
+ * group, thaws it and removes it (a frozen task cannot act on PR_SET_PDEATHSIG's SIGKILL).
+ * Without a watcher there is no group: the call fails and leaves nothing behind. */
 int cgroup_create(struct ct_cgroup *cg, const char *name, const struct vmcore_config *cfg,
                   struct vmcore_err *err);
 /* The same under an explicit mount point and layout (tests exercise v2 on a hybrid host). */
@@ -60,7 +66,8 @@ int cgroup_freeze(struct ct_cgroup *cg, bool frozen, struct vmcore_err *err);
 int cgroup_stats(struct ct_cgroup *cg, vmcore_stats *out, struct vmcore_err *err);
 /* SIGKILL every process in the group; returns how many were signalled. */
 int cgroup_kill_all(struct ct_cgroup *cg);
-/* Kill what is left, wait for the group to empty and remove it. Idempotent. */
+/* Kill what is left, wait for the group to empty, remove it, then stop and reap the
+ * watcher. Idempotent. */
 void cgroup_destroy(struct ct_cgroup *cg);
 
 /* --- seccomp (seccomp.c) ---------------------------------------------------------- */
