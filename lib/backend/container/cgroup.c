@@ -20,20 +20,11 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <linux/bpf.h>
 #include <linux/magic.h>
-#include <linux/sched.h>
-
-#ifndef CLONE_PIDFD
-#define CLONE_PIDFD 0x00001000
-#endif
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
 
 #include "ct.h"
 
@@ -352,8 +343,9 @@ static void collect_stale(const char *parent)
  * and exits. cgroup_destroy() stops it with SIGKILL after removing the group itself.
  *
  * The watcher is a fork of a possibly multi-threaded process: it makes raw system calls
- * on memory prepared before the clone only (the plan below, a static buffer), never
- * mallocs, locks or touches stdio. All its signals are blocked; SIGKILL still ends it. */
+ * on memory prepared before the clone only (the plan below, a static buffer), and calls
+ * only async-signal-safe functions (strlen, strstr, spawn.c's child-side helpers): it
+ * never mallocs, locks or touches stdio. All its signals are blocked; SIGKILL still ends it. */
 
 struct watch_plan {
     int host_pidfd;
@@ -365,27 +357,6 @@ struct watch_plan {
 
 static char watch_buf[65536];   /* the child's copy only; the parent never touches it */
 static char watch_path[4352];
-
-static size_t w_len(const char *s)
-{
-    size_t n = 0;
-    while (s[n])
-        n++;
-    return n;
-}
-
-static bool w_has(const char *s, const char *needle)
-{
-    size_t n = w_len(needle);
-    for (; *s; s++) {
-        size_t i = 0;
-        while (i < n && s[i] == needle[i])
-            i++;
-        if (i == n)
-            return true;
-    }
-    return false;
-}
 
 static const char *w_join(const char *dir, const char *file)
 {
@@ -404,7 +375,7 @@ static long w_write(const char *dir, const char *file, const char *val)
     long fd = syscall(SYS_openat, AT_FDCWD, w_join(dir, file), O_WRONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
-    long n = syscall(SYS_write, fd, val, w_len(val));
+    long n = syscall(SYS_write, fd, val, strlen(val));
     syscall(SYS_close, fd);
     return n;
 }
@@ -438,8 +409,8 @@ static void w_freeze(const struct watch_plan *p)
         return;
     w_write(p->freezer, p->v2 ? "cgroup.freeze" : "freezer.state", p->v2 ? "1" : "FROZEN");
     for (int i = 0; i < 200; i++) {
-        if (p->v2 ? w_read(p->freezer, "cgroup.events") >= 0 && w_has(watch_buf, "frozen 1")
-                  : w_read(p->freezer, "freezer.state") >= 0 && w_has(watch_buf, "FROZEN"))
+        if (p->v2 ? w_read(p->freezer, "cgroup.events") >= 0 && strstr(watch_buf, "frozen 1")
+                  : w_read(p->freezer, "freezer.state") >= 0 && strstr(watch_buf, "FROZEN"))
             return;
         w_nap(1000000);
     }
@@ -483,12 +454,9 @@ static bool w_remove(const struct watch_plan *p)
 
 static __attribute__((noreturn)) void watch_main(const struct watch_plan *p)
 {
-    uint64_t all = ~0ull;
-    syscall(SYS_rt_sigprocmask, SIG_BLOCK, &all, NULL, sizeof all);
+    ct_set_sigmask(SIG_BLOCK, true);
     int keep = p->host_pidfd;
-    if (keep > 0)
-        syscall(SYS_close_range, 0u, (unsigned)keep - 1, 0u);
-    syscall(SYS_close_range, (unsigned)keep + 1, ~0u, 0u);
+    ct_keep_only_fds(&keep, 1);
     syscall(SYS_prctl, PR_SET_DUMPABLE, 0ul, 0ul, 0ul, 0ul);
     syscall(SYS_prctl, PR_SET_NAME, (unsigned long)"vmcore-watch", 0ul, 0ul, 0ul);
     syscall(SYS_chdir, "/"); /* pin no folder of the application's */
@@ -534,14 +502,8 @@ static int watch_start(struct ct_cgroup *cg, struct vmcore_err *err)
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int pidfd = -1;
-    struct clone_args ca;
-    memset(&ca, 0, sizeof ca);
-    ca.flags = CLONE_PIDFD;
-    ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
-    ca.exit_signal = 0;
-    long pid = syscall(SYS_clone3, &ca, sizeof ca);
-    if (pid < 0 && errno == ENOSYS) /* valgrind, old kernels: clone(2) gives a pidfd too */
-        pid = syscall(SYS_clone, (unsigned long)CLONE_PIDFD, NULL, &pidfd, NULL, 0ul);
+    bool in_cgroup;
+    long pid = ct_clone_pidfd(0, -1, &pidfd, &in_cgroup);
     if (pid == 0)
         watch_main(&p);
     int e = errno;
@@ -559,13 +521,9 @@ static void watch_stop(struct ct_cgroup *cg)
 {
     if (cg->watch_pid <= 0)
         return;
-    if (syscall(SYS_pidfd_send_signal, cg->watch_pidfd, SIGKILL, NULL, 0u) < 0 && errno == ENOSYS)
-        kill(cg->watch_pid, SIGKILL); /* not reaped yet: the pid is still ours */
-    siginfo_t si;
-    while (waitid((idtype_t)P_PIDFD, (id_t)cg->watch_pidfd, &si, WEXITED | __WALL) < 0 &&
-           errno == EINTR)
-        ;
-    close(cg->watch_pidfd);
+    struct ct_proc w = { .pid = cg->watch_pid, .pidfd = cg->watch_pidfd, .sync_wr = -1,
+                         .err_rd = -1 };
+    ct_spawn_abort(&w); /* SIGKILL and reap */
     cg->watch_pid = 0;
     cg->watch_pidfd = -1;
 }

@@ -30,6 +30,18 @@ struct ct_child_err {
 int ct_child_fail(struct ct_child_err *e, int code, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* --- child-side helpers (spawn.c): async-signal-safe, for a fork of a possibly
+ * multi-threaded process (the container's processes, the cgroup watcher) ------------- */
+/* Close every descriptor but the @n (at most 16) in @keep; -1 entries are ignored. */
+void ct_keep_only_fds(const int *keep, int n);
+/* Block every signal (SIG_BLOCK, true) or none (SIG_SETMASK, false), glibc's own included
+ * (its wrapper keeps them out of the mask). */
+void ct_set_sigmask(int how, bool all);
+/* clone3 with CLONE_PIDFD, exit signal 0 (no SIGCHLD reaches the application) and, with
+ * @cgroup_fd >= 0, CLONE_INTO_CGROUP; clone(2) where clone3 is missing, and then the group
+ * is not joined. *@in_cgroup says whether it was. Returns like fork(). */
+long ct_clone_pidfd(uint64_t flags, int cgroup_fd, int *pidfd, bool *in_cgroup);
+
 /* --- cgroups (cgroup.c) ---------------------------------------------------------- */
 enum cg_ctrl { CG_MEMORY, CG_PIDS, CG_CPU, CG_CPUACCT, CG_FREEZER, CG_DEVICES, CG_NCTRL };
 

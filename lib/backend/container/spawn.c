@@ -77,8 +77,7 @@ static int write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
-/* Close every descriptor but the @n in @keep (-1 entries ignored). */
-static void keep_only_fds(const int *keep, int n)
+void ct_keep_only_fds(const int *keep, int n)
 {
     int k[16], m = 0;
     for (int i = 0; i < n && m < 16; i++) {
@@ -107,24 +106,21 @@ static pid_t raw_fork(unsigned long flags)
     return (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, 0UL);
 }
 
-static void set_sigmask(int how, bool all)
+void ct_set_sigmask(int how, bool all)
 {
     uint64_t set = all ? ~0ull : 0;
     syscall(SYS_rt_sigprocmask, how, &set, NULL, sizeof set);
 }
 
-/* Decimal @v into @buf (at least 12 bytes). */
-static void fmt_int(char *buf, int v)
+/* Decimal @v into @buf (at least 11 bytes). */
+static void fmt_uint(char *buf, unsigned v)
 {
-    char tmp[12];
+    char tmp[10];
     int n = 0;
-    unsigned u = v < 0 ? 0u - (unsigned)v : (unsigned)v;
     do
-        tmp[n++] = (char)('0' + u % 10);
-    while ((u /= 10) && n < 11);
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) && n < 10);
     int j = 0;
-    if (v < 0)
-        buf[j++] = '-';
     while (n)
         buf[j++] = tmp[--n];
     buf[j] = 0;
@@ -139,11 +135,11 @@ static int become_init(const struct ct_spawn *s, int err_wr, struct ct_child_err
     int go[2];
     if (pipe2(go, O_CLOEXEC) < 0)
         return ct_child_fail(e, VMCORE_ESYS, errno, "pipe");
-    set_sigmask(SIG_BLOCK, true); /* the init waits for signals; none may be lost */
+    ct_set_sigmask(SIG_BLOCK, true); /* the init waits for signals; none may be lost */
     pid_t pid = raw_fork(SIGCHLD);
     if (pid < 0) {
         int errnum = errno;
-        set_sigmask(SIG_SETMASK, false);
+        ct_set_sigmask(SIG_SETMASK, false);
         close(go[0]);
         close(go[1]);
         return ct_child_fail(e, VMCORE_ESYS, errnum, "fork the workload under init");
@@ -168,19 +164,19 @@ static int become_init(const struct ct_spawn *s, int err_wr, struct ct_child_err
             close(nul);
         }
     }
-    /* Move what the init needs above the stdio and the slots it is dup'd to, then down:
-     * 3 = the report pipe (kept), 4 = the image, 5 = go, 6 = the error pipe (close-on-exec). */
+    /* Move what the init needs above the slots it is dup'd to, then down (the copies above
+     * go with everything else): 3 = the report pipe (kept), 4 = the image, 5 = go, 6 = the
+     * error pipe (close-on-exec). */
     int hi[4] = { s->init_status_fd, s->init_image_fd, go[1], err_wr };
     for (int i = 0; i < 4; i++)
         if (hi[i] >= 0)
             hi[i] = fcntl(hi[i], F_DUPFD_CLOEXEC, 16);
-    keep_only_fds(hi, 4);
     for (int i = 0; i < 4; i++)
         if (hi[i] >= 0)
             dup3(hi[i], 3 + i, i == 0 ? 0 : O_CLOEXEC);
-    keep_only_fds((const int[]){ 0, 1, 2, hi[0] >= 0 ? 3 : -1, 4, 5, hi[3] >= 0 ? 6 : -1 }, 7);
+    ct_keep_only_fds((const int[]){ 0, 1, 2, hi[0] >= 0 ? 3 : -1, 4, 5, hi[3] >= 0 ? 6 : -1 }, 7);
     char pidbuf[12];
-    fmt_int(pidbuf, pid);
+    fmt_uint(pidbuf, (unsigned)pid);
     char *const argv[] = { "init", pidbuf, hi[0] >= 0 ? "3" : "-", NULL };
     char *const envp[] = { NULL };
     syscall(SYS_execveat, 4, "", argv, envp, AT_EMPTY_PATH);
@@ -229,7 +225,7 @@ static void child_setup(const struct ct_spawn *s, int sync_rd, int err_wr, struc
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     int keep[] = { sync_rd, err_wr, s->stdio[0], s->stdio[1], s->stdio[2], s->join_pidfd,
                    s->init_status_fd, s->init_image_fd };
-    keep_only_fds(keep, (int)(sizeof keep / sizeof keep[0]));
+    ct_keep_only_fds(keep, (int)(sizeof keep / sizeof keep[0]));
     char c;
     /* Wait for the parent: cgroups, id maps, veth. EOF means it gave up. */
     ssize_t n;
@@ -241,7 +237,8 @@ static void child_setup(const struct ct_spawn *s, int sync_rd, int err_wr, struc
         return;
     }
     close(sync_rd);
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    if (!exec)
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
     if (userns && !exec &&
         (syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0)) {
@@ -309,7 +306,7 @@ static void child_setup(const struct ct_spawn *s, int sync_rd, int err_wr, struc
     if (cfg->process.init && !exec && become_init(s, err_wr, e) < 0)
         return;
     /* Signals the loop's thread had blocked must not stay blocked in the workload. */
-    set_sigmask(SIG_SETMASK, false);
+    ct_set_sigmask(SIG_SETMASK, false);
     for (int sig = 1; sig < NSIG; sig++)
         signal(sig, SIG_DFL);
 
@@ -350,6 +347,25 @@ int ct_init_image_fd(struct vmcore_err *err)
     return fd;
 }
 
+long ct_clone_pidfd(uint64_t flags, int cgroup_fd, int *pidfd, bool *in_cgroup)
+{
+    struct clone_args ca;
+    memset(&ca, 0, sizeof ca);
+    ca.flags = flags | CLONE_PIDFD | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0);
+    ca.pidfd = (uint64_t)(uintptr_t)pidfd;
+    ca.exit_signal = 0; /* no SIGCHLD: the pidfd tells us; other waiters never see it */
+    ca.cgroup = cgroup_fd >= 0 ? (uint64_t)cgroup_fd : 0;
+    long pid = syscall(SYS_clone3, &ca, sizeof ca);
+    if (pid < 0 && errno == ENOSYS) {
+        /* No clone3 (old kernel, or a sandbox such as valgrind or a seccomp profile that
+         * hides it): clone(2) also returns a pidfd; the cgroup is then joined by pid. */
+        ca.flags &= ~(uint64_t)CLONE_INTO_CGROUP;
+        pid = syscall(SYS_clone, (unsigned long)ca.flags, NULL, pidfd, NULL, 0UL);
+    }
+    *in_cgroup = pid > 0 && (ca.flags & CLONE_INTO_CGROUP);
+    return pid;
+}
+
 int ct_spawn(const struct ct_spawn *s, struct ct_proc *p, struct vmcore_err *err)
 {
     p->pid = -1;
@@ -363,7 +379,7 @@ int ct_spawn(const struct ct_spawn *s, struct ct_proc *p, struct vmcore_err *err
         close(sync[1]);
         return err_sys(err, VMCORE_ESYS, e, "pipe");
     }
-    uint64_t flags = CLONE_PIDFD;
+    uint64_t flags = 0;
     if (s->join_pidfd < 0) {
         flags |= CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC;
         if (s->new_net)
@@ -371,23 +387,8 @@ int ct_spawn(const struct ct_spawn *s, struct ct_proc *p, struct vmcore_err *err
         if (s->userns)
             flags |= CLONE_NEWUSER;
     }
-    if (s->cgroup_fd >= 0)
-        flags |= CLONE_INTO_CGROUP;
     int pidfd = -1;
-    struct clone_args ca;
-    memset(&ca, 0, sizeof ca);
-    ca.flags = flags;
-    ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
-    ca.exit_signal = 0; /* no SIGCHLD: the pidfd tells us; other waiters never see it */
-    ca.cgroup = s->cgroup_fd >= 0 ? (uint64_t)s->cgroup_fd : 0;
-    long pid = syscall(SYS_clone3, &ca, sizeof ca);
-    if (pid < 0 && errno == ENOSYS) {
-        /* No clone3 (old kernel, or a sandbox such as valgrind or a seccomp profile that
-         * hides it): clone(2) also returns a pidfd; the cgroup is then joined by pid. */
-        ca.flags &= ~(uint64_t)CLONE_INTO_CGROUP;
-        pid = syscall(SYS_clone, (unsigned long)ca.flags, NULL, &pidfd, NULL, 0UL);
-    }
-    p->in_cgroup = pid > 0 && (ca.flags & CLONE_INTO_CGROUP);
+    long pid = ct_clone_pidfd(flags, s->cgroup_fd, &pidfd, &p->in_cgroup);
     if (pid == 0) {
         struct ct_child_err ce;
         memset(&ce, 0, sizeof ce);
