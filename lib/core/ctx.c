@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void list_push(struct post_list *l, struct post *p)
+void post_list_push(struct post_list *l, struct post *p)
 {
     p->next = NULL;
     if (l->tail)
@@ -45,7 +45,7 @@ static void drain(uv_async_t *h)
             break;
         if (p->domain->console_held) {
             /* vmcore_domain_hold_console(): the domain's reports wait, in order */
-            list_push(&p->domain->held, p);
+            post_list_push(&p->domain->held, p);
             continue;
         }
         domain_handle_post(p); /* frees p or moves it to the outbox */
@@ -57,14 +57,14 @@ static void drain(uv_async_t *h)
 void ctx_inbox_push(vmcore_ctx *ctx, struct post *p)
 {
     pthread_mutex_lock(&ctx->lock);
-    list_push(&ctx->inbox, p);
+    post_list_push(&ctx->inbox, p);
     pthread_mutex_unlock(&ctx->lock);
     uv_async_send(&ctx->wake);
 }
 
 void ctx_outbox_push(vmcore_ctx *ctx, struct post *p)
 {
-    list_push(&ctx->outbox, p);
+    post_list_push(&ctx->outbox, p);
     ctx_update_ref(ctx);
     uv_async_send(&ctx->wake);
 }

@@ -645,12 +645,7 @@ bool domain_post_console(vmcore_domain *d, vmcore_stream stream, const void *dat
     pthread_mutex_lock(&ctx->lock);
     if (p) {
         p->code = (int)stream;
-        p->next = NULL;
-        if (ctx->inbox.tail)
-            ctx->inbox.tail->next = p;
-        else
-            ctx->inbox.head = p;
-        ctx->inbox.tail = p;
+        post_list_push(&ctx->inbox, p); /* and counted under the same lock */
         d->console_queued += len;
     }
     full = d->console_queued >= DOMAIN_CONSOLE_HIGH;

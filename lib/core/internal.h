@@ -127,6 +127,8 @@ struct vmcore_domain {
 extern void *(*domain_calloc)(size_t nmemb, size_t size);
 
 /* ctx.c */
+/* Append @p to @l (the caller holds whatever lock guards @l). */
+void post_list_push(struct post_list *l, struct post *p);
 void ctx_inbox_push(vmcore_ctx *ctx, struct post *p);
 void ctx_outbox_push(vmcore_ctx *ctx, struct post *p);
 void ctx_update_ref(vmcore_ctx *ctx);
