@@ -102,6 +102,14 @@ void run_start(struct run *r)
     assert_int_equal(r->start_status, 0);
 }
 
+void run_exec(struct run *r, const char *const *argv)
+{
+    r->exec_done = 0;
+    assert_int_equal(vmcore_domain_exec(r->d, argv, on_exec, r), 0);
+    assert_true(vt_run_until(r->ctx, &r->exec_done, 60000));
+    assert_int_equal(r->exec_status, 0);
+}
+
 void run_wait(struct run *r)
 {
     assert_true(vt_run_until(r->ctx, &r->stopped, 120000));

@@ -27,6 +27,9 @@ struct run {
 int run_new(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Start and wait for the start's completion (which must succeed). */
 void run_start(struct run *r);
+/* vmcore_domain_exec @argv and wait for its completion, which must succeed (status 0;
+ * the process's own exit is in r->exec_exit). */
+void run_exec(struct run *r, const char *const *argv);
 /* Wait for the end (exit and stopped state). */
 void run_wait(struct run *r);
 /* Close, free the context and assert nothing is left behind. */

@@ -315,7 +315,7 @@ static void test_kill_and_shutdown(void **state)
                                  "\"trap 'exit 42' TERM; echo ready; while :; do sleep 1; done\"]}}",
                              rootfs), 0);
     run_start(&r);
-    while (!strstr(r.out, "ready"))
+    while (!strstr(r.out, "ready") && !r.exited)
         (void)vt_run_until(r.ctx, &r.exited, 100);
     assert_int_equal(vmcore_domain_shutdown(r.d, 600000, NULL, NULL), 0);
     run_wait(&r);

@@ -86,6 +86,14 @@ static void assert_no_leak(const struct run *r, const char *config)
         fail_msg("%s: out [%s] err [%s]", config, r->out, r->err);
 }
 
+/* Create and start a container of configs[@c] running @process (a JSON object). */
+static void start_config(struct run *r, size_t c, const char *process)
+{
+    if (run_new(r, "{" BASE ",%s\"process\":%s}", rootfs, configs[c].extra, process))
+        fail_msg("%s: create: %s", configs[c].name, vmcore_ctx_last_error(r->ctx));
+    run_start(r);
+}
+
 static void test_exec_shows_no_host_fd_or_image(void **state)
 {
     (void)state;
@@ -95,23 +103,15 @@ static void test_exec_shows_no_host_fd_or_image(void **state)
     secret_open(&s);
     for (size_t c = 0; c < NCONFIGS; c++) {
         struct run r;
-        if (run_new(&r, "{" BASE ",%s\"process\":{\"args\":[\"/bin/ct_peek\",\"watch\",\"/dev/shm/stop\"]}}",
-                    rootfs, configs[c].extra))
-            fail_msg("%s: create: %s", configs[c].name, vmcore_ctx_last_error(r.ctx));
-        run_start(&r);
+        start_config(&r, c, "{\"args\":[\"/bin/ct_peek\",\"watch\",\"/dev/shm/stop\"]}");
         /* Every exec is a window in which the child exists in the container's pid
          * namespace before it runs the program: 150 of them. */
         for (int i = 0; i < 150; i++) {
             const char *argv[] = { "/bin/true", NULL };
-            r.exec_done = 0;
-            assert_int_equal(vmcore_domain_exec(r.d, argv, on_exec, &r), 0);
-            assert_true(vt_run_until(r.ctx, &r.exec_done, 60000));
-            assert_int_equal(r.exec_status, 0);
+            run_exec(&r, argv);
         }
         const char *stop[] = { "/bin/touch", "/dev/shm/stop", NULL };
-        r.exec_done = 0;
-        assert_int_equal(vmcore_domain_exec(r.d, stop, on_exec, &r), 0);
-        assert_true(vt_run_until(r.ctx, &r.exec_done, 60000));
+        run_exec(&r, stop);
         run_wait(&r);
         assert_no_leak(&r, configs[c].name);
         run_close(&r);
@@ -128,10 +128,7 @@ static void test_init_pid1_holds_nothing_of_the_host(void **state)
     secret_open(&s);
     for (size_t c = 0; c < NCONFIGS; c++) {
         struct run r;
-        if (run_new(&r, "{" BASE ",%s\"process\":{\"init\":true,\"args\":[\"/bin/ct_peek\",\"pid1\"]}}",
-                    rootfs, configs[c].extra))
-            fail_msg("%s: create: %s", configs[c].name, vmcore_ctx_last_error(r.ctx));
-        run_start(&r);
+        start_config(&r, c, "{\"init\":true,\"args\":[\"/bin/ct_peek\",\"pid1\"]}");
         run_wait(&r);
         assert_int_equal(r.exit.kind, VMCORE_EXIT_STATUS);
         assert_int_equal(r.exit.status, 0);
