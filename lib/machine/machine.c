@@ -16,6 +16,9 @@
  * (IOAPIC 0xfec00000, LAPIC 0xfee00000) that the identity page tables also map. */
 #define MACHINE_RAM_MAX (3ull << 30)
 
+static int bus_init(struct machine_bus *bus);
+static void devices_destroy(struct machine_device *d);
+
 void machine_post_exit(vmcore_domain *d, vmcore_exit_kind kind, int status, const char *reason)
 {
     if (kind == VMCORE_EXIT_SIGNAL)
@@ -61,19 +64,41 @@ int machine_create(struct machine **out, const struct vmcore_config *cfg, vmcore
     }
     m->ram = ram;
     m->ram_size = ram_size;
+    m->ncpus = cfg->vcpus ? cfg->vcpus : 1;
+    if (bus_init(&m->pio) == 0) {
+        if (bus_init(&m->mmio) == 0)
+            m->buses_ready = true;
+        else
+            pthread_rwlock_destroy(&m->pio.lock);
+    }
+    if (!m->buses_ready) {
+        munmap(ram, ram_size);
+        free(m);
+        return err_set(err, VMCORE_ENOMEM, "machine: cannot create the bus locks");
+    }
     atomic_init(&m->stopped, false);
     atomic_init(&m->exits, 0);
     atomic_init(&m->unclaimed, 0);
 
     int rc;
     if ((rc = uart8250_init(&m->com1, m, 0x3f8, 4)) ||
-        (rc = debug_exit_init(m)) || (rc = i8042_init(m)) || (rc = cmos_init(m))) {
+        (rc = debug_exit_init(m)) || (rc = i8042_init(m)) || (rc = cmos_init(m)) ||
+        (rc = acpi_pm_init(m))) {
         machine_destroy(m);
         return err_set(err, rc, "machine: cannot register the standard devices");
+    }
+    if ((rc = pci_host_init(m, cfg))) {
+        machine_destroy(m);
+        return err_set(err, rc, "machine: cannot create the PCI host bridge");
     }
     if ((rc = loader_load(m->ram, m->ram_size, cfg, &m->boot, err))) {
         machine_destroy(m);
         return rc;
+    }
+    uint64_t rsdp = 0;
+    if ((rc = acpi_build(m, cfg, &rsdp))) {
+        machine_destroy(m);
+        return err_set(err, rc, "machine: the ACPI tables do not fit below 1 MiB");
     }
     *out = m;
     return 0;
@@ -83,8 +108,13 @@ void machine_destroy(struct machine *m)
 {
     if (!m)
         return;
+    devices_destroy(m->devices);
     uart8250_destroy(&m->com1);
     i8042_destroy(m);
+    if (m->buses_ready) {
+        pthread_rwlock_destroy(&m->pio.lock);
+        pthread_rwlock_destroy(&m->mmio.lock);
+    }
     if (m->ram)
         munmap(m->ram, m->ram_size);
     free(m);
@@ -101,32 +131,207 @@ void *machine_gpa_to_hva(struct machine *m, uint64_t gpa, uint64_t len)
     return m->ram + gpa;
 }
 
-static int bus_add(struct machine_bus *bus, uint64_t base, uint64_t len,
-                   const struct machine_dev_ops *ops, void *opaque, const char *name)
+static int bus_init(struct machine_bus *bus)
 {
-    if (len == 0 || base + len < base || bus->n == MACHINE_MAX_RANGES)
-        return VMCORE_EINVAL;
+    bus->n = 0;
+    return pthread_rwlock_init(&bus->lock, NULL) ? VMCORE_ENOMEM : 0;
+}
+
+static struct machine_bus *bus_of(struct machine *m, enum machine_space space)
+{
+    return space == MACHINE_PIO ? &m->pio : &m->mmio;
+}
+
+static bool bus_overlaps(const struct machine_bus *bus, uint64_t base, uint64_t len)
+{
     for (unsigned i = 0; i < bus->n; i++)
         if (base < bus->r[i].base + bus->r[i].len && bus->r[i].base < base + len)
-            return VMCORE_EBUSY;
-    bus->r[bus->n++] = (struct machine_range){ base, len, ops, opaque, name };
-    return 0;
+            return true;
+    return false;
+}
+
+int machine_map(struct machine *m, enum machine_space space, uint64_t base, uint64_t len,
+                const struct machine_dev_ops *ops, void *opaque, const char *name,
+                unsigned flags)
+{
+    if (len == 0 || base + len < base || !ops || (space != MACHINE_PIO && space != MACHINE_MMIO))
+        return VMCORE_EINVAL;
+    if (space == MACHINE_PIO && base + len > 0x10000)
+        return VMCORE_EINVAL;
+    if (space == MACHINE_MMIO && base < m->ram_size)
+        return VMCORE_EINVAL; /* RAM is one block at 0: anything from ram_size up is free */
+    struct machine_bus *bus = bus_of(m, space);
+    int rc = 0;
+    pthread_rwlock_wrlock(&bus->lock);
+    if (bus->n == MACHINE_MAX_RANGES)
+        rc = VMCORE_ELIMIT;
+    else if (bus_overlaps(bus, base, len))
+        rc = VMCORE_EBUSY;
+    else
+        bus->r[bus->n++] = (struct machine_range){ base, len, ops, opaque, name, flags };
+    pthread_rwlock_unlock(&bus->lock);
+    return rc;
+}
+
+int machine_unmap(struct machine *m, enum machine_space space, uint64_t base, void *opaque)
+{
+    if (space != MACHINE_PIO && space != MACHINE_MMIO)
+        return VMCORE_EINVAL;
+    struct machine_bus *bus = bus_of(m, space);
+    int rc = VMCORE_ENOENT;
+    pthread_rwlock_wrlock(&bus->lock);
+    for (unsigned i = 0; i < bus->n; i++) {
+        if (bus->r[i].base == base && bus->r[i].opaque == opaque) {
+            bus->r[i] = bus->r[--bus->n];
+            rc = 0;
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&bus->lock);
+    return rc;
+}
+
+bool machine_space_busy(struct machine *m, enum machine_space space, uint64_t base,
+                        uint64_t len)
+{
+    if (len == 0 || base + len < base)
+        return true;
+    if (space == MACHINE_MMIO && base < m->ram_size)
+        return true;
+    struct machine_bus *bus = bus_of(m, space);
+    pthread_rwlock_rdlock(&bus->lock);
+    bool busy = bus_overlaps(bus, base, len);
+    pthread_rwlock_unlock(&bus->lock);
+    return busy;
 }
 
 int machine_register_pio(struct machine *m, uint16_t base, uint16_t len,
                          const struct machine_dev_ops *ops, void *opaque, const char *name)
 {
-    if ((uint32_t)base + len > 0x10000)
-        return VMCORE_EINVAL;
-    return bus_add(&m->pio, base, len, ops, opaque, name);
+    return machine_map(m, MACHINE_PIO, base, len, ops, opaque, name, 0);
 }
 
 int machine_register_mmio(struct machine *m, uint64_t base, uint64_t len,
                           const struct machine_dev_ops *ops, void *opaque, const char *name)
 {
-    if (base < m->ram_size)
-        return VMCORE_EINVAL; /* RAM is not a device */
-    return bus_add(&m->mmio, base, len, ops, opaque, name);
+    return machine_map(m, MACHINE_MMIO, base, len, ops, opaque, name, 0);
+}
+
+/* ---- devices ---- */
+
+int machine_device_add(struct machine *m, struct machine_device *dev,
+                       const struct machine_device_ops *ops, const char *name)
+{
+    if (!dev || !ops || !name)
+        return VMCORE_EINVAL;
+    if (machine_device_find(m, name))
+        return VMCORE_EBUSY;
+    dev->ops = ops;
+    dev->name = name;
+    dev->m = m;
+    dev->next = NULL;
+    struct machine_device **p = &m->devices;
+    while (*p)
+        p = &(*p)->next;
+    *p = dev;
+    return 0;
+}
+
+struct machine_device *machine_device_find(struct machine *m, const char *name)
+{
+    for (struct machine_device *d = m->devices; d; d = d->next)
+        if (strcmp(d->name, name) == 0)
+            return d;
+    return NULL;
+}
+
+void machine_reset_devices(struct machine *m)
+{
+    for (struct machine_device *d = m->devices; d; d = d->next)
+        if (d->ops->reset)
+            d->ops->reset(d);
+}
+
+/* Destroy in reverse order of adding: later devices may use earlier ones. */
+static void devices_destroy(struct machine_device *d)
+{
+    if (!d)
+        return;
+    devices_destroy(d->next);
+    if (d->ops->destroy)
+        d->ops->destroy(d);
+}
+
+/* ---- interrupt lines ---- */
+
+int machine_irq_claim(struct machine *m, unsigned gsi, const char *owner)
+{
+    if (gsi >= MACHINE_GSI_COUNT || !owner)
+        return VMCORE_EINVAL;
+    if (m->gsi_owner[gsi] && strcmp(m->gsi_owner[gsi], owner) != 0)
+        return VMCORE_EBUSY;
+    m->gsi_owner[gsi] = owner;
+    return 0;
+}
+
+int machine_irq_alloc(struct machine *m, unsigned lo, unsigned hi, const char *owner,
+                      unsigned *gsi)
+{
+    if (!owner || lo > hi || hi >= MACHINE_GSI_COUNT)
+        return VMCORE_EINVAL;
+    for (unsigned g = lo; g <= hi; g++) {
+        if (!m->gsi_owner[g]) {
+            m->gsi_owner[g] = owner;
+            *gsi = g;
+            return 0;
+        }
+    }
+    return VMCORE_ELIMIT;
+}
+
+const char *machine_irq_owner(const struct machine *m, unsigned gsi)
+{
+    return gsi < MACHINE_GSI_COUNT ? m->gsi_owner[gsi] : NULL;
+}
+
+/* ---- DMA ---- */
+
+void *machine_dma_map(struct machine *m, uint64_t gpa, uint64_t len)
+{
+    return machine_gpa_to_hva(m, gpa, len);
+}
+
+void machine_dma_written(struct machine *m, uint64_t gpa, uint64_t len)
+{
+    if (m->code_hook && len)
+        m->code_hook(m->code_hook_opaque, gpa, len);
+}
+
+int machine_dma_read(struct machine *m, uint64_t gpa, void *dst, uint64_t len)
+{
+    const void *p = machine_gpa_to_hva(m, gpa, len);
+    if (!p)
+        return VMCORE_EINVAL;
+    memcpy(dst, p, len);
+    return 0;
+}
+
+int machine_dma_write(struct machine *m, uint64_t gpa, const void *src, uint64_t len)
+{
+    void *p = machine_gpa_to_hva(m, gpa, len);
+    if (!p)
+        return VMCORE_EINVAL;
+    memcpy(p, src, len);
+    machine_dma_written(m, gpa, len);
+    return 0;
+}
+
+void machine_set_code_hook(struct machine *m,
+                           void (*invalidate)(void *opaque, uint64_t gpa, uint64_t len),
+                           void *opaque)
+{
+    m->code_hook = invalidate;
+    m->code_hook_opaque = opaque;
 }
 
 void machine_set_irq_sink(struct machine *m, const struct machine_irq_sink *sink)
@@ -144,41 +349,56 @@ void machine_set_event_sink(struct machine *m, const struct machine_event_sink *
 
 void machine_irq_set(struct machine *m, unsigned gsi, int level)
 {
-    if (m->irq.set_irq)
+    if (gsi < MACHINE_GSI_COUNT && m->irq.set_irq)
         m->irq.set_irq(m->irq.opaque, gsi, level);
 }
 
-static const struct machine_range *bus_find(const struct machine_bus *bus, uint64_t addr)
+void machine_msi(struct machine *m, uint64_t addr, uint32_t data)
 {
-    for (unsigned i = 0; i < bus->n; i++)
-        if (addr - bus->r[i].base < bus->r[i].len)
-            return &bus->r[i];
-    return NULL;
+    if (m->irq.msi)
+        m->irq.msi(m->irq.opaque, addr, data);
 }
 
-static enum machine_action bus_access(struct machine *m, const struct machine_bus *bus,
+/* Copy the range holding @addr (under the shared lock) into @out; false if none. */
+static bool bus_find(struct machine_bus *bus, uint64_t addr, struct machine_range *out)
+{
+    bool found = false;
+    pthread_rwlock_rdlock(&bus->lock);
+    for (unsigned i = 0; i < bus->n; i++) {
+        if (addr - bus->r[i].base < bus->r[i].len) {
+            *out = bus->r[i];
+            found = true;
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&bus->lock);
+    return found;
+}
+
+static enum machine_action bus_access(struct machine *m, struct machine_bus *bus,
                                       uint64_t addr, bool is_write, unsigned size, void *data)
 {
     atomic_fetch_add_explicit(&m->exits, 1, memory_order_relaxed);
-    const struct machine_range *r = bus_find(bus, addr);
+    struct machine_range r;
+    bool found = bus_find(bus, addr, &r);
     /* Gathered console output goes out as soon as the guest turns to another device (the
-     * UART itself decides for its own registers). */
-    if (!r || r->opaque != &m->com1)
-        uart8250_flush(&m->com1);
-    if (!r) {
+     * console device itself decides for its own registers). */
+    if (!found || !(r.flags & MACHINE_RANGE_CONSOLE))
+        machine_console_flush(m);
+    if (!found) {
         atomic_fetch_add_explicit(&m->unclaimed, 1, memory_order_relaxed);
         if (!is_write)
             memset(data, 0xff, size);
         return atomic_load_explicit(&m->stopped, memory_order_relaxed) ? MACHINE_STOP
                                                                          : MACHINE_CONTINUE;
     }
-    uint64_t off = addr - r->base;
+    uint64_t off = addr - r.base;
     if (is_write) {
         uint64_t v = 0;
         memcpy(&v, data, size > 8 ? 8 : size);
-        r->ops->write(r->opaque, off, size, v);
+        r.ops->write(r.opaque, off, size, v);
     } else {
-        uint64_t v = r->ops->read(r->opaque, off, size);
+        uint64_t v = r.ops->read(r.opaque, off, size);
         memcpy(data, &v, size > 8 ? 8 : size);
     }
     return atomic_load_explicit(&m->stopped, memory_order_relaxed) ? MACHINE_STOP

@@ -45,15 +45,116 @@ struct x86_boot_state {
     uint64_t cr0, cr2, cr3, cr4, efer;
 };
 
-/* A device's handlers for a port or MMIO range. @offset is relative to the range start. */
+/* A device's handlers for a port or MMIO range. @offset is relative to the range start.
+ * Handlers run on vCPU threads, outside any bus lock: a handler may map or unmap ranges
+ * (a PCI BAR moving when the guest programs it). */
 struct machine_dev_ops {
     uint64_t (*read)(void *opaque, uint64_t offset, unsigned size);
     void (*write)(void *opaque, uint64_t offset, unsigned size, uint64_t value);
 };
 
-/* Where device interrupts go: kvm forwards to KVM_IRQ_LINE, emu to its emulated PIC. */
+/* ---- The device model ----
+ * A device embeds struct machine_device and adds itself with machine_device_add(); the
+ * machine resets devices in the order they were added and destroys them in reverse order
+ * (after every vCPU has stopped). Ranges, interrupt lines and DMA are separate calls the
+ * device makes itself; the bus knows nothing of any device type. */
+struct machine_device;
+
+struct machine_device_ops {
+    const char *type;               /* "uart8250", "pci-host", ...: for messages and state */
+    /* Back to the power-on state (a guest reset; also before a restore). May be NULL. */
+    void (*reset)(struct machine_device *dev);
+    /* Release everything the device holds, its own memory included. May be NULL. */
+    void (*destroy)(struct machine_device *dev);
+    /* Room for snapshots (a later issue): write the device's state into @buf (at most @cap
+     * bytes), set *@len; VMCORE_ELIMIT if @cap is too small, with *@len the size needed.
+     * NULL means the device cannot be saved yet. */
+    int (*save)(struct machine_device *dev, void *buf, size_t cap, size_t *len);
+    /* Load what save() wrote; a bad state is VMCORE_EINVAL naming the device and offset. */
+    int (*restore)(struct machine_device *dev, const void *buf, size_t len,
+                   struct vmcore_err *err);
+};
+
+struct machine_device {
+    const struct machine_device_ops *ops;
+    const char *name;               /* instance name, unique in the machine ("com1") */
+    struct machine *m;
+    struct machine_device *next;    /* the machine's list, in order added */
+};
+
+/* Add @dev (embedded in the device's own state) to the machine. From then on the machine
+ * owns it: machine_destroy() calls ops->destroy (in reverse order of adding).
+ * VMCORE_EBUSY for a duplicate name. Not thread-safe: devices are added at create. */
+int machine_device_add(struct machine *m, struct machine_device *dev,
+                       const struct machine_device_ops *ops, const char *name);
+/* The device named @name, or NULL. */
+struct machine_device *machine_device_find(struct machine *m, const char *name);
+/* Reset every device (in the order added). */
+void machine_reset_devices(struct machine *m);
+
+/* Address spaces of the buses. */
+enum machine_space { MACHINE_PIO = 0, MACHINE_MMIO = 1 };
+
+/* Range flags. MACHINE_RANGE_CONSOLE: the range belongs to the console device, so an
+ * access to it does not flush gathered console output (every other access does). */
+enum { MACHINE_RANGE_CONSOLE = 1u << 0 };
+
+/* Claim [base, base+len) in @space for @ops/@opaque. VMCORE_EINVAL for an empty or
+ * wrapping range, a port range past 0xffff, or MMIO that overlaps RAM; VMCORE_EBUSY if it
+ * overlaps a range already claimed; VMCORE_ELIMIT when the bus is full
+ * (MACHINE_MAX_RANGES). Thread-safe: vCPU threads may be running. */
+int machine_map(struct machine *m, enum machine_space space, uint64_t base, uint64_t len,
+                const struct machine_dev_ops *ops, void *opaque, const char *name,
+                unsigned flags);
+/* Release the range of @space that starts at @base and belongs to @opaque; VMCORE_ENOENT
+ * if there is none. An access already under way on another vCPU still completes.
+ * Thread-safe. */
+int machine_unmap(struct machine *m, enum machine_space space, uint64_t base, void *opaque);
+/* Whether [base, base+len) overlaps a claimed range of @space, or (MMIO) RAM. */
+bool machine_space_busy(struct machine *m, enum machine_space space, uint64_t base,
+                        uint64_t len);
+
+/* ---- Interrupt lines ----
+ * GSIs as the IOAPIC numbers them: 0..15 the ISA lines (ISA IRQ 0 arrives on GSI 2, as
+ * the MADT's interrupt source override says), 16..23 the PCI INTx lines (level, active
+ * low). A line has one owner; PCI INTx lines are owned by the PCI host, which shares them
+ * among its devices. */
+#define MACHINE_GSI_COUNT 24
+#define MACHINE_GSI_PCI_FIRST 16
+/* Claim @gsi for @owner; VMCORE_EBUSY if another owner has it, VMCORE_EINVAL if it is out
+ * of range. */
+int machine_irq_claim(struct machine *m, unsigned gsi, const char *owner);
+/* A free GSI in [lo, hi], claimed for @owner; VMCORE_ELIMIT if none is free. */
+int machine_irq_alloc(struct machine *m, unsigned lo, unsigned hi, const char *owner,
+                      unsigned *gsi);
+/* Who owns @gsi (NULL: free or out of range). */
+const char *machine_irq_owner(const struct machine *m, unsigned gsi);
+
+/* ---- DMA ----
+ * Device access to guest RAM. A range not wholly in RAM (or wrapping) fails: the guest
+ * gave a bad address, and the device reports that to the guest; host memory outside RAM
+ * is never touched. Writes tell the emulator to drop translated code on the pages
+ * written. */
+/* Host pointer for [gpa, gpa+len), or NULL if not wholly in RAM. A device that writes
+ * through it calls machine_dma_written() afterwards. */
+void *machine_dma_map(struct machine *m, uint64_t gpa, uint64_t len);
+void machine_dma_written(struct machine *m, uint64_t gpa, uint64_t len);
+/* Copy from / to guest RAM: 0, or VMCORE_EINVAL when the range is not wholly in RAM
+ * (nothing copied). */
+int machine_dma_read(struct machine *m, uint64_t gpa, void *dst, uint64_t len);
+int machine_dma_write(struct machine *m, uint64_t gpa, const void *src, uint64_t len);
+/* The emulator's hook for RAM written behind the CPU's back (emu: cpu_invalidate_ram). */
+void machine_set_code_hook(struct machine *m,
+                           void (*invalidate)(void *opaque, uint64_t gpa, uint64_t len),
+                           void *opaque);
+
+/* Where device interrupts go: kvm forwards lines to KVM_IRQ_LINE and MSIs to
+ * KVM_SIGNAL_MSI; emu to its PIC + IOAPIC and its LAPICs. Thread-safe on both sides. */
 struct machine_irq_sink {
     void (*set_irq)(void *opaque, unsigned gsi, int level);
+    /* A message-signalled interrupt (the address/data pair of a device's MSI or MSI-X
+     * entry). May be NULL: MSIs are then dropped. */
+    void (*msi)(void *opaque, uint64_t addr, uint32_t data);
     void *opaque;
 };
 
@@ -92,6 +193,8 @@ void machine_set_irq_sink(struct machine *m, const struct machine_irq_sink *sink
 /* Replace the default event sink (call before the machine runs). */
 void machine_set_event_sink(struct machine *m, const struct machine_event_sink *sink);
 void machine_irq_set(struct machine *m, unsigned gsi, int level);
+/* Deliver an MSI (address 0xfeeXXXXX, data as the PCI spec lays them out). */
+void machine_msi(struct machine *m, uint64_t addr, uint32_t data);
 
 /* Exits. @data holds @size bytes (1, 2, 4 or 8), little-endian; reads fill it. Unclaimed
  * reads give all-ones and are counted. Return MACHINE_STOP once the machine must end. */

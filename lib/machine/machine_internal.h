@@ -9,16 +9,20 @@
 #include "machine.h"
 #include "uart8250.h"
 
-#define MACHINE_MAX_RANGES 16
+#define MACHINE_MAX_RANGES 128
 
 struct machine_range {
     uint64_t base, len;
     const struct machine_dev_ops *ops;
     void *opaque;
     const char *name;
+    unsigned flags;
 };
 
+/* Ranges in no particular order; readers (every exit) take the lock shared and copy the
+ * range they hit, so a handler may map and unmap (which take it exclusive). */
 struct machine_bus {
+    pthread_rwlock_t lock;
     struct machine_range r[MACHINE_MAX_RANGES];
     unsigned n;
 };
@@ -38,8 +42,14 @@ struct machine {
     uint64_t ram_size;
     struct x86_boot_state boot;
 
+    unsigned ncpus;                 /* cfg->vcpus */
     struct machine_bus pio, mmio;
+    bool buses_ready;
     struct machine_irq_sink irq;
+    const char *gsi_owner[MACHINE_GSI_COUNT];
+    struct machine_device *devices; /* in order added */
+    void (*code_hook)(void *opaque, uint64_t gpa, uint64_t len);
+    void *code_hook_opaque;
     struct machine_event_sink sink;
 
     atomic_bool stopped;
@@ -52,7 +62,13 @@ struct machine {
     uint8_t cmos[128];
 };
 
-/* Device set-up, one per file; each registers its own ranges. */
+/* Device set-up, one per file; each registers its own ranges. The platform parts
+ * (pci.c, acpi.c, acpi_pm.c) are each called once from machine_create(). */
+int pci_host_init(struct machine *m, const struct vmcore_config *cfg);
+int acpi_pm_init(struct machine *m);
+/* Write the ACPI tables (RSDP .. DSDT) for this machine into the BIOS area of RAM; the
+ * RSDP's guest address for boot_params.acpi_rsdp_addr. */
+int acpi_build(struct machine *m, const struct vmcore_config *cfg, uint64_t *rsdp_gpa);
 int debug_exit_init(struct machine *m);
 int i8042_init(struct machine *m);
 void i8042_destroy(struct machine *m);

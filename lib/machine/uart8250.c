@@ -178,7 +178,7 @@ int uart8250_init(struct uart8250 *u, struct machine *m, uint16_t base, unsigned
     atomic_init(&u->tx_pending, false);
     if (pthread_mutex_init(&u->lock, NULL))
         return VMCORE_ENOMEM;
-    int rc = machine_register_pio(m, base, 8, &uart_ops, u, "com1");
+    int rc = machine_map(m, MACHINE_PIO, base, 8, &uart_ops, u, "com1", MACHINE_RANGE_CONSOLE);
     if (rc) {
         pthread_mutex_destroy(&u->lock);
         u->m = NULL; /* u->m marks the lock as initialised for destroy */

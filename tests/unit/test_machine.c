@@ -70,7 +70,7 @@ static int setup(void **state)
     struct vmcore_err err = { 0 };
     assert_int_equal(machine_create(&f->m, &f->cfg, NULL, &err), 0);
     machine_set_event_sink(f->m, &(struct machine_event_sink){ on_console, on_exit_, &f->seen });
-    machine_set_irq_sink(f->m, &(struct machine_irq_sink){ on_irq, &f->seen });
+    machine_set_irq_sink(f->m, &(struct machine_irq_sink){ on_irq, NULL, &f->seen });
     *state = f;
     return 0;
 }

@@ -431,7 +431,7 @@ static int emu_create(vmcore_domain *d, const struct vmcore_config *cfg, void **
         goto fail;
     }
     vm->lapic_ok = true;
-    machine_set_irq_sink(vm->m, &(struct machine_irq_sink){ emu_set_irq, vm });
+    machine_set_irq_sink(vm->m, &(struct machine_irq_sink){ emu_set_irq, NULL, vm });
     state_from_boot(&st, machine_boot_state(vm->m));
     cpu_set_state(vm->cpu, &st);
     *priv = vm;

@@ -191,7 +191,7 @@ static int kvm_create(vmcore_domain *d, const struct vmcore_config *cfg, void **
     if ((rc = kvm_vm_setup(vm->kvm_fd, &vm->vm_fd, machine_ram(vm->m),
                            machine_ram_size(vm->m), true, err)))
         goto fail;
-    machine_set_irq_sink(vm->m, &(struct machine_irq_sink){ kvm_set_irq, vm });
+    machine_set_irq_sink(vm->m, &(struct machine_irq_sink){ kvm_set_irq, NULL, vm });
 
     vm->nvcpus = cfg->vcpus ? cfg->vcpus : 1;
     vm->vcpus = calloc(vm->nvcpus, sizeof *vm->vcpus);
