@@ -115,10 +115,12 @@ bool machine_space_busy(struct machine *m, enum machine_space space, uint64_t ba
                         uint64_t len);
 
 /* ---- Interrupt lines ----
- * GSIs as the IOAPIC numbers them: 0..15 the ISA lines (ISA IRQ 0 arrives on GSI 2, as
- * the MADT's interrupt source override says), 16..23 the PCI INTx lines (level, active
- * low). A line has one owner; PCI INTx lines are owned by the PCI host, which shares them
- * among its devices. */
+ * machine_irq_set() numbers lines as GSIs: 0..15 are the ISA IRQs (each wired to the
+ * 8259 input and the IOAPIC pin of that number, except ISA IRQ 0, the PIT, which reaches
+ * IOAPIC pin 2, as the MADT's interrupt source override says); 16..23 are the PCI INTx
+ * lines (IOAPIC pins 16..23 only, level-triggered). Levels are logical (1 = asserted,
+ * whatever the polarity the guest programs). A line has one owner; the PCI INTx lines
+ * are owned by the PCI host, which shares them among its devices (platform.h). */
 #define MACHINE_GSI_COUNT 24
 #define MACHINE_GSI_PCI_FIRST 16
 /* Claim @gsi for @owner; VMCORE_EBUSY if another owner has it, VMCORE_EINVAL if it is out
