@@ -4,7 +4,6 @@
  * backend calls on its exits. */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 #include "cpu/cpu.h"
 #include "machine/emu_irqchip.h"
 #include "machine/machine.h"
+#include "machine/vcpus.h"
 
 /* Instructions per cpu_run() slice: bounds how late a timer tick is noticed. */
 #define EMU_SLICE 200000
@@ -31,22 +31,16 @@ struct emu_vm {
     _Atomic bool pic_out;
     bool pic_ok, pit_ok, lapic_ok;
 
-    pthread_t thread;
-    bool thread_started;
+    /* The vCPU thread: pause/resume/stop, the recorded exit (the machine's event sink)
+     * and CPU time (lib/machine/vcpus.h). */
+    struct vcpus ctl;
+    /* The halted vCPU's sleep, woken by an interrupt or a kick. */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool sync_init;
-    atomic_bool stop_req, pause_req;
-    bool parked, done;          /* under lock */
-    uint64_t cpu_ns;            /* final CPU time once done */
 
     /* published by the vCPU thread after every slice */
     _Atomic uint64_t instructions, tc_hits, tc_misses, jit_blocks;
-
-    bool have_exit, thread_gone;
-    vmcore_exit_kind exit_kind;
-    int exit_status;
-    char exit_reason[200];
 };
 
 static uint64_t now_ns(void)
@@ -58,13 +52,6 @@ static uint64_t now_ns(void)
 
 /* ---- CPU callbacks (vCPU thread) ---- */
 
-/* Whether a vCPU waiting for console room must stop waiting. Only reads flags. */
-static bool emu_console_stop(void *arg)
-{
-    struct emu_vm *vm = arg;
-    return atomic_load(&vm->stop_req) || atomic_load(&vm->pause_req) || machine_stopped(vm->m);
-}
-
 static int emu_pio(void *opaque, uint16_t port, bool is_write, unsigned size, void *data)
 {
     struct emu_vm *vm = opaque;
@@ -72,15 +59,15 @@ static int emu_pio(void *opaque, uint16_t port, bool is_write, unsigned size, vo
         return 1;
     /* A full console queue stops the vCPU here, at the UART write that filled it, until
      * the loop has delivered the output (or a pause or the end interrupts the wait). */
-    machine_console_wait(vm->m, emu_console_stop, vm);
-    return atomic_load(&vm->stop_req);
+    machine_console_wait(vm->m, vcpus_console_stop, &vm->ctl);
+    return vcpus_stopping(&vm->ctl);
 }
 
 static int emu_mmio(void *opaque, uint64_t gpa, bool is_write, unsigned size, void *data)
 {
     struct emu_vm *vm = opaque;
     return machine_mmio(vm->m, gpa, is_write, size, data) == MACHINE_STOP ||
-           atomic_load(&vm->stop_req);
+           vcpus_stopping(&vm->ctl);
 }
 
 static int emu_intr_ack(void *opaque)
@@ -128,49 +115,17 @@ static void emu_lapic_notify(void *opaque)
     emu_update_intr(opaque);
 }
 
-static void emu_wake(struct emu_vm *vm)
-{
-    cpu_kick(vm->cpu);
-    pthread_mutex_lock(&vm->lock);
-    pthread_cond_broadcast(&vm->cond);
-    pthread_mutex_unlock(&vm->lock);
-    domain_console_wake(vm->domain);
-}
-
-static void emu_post_exit(struct emu_vm *vm)
-{
-    machine_post_exit(vm->domain, vm->exit_kind, vm->exit_status, vm->exit_reason);
-}
-
-/* The machine ended. The exit is posted once the vCPU thread is gone, so that the exit
- * event means no guest code runs any more. */
-static void emu_sink_exit(void *opaque, vmcore_exit_kind kind, int status, const char *reason)
+/* Out of cpu_run() at its next check, and out of the halt wait. */
+static void emu_kick(void *opaque, unsigned idx, pthread_t thread)
 {
     struct emu_vm *vm = opaque;
-    bool post_now;
-    pthread_mutex_lock(&vm->lock);
-    vm->have_exit = true;
-    vm->exit_kind = kind;
-    vm->exit_status = status;
-    snprintf(vm->exit_reason, sizeof vm->exit_reason, "%s", reason ? reason : "");
-    atomic_store(&vm->stop_req, true);
     cpu_kick(vm->cpu);
+    pthread_mutex_lock(&vm->lock);
     pthread_cond_broadcast(&vm->cond);
-    post_now = !vm->thread_started || vm->thread_gone;
     pthread_mutex_unlock(&vm->lock);
-    domain_console_wake(vm->domain); /* a vCPU waiting for console room sees stop_req */
-    if (post_now)
-        emu_post_exit(vm);
 }
 
 /* ---- the vCPU thread ---- */
-
-static uint64_t thread_cpu_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void publish_stats(struct emu_vm *vm)
 {
@@ -182,23 +137,18 @@ static void publish_stats(struct emu_vm *vm)
     atomic_store(&vm->jit_blocks, s.jit_blocks);
 }
 
-static void park(struct emu_vm *vm)
+/* Output the guest wrote before a pause is out while it is paused. */
+static void emu_parking(void *opaque, unsigned idx)
 {
+    struct emu_vm *vm = opaque;
     machine_console_flush(vm->m);
-    pthread_mutex_lock(&vm->lock);
-    vm->parked = true;
-    pthread_cond_broadcast(&vm->cond);
-    while (atomic_load(&vm->pause_req) && !atomic_load(&vm->stop_req))
-        pthread_cond_wait(&vm->cond, &vm->lock);
-    vm->parked = false;
-    pthread_mutex_unlock(&vm->lock);
 }
 
 /* Halted: sleep until an interrupt can wake the CPU, the next timer edge, or a request. */
 static void wait_halted(struct emu_vm *vm, uint64_t next_timer)
 {
     pthread_mutex_lock(&vm->lock);
-    if (!atomic_load(&vm->stop_req) && !atomic_load(&vm->pause_req) &&
+    if (!vcpus_pending(&vm->ctl) &&
         !(cpu_interruptible(vm->cpu) &&
           (atomic_load(&vm->lapic.out) ||
            (atomic_load(&vm->lapic.extint) && atomic_load(&vm->pic_out))))) {
@@ -226,20 +176,21 @@ static uint64_t poll_timers(struct emu_vm *vm)
     return !t1 ? t2 : !t2 ? t1 : t1 < t2 ? t1 : t2;
 }
 
-static void *emu_vcpu_thread(void *arg)
+static void emu_vcpu_run(void *opaque, unsigned idx)
 {
-    struct emu_vm *vm = arg;
+    struct emu_vm *vm = opaque;
     char reason[200];
     uint64_t console_since = 0;
     for (;;) {
         uint64_t next_timer;
         enum cpu_exit e;
-        if (atomic_load(&vm->stop_req) || machine_stopped(vm->m))
+        if (machine_stopped(vm->m))
             break;
-        if (atomic_load(&vm->pause_req)) {
-            park(vm);
+        enum vcpus_next next = vcpus_next(&vm->ctl, idx);
+        if (next == VCPUS_STOP)
+            break;
+        if (next == VCPUS_PARKED)
             continue;
-        }
         poll_timers(vm);
         e = cpu_run(vm->cpu, EMU_SLICE);
         publish_stats(vm);
@@ -278,17 +229,15 @@ static void *emu_vcpu_thread(void *arg)
     }
     machine_console_flush(vm->m);
     publish_stats(vm);
-    pthread_mutex_lock(&vm->lock);
-    vm->cpu_ns = thread_cpu_ns();
-    vm->done = true;
-    vm->thread_gone = true;
-    bool post = vm->have_exit;
-    pthread_cond_broadcast(&vm->cond);
-    pthread_mutex_unlock(&vm->lock);
-    if (post)
-        emu_post_exit(vm);
-    return NULL;
+    /* vcpus.c records this thread's CPU time and, the machine having ended, posts the exit
+     * once this (the last) vCPU thread is done: the exit event means no guest code runs. */
 }
+
+static const struct vcpus_ops emu_vcpus_ops = {
+    .run = emu_vcpu_run,
+    .kick = emu_kick,
+    .parking = emu_parking,
+};
 
 /* ---- backend ops (loop thread) ---- */
 
@@ -339,11 +288,7 @@ static void emu_vm_free(struct emu_vm *vm)
 {
     if (!vm)
         return;
-    if (vm->thread_started) {
-        atomic_store(&vm->stop_req, true);
-        emu_wake(vm);
-        pthread_join(vm->thread, NULL);
-    }
+    vcpus_destroy(&vm->ctl);
     /* the machine first: its devices may still call into the PIC while going away */
     machine_destroy(vm->m);
     if (vm->pit_ok)
@@ -376,8 +321,6 @@ static int emu_create(vmcore_domain *d, const struct vmcore_config *cfg, void **
     if (!vm)
         return err_set(err, VMCORE_ENOMEM, "emu: out of memory");
     vm->domain = d;
-    atomic_init(&vm->stop_req, false);
-    atomic_init(&vm->pause_req, false);
     atomic_init(&vm->instructions, 0);
     atomic_init(&vm->tc_hits, 0);
     atomic_init(&vm->tc_misses, 0);
@@ -402,10 +345,14 @@ static int emu_create(vmcore_domain *d, const struct vmcore_config *cfg, void **
         pthread_condattr_destroy(&ca);
     }
     vm->sync_init = true;
+    /* one vCPU (the software CPU has no SMP yet), through the same control as kvm's N */
+    if ((rc = vcpus_init(&vm->ctl, 1, &emu_vcpus_ops, vm, d, err)))
+        goto fail;
 
     if ((rc = machine_create(&vm->m, cfg, d, err)))
         goto fail;
-    machine_set_event_sink(vm->m, &(struct machine_event_sink){ NULL, emu_sink_exit, vm });
+    machine_set_event_sink(vm->m,
+                           &(struct machine_event_sink){ NULL, vcpus_record_exit, &vm->ctl });
     {
         struct cpu_io io = { emu_pio, emu_mmio, emu_intr_ack, vm };
         vm->cpu = cpu_new(machine_ram(vm->m), machine_ram_size(vm->m), &io);
@@ -444,21 +391,8 @@ fail:
 static int emu_start(vmcore_domain *d, void *priv, struct vmcore_err *err)
 {
     struct emu_vm *vm = priv;
-    sigset_t all, old;
-    int e;
     (void)d;
-    /* the vCPU thread takes no signals: kicks are flags */
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_mutex_lock(&vm->lock);
-    e = pthread_create(&vm->thread, NULL, emu_vcpu_thread, vm);
-    if (!e)
-        vm->thread_started = true;
-    pthread_mutex_unlock(&vm->lock);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (e)
-        return err_sys(err, VMCORE_ESYS, e, "emu: cannot start the vCPU thread");
-    return 0;
+    return vcpus_start(&vm->ctl, err);
 }
 
 static int emu_pause(vmcore_domain *d, void *priv, struct vmcore_err *err)
@@ -466,14 +400,7 @@ static int emu_pause(vmcore_domain *d, void *priv, struct vmcore_err *err)
     struct emu_vm *vm = priv;
     (void)d;
     (void)err;
-    atomic_store(&vm->pause_req, true);
-    cpu_kick(vm->cpu);
-    domain_console_wake(vm->domain); /* a vCPU waiting for console room parks instead */
-    pthread_mutex_lock(&vm->lock);
-    pthread_cond_broadcast(&vm->cond);
-    while (!vm->parked && !vm->done && !atomic_load(&vm->stop_req))
-        pthread_cond_wait(&vm->cond, &vm->lock);
-    pthread_mutex_unlock(&vm->lock);
+    vcpus_pause(&vm->ctl);
     return 0;
 }
 
@@ -482,10 +409,7 @@ static int emu_resume(vmcore_domain *d, void *priv, struct vmcore_err *err)
     struct emu_vm *vm = priv;
     (void)d;
     (void)err;
-    pthread_mutex_lock(&vm->lock);
-    atomic_store(&vm->pause_req, false);
-    pthread_cond_broadcast(&vm->cond);
-    pthread_mutex_unlock(&vm->lock);
+    vcpus_resume(&vm->ctl);
     return 0;
 }
 
@@ -510,19 +434,8 @@ static int emu_kill(vmcore_domain *d, void *priv, struct vmcore_err *err)
 static int emu_stats(vmcore_domain *d, void *priv, vmcore_stats *out, struct vmcore_err *err)
 {
     struct emu_vm *vm = priv;
-    uint64_t cpu = 0;
     (void)d;
-    pthread_mutex_lock(&vm->lock);
-    if (vm->done) {
-        cpu = vm->cpu_ns;
-    } else if (vm->thread_started) {
-        clockid_t clk;
-        struct timespec ts;
-        if (pthread_getcpuclockid(vm->thread, &clk) == 0 && clock_gettime(clk, &ts) == 0)
-            cpu = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-    }
-    pthread_mutex_unlock(&vm->lock);
-    out->cpu_time_ns = cpu;
+    out->cpu_time_ns = vcpus_cpu_ns(&vm->ctl);
     out->exits = machine_exit_count(vm->m);
     out->instructions = atomic_load(&vm->instructions);
     out->tcache_hits = atomic_load(&vm->tc_hits);

@@ -10,6 +10,7 @@
 
 #include "core/backend.h"
 #include "machine/machine.h"
+#include "machine/vcpus.h"
 
 /* KVM's identity-map page and TSS live in the last 16 KiB below the BIOS ROM; guest RAM
  * never reaches there (the machine caps RAM at 3 GiB). */
@@ -23,10 +24,6 @@ struct kvm_vcpu {
     unsigned id;
     int fd;
     struct kvm_run *run;
-    pthread_t thread;
-    bool thread_started;
-    bool done;              /* the thread left its loop (under vm->lock) */
-    uint64_t cpu_ns;        /* CPU time, final once done */
 };
 
 struct kvm_vm {
@@ -36,21 +33,9 @@ struct kvm_vm {
     size_t run_size;
     unsigned nvcpus;
     struct kvm_vcpu *vcpus;
-
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool sync_init;
-    atomic_bool stop_req;   /* vCPUs leave their loops */
-    atomic_bool pause_req;  /* vCPUs park until resumed */
-    unsigned nparked;       /* vCPUs parked for a pause (under lock) */
-    unsigned nalive;        /* vCPU threads not yet done (under lock) */
-
-    /* The machine's end, recorded by the event sink and posted by the last vCPU thread
-     * to finish, so that the exit event means every vCPU thread has stopped. */
-    bool have_exit;
-    vmcore_exit_kind exit_kind;
-    int exit_status;
-    char exit_reason[160];
+    /* Their threads: pause/resume/stop, the recorded exit (the machine's event sink) and
+     * CPU time (lib/machine/vcpus.h). */
+    struct vcpus ctl;
 };
 
 /* Open /dev/kvm, check the API version and the capabilities the backend needs. */
@@ -67,11 +52,8 @@ int kvm_kick_signal_install(struct vmcore_err *err);
 void kvm_kick_thread_init(struct kvm_run *run);
 int kvm_kick_signal(void);
 
-void *kvm_vcpu_thread(void *arg);
-/* Kick every live vCPU thread but the caller's out of KVM_RUN. Caller holds vm->lock. */
-void kvm_kick_all(struct kvm_vm *vm);
-/* Post the recorded exit to the domain (once every vCPU thread is done). */
-void kvm_post_exit(struct kvm_vm *vm);
+/* The vCPU threads' operations for lib/machine/vcpus.h (opaque: the struct kvm_vm). */
+extern const struct vcpus_ops kvm_vcpus_ops;
 
 /* A clock's reading in nanoseconds (0 if the clock is gone). */
 static inline uint64_t kvm_clock_ns(clockid_t clk)

@@ -2,7 +2,6 @@
  * in-kernel irqchip and PIT, one memory slot, and one thread per vCPU. */
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,41 +21,15 @@ static void kvm_set_irq(void *opaque, unsigned gsi, int level)
     ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq);
 }
 
-static void kvm_sink_exit(void *opaque, vmcore_exit_kind kind, int status, const char *reason)
-{
-    struct kvm_vm *vm = opaque;
-    pthread_mutex_lock(&vm->lock);
-    vm->have_exit = true;
-    vm->exit_kind = kind;
-    vm->exit_status = status;
-    snprintf(vm->exit_reason, sizeof vm->exit_reason, "%s", reason ? reason : "");
-    /* Running vCPUs see stop_req after their next exit: kick them out of the guest, and
-     * wake those parked by a pause. */
-    atomic_store(&vm->stop_req, true);
-    kvm_kick_all(vm);
-    pthread_cond_broadcast(&vm->cond);
-    bool post_now = vm->nalive == 0;
-    pthread_mutex_unlock(&vm->lock);
-    if (post_now)
-        kvm_post_exit(vm);
-}
-
 static void kvm_vm_free(struct kvm_vm *vm)
 {
     if (!vm)
         return;
+    /* The threads first: they use the vCPU fds and kvm_run pages released below. */
+    vcpus_destroy(&vm->ctl);
     if (vm->vcpus) {
-        atomic_store(&vm->stop_req, true);
-        if (vm->sync_init) {
-            pthread_mutex_lock(&vm->lock);
-            pthread_cond_broadcast(&vm->cond);
-            kvm_kick_all(vm);
-            pthread_mutex_unlock(&vm->lock);
-        }
         for (unsigned i = 0; i < vm->nvcpus; i++) {
             struct kvm_vcpu *c = &vm->vcpus[i];
-            if (c->thread_started)
-                pthread_join(c->thread, NULL);
             if (c->run)
                 munmap(c->run, vm->run_size);
             if (c->fd >= 0)
@@ -69,10 +42,6 @@ static void kvm_vm_free(struct kvm_vm *vm)
     if (vm->kvm_fd >= 0)
         close(vm->kvm_fd);
     machine_destroy(vm->m);
-    if (vm->sync_init) {
-        pthread_cond_destroy(&vm->cond);
-        pthread_mutex_destroy(&vm->lock);
-    }
     free(vm);
 }
 
@@ -154,24 +123,18 @@ static int kvm_create(vmcore_domain *d, const struct vmcore_config *cfg, void **
         return err_set(err, VMCORE_ENOMEM, "kvm: out of memory");
     vm->domain = d;
     vm->kvm_fd = vm->vm_fd = -1;
-    atomic_init(&vm->stop_req, false);
-    atomic_init(&vm->pause_req, false);
+    vm->nvcpus = cfg->vcpus ? cfg->vcpus : 1;
     int rc;
-    if (pthread_mutex_init(&vm->lock, NULL)) {
+    if ((rc = vcpus_init(&vm->ctl, vm->nvcpus, &kvm_vcpus_ops, vm, d, err))) {
         free(vm);
-        return err_set(err, VMCORE_ENOMEM, "kvm: cannot create a mutex");
+        return rc;
     }
-    if (pthread_cond_init(&vm->cond, NULL)) {
-        pthread_mutex_destroy(&vm->lock);
-        free(vm);
-        return err_set(err, VMCORE_ENOMEM, "kvm: cannot create a condition variable");
-    }
-    vm->sync_init = true;
 
     /* Image errors first: they are the likely ones and need no /dev/kvm. */
     if ((rc = machine_create(&vm->m, cfg, d, err)))
         goto fail;
-    machine_set_event_sink(vm->m, &(struct machine_event_sink){ NULL, kvm_sink_exit, vm });
+    machine_set_event_sink(vm->m,
+                           &(struct machine_event_sink){ NULL, vcpus_record_exit, &vm->ctl });
     if ((rc = kvm_open_checked(&vm->kvm_fd, err)))
         goto fail;
     int max_vcpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
@@ -193,7 +156,6 @@ static int kvm_create(vmcore_domain *d, const struct vmcore_config *cfg, void **
         goto fail;
     machine_set_irq_sink(vm->m, &(struct machine_irq_sink){ kvm_set_irq, NULL, vm });
 
-    vm->nvcpus = cfg->vcpus ? cfg->vcpus : 1;
     vm->vcpus = calloc(vm->nvcpus, sizeof *vm->vcpus);
     if (!vm->vcpus) {
         rc = err_set(err, VMCORE_ENOMEM, "kvm: out of memory");
@@ -237,59 +199,20 @@ static int kvm_start(vmcore_domain *d, void *priv, struct vmcore_err *err)
     int rc = kvm_kick_signal_install(err);
     if (rc)
         return rc;
-    /* vCPU threads start with every signal blocked, then open only the kick. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_mutex_lock(&vm->lock);
-    for (unsigned i = 0; i < vm->nvcpus; i++) {
-        struct kvm_vcpu *c = &vm->vcpus[i];
-        int e = pthread_create(&c->thread, NULL, kvm_vcpu_thread, c);
-        if (e) {
-            rc = err_sys(err, VMCORE_ESYS, e, "kvm: cannot start the thread of vCPU %u", i);
-            break;
-        }
-        c->thread_started = true;
-        vm->nalive++;
-    }
-    pthread_mutex_unlock(&vm->lock);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc) {
-        /* Stop the threads that did start, without an exit: start failed. */
-        pthread_mutex_lock(&vm->lock);
-        atomic_store(&vm->stop_req, true);
-        kvm_kick_all(vm);
-        pthread_mutex_unlock(&vm->lock);
-        for (unsigned i = 0; i < vm->nvcpus; i++) {
-            struct kvm_vcpu *c = &vm->vcpus[i];
-            if (c->thread_started) {
-                pthread_join(c->thread, NULL);
-                c->thread_started = false;
-            }
-        }
-    }
-    return rc;
+    return vcpus_start(&vm->ctl, err);
 }
 
 static int kvm_pause(vmcore_domain *d, void *priv, struct vmcore_err *err)
 {
     struct kvm_vm *vm = priv;
-    pthread_mutex_lock(&vm->lock);
-    atomic_store(&vm->pause_req, true);
-    kvm_kick_all(vm);
-    while (vm->nparked < vm->nalive && !atomic_load(&vm->stop_req))
-        pthread_cond_wait(&vm->cond, &vm->lock);
-    pthread_mutex_unlock(&vm->lock);
+    vcpus_pause(&vm->ctl);
     return 0;
 }
 
 static int kvm_resume(vmcore_domain *d, void *priv, struct vmcore_err *err)
 {
     struct kvm_vm *vm = priv;
-    pthread_mutex_lock(&vm->lock);
-    atomic_store(&vm->pause_req, false);
-    pthread_cond_broadcast(&vm->cond);
-    pthread_mutex_unlock(&vm->lock);
+    vcpus_resume(&vm->ctl);
     return 0;
 }
 
@@ -310,22 +233,7 @@ static int kvm_kill(vmcore_domain *d, void *priv, struct vmcore_err *err)
 static int kvm_stats(vmcore_domain *d, void *priv, vmcore_stats *out, struct vmcore_err *err)
 {
     struct kvm_vm *vm = priv;
-    uint64_t cpu = 0;
-    pthread_mutex_lock(&vm->lock);
-    for (unsigned i = 0; i < vm->nvcpus; i++) {
-        struct kvm_vcpu *c = &vm->vcpus[i];
-        if (!c->thread_started)
-            continue;
-        if (c->done) {
-            cpu += c->cpu_ns;
-            continue;
-        }
-        clockid_t clk;
-        if (pthread_getcpuclockid(c->thread, &clk) == 0)
-            cpu += kvm_clock_ns(clk);
-    }
-    pthread_mutex_unlock(&vm->lock);
-    out->cpu_time_ns = cpu;
+    out->cpu_time_ns = vcpus_cpu_ns(&vm->ctl);
     out->exits = machine_exit_count(vm->m);
     out->memory_bytes = machine_ram_resident(vm->m);
     return 0;

@@ -10,18 +10,6 @@
 
 #include "kvm.h"
 
-/* Park while a pause is requested; returns when resumed or stopping. */
-static void vcpu_park(struct kvm_vm *vm)
-{
-    pthread_mutex_lock(&vm->lock);
-    vm->nparked++;
-    pthread_cond_broadcast(&vm->cond);
-    while (atomic_load(&vm->pause_req) && !atomic_load(&vm->stop_req))
-        pthread_cond_wait(&vm->cond, &vm->lock);
-    vm->nparked--;
-    pthread_mutex_unlock(&vm->lock);
-}
-
 static void vcpu_crash(struct kvm_vcpu *c, const char *what)
 {
     char reason[160];
@@ -84,28 +72,18 @@ static enum machine_action vcpu_handle_exit(struct kvm_vcpu *c)
     }
 }
 
-void kvm_kick_all(struct kvm_vm *vm)
+/* Out of KVM_RUN: the signal's handler sets this thread's immediate_exit, so a kick that
+ * lands before KVM_RUN still makes it return at once. */
+static void vcpu_kick(void *opaque, unsigned idx, pthread_t thread)
 {
-    for (unsigned i = 0; i < vm->nvcpus; i++) {
-        struct kvm_vcpu *c = &vm->vcpus[i];
-        if (c->thread_started && !c->done && !pthread_equal(c->thread, pthread_self()))
-            pthread_kill(c->thread, kvm_kick_signal());
-    }
-    /* and those waiting for console room (not in KVM_RUN) look at the flags again; the
-     * core's lock nests inside vm->lock and is never held while taking it */
-    domain_console_wake(vm->domain);
+    pthread_kill(thread, kvm_kick_signal());
 }
 
-/* Whether a vCPU waiting for console room must stop waiting. Only reads flags. */
-static bool vcpu_console_stop(void *arg)
+/* Output the guest wrote before a pause is out while it is paused. */
+static void vcpu_parking(void *opaque, unsigned idx)
 {
-    struct kvm_vm *vm = arg;
-    return atomic_load(&vm->stop_req) || atomic_load(&vm->pause_req) || machine_stopped(vm->m);
-}
-
-void kvm_post_exit(struct kvm_vm *vm)
-{
-    machine_post_exit(vm->domain, vm->exit_kind, vm->exit_status, vm->exit_reason);
+    struct kvm_vm *vm = opaque;
+    machine_console_flush(vm->m);
 }
 
 #ifndef sigev_notify_thread_id
@@ -132,10 +110,10 @@ static void flush_timer_arm(timer_t t)
     timer_settime(t, 0, &its, NULL);
 }
 
-void *kvm_vcpu_thread(void *arg)
+static void vcpu_run(void *opaque, unsigned idx)
 {
-    struct kvm_vcpu *c = arg;
-    struct kvm_vm *vm = c->vm;
+    struct kvm_vm *vm = opaque;
+    struct kvm_vcpu *c = &vm->vcpus[idx];
     kvm_kick_thread_init(c->run);
     timer_t flush_timer;
     bool have_timer = flush_timer_create(&flush_timer), flush_armed = false;
@@ -144,13 +122,11 @@ void *kvm_vcpu_thread(void *arg)
          * return at once, a kick before it set a flag we are about to see. */
         c->run->immediate_exit = 0;
         atomic_signal_fence(memory_order_seq_cst);
-        if (atomic_load(&vm->stop_req))
+        enum vcpus_next next = vcpus_next(&vm->ctl, idx);
+        if (next == VCPUS_STOP)
             break;
-        if (atomic_load(&vm->pause_req)) {
-            machine_console_flush(vm->m);
-            vcpu_park(vm);
+        if (next == VCPUS_PARKED)
             continue;
-        }
         if (!flush_armed && machine_console_pending(vm->m)) {
             if (have_timer)
                 flush_timer_arm(flush_timer);
@@ -173,21 +149,16 @@ void *kvm_vcpu_thread(void *arg)
             break;
         /* A full console queue stops this vCPU after the UART write that filled it, until
          * the loop has delivered the output (or a pause or the end interrupts the wait). */
-        machine_console_wait(vm->m, vcpu_console_stop, vm);
+        machine_console_wait(vm->m, vcpus_console_stop, &vm->ctl);
     }
     if (have_timer)
         timer_delete(flush_timer);
-    /* Whatever ended the loop, the machine is over for every vCPU. */
-    pthread_mutex_lock(&vm->lock);
-    atomic_store(&vm->stop_req, true);
-    kvm_kick_all(vm);
-    c->cpu_ns = kvm_clock_ns(CLOCK_THREAD_CPUTIME_ID);
-    c->done = true;
-    bool last = --vm->nalive == 0;
-    bool post = last && vm->have_exit;
-    pthread_cond_broadcast(&vm->cond);
-    pthread_mutex_unlock(&vm->lock);
-    if (post)
-        kvm_post_exit(vm);
-    return NULL;
+    /* vcpus.c ends the machine for every vCPU, records this thread's CPU time and, if it
+     * is the last, posts the exit. */
 }
+
+const struct vcpus_ops kvm_vcpus_ops = {
+    .run = vcpu_run,
+    .kick = vcpu_kick,
+    .parking = vcpu_parking,
+};
