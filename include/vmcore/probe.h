@@ -18,7 +18,9 @@ enum vmcore_probe_flags {
     VMCORE_PROBE_NATIVE_SUPERVISOR = 1u << 0,
     /** Guest code at CPL 3 runs natively. */
     VMCORE_PROBE_NATIVE_USER = 1u << 1,
-    /** The backend can boot a Linux kernel at a useful speed. */
+    /** The backend can boot a Linux kernel at a useful speed. Without it "auto" gives a
+     *  Linux guest to another backend, and naming this one for a Linux guest fails with
+     *  #VMCORE_EUNAVAIL. */
     VMCORE_PROBE_LINUX_BOOT = 1u << 2,
     /** Containers: user namespaces are available to this caller. */
     VMCORE_PROBE_USERNS = 1u << 3,
@@ -44,7 +46,8 @@ typedef struct vmcore_probe_result {
 /**
  * Probe one backend.
  *
- * @param backend  "kvm", "emu", "container", or "auto" (reports the backend auto would pick).
+ * @param backend  "kvm", "emu", "container", or "auto" (reports the backend auto would pick
+ *                 for a guest that is not a Linux kernel).
  * @param[in,out] out  A result initialised with #VMCORE_PROBE_RESULT_INIT; filled in
  *                     whether or not the backend is available.
  * @return 0 if the backend is available; #VMCORE_EUNAVAIL if not (see @c out->reason);

@@ -83,9 +83,23 @@ const struct backend_ops *backend_of(enum config_backend b);
 /* Whether @ops can run a domain here (ops->usable, else ops->probe); 0, or VMCORE_EUNAVAIL
  * with the reason in @err. */
 int backend_usable(const struct backend_ops *ops, struct vmcore_err *err);
-/* The one "auto" rule: the first usable VM backend, kvm then emu. NULL when none is, with
- * each one's reason in @err (VMCORE_EUNAVAIL). */
-const struct backend_ops *backend_pick_auto(struct vmcore_err *err);
+/* backend_usable(), and for a configuration that boots a Linux kernel (boot.format "linux",
+ * or "auto" and the file is a bzImage) also the probe's VMCORE_PROBE_LINUX_BOOT: without it
+ * VMCORE_EUNAVAIL says why and names emu. @cfg NULL: backend_usable(). */
+int backend_usable_for(const struct backend_ops *ops, const struct vmcore_config *cfg,
+                       struct vmcore_err *err);
+/* The one "auto" rule: the first VM backend, kvm then emu, usable for @cfg's guest
+ * (backend_usable_for; @cfg NULL: any guest). NULL when none is, with each one's reason in
+ * @err (VMCORE_EUNAVAIL). */
+const struct backend_ops *backend_pick_auto(const struct vmcore_config *cfg,
+                                            struct vmcore_err *err);
+/* Tests only: a host without /dev/kvm cannot show what a PVM host's kvm probe says. When
+ * set, every probe (vmcore_probe, backend_usable*, the auto rule) asks @fn first: it fills
+ * @out and returns the probe's result, or BACKEND_PROBE_REAL to leave that backend to its
+ * own probe. NULL restores the real probes. Not exported. */
+#define BACKEND_PROBE_REAL 1
+typedef int (*backend_probe_fn)(const struct backend_ops *ops, vmcore_probe_result *out);
+void backend_probe_override(backend_probe_fn fn);
 
 /* --- Reports from backends; callable from any thread --------------------------- */
 

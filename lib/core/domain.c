@@ -122,7 +122,7 @@ static const struct backend_ops *pick_backend(const struct vmcore_config *cfg,
     if (cfg->backend != CONFIG_BACKEND_AUTO)
         return backend_of(cfg->backend);
     struct vmcore_err why = { 0 };
-    const struct backend_ops *ops = backend_pick_auto(&why);
+    const struct backend_ops *ops = backend_pick_auto(cfg, &why);
     if (!ops)
         err_set(err, VMCORE_EUNAVAIL, "backend auto: neither kvm nor emu is available (%s)",
                 why.msg);
@@ -146,7 +146,7 @@ int domain_create_with_ops(vmcore_domain **out, vmcore_ctx *ctx, const json_t *r
         return err.code;
     }
     struct vmcore_err why = { 0 };
-    if (backend_usable(ops, &why) != 0) {
+    if (backend_usable_for(ops, cfg, &why) != 0) {
         err_set(&err, VMCORE_EUNAVAIL, "backend %s unavailable: %s", ops->name, why.msg);
         config_free(cfg);
         ctx_set_error(ctx, &err);

@@ -417,7 +417,7 @@ static void test_auto_rule(void **state)
     (void)state;
     vmcore_probe_result r = VMCORE_PROBE_RESULT_INIT;
     struct vmcore_err err = { 0 };
-    const struct backend_ops *ops = backend_pick_auto(&err);
+    const struct backend_ops *ops = backend_pick_auto(NULL, &err);
     int rc = vmcore_probe("auto", &r);
     if (!ops) {
         assert_int_equal(rc, VMCORE_EUNAVAIL);
@@ -435,6 +435,98 @@ static void test_auto_rule(void **state)
     vmcore_domain_close(d, NULL, NULL);
     vmcore_ctx_run(ctx, VMCORE_RUN_DEFAULT);
     assert_int_equal(vmcore_ctx_free(ctx), 0);
+}
+
+/* kvm as a PVM host has it (faked: no test may need such a host): usable, guest CPL3 native, CPL0
+ * emulated, so no VMCORE_PROBE_LINUX_BOOT; or, with fake_kvm_native, a real VMX/SVM one. */
+static bool fake_kvm_native;
+
+static int fake_kvm_probe(const struct backend_ops *ops, vmcore_probe_result *out)
+{
+    if (strcmp(ops->name, "kvm") != 0)
+        return BACKEND_PROBE_REAL;
+    snprintf(out->backend, sizeof out->backend, "kvm");
+    out->available = 1;
+    out->flags = VMCORE_PROBE_NATIVE_USER;
+    if (fake_kvm_native)
+        out->flags |= VMCORE_PROBE_NATIVE_SUPERVISOR | VMCORE_PROBE_LINUX_BOOT;
+    snprintf(out->details, sizeof out->details, "guest CPL0 %s",
+             fake_kvm_native ? "native" : "emulated by the host kernel");
+    return 0;
+}
+
+static int reset_probe(void **state)
+{
+    (void)state;
+    backend_probe_override(NULL);
+    fake_kvm_native = false;
+    return 0;
+}
+
+static const char *pick_for(const char *json)
+{
+    json_error_t jerr;
+    json_t *root = json_loads(expand(json), 0, &jerr);
+    assert_non_null(root);
+    struct vmcore_config *cfg = NULL;
+    struct vmcore_err err = { 0 };
+    assert_int_equal(config_parse(&cfg, root, tmpdir, &err), 0);
+    const struct backend_ops *ops = backend_pick_auto(cfg, &err);
+    assert_non_null(ops);
+    config_free(cfg);
+    json_decref(root);
+    return ops->name;
+}
+
+/* On a host whose KVM cannot run a Linux kernel at a useful speed, auto hands a Linux guest
+ * (format "linux", or "auto" and a bzImage) to emu and everything else to kvm; an explicit
+ * kvm Linux boot fails at create saying why and naming emu. */
+static void test_auto_linux_without_linux_boot(void **state)
+{
+    (void)state;
+    char bz[4300];
+    snprintf(bz, sizeof bz, "%s/bzImage", tmpdir);
+    uint8_t head[0x400] = { 0 };
+    head[0x1fe] = 0x55;
+    head[0x1ff] = 0xaa;
+    memcpy(head + 0x202, "HdrS", 4);
+    FILE *f = fopen(bz, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(head, 1, sizeof head, f), sizeof head);
+    fclose(f);
+    char linux_auto[4400], linux_explicit[4400];
+    snprintf(linux_auto, sizeof linux_auto, "{\"boot\":{\"kernel\":\"%s\"}}", bz);
+    snprintf(linux_explicit, sizeof linux_explicit,
+             "{\"backend\":\"kvm\",\"boot\":{\"kernel\":\"%s\",\"format\":\"linux\"}}", bz);
+
+    backend_probe_override(fake_kvm_probe);
+    vmcore_probe_result r = VMCORE_PROBE_RESULT_INIT;
+    assert_int_equal(vmcore_probe("kvm", &r), 0);
+    assert_false(r.flags & VMCORE_PROBE_LINUX_BOOT);
+    assert_string_equal(pick_for("{\"boot\":{\"kernel\":\"%K\",\"format\":\"linux\"}}"), "emu");
+    assert_string_equal(pick_for(linux_auto), "emu");
+    assert_string_equal(pick_for("{\"boot\":{\"kernel\":\"%K\"}}"), "kvm");
+    assert_string_equal(pick_for("{\"boot\":{\"kernel\":\"%K\",\"format\":\"raw\"}}"), "kvm");
+    /* the probe for "auto" knows no guest: kvm, usable */
+    assert_int_equal(vmcore_probe("auto", &r), 0);
+    assert_string_equal(r.backend, "kvm");
+
+    vmcore_ctx *ctx;
+    vmcore_domain *d = NULL;
+    assert_int_equal(vmcore_ctx_new(&ctx, NULL), 0);
+    assert_int_equal(vmcore_domain_new_json(&d, ctx, linux_explicit), VMCORE_EUNAVAIL);
+    const char *msg = vmcore_ctx_last_error(ctx);
+    assert_non_null(strstr(msg, "backend kvm unavailable: kvm cannot boot a Linux kernel"));
+    assert_non_null(strstr(msg, "guest ring 0 runs emulated in software"));
+    assert_non_null(strstr(msg, "use \"backend\": \"emu\""));
+    assert_null(d);
+
+    /* where kvm boots Linux natively, auto keeps it for Linux too */
+    fake_kvm_native = true;
+    assert_string_equal(pick_for(linux_auto), "kvm");
+    reset_probe(NULL);
+    assert_int_equal(vmcore_ctx_free(ctx), 0);
+    unlink(bz);
 }
 
 /* emu refuses SMP for what it lacks (SMP), not for a local APIC it has (lib/machine/lapic.c). */
@@ -521,6 +613,7 @@ int main(void)
         cmocka_unit_test(test_one_cidr_parser),
         cmocka_unit_test(test_backend_table),
         cmocka_unit_test(test_auto_rule),
+        cmocka_unit_test_teardown(test_auto_linux_without_linux_boot, reset_probe),
         cmocka_unit_test(test_emu_vcpus_message),
         cmocka_unit_test(test_err_config_path_never_empty),
     };
