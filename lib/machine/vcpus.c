@@ -120,9 +120,9 @@ static void join_started(struct vcpus *set)
 {
     for (unsigned i = 0; i < set->n; i++) {
         struct vcpus_slot *s = &set->slot[i];
-        if (s->started) {
+        if (s->started && !s->joined) {
             pthread_join(s->thread, NULL);
-            s->started = false;
+            s->joined = true;
         }
     }
 }

@@ -41,6 +41,7 @@ struct vcpus_slot {
     pthread_t thread;
     bool started;       /* under lock */
     bool done;          /* the body returned (under lock) */
+    bool joined;        /* by the loop thread, which alone reads it */
     uint64_t cpu_ns;    /* the thread's CPU time, final once done */
 };
 
