@@ -245,8 +245,8 @@ static int emu_probe(vmcore_probe_result *out)
 {
     snprintf(out->backend, sizeof out->backend, "%s", "emu");
     out->available = 1;
-    /* Debian's kernel boots to a shell in seconds (doc/linux-on-emu.md): the backend "auto"
-     * falls back to for a Linux guest where kvm cannot run one (core/probe.c). */
+    /* Debian's kernel boots to a shell in seconds (doc/linux-on-emu.md), so "auto" gives a
+     * Linux guest to emu where kvm cannot boot one usefully (core/probe.c). */
     out->flags = VMCORE_PROBE_LINUX_BOOT;
     out->reason[0] = 0;
     char why[96];
