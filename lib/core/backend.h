@@ -83,9 +83,9 @@ const struct backend_ops *backend_of(enum config_backend b);
 /* Whether @ops can run a domain here (ops->usable, else ops->probe); 0, or VMCORE_EUNAVAIL
  * with the reason in @err. */
 int backend_usable(const struct backend_ops *ops, struct vmcore_err *err);
-/* backend_usable(), and for a configuration that boots a Linux kernel (boot.format "linux",
- * or "auto" and the file is a bzImage) also the probe's VMCORE_PROBE_LINUX_BOOT: without it
- * VMCORE_EUNAVAIL says why and names emu. @cfg NULL: backend_usable(). */
+/* backend_usable(), and for a configuration that boots a Linux kernel (boot.format "linux"
+ * or "auto", and the file is a bzImage) also the probe's VMCORE_PROBE_LINUX_BOOT: without
+ * it VMCORE_EUNAVAIL says why and names emu. @cfg NULL: backend_usable(). */
 int backend_usable_for(const struct backend_ops *ops, const struct vmcore_config *cfg,
                        struct vmcore_err *err);
 /* The one "auto" rule: the first VM backend, kvm then emu, usable for @cfg's guest

@@ -58,16 +58,16 @@ int backend_usable(const struct backend_ops *ops, struct vmcore_err *err)
     return err_set(err, VMCORE_EUNAVAIL, "%s", pr.reason);
 }
 
-/* Whether @cfg boots a Linux kernel: boot.format "linux", or "auto" with a file the
- * loader's own detection takes for a bzImage. That needs only the setup header (the first
- * 0x206 bytes; Linux is the first format loader_detect() tries), read here once per
- * create. A file that cannot be read is not Linux here: the loader reports it at create. */
+/* Whether @cfg boots a Linux kernel: boot.format "linux" or "auto", and a file the loader's
+ * own detection takes for a bzImage. That needs only the setup header (the first 0x206
+ * bytes; Linux is the first format loader_detect() tries), read here once per create. A
+ * file that cannot be read, or "linux" and not a bzImage, is left to the loader, whose
+ * image error at create says more than "this backend cannot boot Linux" would. */
 static bool boots_linux(const struct vmcore_config *cfg)
 {
-    if (!cfg || !cfg->boot.kernel)
+    if (!cfg || !cfg->boot.kernel ||
+        (cfg->boot.format != BOOT_FORMAT_AUTO && cfg->boot.format != BOOT_FORMAT_LINUX))
         return false;
-    if (cfg->boot.format != BOOT_FORMAT_AUTO)
-        return cfg->boot.format == BOOT_FORMAT_LINUX;
     uint8_t head[0x206];
     int fd = open(cfg->boot.kernel, O_RDONLY | O_CLOEXEC);
     if (fd < 0)

@@ -479,7 +479,7 @@ static const char *pick_for(const char *json)
 }
 
 /* On a host whose KVM cannot run a Linux kernel at a useful speed, auto hands a Linux guest
- * (format "linux", or "auto" and a bzImage) to emu and everything else to kvm; an explicit
+ * (format "linux" or "auto", and a bzImage) to emu and everything else to kvm; an explicit
  * kvm Linux boot fails at create saying why and naming emu. */
 static void test_auto_linux_without_linux_boot(void **state)
 {
@@ -494,8 +494,10 @@ static void test_auto_linux_without_linux_boot(void **state)
     assert_non_null(f);
     assert_int_equal(fwrite(head, 1, sizeof head, f), sizeof head);
     fclose(f);
-    char linux_auto[4400], linux_explicit[4400];
+    char linux_auto[4400], linux_format[4400], linux_explicit[4400];
     snprintf(linux_auto, sizeof linux_auto, "{\"boot\":{\"kernel\":\"%s\"}}", bz);
+    snprintf(linux_format, sizeof linux_format,
+             "{\"boot\":{\"kernel\":\"%s\",\"format\":\"linux\"}}", bz);
     snprintf(linux_explicit, sizeof linux_explicit,
              "{\"backend\":\"kvm\",\"boot\":{\"kernel\":\"%s\",\"format\":\"linux\"}}", bz);
 
@@ -503,8 +505,10 @@ static void test_auto_linux_without_linux_boot(void **state)
     vmcore_probe_result r = VMCORE_PROBE_RESULT_INIT;
     assert_int_equal(vmcore_probe("kvm", &r), 0);
     assert_false(r.flags & VMCORE_PROBE_LINUX_BOOT);
-    assert_string_equal(pick_for("{\"boot\":{\"kernel\":\"%K\",\"format\":\"linux\"}}"), "emu");
     assert_string_equal(pick_for(linux_auto), "emu");
+    assert_string_equal(pick_for(linux_format), "emu");
+    /* "linux" and not a bzImage: the loader's image error at create says more */
+    assert_string_equal(pick_for("{\"boot\":{\"kernel\":\"%K\",\"format\":\"linux\"}}"), "kvm");
     assert_string_equal(pick_for("{\"boot\":{\"kernel\":\"%K\"}}"), "kvm");
     assert_string_equal(pick_for("{\"boot\":{\"kernel\":\"%K\",\"format\":\"raw\"}}"), "kvm");
     /* the probe for "auto" knows no guest: kvm, usable */

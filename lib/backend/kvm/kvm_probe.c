@@ -182,6 +182,7 @@ int kvm_probe(vmcore_probe_result *out)
              KVM_API_VERSION, max_vcpus, pvm ? " host module kvm_pvm (PVM);" : "",
              native0 ? "native" : "emulated by the host kernel (under 50 MIPS)",
              native3 ? "native" : "not native (under 50 MIPS)",
-             native0 ? "" : "; a Linux kernel would boot too slowly to be useful");
+             native0 ? "" : "; a Linux kernel would boot too slowly to be useful (no "
+                            "VMCORE_PROBE_LINUX_BOOT: auto gives a Linux guest to emu)");
     return 0;
 }
