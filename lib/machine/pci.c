@@ -73,24 +73,46 @@ static void bytes_set(uint8_t *a, unsigned off, unsigned size, uint32_t v)
             a[off + i] = (uint8_t)(v >> (8 * i));
 }
 
+/* The host lock, once @dev is registered (before, the device is its creator's alone). */
+static void dev_lock(struct pci_device *dev)
+{
+    if (dev->host)
+        pthread_mutex_lock(&dev->host->lock);
+}
+
+static void dev_unlock(struct pci_device *dev)
+{
+    if (dev->host)
+        pthread_mutex_unlock(&dev->host->lock);
+}
+
 void pci_config_set(struct pci_device *dev, unsigned off, unsigned size, uint32_t value)
 {
+    dev_lock(dev);
     bytes_set(dev->cfg, off, size, value);
+    dev_unlock(dev);
 }
 
 uint32_t pci_config_get(struct pci_device *dev, unsigned off, unsigned size)
 {
-    return bytes_get(dev->cfg, off, size);
+    dev_lock(dev);
+    uint32_t v = bytes_get(dev->cfg, off, size);
+    dev_unlock(dev);
+    return v;
 }
 
 void pci_config_set_wmask(struct pci_device *dev, unsigned off, unsigned size, uint32_t mask)
 {
+    dev_lock(dev);
     bytes_set(dev->wmask, off, size, mask);
+    dev_unlock(dev);
 }
 
 void pci_config_set_w1c(struct pci_device *dev, unsigned off, unsigned size, uint32_t mask)
 {
+    dev_lock(dev);
     bytes_set(dev->w1c, off, size, mask);
+    dev_unlock(dev);
 }
 
 static uint16_t cfg16(const struct pci_device *d, unsigned off)
@@ -515,12 +537,25 @@ void pci_intx_set(struct pci_device *dev, bool level)
 
 bool pci_bus_master(struct pci_device *dev)
 {
-    struct pci_host *h = dev->host;
-    if (!h)
-        return false;
-    pthread_mutex_lock(&h->lock);
-    bool on = cfg16(dev, PCI_COMMAND) & PCI_COMMAND_MASTER;
-    pthread_mutex_unlock(&h->lock);
+    dev_lock(dev);
+    bool on = dev->host && (cfg16(dev, PCI_COMMAND) & PCI_COMMAND_MASTER);
+    dev_unlock(dev);
+    return on;
+}
+
+bool pci_msi_enabled(struct pci_device *dev)
+{
+    dev_lock(dev);
+    bool on = msi_enabled(dev);
+    dev_unlock(dev);
+    return on;
+}
+
+bool pci_msix_enabled(struct pci_device *dev)
+{
+    dev_lock(dev);
+    bool on = msix_enabled(dev);
+    dev_unlock(dev);
     return on;
 }
 

@@ -186,7 +186,8 @@ void pci_device_cleanup(struct pci_device *dev);
 
 /* Device-side config access, bypassing the guest write masks (for registers and
  * capability bodies the device fills). Out-of-range bytes are ignored / read as 0. A
- * value set before registration is also its reset value. */
+ * value set before registration is also its reset value. Any thread (the host lock is
+ * taken once the device is registered). */
 void pci_config_set(struct pci_device *dev, unsigned off, unsigned size, uint32_t value);
 uint32_t pci_config_get(struct pci_device *dev, unsigned off, unsigned size);
 /* Which bits of [off, off+size) the guest may write, and which a guest write of 1 clears. */
@@ -205,6 +206,9 @@ void pci_intx_set(struct pci_device *dev, bool level);
 
 /* Whether the guest let the device master the bus (command bit 2): DMA only when true. */
 bool pci_bus_master(struct pci_device *dev);
+/* Whether the guest turned MSI / MSI-X on (the capability's enable bit). */
+bool pci_msi_enabled(struct pci_device *dev);
+bool pci_msix_enabled(struct pci_device *dev);
 
 /* The device in @slot (0 is the host bridge), or NULL; for code that lists devices. */
 struct pci_device *pci_device_at(struct machine *m, unsigned slot);

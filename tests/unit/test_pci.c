@@ -318,6 +318,10 @@ static void test_bar_move(void **state)
     assert_int_equal(pio_in(m, 0xd004, 4), 0xffffffffu);
     assert_int_equal(mmio_rd(m, 0xc8000010, 4), 0xffffffffu);
     assert_false(machine_space_busy(m, MACHINE_MMIO, 0x1100000000ull, 16384));
+    /* bus mastering is the guest's to grant */
+    assert_false(pci_bus_master(&a->pci));
+    cfg_wr(m, SLOT_A, PCI_COMMAND, 2, PCI_COMMAND_MASTER);
+    assert_true(pci_bus_master(&a->pci));
     /* memory on alone */
     cfg_wr(m, SLOT_A, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
     assert_int_equal(pio_in(m, 0xd004, 4), 0xffffffffu);
@@ -438,7 +442,10 @@ static void test_msi(void **state)
     cfg_wr(m, SLOT_A, 0x4c, 2, 0x4040);
     assert_int_equal(cfg_rd(m, SLOT_A, 0x44, 4), 0xfee01000);
     assert_int_equal(cfg_rd(m, SLOT_A, 0x4c, 4), 0x4040);
+    assert_false(pci_msi_enabled(a));
     cfg_wr(m, SLOT_A, 0x42, 2, 0x0021);              /* enable, 4 vectors (MME = 2) */
+    assert_true(pci_msi_enabled(a));
+    assert_false(pci_msix_enabled(a));
     assert_int_equal(cfg_rd(m, SLOT_A, 0x42, 2), 0x01a5);
     pci_irq_notify(a, 2);
     assert_int_equal(f->nmsi, 1);
@@ -494,7 +501,9 @@ static void test_msix(void **state)
     assert_int_equal(mmio_rd(m, bar + 0x30, 8), 0xfee02000ull);
     assert_int_equal(mmio_rd(m, bar + 0x34, 8), 0x0000405500000000ull);
     assert_int_equal(f->a->reads, 0);                 /* the device saw none of it */
+    assert_false(pci_msix_enabled(a));
     cfg_wr(m, SLOT_A, 0x5a, 2, 0x8000);               /* MSI-X enable */
+    assert_true(pci_msix_enabled(a));
     pci_irq_notify(a, 3);
     assert_int_equal(f->nmsi, 1);
     assert_int_equal(f->msi[0].addr, 0xfee02000);
