@@ -16,8 +16,9 @@
  *
  * Threads: config space accesses come from vCPU threads, pci_irq_notify()/pci_intx_set()
  * from any thread. One recursive lock in the host serialises them, so device hooks
- * (config_read/config_write) may call back into this API. BAR handlers (the device's
- * machine_dev_ops) run outside that lock, like any bus handler. */
+ * (config_read/config_write) may call back into this API; they must not wait for another
+ * thread that may itself call into it (that thread would wait for the lock). BAR handlers
+ * (the device's machine_dev_ops) run outside that lock, like any bus handler. */
 #ifndef VMCORE_MACHINE_PCI_H
 #define VMCORE_MACHINE_PCI_H
 
