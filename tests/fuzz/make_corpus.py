@@ -135,3 +135,89 @@ for target, files in images.items():
     for name, data in files.items():
         write("loader_" + target, name, data)
         write("loader_auto", target + "_" + name, data)
+
+# ---------------------------------------------------------------- pci
+# Access programs in fuzz_pci.c's byte code: device A in slot 1 (BAR 0 I/O, BAR 1 MEM32,
+# BARs 2-3 MEM64 with the MSI-X table at 0 and PBA at 0x800; MSI at 0x40, MSI-X at 0x58),
+# device B in slot 9.
+SIZE = {1: 0, 2: 1, 4: 2, 8: 3}
+
+
+def op(kind, size=4, flags=0):
+    return bytes([kind | SIZE[size] << 3 | flags])
+
+
+def ecam_w(slot, reg, val, size=4):
+    return op(0, size) + bytes([slot]) + struct.pack("<HQ", reg, val & (2**64 - 1))
+
+
+def ecam_r(slot, reg, size=4):
+    return op(1, size) + bytes([slot]) + struct.pack("<H", reg)
+
+
+def cf8(val, size=None):
+    return op(2, size or 4, 0x20 if size else 0) + struct.pack("<I", val)
+
+
+def cfc_w(port, val, size=4):
+    return op(3, size) + bytes([port]) + struct.pack("<I", val & 0xFFFFFFFF)
+
+
+def cfc_r(port, size=4):
+    return op(4, size) + bytes([port])
+
+
+def bar(dev, index, off, val=0, size=4, read=False):
+    return op(5, size, 0x20 if read else 0) + bytes([dev | index << 1]) + \
+        struct.pack("<HQ", off, val)
+
+
+def notify(dev, vector):
+    return op(6) + bytes([dev, vector])
+
+
+def intx(dev, level):
+    return op(6, 4, 0x20 | (0x40 if level else 0)) + bytes([dev, 0])
+
+
+RESET = op(7)
+
+
+def cfg_addr(slot, reg):
+    return 0x80000000 | slot << 11 | (reg & 0xFC)
+
+
+sizing = b"".join(ecam_w(1, 0x10 + 4 * i, 0xFFFFFFFF) + ecam_r(1, 0x10 + 4 * i)
+                  for i in range(6))
+sizing += ecam_w(1, 0x30, 0xFFFFFFFF) + ecam_r(1, 0x30) + RESET
+move = (ecam_w(1, 4, 3, 2) + bar(0, 0, 4, read=True) + bar(0, 1, 0x10, 0x55) +
+        ecam_w(1, 0x10, 0xD000) + ecam_w(1, 0x16, 0xC800, 2) + ecam_w(1, 0x1C, 0x11) +
+        bar(0, 0, 4, read=True) + bar(0, 1, 0x10, read=True) + bar(0, 2, 0x1000, 1, 8) +
+        ecam_w(1, 4, 0, 2) + bar(0, 1, 0, read=True))
+bad_places = (ecam_w(1, 4, 3, 2) + ecam_w(9, 4, 3, 2) + ecam_w(1, 0x14, 0x1000) +
+              ecam_w(1, 0x14, 0xFEE00000) + ecam_w(1, 0x14, 0xFEC00000) +
+              ecam_w(1, 0x14, 0xE0000000) + ecam_w(1, 0x14, 0xC0001000) +
+              ecam_w(9, 0x14, 0xD0000000) + ecam_w(1, 0x10, 0xCE0) + ecam_w(1, 0x10, 0x3E0) +
+              ecam_w(1, 0x18, 0xFFFFC000) + ecam_w(1, 0x1C, 0xFFFFFFFF) + RESET)
+msi = (ecam_w(1, 0x44, 0xFEE01000) + ecam_w(1, 0x48, 0) + ecam_w(1, 0x4C, 0x4040, 2) +
+       ecam_w(1, 0x42, 0x21, 2) + notify(0, 2) + ecam_w(1, 0x50, 2) + notify(0, 1) +
+       ecam_r(1, 0x54) + ecam_w(1, 0x50, 0) + notify(0, 7) + ecam_w(1, 0x42, 0x71, 2) +
+       notify(0, 3))
+msix = (ecam_w(1, 4, 2, 2) + bar(0, 2, 0x30, 0xFEE02000, 8) + bar(0, 2, 0x38, 0x4055) +
+        bar(0, 2, 0x3C, 0) + ecam_w(1, 0x5A, 0x8000, 2) + notify(0, 3) + notify(0, 0) +
+        bar(0, 2, 0x800, size=8, read=True) + bar(0, 2, 0x3C, 1) + notify(0, 3) +
+        bar(0, 2, 0x3C, 0) + ecam_w(1, 0x5A, 0xC000, 2) + notify(0, 3) +
+        ecam_w(1, 0x5A, 0x8000, 2) + bar(0, 2, 0x7F, 2**64 - 1, 8) + bar(0, 2, 0x7D, 0, 8, True))
+cf8_seq = (cf8(0x80000000) + cfc_r(0) + cfc_r(2, 2) + cf8(cfg_addr(1, 0)) + cfc_r(0) +
+           cf8(cfg_addr(1, 4)) + cfc_w(0, 7, 2) + cfc_w(3, 0xFF, 1) + cfc_w(1, 0xFFFFFFFF, 4) +
+           cf8(0x01, 1) + cf8(0x00010000 | 0x80000000) + cfc_r(0) + cf8(0) + cfc_r(0) +
+           cf8(cfg_addr(5, 0)) + cfc_r(0))
+intx_seq = (notify(0, 0) + intx(1, True) + intx(0, False) + ecam_w(1, 4, 0x400, 2) +
+            intx(0, True) + ecam_w(1, 4, 0, 2) + ecam_w(1, 6, 0xFFFF, 2) + RESET +
+            notify(1, 0) + intx(1, False))
+pci = {"sizing.bin": sizing, "move.bin": move, "bad_places.bin": bad_places, "msi.bin": msi,
+       "msix.bin": msix, "cf8.bin": cf8_seq, "intx.bin": intx_seq, "empty.bin": b"",
+       "ext_space.bin": ecam_w(1, 0x100, 2**64 - 1, 8) + ecam_r(1, 0xFFE, 8) +
+       ecam_w(0, 0xFFD, 2**64 - 1, 8) + ecam_r(31, 0xFFF, 2)}
+for name, data in pci.items():
+    write("pci", name, data)
