@@ -6,7 +6,12 @@
  * prints "AP <its APIC ID> up" and counts itself in; once all have, the BSP prints
  * "SMP OK <n>" and exits with status 0 (2: bad multiboot magic; 3: more CPUs than the
  * guest has stacks for). With one CPU the local APIC is never touched, so the guest runs
- * on a machine without one. COM1 is shared: every line is printed under a spinlock. */
+ * on a machine without one. COM1 is shared: every line is printed under a spinlock.
+ *
+ * With "tramp-selftest" on the command line the BSP instead runs the AP's path itself
+ * (tramp_selftest() in smp_start.S: back to real mode, into the copied trampoline as a
+ * SIPI would start it), prints its "AP <id> up" line and "trampoline ok", and exits 0:
+ * the real-mode start-up tested on a single CPU. */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,11 +31,14 @@ struct mb_info {
     uint32_t flags, mem_lower, mem_upper, boot_device, cmdline;
 };
 
-extern const char ap_tramp_start[], ap_tramp_end[];
+extern const char ap_tramp_start[], ap_tramp_end[], selftest_stub[], selftest_stub_end[];
+void tramp_selftest(void) __attribute__((noreturn));
+#define SELFTEST_STUB 0x7000u       /* below 64 KiB: smp_start.S's 16-bit stub runs there */
 
 static volatile uint32_t print_lock;
 static volatile uint32_t aps_up;
 static volatile uint32_t lapic_base = LAPIC_DEFAULT;
+static volatile uint32_t selftest;
 
 /* A pointer to guest-physical @a (identity mapped, no paging), hidden from the compiler's
  * idea of object bounds. */
@@ -186,20 +194,35 @@ static uint32_t madt_cpus(uint32_t madt, uint32_t *ids)
     return n;
 }
 
-static uint32_t cmdline_cpus(const struct mb_info *info)
+/* Where @word starts in the command line, or NULL. */
+static const char *cmdline_find(const struct mb_info *info, const char *word)
 {
     if (!(info->flags & (1u << 2)) || !info->cmdline)
         return 0;
-    const char *s = (const char *)phys(info->cmdline);
-    for (; *s; s++) {
-        if (s[0] != 'c' || s[1] != 'p' || s[2] != 'u' || s[3] != 's' || s[4] != '=')
-            continue;
-        uint32_t n = 0;
-        for (s += 5; *s >= '0' && *s <= '9' && n <= MAX_CPUS; s++)
-            n = n * 10 + (uint32_t)(*s - '0');
-        return n;
+    for (const char *s = (const char *)phys(info->cmdline); *s; s++) {
+        int i = 0;
+        while (word[i] && s[i] == word[i])
+            i++;
+        if (!word[i])
+            return s;
     }
     return 0;
+}
+
+static void copy_low(uint32_t dst_addr, const char *from, const char *to)
+{
+    volatile char *dst = (volatile char *)phys(dst_addr);
+    while (from < to)
+        *dst++ = *from++;
+}
+
+static uint32_t cmdline_cpus(const struct mb_info *info)
+{
+    const char *s = cmdline_find(info, "cpus=");
+    uint32_t n = 0;
+    for (s = s ? s + 5 : ""; *s >= '0' && *s <= '9' && n <= MAX_CPUS; s++)
+        n = n * 10 + (uint32_t)(*s - '0');
+    return n;
 }
 
 static uint32_t cpuid_cpus(void)
@@ -228,6 +251,12 @@ void ap_main(void)
     unlock();
     /* Counted after the line is out, so "SMP OK" follows every AP's line. */
     __asm__ volatile("lock incl %0" : "+m"(aps_up) : : "memory");
+    if (selftest) {
+        lock();
+        puts("trampoline ok\n");
+        unlock();
+        outb(0xf4, 0);
+    }
 }
 
 int smp_main(uint32_t magic, const struct mb_info *info)
@@ -235,6 +264,12 @@ int smp_main(uint32_t magic, const struct mb_info *info)
     if (magic != 0x2badb002u) {
         puts("bad multiboot magic\n");
         return 2;
+    }
+    if (cmdline_find(info, "tramp-selftest")) {
+        selftest = 1;
+        copy_low(TRAMPOLINE, ap_tramp_start, ap_tramp_end);
+        copy_low(SELFTEST_STUB, selftest_stub, selftest_stub_end);
+        tramp_selftest();
     }
     static uint32_t ids[MAX_CPUS + 1];
     const char *from = "madt";
@@ -260,9 +295,7 @@ int smp_main(uint32_t magic, const struct mb_info *info)
     }
     uint32_t woken = 0;
     if (n > 1) {
-        volatile char *dst = (volatile char *)phys(TRAMPOLINE);
-        for (const char *p = ap_tramp_start; p < ap_tramp_end; p++)
-            *dst++ = *p;
+        copy_low(TRAMPOLINE, ap_tramp_start, ap_tramp_end);
         /* Software-enable the BSP's local APIC (spurious vector 0xff) before using it. */
         lapic_write(LAPIC_SVR, lapic_read(LAPIC_SVR) | 0x1ff);
         uint32_t self = lapic_read(LAPIC_ID) >> 24;

@@ -1,7 +1,8 @@
 /* The PC platform's SMP and interrupt wiring on kvm.
  *
  * Through the public API: tests/guests/smp.elf wakes every AP with INIT-SIPI-SIPI on 1, 2
- * and 8 vCPUs (kvm), and runs alone on emu's single vCPU. Below the API, on a VM made by
+ * and 8 vCPUs (kvm), and runs alone on emu's single vCPU; its trampoline self-test runs
+ * the AP start-up path on one CPU (both backends). Below the API, on a VM made by
  * hand with the backend's own helpers: the GSI routing (ISA IRQ 0 reaches IOAPIC pin 2,
  * GSI 2 goes nowhere, PCI INTx lines reach pins 16..23), the APs' wait for SIPI, MSIs by
  * KVM_SIGNAL_MSI and by irqfd, hostile MSI addresses. And the vcpus limit of the config. */
@@ -78,6 +79,25 @@ static void test_kvm_smp_8(void **state)
 static void test_emu_smp_1(void **state)
 {
     smp_boot("emu", 1);
+}
+
+/* The AP's start-up path (real mode at the SIPI vector, the trampoline, its GDT, a stack
+ * slot, ap_main) run by the only CPU: what the single-vCPU runs above never reach. */
+static void trampoline_selftest(const char *backend)
+{
+    vmt_boot_expect(backend, "smp.elf",
+                    "\"format\": \"multiboot\", \"cmdline\": \"tramp-selftest\"", "AP 0 up\ntrampoline ok\n", VMCORE_EXIT_STATUS, 0);
+}
+
+static void test_emu_trampoline(void **state)
+{
+    trampoline_selftest("emu");
+}
+
+static void test_kvm_trampoline(void **state)
+{
+    vt_require_kvm();
+    trampoline_selftest("kvm");
 }
 
 /* ---- the vcpus limit ---- */
@@ -326,6 +346,8 @@ int main(void)
         cmocka_unit_test(test_kvm_smp_2),
         cmocka_unit_test(test_kvm_smp_8),
         cmocka_unit_test(test_emu_smp_1),
+        cmocka_unit_test(test_emu_trampoline),
+        cmocka_unit_test(test_kvm_trampoline),
         cmocka_unit_test(test_vcpus_limit),
         cmocka_unit_test(test_kvm_gsi_routing),
         cmocka_unit_test(test_kvm_aps_wait_for_sipi),
