@@ -13,6 +13,9 @@
  *   GSI 8..15    -> slave 8259 pin n-8 and IOAPIC pin n
  *   GSI 16..23   -> IOAPIC pin n (the PCI INTx lines)
  *   GSI 24..     -> one MSI route each, added by kvm_irqfd_msi_add()
+ * "GSI" here is KVM's routing index, which is machine_irq_set()'s line number: for the PIT
+ * that is 0 (KVM_IRQ_LINE and the in-kernel PIT both raise it), while ACPI, after the
+ * override, calls the same wire GSI 2.
  * Leaving GSI 2 unrouted matters beyond tidiness: KVM maps an acknowledged (chip, pin)
  * back to one GSI for its ack notifiers (the PIT's reinjection among them), so IOAPIC pin
  * 2 must belong to GSI 0 alone.
@@ -32,7 +35,7 @@
 
 #define KVM_ISA_GSIS 16
 #define KVM_CASCADE_GSI 2
-/* Our own bound on the table (the kernel's, KVM_CAP_IRQ_ROUTING, is usually 4096). */
+/* Our own bound on the table; the kernel's (KVM_CAP_IRQ_ROUTING) is 1024 or 4096. */
 #define KVM_ROUTES_MAX 1024
 
 struct kvm_irqfd_route {
@@ -209,9 +212,12 @@ int kvm_msi(struct kvm_vm *vm, uint64_t addr, uint32_t data)
         return VMCORE_EINVAL;
     struct kvm_msi msi = { .address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32),
                            .data = data };
-    /* > 0: delivered; 0: the guest blocked it (a masked or absent destination), which is
-     * the guest's business, not an error. */
-    return ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi) < 0 ? VMCORE_ESYS : 0;
+    /* > 0: delivered; 0: the guest blocked it (a software-disabled LAPIC, say); -1 with
+     * EPERM: no LAPIC matched the destination (the kernel's own -1 seen as an errno).
+     * All three are the guest's business; only the rest (EINVAL, EFAULT) is ours. */
+    if (ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi) < 0 && errno != EPERM)
+        return VMCORE_ESYS;
+    return 0;
 }
 
 void kvm_msi_sink(void *opaque, uint64_t addr, uint32_t data)
