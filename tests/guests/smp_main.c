@@ -11,7 +11,15 @@
  * With "tramp-selftest" on the command line the BSP instead runs the AP's path itself
  * (tramp_selftest() in smp_start.S: back to real mode, into the copied trampoline as a
  * SIPI would start it), prints its "AP <id> up" line and "trampoline ok", and exits 0:
- * the real-mode start-up tested on a single CPU. */
+ * the real-mode start-up tested on a single CPU.
+ *
+ * With "pit-ioapic" it instead checks the PC's timer wiring: the 8259s and LINT0 masked,
+ * IOAPIC pin 2 (where the MADT's override puts ISA IRQ 0) sends vector 0x30 and pin 0
+ * vector 0x31 to the BSP, the PIT runs at 100 Hz; three ticks on pin 2, each EOIed at the
+ * LAPIC, print "timer on IOAPIC pin 2" and exit 0. Three, not one: KVM's PIT sends its
+ * next tick only once the last is acknowledged, and the acknowledgement finds the PIT
+ * through the routing of IOAPIC pin 2 back to ISA IRQ 0. A tick on pin 0 exits with 5,
+ * any other vector with 4. */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -233,6 +241,92 @@ static uint32_t cpuid_cpus(void)
     return (d & (1u << 28)) && n ? n : 1;   /* HTT: EBX[23:16] counts the logical CPUs */
 }
 
+/* ---- "pit-ioapic" ---- */
+
+#define IOAPIC_BASE 0xfec00000u     /* lib/machine/platform.h */
+#define LAPIC_EOI 0x0b0
+#define LAPIC_LVT0 0x350
+#define VEC_PIN2 0x30
+#define VEC_PIN0 0x31
+
+extern const char isr_timer[], isr_pin0[], isr_other[];
+
+struct idt_gate {
+    uint16_t off_lo, sel;
+    uint8_t zero, type;
+    uint16_t off_hi;
+};
+
+static struct idt_gate idt[256];
+static volatile uint32_t ticks;
+
+static void set_gate(unsigned v, const char *isr, uint16_t cs)
+{
+    uint32_t off = (uint32_t)(uintptr_t)isr;
+    idt[v] = (struct idt_gate){ .off_lo = (uint16_t)off, .sel = cs, .type = 0x8e,
+                                .off_hi = (uint16_t)(off >> 16) };
+}
+
+static void ioapic_write(uint32_t reg, uint32_t v)
+{
+    *(volatile uint32_t *)phys(IOAPIC_BASE) = reg;
+    *(volatile uint32_t *)phys(IOAPIC_BASE + 0x10) = v;
+}
+
+void timer_isr(void)
+{
+    ticks++;
+    lapic_write(LAPIC_EOI, 0);
+}
+
+void pin0_isr(void) __attribute__((noreturn));
+void pin0_isr(void)
+{
+    puts("timer on IOAPIC pin 0, not pin 2\n");
+    outb(0xf4, 5);
+    for (;;)
+        ;
+}
+
+void other_isr(void) __attribute__((noreturn));
+void other_isr(void)
+{
+    puts("unexpected interrupt\n");
+    outb(0xf4, 4);
+    for (;;)
+        ;
+}
+
+static int pit_ioapic(void)
+{
+    uint16_t cs;
+    __asm__ volatile("mov %%cs, %0" : "=r"(cs));
+    for (unsigned v = 0; v < 256; v++)
+        set_gate(v, isr_other, cs);
+    set_gate(VEC_PIN2, isr_timer, cs);
+    set_gate(VEC_PIN0, isr_pin0, cs);
+    struct __attribute__((packed)) { uint16_t limit; uint32_t base; } idtr = {
+        sizeof idt - 1, (uint32_t)(uintptr_t)idt };
+    __asm__ volatile("lidt %0" : : "m"(idtr));
+    outb(0x21, 0xff);           /* both 8259s masked: the IOAPIC alone delivers */
+    outb(0xa1, 0xff);
+    lapic_write(LAPIC_SVR, lapic_read(LAPIC_SVR) | 0x1ff);
+    lapic_write(LAPIC_LVT0, lapic_read(LAPIC_LVT0) | (1u << 16));
+    uint32_t self = lapic_read(LAPIC_ID) >> 24;
+    /* Redirection entries: fixed, physical, edge, active high, unmasked, to the BSP. */
+    ioapic_write(0x10 + 2 * 2 + 1, self << 24);
+    ioapic_write(0x10 + 2 * 2, VEC_PIN2);
+    ioapic_write(0x10 + 2 * 0 + 1, self << 24);
+    ioapic_write(0x10 + 2 * 0, VEC_PIN0);
+    outb(0x43, 0x34);           /* channel 0, lobyte/hibyte, mode 2 (rate generator) */
+    outb(0x40, 11932 & 0xff);   /* 1193182 Hz / 11932: 100 Hz */
+    outb(0x40, 11932 >> 8);
+    while (ticks < 3)
+        __asm__ volatile("sti; hlt; cli" : : : "memory");
+    puts("timer on IOAPIC pin 2\n");
+    return 0;
+}
+
 static void ipi(uint32_t apic_id, uint32_t icr)
 {
     lapic_write(LAPIC_ICR_HI, apic_id << 24);
@@ -271,6 +365,8 @@ int smp_main(uint32_t magic, const struct mb_info *info)
         copy_low(SELFTEST_STUB, selftest_stub, selftest_stub_end);
         tramp_selftest();
     }
+    if (cmdline_find(info, "pit-ioapic"))
+        return pit_ioapic();
     static uint32_t ids[MAX_CPUS + 1];
     const char *from = "madt";
     uint32_t madt = find_madt(), n = madt ? madt_cpus(madt, ids) : 0;

@@ -102,6 +102,21 @@ ap_entry32:
     hlt
     jmp 2b
 
+    /* Interrupt stubs of the "pit-ioapic" mode (smp_main.c); the last two never return. */
+    .globl isr_timer, isr_pin0, isr_other
+isr_timer:
+    pushal
+    cld
+    call timer_isr
+    popal
+    iret
+isr_pin0:
+    cld
+    call pin0_isr
+isr_other:
+    cld
+    call other_isr
+
     .section .rodata
     .align 8
 ap_gdt:
