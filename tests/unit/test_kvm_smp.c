@@ -2,7 +2,8 @@
  *
  * Through the public API: tests/guests/smp.elf wakes every AP with INIT-SIPI-SIPI on 1, 2
  * and 8 vCPUs (kvm), and runs alone on emu's single vCPU; its trampoline self-test runs
- * the AP start-up path on one CPU (both backends). Below the API, on a VM made by
+ * the AP start-up path on one CPU (both backends); its pit-ioapic mode checks that the PIT's
+ * ticks reach IOAPIC pin 2 (kvm). Below the API, on a VM made by
  * hand with the backend's own helpers: the GSI routing (ISA IRQ 0 reaches IOAPIC pin 2,
  * GSI 2 goes nowhere, PCI INTx lines reach pins 16..23), the APs' wait for SIPI, MSIs by
  * KVM_SIGNAL_MSI and by irqfd, hostile MSI addresses. And the vcpus limit of the config. */
@@ -86,7 +87,8 @@ static void test_emu_smp_1(void **state)
 static void trampoline_selftest(const char *backend)
 {
     vmt_boot_expect(backend, "smp.elf",
-                    "\"format\": \"multiboot\", \"cmdline\": \"tramp-selftest\"", "AP 0 up\ntrampoline ok\n", VMCORE_EXIT_STATUS, 0);
+                    "\"format\": \"multiboot\", \"cmdline\": \"tramp-selftest\"",
+                    "AP 0 up\ntrampoline ok\n", VMCORE_EXIT_STATUS, 0);
 }
 
 static void test_emu_trampoline(void **state)
@@ -98,6 +100,15 @@ static void test_kvm_trampoline(void **state)
 {
     vt_require_kvm();
     trampoline_selftest("kvm");
+}
+
+/* The in-kernel PIT's ticks arrive at IOAPIC pin 2 (the MADT's override of ISA IRQ 0), and
+ * keep coming: each acknowledgement finds the PIT through that routing. */
+static void test_kvm_pit_ioapic(void **state)
+{
+    vt_require_kvm();
+    vmt_boot_expect("kvm", "smp.elf", "\"format\": \"multiboot\", \"cmdline\": \"pit-ioapic\"",
+                    "timer on IOAPIC pin 2\n", VMCORE_EXIT_STATUS, 0);
 }
 
 /* ---- the vcpus limit ---- */
@@ -348,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_emu_smp_1),
         cmocka_unit_test(test_emu_trampoline),
         cmocka_unit_test(test_kvm_trampoline),
+        cmocka_unit_test(test_kvm_pit_ioapic),
         cmocka_unit_test(test_vcpus_limit),
         cmocka_unit_test(test_kvm_gsi_routing),
         cmocka_unit_test(test_kvm_aps_wait_for_sipi),
