@@ -99,9 +99,9 @@ int kvm_irq_setup(struct kvm_vm *vm, struct vmcore_err *err);
 /* Unbind and close every irqfd, free the table. Before the VM's fd is closed. */
 void kvm_irq_free(struct kvm_vm *vm);
 /* Raise a message-signalled interrupt (KVM_SIGNAL_MSI). 0 once KVM took it (a message the
- * guest's LAPICs block or no LAPIC matches counts as taken); VMCORE_EINVAL for an address outside the LAPIC
- * window 0xfee00000..0xfeefffff (on a PC a plain memory write: nothing is raised);
- * VMCORE_ESYS if KVM refused it. Any thread. */
+ * guest's LAPICs block, or that no LAPIC matches, counts as taken); VMCORE_EINVAL for an
+ * address outside the LAPIC window 0xfee00000..0xfeefffff (on a PC a plain memory write:
+ * nothing is raised); VMCORE_ESYS if KVM refused it. Any thread. */
 int kvm_msi(struct kvm_vm *vm, uint64_t addr, uint32_t data);
 /* The machine_irq_sink's .msi for @opaque = the struct kvm_vm: kvm_msi(), result dropped. */
 void kvm_msi_sink(void *opaque, uint64_t addr, uint32_t data);
