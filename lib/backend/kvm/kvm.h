@@ -36,6 +36,8 @@ struct kvm_vm {
     /* Their threads: pause/resume/stop, the recorded exit (the machine's event sink) and
      * CPU time (lib/machine/vcpus.h). */
     struct vcpus ctl;
+
+    struct kvm_irqs *irqs;  /* the GSI routing table and irqfds (kvm_irq.c) */
 };
 
 /* Open /dev/kvm, check the API version and the capabilities the backend needs. */
@@ -65,5 +67,45 @@ static inline uint64_t kvm_clock_ns(clockid_t clk)
 }
 
 static inline uint64_t kvm_now_ns(void) { return kvm_clock_ns(CLOCK_MONOTONIC); }
+
+/* ---- The PC platform's interrupts (kvm_irq.c) ---- */
+
+struct kvm_irqs;
+/* After KVM_CREATE_IRQCHIP and KVM_CREATE_VCPU of every vCPU: replace KVM's default GSI
+ * routing with the PC's (ISA IRQ 0, the PIT, at IOAPIC pin 2, as the MADT says; GSI 2,
+ * the cascade, unrouted; PCI INTx at IOAPIC pins 16..23), and make sure every AP waits
+ * for INIT/SIPI in its LAPIC. Sets vm->irqs; kvm_irq_free() undoes it, also after a
+ * failure. VMCORE_EUNAVAIL if the host's routing table is too small, VMCORE_ESYS if KVM
+ * refuses. */
+int kvm_irq_setup(struct kvm_vm *vm, struct vmcore_err *err);
+/* Unbind and close every irqfd, free the table. Before the VM's fd is closed. */
+void kvm_irq_free(struct kvm_vm *vm);
+/* Raise a message-signalled interrupt (KVM_SIGNAL_MSI). 0 once KVM took it (a message the
+ * guest's LAPICs block, or that no LAPIC matches, counts as taken); VMCORE_EINVAL for an
+ * address outside the LAPIC window 0xfee00000..0xfeefffff (on a PC a plain memory write:
+ * nothing is raised); VMCORE_ESYS if KVM refused it. Any thread. */
+int kvm_msi(struct kvm_vm *vm, uint64_t addr, uint32_t data);
+/* The machine_irq_sink's .msi for @opaque = the struct kvm_vm: kvm_msi(), result dropped. */
+void kvm_msi_sink(void *opaque, uint64_t addr, uint32_t data);
+/* For a device that signals from its own thread without a round trip through us: a new
+ * GSI (24 and up) routed to the MSI @addr/@data, bound with KVM_IRQFD to a new eventfd
+ * (non-blocking, close-on-exec) returned in *@eventfd; writing an 8-byte count to it raises
+ * the MSI inside the kernel. The eventfd belongs to kvm_irq: release it with
+ * kvm_irqfd_msi_remove() (or kvm_irq_free()), never close() it. VMCORE_EINVAL for a bad
+ * address or before kvm_irq_setup(), VMCORE_ELIMIT when the routing table is full,
+ * VMCORE_ESYS if KVM refuses. */
+int kvm_irqfd_msi_add(struct kvm_vm *vm, uint64_t addr, uint32_t data, int *eventfd,
+                      struct vmcore_err *err);
+/* Point an irqfd's route at a new message (the guest reprogrammed the MSI/MSI-X entry).
+ * VMCORE_ENOENT if @eventfd is not one of ours. */
+int kvm_irqfd_msi_update(struct kvm_vm *vm, int eventfd, uint64_t addr, uint32_t data,
+                         struct vmcore_err *err);
+/* Unbind, drop the route, close the eventfd. The caller makes sure nothing writes to
+ * @eventfd any more (as with close()). VMCORE_ENOENT if it is not one of ours. */
+int kvm_irqfd_msi_remove(struct kvm_vm *vm, int eventfd);
+/* Thread-safety: kvm_msi() needs no lock (KVM_SIGNAL_MSI is a VM ioctl, safe from any
+ * thread). The irqfd calls take the kvm_irqs mutex around the table and its submission,
+ * so they may run from any thread, concurrently with each other and with running vCPUs;
+ * the mutex is a leaf (nothing else is taken under it). */
 
 #endif

@@ -37,6 +37,7 @@ static void kvm_vm_free(struct kvm_vm *vm)
         }
         free(vm->vcpus);
     }
+    kvm_irq_free(vm);
     if (vm->vm_fd >= 0)
         close(vm->vm_fd);
     if (vm->kvm_fd >= 0)
@@ -154,7 +155,7 @@ static int kvm_create(vmcore_domain *d, const struct vmcore_config *cfg, void **
     if ((rc = kvm_vm_setup(vm->kvm_fd, &vm->vm_fd, machine_ram(vm->m),
                            machine_ram_size(vm->m), true, err)))
         goto fail;
-    machine_set_irq_sink(vm->m, &(struct machine_irq_sink){ kvm_set_irq, NULL, vm });
+    machine_set_irq_sink(vm->m, &(struct machine_irq_sink){ kvm_set_irq, kvm_msi_sink, vm });
 
     vm->vcpus = calloc(vm->nvcpus, sizeof *vm->vcpus);
     if (!vm->vcpus) {
@@ -182,6 +183,8 @@ static int kvm_create(vmcore_domain *d, const struct vmcore_config *cfg, void **
     for (unsigned i = 0; i < vm->nvcpus; i++)
         if ((rc = kvm_setup_msrs(&vm->vcpus[i], err)))
             goto fail;
+    if ((rc = kvm_irq_setup(vm, err)))
+        goto fail;
     /* The boot vCPU starts where the loader said; the others wait for INIT/SIPI in the
      * in-kernel LAPIC, as on a PC. */
     if ((rc = kvm_vcpu_set_state(vm->vcpus[0].fd, machine_boot_state(vm->m), err)))

@@ -16,6 +16,12 @@ static const struct { int cap; const char *name; } required_caps[] = {
     { KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR" },
     { KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID" },
     { KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT" },
+    /* The PC platform (kvm_irq.c): its own GSI routing, MSIs, irqfds, APs held for SIPI.
+     * Every x86 host since Linux 3.5 has them; without them MSIs could not be raised. */
+    { KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING" },
+    { KVM_CAP_SIGNAL_MSI, "KVM_CAP_SIGNAL_MSI" },
+    { KVM_CAP_IRQFD, "KVM_CAP_IRQFD" },
+    { KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE" },
 };
 
 int kvm_open_checked(int *kvm_fd, struct vmcore_err *err)
