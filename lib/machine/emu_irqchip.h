@@ -98,6 +98,7 @@ struct lapic {
     pthread_mutex_t lock;
     uint8_t id;             /* APIC ID: the vCPU index */
     uint32_t tpr, svr, ldr, dfr, esr, icr_lo, icr_hi, divide, timer_init;
+    uint32_t esr_pending;   /* errors since the last ESR write, which moves them to esr */
     uint32_t lvt[7];        /* CMCI, timer, thermal, perf, LINT0, LINT1, error */
     uint32_t irr[8], isr[8], tmr[8];
     uint64_t timer_start_ns, timer_next_ns;

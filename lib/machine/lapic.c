@@ -59,7 +59,7 @@ static bool set_irr(struct lapic *a, unsigned vec, bool level)
 {
     uint32_t bit = 1u << (vec % 32);
     if (vec < 16 || vec > 255) {
-        a->esr |= 0x40;     /* receive illegal vector */
+        a->esr_pending |= 0x40;     /* receive illegal vector */
         return false;
     }
     a->irr[vec / 32] |= bit;
@@ -154,7 +154,10 @@ static void lapic_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
             for (unsigned k = 0; k < 7; k++)
                 a->lvt[k] |= LVT_MASKED;
         break;
-    case 0x28: a->esr = 0; break;
+    case 0x28:                                  /* a write latches the errors seen since */
+        a->esr = a->esr_pending;
+        a->esr_pending = 0;
+        break;
     case 0x30: {
         unsigned shorthand = (v >> 18) & 3, dest = a->icr_hi >> 24, mode = (v >> 8) & 7;
         a->icr_lo = v & ~(1u << 12);            /* delivered at once: never "pending" */
@@ -193,7 +196,7 @@ static const struct machine_dev_ops lapic_ops = { lapic_read, lapic_write };
 /* The power-on register values (SDM: "Local APIC State After Power-Up or Reset"). */
 static void reset_locked(struct lapic *a)
 {
-    a->tpr = a->ldr = a->esr = a->icr_lo = a->icr_hi = a->divide = a->timer_init = 0;
+    a->tpr = a->ldr = a->esr = a->esr_pending = a->icr_lo = a->icr_hi = a->divide = a->timer_init = 0;
     a->svr = 0xff;
     a->dfr = 0xffffffff;
     for (unsigned k = 0; k < 7; k++)
