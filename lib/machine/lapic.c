@@ -196,7 +196,8 @@ static const struct machine_dev_ops lapic_ops = { lapic_read, lapic_write };
 /* The power-on register values (SDM: "Local APIC State After Power-Up or Reset"). */
 static void reset_locked(struct lapic *a)
 {
-    a->tpr = a->ldr = a->esr = a->esr_pending = a->icr_lo = a->icr_hi = a->divide = a->timer_init = 0;
+    a->tpr = a->ldr = a->esr = a->esr_pending = 0;
+    a->icr_lo = a->icr_hi = a->divide = a->timer_init = 0;
     a->svr = 0xff;
     a->dfr = 0xffffffff;
     for (unsigned k = 0; k < 7; k++)
