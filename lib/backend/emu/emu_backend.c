@@ -88,13 +88,12 @@ static int emu_intr_ack(void *opaque)
 
 /* ---- interrupt wiring (any thread) ---- */
 
-/* The CPU's INTR input changed (the irqchip's hook, run with one of its chips' locks
- * held: emu_irqchip_pending is lock-free). */
+/* vCPU @cpu's INTR input may have changed (the irqchip's hook, run with one of its chips'
+ * locks held: emu_irqchip_pending is lock-free). One vCPU: @cpu is 0. */
 static void emu_update_intr(void *opaque, unsigned cpu)
 {
     struct emu_vm *vm = opaque;
     bool level = emu_irqchip_pending(vm->irq, cpu);
-    (void)cpu;                  /* one vCPU */
     cpu_set_intr(vm->cpu, level);
     if (level) {
         pthread_mutex_lock(&vm->lock);
