@@ -272,6 +272,9 @@ int emu_irqchip_create(struct emu_irqchip **out, struct machine *m, unsigned ncp
     if ((rc = i8254_init(&c->pit, m)))
         goto fail;
     c->pit_ok = true;
+    /* the PIT drives ISA IRQ 0 (machine_irq_set(0) from i8254_poll) */
+    if ((rc = machine_irq_claim(m, 0, "i8254")))
+        goto fail;
     if ((rc = ioapic_init(&c->ioapic, ioapic_deliver, c)))
         goto fail;
     c->ioapic_ok = true;

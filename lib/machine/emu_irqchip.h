@@ -176,12 +176,13 @@ struct emu_irqchip_counts {
 
 /* Create the PICs, the PIT, the IOAPIC and @ncpus LAPICs (APIC ID = index) for @m, add
  * them to the machine as devices (reset by machine_reset_devices), map their ports and
- * MMIO, and make the irqchip the machine's irq sink. @intr(@opaque, cpu) runs, with some
- * chip's lock held, whenever emu_irqchip_pending(cpu) may have changed.
+ * MMIO, claim GSI 0 for the PIT, and make the irqchip the machine's irq sink.
+ * @intr(@opaque, cpu) runs, with some chip's lock held, whenever emu_irqchip_pending(cpu)
+ * may have changed.
  * The caller owns the result and frees it with emu_irqchip_free() after machine_destroy():
  * the machine's own devices (added before the irqchip, so destroyed after it) may raise
  * interrupts until they are gone. VMCORE_EINVAL for @ncpus outside 1..64, VMCORE_ENOMEM,
- * or machine_map()'s error. */
+ * VMCORE_EBUSY when GSI 0 or a device name is taken, or machine_map()'s error. */
 int emu_irqchip_create(struct emu_irqchip **out, struct machine *m, unsigned ncpus,
                        void (*intr)(void *opaque, unsigned cpu), void *opaque);
 void emu_irqchip_free(struct emu_irqchip *c);

@@ -473,6 +473,7 @@ static void test_reset(void **state)
     assert_non_null(machine_device_find(f->m, "lapic0"));
     assert_non_null(machine_device_find(f->m, "i8259"));
     assert_non_null(machine_device_find(f->m, "i8254"));
+    assert_string_equal(machine_irq_owner(f->m, 0), "i8254");
 }
 
 /* Bad arguments, and a second irqchip on the same machine failing without disturbing the
