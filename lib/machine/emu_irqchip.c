@@ -9,6 +9,7 @@
  * A message goes to the LAPICs its destination names; one nobody accepts is dropped and
  * counted. emu runs one vCPU today: the array of LAPICs is sized by vcpus, but only the
  * first is mapped (see emu_irqchip_create). */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
