@@ -127,6 +127,23 @@ static void pit_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
 
 static const struct machine_dev_ops pit_ops = { pit_read, pit_write };
 
+static void reset_locked(struct i8254 *t)
+{
+    memset(t->ch, 0, sizeof t->ch);
+    for (unsigned k = 0; k < 3; k++) {
+        t->ch[k].access = 3;
+        t->ch[k].reload = 0x10000;
+    }
+    t->next_irq_ns = 0;
+}
+
+void i8254_reset(struct i8254 *t)
+{
+    pthread_mutex_lock(&t->lock);
+    reset_locked(t);
+    pthread_mutex_unlock(&t->lock);
+}
+
 int i8254_init(struct i8254 *t, struct machine *m)
 {
     int rc;
@@ -134,10 +151,7 @@ int i8254_init(struct i8254 *t, struct machine *m)
     t->m = m;
     if (pthread_mutex_init(&t->lock, NULL))
         return VMCORE_ENOMEM;
-    for (unsigned k = 0; k < 3; k++) {
-        t->ch[k].access = 3;
-        t->ch[k].reload = 0x10000;
-    }
+    reset_locked(t);
     if ((rc = machine_register_pio(m, 0x40, 4, &pit_ops, t, "pit"))) {
         pthread_mutex_destroy(&t->lock);
         return rc;

@@ -163,6 +163,25 @@ static void slave_write(void *o, uint64_t off, unsigned sz, uint64_t v) { pic_wr
 static const struct machine_dev_ops master_ops = { master_read, master_write };
 static const struct machine_dev_ops slave_ops = { slave_read, slave_write };
 
+/* The BIOS's setup, which guests booted without one expect: vectors 8 and 0x70,
+ * everything masked but the cascade. */
+static void reset_locked(struct i8259 *p)
+{
+    memset(p->chip, 0, sizeof p->chip);
+    p->chip[0].base = 0x08;
+    p->chip[1].base = 0x70;
+    p->chip[0].imr = 0xfb;
+    p->chip[1].imr = 0xff;
+    update(p);
+}
+
+void i8259_reset(struct i8259 *p)
+{
+    pthread_mutex_lock(&p->lock);
+    reset_locked(p);
+    pthread_mutex_unlock(&p->lock);
+}
+
 int i8259_init(struct i8259 *p, struct machine *m, void (*notify)(void *, bool), void *opaque)
 {
     int rc;
@@ -171,13 +190,10 @@ int i8259_init(struct i8259 *p, struct machine *m, void (*notify)(void *, bool),
         return VMCORE_ENOMEM;
     p->notify = notify;
     p->opaque = opaque;
-    /* the BIOS's setup: vectors 8 and 0x70, everything masked but the cascade */
-    p->chip[0].base = 0x08;
-    p->chip[1].base = 0x70;
-    p->chip[0].imr = 0xfb;
-    p->chip[1].imr = 0xff;
+    reset_locked(p);
     if ((rc = machine_register_pio(m, 0x20, 2, &master_ops, p, "pic-master")) ||
         (rc = machine_register_pio(m, 0xa0, 2, &slave_ops, p, "pic-slave"))) {
+        machine_unmap(m, MACHINE_PIO, 0x20, p);     /* no-op if the first failed */
         pthread_mutex_destroy(&p->lock);
         return rc;
     }

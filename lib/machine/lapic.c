@@ -1,12 +1,13 @@
-/* A local APIC for the emu backend's one vCPU (kvm has its own in the kernel). Enough for
- * a guest that enables it: priorities, EOI, the timer and self-IPIs; the PIC's interrupts
- * come through LINT0 in ExtINT mode, as on a PC. */
+/* A vCPU's local APIC for the emu backend (kvm has its own in the kernel). Enough for a
+ * guest that enables it: priorities, EOI, the timer, self-IPIs and fixed interrupts from
+ * the IOAPIC and MSIs (lapic_deliver); the PIC's interrupts come through LINT0 in ExtINT
+ * mode, as on a PC. Register layout: Intel SDM vol. 3, chapter "Advanced Programmable
+ * Interrupt Controller". */
 #include <string.h>
 #include <time.h>
 
 #include "emu_irqchip.h"
 
-#define LAPIC_BASE 0xfee00000ull
 #define LVT_MASKED (1u << 16)
 #define LVT_PERIODIC (1u << 17)
 enum { LVT_CMCI, LVT_TIMER, LVT_THERMAL, LVT_PERF, LVT_LINT0, LVT_LINT1, LVT_ERROR };
@@ -52,13 +53,21 @@ static void update(struct lapic *a)
     }
 }
 
-static void set_irr(struct lapic *a, unsigned vec)
+/* Accept @vec into the IRR; the TMR bit records its trigger mode, so that its EOI can
+ * tell the IOAPIC. False for an illegal vector. */
+static bool set_irr(struct lapic *a, unsigned vec, bool level)
 {
-    if (vec < 16) {
-        a->esr |= 0x40;     /* illegal vector */
-        return;
+    uint32_t bit = 1u << (vec % 32);
+    if (vec < 16 || vec > 255) {
+        a->esr_pending |= 0x40;     /* receive illegal vector */
+        return false;
     }
-    a->irr[vec / 32] |= 1u << (vec % 32);
+    a->irr[vec / 32] |= bit;
+    if (level)
+        a->tmr[vec / 32] |= bit;
+    else
+        a->tmr[vec / 32] &= ~bit;
+    return true;
 }
 
 /* Timer counts down at 1 GHz / divisor. */
@@ -86,7 +95,7 @@ static uint64_t lapic_read(void *opaque, uint64_t off, unsigned size)
     (void)size;
     pthread_mutex_lock(&a->lock);
     switch (reg) {
-    case 0x02: v = 0; break;                    /* ID: APIC 0 */
+    case 0x02: v = (uint32_t)a->id << 24; break;
     case 0x03: v = 0x00050014; break;           /* version 0x14, 6 LVT entries */
     case 0x08: v = a->tpr; break;
     case 0x0a: v = ppr(a); break;
@@ -106,6 +115,8 @@ static uint64_t lapic_read(void *opaque, uint64_t off, unsigned size)
     default:
         if (reg >= 0x10 && reg < 0x18)
             v = a->isr[reg - 0x10];
+        else if (reg >= 0x18 && reg < 0x20)
+            v = a->tmr[reg - 0x18];
         else if (reg >= 0x20 && reg < 0x28)
             v = a->irr[reg - 0x20];
         break;
@@ -119,6 +130,7 @@ static void lapic_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
     struct lapic *a = opaque;
     uint32_t v = (uint32_t)val;
     unsigned reg = (unsigned)off >> 4;
+    int eoi_vector = -1;
     (void)size;
     if (off & 0xf)
         return;
@@ -127,8 +139,11 @@ static void lapic_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
     case 0x08: a->tpr = v & 0xff; break;
     case 0x0b: {                                /* EOI */
         int k = highest(a->isr);
-        if (k >= 0)
+        if (k >= 0) {
             a->isr[k / 32] &= ~(1u << (k % 32));
+            if (a->tmr[k / 32] & (1u << (k % 32)))
+                eoi_vector = k;             /* level-triggered: broadcast to the IOAPIC */
+        }
         break;
     }
     case 0x0d: a->ldr = v & 0xff000000; break;
@@ -139,12 +154,19 @@ static void lapic_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
             for (unsigned k = 0; k < 7; k++)
                 a->lvt[k] |= LVT_MASKED;
         break;
-    case 0x28: a->esr = 0; break;
+    case 0x28:                                  /* a write latches the errors seen since */
+        a->esr = a->esr_pending;
+        a->esr_pending = 0;
+        break;
     case 0x30: {
         unsigned shorthand = (v >> 18) & 3, dest = a->icr_hi >> 24, mode = (v >> 8) & 7;
         a->icr_lo = v & ~(1u << 12);            /* delivered at once: never "pending" */
-        if (mode == 0 && (shorthand == 1 || shorthand == 2 || (shorthand == 0 && dest == 0)))
-            set_irr(a, v & 0xff);
+        /* Only the IPIs that reach this APIC itself: self, all-including-self, or its own
+         * physical ID. Other CPUs' IPIs wait for emu SMP (they would go through the
+         * irqchip's delivery, with this lock released). */
+        if (mode == 0 && (shorthand == 1 || shorthand == 2 ||
+                          (shorthand == 0 && !(v & (1u << 11)) && (dest == a->id || dest == 0xff))))
+            set_irr(a, v & 0xff, false);
         break;
     }
     case 0x31: a->icr_hi = v & 0xff000000; break;
@@ -164,29 +186,85 @@ static void lapic_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
     }
     update(a);
     pthread_mutex_unlock(&a->lock);
+    /* outside the lock: the IOAPIC may deliver again at once, taking it */
+    if (eoi_vector >= 0 && a->eoi)
+        a->eoi(a->opaque, (unsigned)eoi_vector);
 }
 
 static const struct machine_dev_ops lapic_ops = { lapic_read, lapic_write };
 
-int lapic_init(struct lapic *a, struct machine *m, void (*notify)(void *), void *opaque)
+/* The power-on register values (SDM: "Local APIC State After Power-Up or Reset"). */
+static void reset_locked(struct lapic *a)
 {
-    int rc;
-    memset(a, 0, sizeof *a);
-    if (pthread_mutex_init(&a->lock, NULL))
-        return VMCORE_ENOMEM;
-    a->notify = notify;
-    a->opaque = opaque;
+    a->tpr = a->ldr = a->esr = a->esr_pending = 0;
+    a->icr_lo = a->icr_hi = a->divide = a->timer_init = 0;
     a->svr = 0xff;
     a->dfr = 0xffffffff;
     for (unsigned k = 0; k < 7; k++)
         a->lvt[k] = LVT_MASKED;
+    memset(a->irr, 0, sizeof a->irr);
+    memset(a->isr, 0, sizeof a->isr);
+    memset(a->tmr, 0, sizeof a->tmr);
+    a->timer_start_ns = a->timer_next_ns = 0;
+}
+
+int lapic_init(struct lapic *a, unsigned id, void (*notify)(void *),
+               void (*eoi)(void *, unsigned), void *opaque)
+{
+    memset(a, 0, sizeof *a);
+    if (pthread_mutex_init(&a->lock, NULL))
+        return VMCORE_ENOMEM;
+    a->id = (uint8_t)id;
+    a->notify = notify;
+    a->eoi = eoi;
+    a->opaque = opaque;
+    reset_locked(a);
     atomic_init(&a->out, false);
     atomic_init(&a->extint, true);
-    if ((rc = machine_register_mmio(m, LAPIC_BASE, 0x1000, &lapic_ops, a, "lapic"))) {
-        pthread_mutex_destroy(&a->lock);
-        return rc;
-    }
     return 0;
+}
+
+int lapic_map(struct lapic *a, struct machine *m)
+{
+    return machine_register_mmio(m, PLAT_LAPIC_BASE, 0x1000, &lapic_ops, a, "lapic");
+}
+
+void lapic_reset(struct lapic *a)
+{
+    pthread_mutex_lock(&a->lock);
+    reset_locked(a);
+    update(a);
+    pthread_mutex_unlock(&a->lock);
+}
+
+bool lapic_match(struct lapic *a, uint8_t dest, bool logical)
+{
+    bool hit;
+    pthread_mutex_lock(&a->lock);
+    if (!logical) {
+        hit = dest == 0xff || dest == a->id;
+    } else {
+        uint8_t ldr = (uint8_t)(a->ldr >> 24);
+        if ((a->dfr >> 28) == 0xf)              /* flat: one bit per APIC */
+            hit = (ldr & dest) != 0;
+        else                                    /* cluster: 4-bit cluster, 4 members */
+            hit = dest == 0xff ||
+                  ((ldr >> 4) == (dest >> 4) && (ldr & dest & 0xf) != 0);
+    }
+    pthread_mutex_unlock(&a->lock);
+    return hit;
+}
+
+bool lapic_deliver(struct lapic *a, unsigned vector, bool level)
+{
+    bool ok = false;
+    pthread_mutex_lock(&a->lock);
+    /* a software-disabled APIC does not take fixed interrupts (KVM drops them too) */
+    if (a->svr & 0x100)
+        ok = set_irr(a, vector, level);
+    update(a);
+    pthread_mutex_unlock(&a->lock);
+    return ok;
 }
 
 void lapic_destroy(struct lapic *a)
@@ -225,7 +303,7 @@ uint64_t lapic_poll(struct lapic *a, uint64_t now)
     if (a->timer_next_ns && now >= a->timer_next_ns) {
         uint32_t lvt = a->lvt[LVT_TIMER];
         if (!(lvt & LVT_MASKED))
-            set_irr(a, lvt & 0xff);
+            set_irr(a, lvt & 0xff, false);
         if ((lvt & LVT_PERIODIC) && a->timer_init) {
             uint64_t p = (uint64_t)a->timer_init * tick_ns(a);
             a->timer_next_ns += p;

@@ -221,3 +221,48 @@ pci = {"sizing.bin": sizing, "move.bin": move, "bad_places.bin": bad_places, "ms
        ecam_w(0, 0xFFD, 2**64 - 1, 8) + ecam_r(31, 0xFFF, 2)}
 for name, data in pci.items():
     write("pci", name, data)
+
+# ---------------------------------------------------------------- irqchip
+# Operations of fuzz_irqchip.c: an opcode byte and its little-endian arguments.
+def io_reg(reg, value):
+    return struct.pack("<BBI", 2, reg, value)
+
+
+def redir(pin, lo, dest=0):
+    return io_reg(0x11 + 2 * pin, dest << 24) + io_reg(0x10 + 2 * pin, lo)
+
+
+def line(gsi, level):
+    return struct.pack("<BBB", 3, gsi, level)
+
+
+def msi(addr, data):
+    return struct.pack("<BQI", 4, addr, data)
+
+
+ACK, EOI = b"\x05", b"\x06"
+LEVEL, MASKED = 1 << 15, 1 << 16
+irq_inputs = {
+    "edge.bin": redir(4, 0x41) + line(4, 1) + ACK + EOI + line(4, 0) + line(4, 1) + ACK + EOI,
+    "level.bin": redir(17, 0x51 | LEVEL) + line(17, 1) + ACK + EOI + ACK + line(17, 0) + EOI
+                 + line(17, 1) + ACK + struct.pack("<BHBQ", 0, 0x40, 2, 0x51) + ACK,
+    "masked.bin": redir(18, 0x61 | LEVEL | MASKED) + line(18, 1) + redir(18, 0x61 | LEVEL)
+                  + ACK + EOI,
+    "pit.bin": redir(2, 0x32) + line(0, 1) + line(0, 0) + ACK + EOI
+               + struct.pack("<BBB", 9, 7, 0x34) + struct.pack("<BBB", 9, 4, 100),
+    "pic.bin": struct.pack("<BHI", 7, 0x350, 0x700) + struct.pack("<BBB", 9, 1, 0)
+               + line(3, 1) + ACK + struct.pack("<BBB", 9, 0, 0x20),
+    "msi.bin": msi(0xfee00000, 0x61) + ACK + EOI + msi(0xfee00008, 0x162) + ACK + EOI
+               + msi(0xfee00000, 0xc064) + ACK + EOI,
+    "msi_bad.bin": msi(0xfee00010, 0x61) + msi(0xfee00000, 0x10061) + msi(0xfed00000, 0x61)
+                   + msi(0xfee00000, 0x5) + msi(0xfee01000, 0x61) + msi(2**64 - 1, 2**32 - 1),
+    "nobody.bin": redir(5, 0x45, 3) + line(5, 1) + redir(19, 0x46 | LEVEL, 9) + line(19, 1)
+                  + redir(22, 0x08) + line(22, 1) + redir(19, 0x46 | LEVEL) + ACK,
+    "sizes.bin": b"".join(struct.pack("<BHBQ", 0, off, sz, 0xffffffffffffffff)
+                          + struct.pack("<BHB", 1, off, sz)
+                          for off in (0, 1, 0x10, 0x13, 0x40, 0xffc, 0x1000, 0x1007)
+                          for sz in range(4)),
+    "registers.bin": b"".join(io_reg(r, 0xffffffff) for r in range(256)),
+}
+for name, data in irq_inputs.items():
+    write("irqchip", name, data)

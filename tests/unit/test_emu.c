@@ -2,6 +2,7 @@
  * (tests/support/vmtest.c: every guest of tests/guests boots under the software CPU and ends
  * as its README says; crash, kill, shutdown, pause/resume, polled console input, stats;
  * nothing left behind), and emu's own: the probe, SMP refused, local APIC timer and IPI,
+ * interrupts through the IOAPIC,
  * and, where kvm is usable, the same output and exit as under kvm. */
 #include "vmtest.h"
 
@@ -190,6 +191,16 @@ static void test_lapic_timer(void **state)
     vmt_close(&r);
 }
 
+/* The IOAPIC route end to end, through the software CPU's INTA cycles: PIT ticks on pin 2
+ * and a level-triggered UART interrupt whose EOI clears remote IRR (tests/guests/ioapic.asm).
+ */
+static void test_ioapic_guest(void **state)
+{
+    (void)state;
+    vmt_boot_expect("emu", "ioapic.bin", "\"format\": \"raw\", \"mode\": \"protected\"",
+                    "ioapic ok\n", VMCORE_EXIT_STATUS, 0);
+}
+
 /* Poll the domain's stats until it has run @n instructions (bounded: about 10 s). */
 static void stats_after(vmcore_domain *d, uint64_t n, vmcore_stats *st)
 {
@@ -357,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_smp_refused),
         cmocka_unit_test(test_resize_console_refused),
         cmocka_unit_test(test_lapic_timer),
+        cmocka_unit_test(test_ioapic_guest),
         cmocka_unit_test(test_jit_setting),
         cmocka_unit_test(test_console_backpressure),
         cmocka_unit_test(test_same_as_kvm),

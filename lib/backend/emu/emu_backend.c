@@ -1,5 +1,6 @@
 /* The emu backend: the shared x86 machine (lib/machine) run by our own CPU emulator
- * (lib/cpu) on one host thread per vCPU, with an emulated PIC and PIT. Port I/O and MMIO
+ * (lib/cpu) on one host thread per vCPU, with emulated interrupt controllers and timers
+ * (lib/machine/emu_irqchip.c: PIC, PIT, IOAPIC, local APIC). Port I/O and MMIO
  * leave the CPU through callbacks into the same machine_pio()/machine_mmio() code the kvm
  * backend calls on its exits. */
 #include <errno.h>
@@ -25,11 +26,7 @@ struct emu_vm {
     vmcore_domain *domain;
     struct machine *m;
     struct cpu *cpu;
-    struct i8259 pic;
-    struct i8254 pit;
-    struct lapic lapic;
-    _Atomic bool pic_out;
-    bool pic_ok, pit_ok, lapic_ok;
+    struct emu_irqchip *irq;
 
     /* The vCPU thread: pause/resume/stop, the recorded exit (the machine's event sink)
      * and CPU time (lib/machine/vcpus.h). */
@@ -73,46 +70,23 @@ static int emu_mmio(void *opaque, uint64_t gpa, bool is_write, unsigned size, vo
 static int emu_intr_ack(void *opaque)
 {
     struct emu_vm *vm = opaque;
-    int v = lapic_ack(&vm->lapic);
-    if (v >= 0)
-        return v;
-    if (lapic_extint(&vm->lapic) && atomic_load(&vm->pic_out))
-        return i8259_ack(&vm->pic);
-    return -1;
+    return emu_irqchip_ack(vm->irq, 0);
 }
 
 /* ---- interrupt wiring (any thread) ---- */
 
-static void emu_set_irq(void *opaque, unsigned gsi, int level)
+/* vCPU @cpu's INTR input may have changed (the irqchip's hook, run with one of its chips'
+ * locks held: emu_irqchip_pending is lock-free). One vCPU: @cpu is 0. */
+static void emu_update_intr(void *opaque, unsigned cpu)
 {
     struct emu_vm *vm = opaque;
-    i8259_set_irq(&vm->pic, gsi, level);
-}
-
-/* The CPU's INTR input: the APIC's own interrupts, or the PIC's through LINT0. Called
- * with the PIC's or the APIC's lock held, so it reads only their atomics. */
-static void emu_update_intr(struct emu_vm *vm)
-{
-    bool level = atomic_load(&vm->lapic.out) ||
-                 (atomic_load(&vm->lapic.extint) && atomic_load(&vm->pic_out));
+    bool level = emu_irqchip_pending(vm->irq, cpu);
     cpu_set_intr(vm->cpu, level);
     if (level) {
         pthread_mutex_lock(&vm->lock);
         pthread_cond_broadcast(&vm->cond);
         pthread_mutex_unlock(&vm->lock);
     }
-}
-
-static void emu_pic_notify(void *opaque, bool level)
-{
-    struct emu_vm *vm = opaque;
-    atomic_store(&vm->pic_out, level);
-    emu_update_intr(vm);
-}
-
-static void emu_lapic_notify(void *opaque)
-{
-    emu_update_intr(opaque);
 }
 
 /* Out of cpu_run() at its next check, and out of the halt wait. */
@@ -150,8 +124,7 @@ static void wait_halted(struct emu_vm *vm, uint64_t next_timer)
     pthread_mutex_lock(&vm->lock);
     if (!vcpus_pending(&vm->ctl) &&
         !(cpu_interruptible(vm->cpu) &&
-          (atomic_load(&vm->lapic.out) ||
-           (atomic_load(&vm->lapic.extint) && atomic_load(&vm->pic_out))))) {
+          emu_irqchip_pending(vm->irq, 0))) {
         if (next_timer) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -172,8 +145,7 @@ static void wait_halted(struct emu_vm *vm, uint64_t next_timer)
 /* Fire due timer interrupts; returns the next deadline of either timer (0: none). */
 static uint64_t poll_timers(struct emu_vm *vm)
 {
-    uint64_t now = now_ns(), t1 = i8254_poll(&vm->pit, now), t2 = lapic_poll(&vm->lapic, now);
-    return !t1 ? t2 : !t2 ? t1 : t1 < t2 ? t1 : t2;
+    return emu_irqchip_poll(vm->irq, now_ns());
 }
 
 static void emu_vcpu_run(void *opaque, unsigned idx)
@@ -257,7 +229,7 @@ static int emu_probe(vmcore_probe_result *out)
     else
         snprintf(engine, sizeof engine, "interpreter with translation cache; no JIT: %s", why);
     snprintf(out->details, sizeof out->details,
-             "software x86-64 CPU (%s); one vCPU; i8259 PIC, i8254 PIT, local APIC; x87 (run "
+             "software x86-64 CPU (%s); one vCPU; i8259 PIC, i8254 PIT, IOAPIC, local APIC, MSI; x87 (run "
              "on the host's FPU), SSE/SSE2 subset", engine);
     return 0;
 }
@@ -292,14 +264,9 @@ static void emu_vm_free(struct emu_vm *vm)
     if (!vm)
         return;
     vcpus_destroy(&vm->ctl);
-    /* the machine first: its devices may still call into the PIC while going away */
+    /* the machine first: its devices may still raise interrupts while going away */
     machine_destroy(vm->m);
-    if (vm->pit_ok)
-        i8254_destroy(&vm->pit);
-    if (vm->lapic_ok)
-        lapic_destroy(&vm->lapic);
-    if (vm->pic_ok)
-        i8259_destroy(&vm->pic);
+    emu_irqchip_free(vm->irq);
     cpu_free(vm->cpu);
     if (vm->sync_init) {
         pthread_cond_destroy(&vm->cond);
@@ -328,7 +295,6 @@ static int emu_create(vmcore_domain *d, const struct vmcore_config *cfg, void **
     atomic_init(&vm->tc_hits, 0);
     atomic_init(&vm->tc_misses, 0);
     atomic_init(&vm->jit_blocks, 0);
-    atomic_init(&vm->pic_out, false);
     if (pthread_mutex_init(&vm->lock, NULL)) {
         free(vm);
         return err_set(err, VMCORE_ENOMEM, "emu: cannot create a mutex");
@@ -366,22 +332,12 @@ static int emu_create(vmcore_domain *d, const struct vmcore_config *cfg, void **
         if (!cfg->emu.jit)
             cpu_set_jit(vm->cpu, false);
     }
-    if ((rc = i8259_init(&vm->pic, vm->m, emu_pic_notify, vm))) {
-        rc = err_set(err, rc, "emu: cannot register the PIC");
+    if ((rc = emu_irqchip_create(&vm->irq, vm->m, cfg->vcpus ? cfg->vcpus : 1,
+                                 emu_update_intr, vm))) {
+        rc = err_set(err, rc, "emu: cannot register the interrupt controllers (PIC, PIT, "
+                     "IOAPIC, local APIC)");
         goto fail;
     }
-    vm->pic_ok = true;
-    if ((rc = i8254_init(&vm->pit, vm->m))) {
-        rc = err_set(err, rc, "emu: cannot register the PIT");
-        goto fail;
-    }
-    vm->pit_ok = true;
-    if ((rc = lapic_init(&vm->lapic, vm->m, emu_lapic_notify, vm))) {
-        rc = err_set(err, rc, "emu: cannot register the local APIC");
-        goto fail;
-    }
-    vm->lapic_ok = true;
-    machine_set_irq_sink(vm->m, &(struct machine_irq_sink){ emu_set_irq, NULL, vm });
     state_from_boot(&st, machine_boot_state(vm->m));
     cpu_set_state(vm->cpu, &st);
     *priv = vm;
