@@ -433,6 +433,10 @@ bool machine_stopped(const struct machine *m)
 
 void machine_shutdown(struct machine *m)
 {
+    /* A guest that listens to the power button powers itself off (S5, "powered off"), or
+     * the core's kill timeout ends it; one that does not is stopped now. */
+    if (acpi_pm_power_button(m))
+        return;
     machine_stop(m, VMCORE_EXIT_SIGNAL, SIGTERM, "shut down on request");
 }
 

@@ -208,9 +208,12 @@ enum machine_action machine_mmio(struct machine *m, uint64_t gpa, bool is_write,
  * console output first). For VMCORE_EXIT_SIGNAL, @status is the signal number. */
 void machine_stop(struct machine *m, vmcore_exit_kind kind, int status, const char *reason);
 bool machine_stopped(const struct machine *m);
-/* The backend ops' requests: machine_stop() with SIGTERM ("shut down on request": the
- * machine has no ACPI power button, so a graceful end is a stop between exits) or SIGKILL
- * ("killed"). */
+/* The backend ops' requests. machine_shutdown(): a press of the ACPI power button when
+ * the guest has enabled it (PWRBTN_EN: an OS with an ACPI button driver), after which the
+ * guest powers off by itself (S5: VMCORE_EXIT_STATUS 0, "powered off") or the core's
+ * shutdown timeout kills it; for any other guest machine_stop() with SIGTERM ("shut down
+ * on request"), a stop between exits. machine_kill(): machine_stop() with SIGKILL
+ * ("killed"). Thread-safe. */
 void machine_shutdown(struct machine *m);
 void machine_kill(struct machine *m);
 /* domain_post_exit() for an exit as the event sink reports it (@status is the signal

@@ -66,6 +66,10 @@ struct machine {
  * (pci.c, acpi.c, acpi_pm.c) are each called once from machine_create(). */
 int pci_host_init(struct machine *m, const struct vmcore_config *cfg);
 int acpi_pm_init(struct machine *m);
+/* Press the ACPI power button: if the guest enabled it (PWRBTN_EN, which an OS with an
+ * ACPI button driver sets), set PWRBTN_STS, raise the SCI and return true; otherwise
+ * change nothing and return false. Thread-safe. */
+bool acpi_pm_power_button(struct machine *m);
 /* Write the ACPI tables (RSDP .. DSDT) for this machine into the BIOS area of RAM; the
  * RSDP's guest address for boot_params.acpi_rsdp_addr. */
 int acpi_build(struct machine *m, const struct vmcore_config *cfg, uint64_t *rsdp_gpa);
