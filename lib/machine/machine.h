@@ -174,8 +174,10 @@ struct machine_event_sink {
 /* What a vCPU loop does after an exit was handled. */
 enum machine_action { MACHINE_CONTINUE = 0, MACHINE_STOP = 1 };
 
-/* Allocate RAM (cfg->memory_mib), register the standard devices (COM1 8250, debug-exit at
- * 0xf4, i8042, CMOS), load cfg->boot into RAM and compute the boot vCPU's state.
+/* Allocate RAM (cfg->memory_mib), add the standard devices (COM1 8250, debug-exit at
+ * 0xf4, i8042, CMOS, the ACPI PM block) and the PCI host, load cfg->boot into RAM, compute
+ * the boot vCPU's state and write the ACPI tables into the BIOS area (every boot but a raw
+ * image loaded below 1 MiB, which owns low memory).
  * Bad images fail with VMCORE_EIMAGE and a message naming the file. */
 int machine_create(struct machine **out, const struct vmcore_config *cfg, vmcore_domain *d,
                    struct vmcore_err *err);

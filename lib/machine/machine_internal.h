@@ -27,15 +27,6 @@ struct machine_bus {
     unsigned n;
 };
 
-/* i8042 keyboard controller state (i8042.c) */
-struct i8042 {
-    pthread_mutex_t lock;
-    bool ready;
-    uint8_t ctr, status, out, outport;
-    uint8_t pending;    /* controller command waiting for its data byte, or 0 */
-    int irq1, irq12;    /* the levels last sent */
-};
-
 struct machine {
     vmcore_domain *domain;
     uint8_t *ram;
@@ -56,13 +47,11 @@ struct machine {
     atomic_uint_fast64_t exits;
     atomic_uint_fast64_t unclaimed;
 
-    struct uart8250 com1;
-    struct i8042 kbd;
-    uint8_t cmos_index;
-    uint8_t cmos[128];
+    struct uart8250 *com1;          /* the console (a device of the list, like the rest) */
 };
 
-/* Device set-up, one per file; each registers its own ranges. The platform parts
+/* Device set-up, one per file; each adds itself to the machine's device list (which
+ * destroys it) and registers its own ranges. The platform parts
  * (pci.c, acpi.c, acpi_pm.c) are each called once from machine_create(). */
 int pci_host_init(struct machine *m, const struct vmcore_config *cfg);
 int acpi_pm_init(struct machine *m);
@@ -75,7 +64,6 @@ bool acpi_pm_power_button(struct machine *m);
 int acpi_build(struct machine *m, const struct vmcore_config *cfg, uint64_t *rsdp_gpa);
 int debug_exit_init(struct machine *m);
 int i8042_init(struct machine *m);
-void i8042_destroy(struct machine *m);
 int cmos_init(struct machine *m);
 
 /* Console output from the UART, routed to the event sink. */

@@ -394,6 +394,26 @@ static void test_raw_low_no_tables(void **state)
     assert_int_equal(machine_ram(f->m)[0x7c00], 0xf4);
 }
 
+/* The legacy devices are devices of the model like any other: listed by name, owning
+ * their interrupt lines. */
+static void test_devices_listed(void **state)
+{
+    struct fixture *f = *state;
+    make_machine(f, 1);
+    static const char *const names[][2] = {
+        { "com1", "uart8250" }, { "debug-exit", "debug-exit" }, { "i8042", "i8042" },
+        { "cmos", "cmos" }, { "acpi-pm", "acpi-pm" },
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        struct machine_device *d = machine_device_find(f->m, names[i][0]);
+        assert_non_null(d);
+        assert_string_equal(d->ops->type, names[i][1]);
+    }
+    assert_string_equal(machine_irq_owner(f->m, 4), "com1");
+    assert_string_equal(machine_irq_owner(f->m, 1), "i8042");
+    assert_string_equal(machine_irq_owner(f->m, 12), "i8042");
+}
+
 static void test_aml_encodings(void **state)
 {
     (void)state;
@@ -662,6 +682,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tables_64, setup, teardown),
         cmocka_unit_test(test_max_vcpus),
         cmocka_unit_test_setup_teardown(test_raw_low_no_tables, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_devices_listed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pm_status_and_sci, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pm_sleep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pm_sleep_word, setup, teardown),
