@@ -268,7 +268,9 @@ static void fill_facs(uint8_t *t)
 static void fill_fadt(uint8_t *t, uint64_t facs, uint64_t dsdt)
 {
     header(t, "FACP", FADT_LEN, 6);
-    put_le32(t + 36, (uint32_t)facs);       /* FIRMWARE_CTRL (X_FIRMWARE_CTRL agrees) */
+    /* FIRMWARE_CTRL only: the FACS is below 4 GiB, and with X_FIRMWARE_CTRL set as well
+     * ACPICA installs the same FACS twice. */
+    put_le32(t + 36, (uint32_t)facs);
     put_le32(t + 40, (uint32_t)dsdt);       /* DSDT (X_DSDT agrees) */
     t[45] = 0;                              /* preferred PM profile: unspecified */
     put_le16(t + 46, PLAT_SCI_IRQ);         /* SCI_INT */
@@ -289,7 +291,6 @@ static void fill_fadt(uint8_t *t, uint64_t facs, uint64_t dsdt)
      * clear); no reset register (RESET_REG_SUP clear: see the file comment). */
     put_le32(t + 112, FADT_WBINVD | FADT_PROC_C1 | FADT_SLP_BUTTON | FADT_FIX_RTC);
     t[131] = 0;                             /* FADT minor version */
-    put_le64(t + 132, facs);                /* X_FIRMWARE_CTRL */
     put_le64(t + 140, dsdt);                /* X_DSDT */
     gas_io(t + 148, PLAT_PM1A_EVT, 32, GAS_ACCESS_WORD);
     gas_io(t + 172, PLAT_PM1A_CNT, 16, GAS_ACCESS_WORD);
