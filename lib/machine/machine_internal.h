@@ -59,8 +59,10 @@ int acpi_pm_init(struct machine *m);
  * ACPI button driver sets), set PWRBTN_STS, raise the SCI and return true; otherwise
  * change nothing and return false. Thread-safe. */
 bool acpi_pm_power_button(struct machine *m);
-/* Write the ACPI tables (RSDP .. DSDT) for this machine into the BIOS area of RAM; the
- * RSDP's guest address for boot_params.acpi_rsdp_addr. */
+/* Write the ACPI tables (RSDP .. DSDT) for this machine into the BIOS area of RAM and give
+ * the RSDP's guest address (BOOT_ACPI_RSDP_ADDR, which loader_linux already passed in
+ * boot_params). A raw image loaded below 1 MiB gets none: *rsdp_gpa is then 0.
+ * VMCORE_ELIMIT for more CPUs than xAPIC entries describe or RAM below 1 MiB. */
 int acpi_build(struct machine *m, const struct vmcore_config *cfg, uint64_t *rsdp_gpa);
 int debug_exit_init(struct machine *m);
 int i8042_init(struct machine *m);
