@@ -5,7 +5,8 @@
  *     the SCI when the guest enabled PWRBTN_EN (an OS with an ACPI button driver does);
  *   - S5: SLP_EN written with SLP_TYP = PLAT_SLP_TYP_S5 (the DSDT's _S5) ends the
  *     machine with status 0, "powered off". Other sleep types are not offered by the
- *     DSDT; a guest that writes one anyway keeps running (counted, as a no-op sleep);
+ *     DSDT; a guest that writes one anyway keeps running, as if woken at once (WAK_STS
+ *     set; counted);
  *   - the PM timer: 24 bits at 3.579545 MHz from CLOCK_MONOTONIC (TMR_VAL_EXT clear).
  *     TMR_STS (the carry of bit 23) is brought up to date on each access to the block
  *     rather than by a host timer, so its SCI comes when the guest next touches the block;
@@ -125,7 +126,10 @@ static bool write_byte(struct acpi_pm *pm, unsigned off, uint8_t v)
             unsigned typ = (hi >> PM1_CNT_SLP_TYP_SHIFT) & 7;
             if (typ == PLAT_SLP_TYP_S5)
                 return true;
-            pm->sleeps_ignored++; /* the DSDT offers no S1..S4: a no-op, as if woken */
+            /* The DSDT offers no S1..S4: a no-op, woken at once. WAK_STS tells the OS so
+             * (ACPICA polls it after entering S1..S4 and would otherwise wait forever). */
+            pm->sleeps_ignored++;
+            pm->sts |= PM1_WAK_STS;
         }
         break;
     }

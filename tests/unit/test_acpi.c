@@ -571,6 +571,11 @@ static void test_pm_sleep(void **state)
             outw(f->m, PLAT_PM1A_CNT, (uint16_t)(typ << 10 | SLP_EN));
     assert_int_equal(f->seen.exits, 0);
     assert_false(machine_stopped(f->m));
+    /* ... as if woken at once: WAK_STS (write 1 to clear), and no SCI for it. */
+    assert_int_equal(inw(f->m, PLAT_PM1A_EVT) & 0x8000, 0x8000);
+    assert_int_equal(f->seen.irq_level[PLAT_SCI_IRQ], 0);
+    outw(f->m, PLAT_PM1A_EVT, 0x8000);
+    assert_int_equal(inw(f->m, PLAT_PM1A_EVT) & 0x8000, 0);
     /* SLP_TYP without SLP_EN is only stored; SLP_EN reads back as 0. */
     outw(f->m, PLAT_PM1A_CNT, PLAT_SLP_TYP_S5 << 10);
     assert_int_equal(f->seen.exits, 0);
