@@ -117,8 +117,11 @@ VMCORE_API int vmcore_domain_pause(vmcore_domain *domain, vmcore_domain_cb cb, v
 VMCORE_API int vmcore_domain_resume(vmcore_domain *domain, vmcore_domain_cb cb, void *arg);
 
 /**
- * Ask a domain to end gracefully (SIGTERM to a container's init; a VM is stopped at the
- * next instruction boundary), and kill it if it has not ended after @p timeout_ms.
+ * Ask a domain to end gracefully, and kill it if it has not ended after @p timeout_ms.
+ * A container's init gets SIGTERM. A VM whose guest enabled the ACPI power button (an OS
+ * with an ACPI button driver) gets a power-button press and normally powers itself off
+ * (exit status 0, reason "powered off"); a paused VM handles the press only once resumed.
+ * Any other VM is stopped at once, at the next instruction boundary.
  * A container's PID 1 that neither catches nor ignores SIGTERM (a shell or any program
  * run without `process.init`, which the kernel would spare as a namespace's init) is
  * ended at once, as SIGTERM ends any other process, and its exit names SIGTERM.

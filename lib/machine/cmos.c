@@ -1,13 +1,22 @@
 /* Minimal CMOS/RTC at ports 0x70/0x71: the clock reads the host's UTC time (BCD, 24-hour),
  * status registers say "update not in progress", and the memory-size bytes match RAM so
  * that firmware-style probes agree with the e820 map. Other bytes are plain storage. */
+#include <stddef.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "machine_internal.h"
 
+struct cmos {
+    struct machine_device dev;
+    pthread_mutex_t lock;   /* the index register is shared by every vCPU */
+    uint8_t index;
+    uint8_t bytes[128];
+};
+
 static uint8_t bcd(int v) { return (uint8_t)(((v / 10) << 4) | (v % 10)); }
 
-static uint8_t cmos_get(struct machine *m, uint8_t index)
+static uint8_t cmos_get(const struct cmos *c, uint8_t index)
 {
     time_t now = time(NULL);
     struct tm tm;
@@ -25,40 +34,72 @@ static uint8_t cmos_get(struct machine *m, uint8_t index)
     case 0x0b: return 0x02;     /* BCD, 24-hour */
     case 0x0c: return 0x00;
     case 0x0d: return 0x80;     /* valid RAM and time */
-    default: return m->cmos[index & 0x7f];
+    default: return c->bytes[index & 0x7f];
     }
 }
 
 static uint64_t cmos_read(void *opaque, uint64_t off, unsigned size)
 {
-    struct machine *m = opaque;
-    return off == 1 ? cmos_get(m, m->cmos_index) : 0xff;
+    struct cmos *c = opaque;
+    if (off != 1)
+        return 0xff;
+    pthread_mutex_lock(&c->lock);
+    uint8_t v = cmos_get(c, c->index);
+    pthread_mutex_unlock(&c->lock);
+    return v;
 }
 
 static void cmos_write(void *opaque, uint64_t off, unsigned size, uint64_t value)
 {
-    struct machine *m = opaque;
+    struct cmos *c = opaque;
+    pthread_mutex_lock(&c->lock);
     if (off == 0)
-        m->cmos_index = value & 0x7f; /* bit 7 is the NMI mask */
-    else if (m->cmos_index >= 0x0e)
-        m->cmos[m->cmos_index] = (uint8_t)value;
+        c->index = value & 0x7f; /* bit 7 is the NMI mask */
+    else if (c->index >= 0x0e)
+        c->bytes[c->index] = (uint8_t)value;
+    pthread_mutex_unlock(&c->lock);
 }
 
 static const struct machine_dev_ops cmos_ops = { cmos_read, cmos_write };
 
+static void cmos_destroy(struct machine_device *dev)
+{
+    struct cmos *c = (struct cmos *)((char *)dev - offsetof(struct cmos, dev));
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+/* The CMOS keeps its bytes over a reset (it is battery-backed). */
+static const struct machine_device_ops cmos_device_ops = {
+    .type = "cmos", .destroy = cmos_destroy,
+};
+
 int cmos_init(struct machine *m)
 {
+    struct cmos *c = calloc(1, sizeof *c);
+    if (!c)
+        return VMCORE_ENOMEM;
+    if (pthread_mutex_init(&c->lock, NULL)) {
+        free(c);
+        return VMCORE_ENOMEM;
+    }
     /* Extended memory in KiB above 1 MiB (0x17/0x18, 0x30/0x31, capped at 64 MiB - 1 MiB)
      * and in 64 KiB units above 16 MiB (0x34/0x35), as PC firmware reports it. */
-    uint64_t ext_kib = m->ram_size > (1u << 20) ? (m->ram_size - (1u << 20)) >> 10 : 0;
+    uint64_t ram_size = machine_ram_size(m);
+    uint64_t ext_kib = ram_size > (1u << 20) ? (ram_size - (1u << 20)) >> 10 : 0;
     if (ext_kib > 0xffff)
         ext_kib = 0xffff;
-    m->cmos[0x17] = m->cmos[0x30] = (uint8_t)ext_kib;
-    m->cmos[0x18] = m->cmos[0x31] = (uint8_t)(ext_kib >> 8);
-    uint64_t high = m->ram_size > (16u << 20) ? (m->ram_size - (16u << 20)) >> 16 : 0;
+    c->bytes[0x17] = c->bytes[0x30] = (uint8_t)ext_kib;
+    c->bytes[0x18] = c->bytes[0x31] = (uint8_t)(ext_kib >> 8);
+    uint64_t high = ram_size > (16u << 20) ? (ram_size - (16u << 20)) >> 16 : 0;
     if (high > 0xffff)
         high = 0xffff;
-    m->cmos[0x34] = (uint8_t)high;
-    m->cmos[0x35] = (uint8_t)(high >> 8);
-    return machine_register_pio(m, 0x70, 2, &cmos_ops, m, "cmos");
+    c->bytes[0x34] = (uint8_t)high;
+    c->bytes[0x35] = (uint8_t)(high >> 8);
+    int rc = machine_device_add(m, &c->dev, &cmos_device_ops, "cmos");
+    if (rc) {
+        cmos_destroy(&c->dev);
+        return rc;
+    }
+    return machine_map(m, MACHINE_PIO, 0x70, 2, &cmos_ops, c, "cmos", 0);
 }

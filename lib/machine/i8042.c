@@ -7,7 +7,18 @@
  * clear, pulses the CPU reset line: that ends the machine with status 0 (it does not
  * restart it). IRQ 1 (keyboard) and IRQ 12 (AUX) follow the output buffer as the
  * configuration byte enables them. */
+#include <stddef.h>
+#include <stdlib.h>
+
 #include "machine_internal.h"
+
+struct i8042 {
+    struct machine_device dev;
+    pthread_mutex_t lock;
+    uint8_t ctr, status, out, outport;
+    uint8_t pending;    /* controller command waiting for its data byte, or 0 */
+    int irq1, irq12;    /* the levels last sent */
+};
 
 #define I8042_DATA 0x60
 #define I8042_CMD 0x64
@@ -57,8 +68,8 @@ static void reset_pulse(struct machine *m)
 
 static uint64_t i8042_read(void *opaque, uint64_t off, unsigned size, bool data)
 {
-    struct machine *m = opaque;
-    struct i8042 *k = &m->kbd;
+    struct i8042 *k = opaque;
+    struct machine *m = k->dev.m;
     uint8_t v;
     (void)off;
     (void)size;
@@ -86,8 +97,8 @@ static uint64_t i8042_status_read(void *opaque, uint64_t off, unsigned size)
 
 static void i8042_data_write(void *opaque, uint64_t off, unsigned size, uint64_t value)
 {
-    struct machine *m = opaque;
-    struct i8042 *k = &m->kbd;
+    struct i8042 *k = opaque;
+    struct machine *m = k->dev.m;
     uint8_t v = (uint8_t)value, cmd;
     bool reset = false;
     (void)off;
@@ -115,8 +126,8 @@ static void i8042_data_write(void *opaque, uint64_t off, unsigned size, uint64_t
 
 static void i8042_cmd_write(void *opaque, uint64_t off, unsigned size, uint64_t value)
 {
-    struct machine *m = opaque;
-    struct i8042 *k = &m->kbd;
+    struct i8042 *k = opaque;
+    struct machine *m = k->dev.m;
     uint8_t v = (uint8_t)value;
     bool reset = false;
     (void)off;
@@ -148,23 +159,61 @@ static void i8042_cmd_write(void *opaque, uint64_t off, unsigned size, uint64_t 
 static const struct machine_dev_ops i8042_data_ops = { i8042_data_read, i8042_data_write };
 static const struct machine_dev_ops i8042_cmd_ops = { i8042_status_read, i8042_cmd_write };
 
-int i8042_init(struct machine *m)
+static struct i8042 *i8042_of(struct machine_device *dev)
 {
-    struct i8042 *k = &m->kbd;
-    if (pthread_mutex_init(&k->lock, NULL))
-        return VMCORE_ENOMEM;
-    k->ready = true;
-    /* as a BIOS leaves it: keyboard interrupt, POST passed, scancode translation */
-    k->ctr = CTR_KBDINT | CTR_SYS | CTR_XLATE;
-    k->outport = 0x03;      /* not in reset, A20 enabled */
-    /* Two one-port ranges: 0x61 (the PIT's speaker/gate port) stays free for a PIT model. */
-    int rc = machine_register_pio(m, I8042_DATA, 1, &i8042_data_ops, m, "i8042-data");
-    return rc ? rc : machine_register_pio(m, I8042_CMD, 1, &i8042_cmd_ops, m, "i8042-cmd");
+    return (struct i8042 *)((char *)dev - offsetof(struct i8042, dev));
 }
 
-void i8042_destroy(struct machine *m)
+/* Caller holds the lock (or owns k alone): the state a BIOS leaves. */
+static void power_on(struct i8042 *k)
 {
-    if (m->kbd.ready)
-        pthread_mutex_destroy(&m->kbd.lock);
-    m->kbd.ready = false;
+    /* keyboard interrupt, POST passed, scancode translation */
+    k->ctr = CTR_KBDINT | CTR_SYS | CTR_XLATE;
+    k->status = k->out = k->pending = 0;
+    k->outport = 0x03;      /* not in reset, A20 enabled */
+}
+
+static void i8042_reset(struct machine_device *dev)
+{
+    struct i8042 *k = i8042_of(dev);
+    pthread_mutex_lock(&k->lock);
+    power_on(k);
+    update_irqs(dev->m, k);
+    pthread_mutex_unlock(&k->lock);
+}
+
+static void i8042_destroy(struct machine_device *dev)
+{
+    struct i8042 *k = i8042_of(dev);
+    pthread_mutex_destroy(&k->lock);
+    free(k);
+}
+
+static const struct machine_device_ops i8042_device_ops = {
+    .type = "i8042", .reset = i8042_reset, .destroy = i8042_destroy,
+};
+
+int i8042_init(struct machine *m)
+{
+    struct i8042 *k = calloc(1, sizeof *k);
+    if (!k)
+        return VMCORE_ENOMEM;
+    if (pthread_mutex_init(&k->lock, NULL)) {
+        free(k);
+        return VMCORE_ENOMEM;
+    }
+    power_on(k);
+    int rc = machine_irq_claim(m, 1, "i8042");
+    if (rc == 0)
+        rc = machine_irq_claim(m, 12, "i8042");
+    if (rc == 0)
+        rc = machine_device_add(m, &k->dev, &i8042_device_ops, "i8042");
+    if (rc) {
+        i8042_destroy(&k->dev);
+        return rc;
+    }
+    /* From here the machine owns k. Two one-port ranges: 0x61 (the PIT's speaker/gate
+     * port) stays free for a PIT model. */
+    rc = machine_map(m, MACHINE_PIO, I8042_DATA, 1, &i8042_data_ops, k, "i8042-data", 0);
+    return rc ? rc : machine_map(m, MACHINE_PIO, I8042_CMD, 1, &i8042_cmd_ops, k, "i8042-cmd", 0);
 }

@@ -146,7 +146,7 @@ int loader_read_file(const char *path, const char *field, size_t max, uint8_t **
 
 unsigned loader_e820(uint64_t ram_size, struct e820_entry *out, unsigned max)
 {
-    struct e820_entry map[3];
+    struct e820_entry map[4];
     unsigned n = 0;
     uint64_t low = ram_size < BOOT_LOWMEM_END ? ram_size : BOOT_LOWMEM_END;
     map[n++] = (struct e820_entry){ 0, low, 1 };
@@ -154,6 +154,9 @@ unsigned loader_e820(uint64_t ram_size, struct e820_entry *out, unsigned max)
         map[n++] = (struct e820_entry){ BOOT_LOWMEM_END, BOOT_HIGHMEM_START - BOOT_LOWMEM_END, 2 };
     if (ram_size > BOOT_HIGHMEM_START)
         map[n++] = (struct e820_entry){ BOOT_HIGHMEM_START, ram_size - BOOT_HIGHMEM_START, 1 };
+    /* The PCI ECAM window: Linux uses the MCFG table's region only if firmware reserved it
+     * (here, and in the DSDT's motherboard resources). */
+    map[n++] = (struct e820_entry){ PLAT_PCI_ECAM_BASE, PLAT_PCI_ECAM_SIZE, 2 };
     if (n > max)
         n = max;
     memcpy(out, map, n * sizeof *map);

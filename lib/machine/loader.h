@@ -5,7 +5,8 @@
  *   0x00500  boot GDT                     0x07000  Linux zero page (boot_params)
  *   0x01000  multiboot info + mmap + mods 0x09000  PML4, 0x0a000 PDPT, 0x0b000.. 4 PDs
  *   0x20000  command line (4 KiB)         0x80000  initial stack top (raw, elf)
- *   0x9fc00  .. 0x100000  reserved (EBDA, VGA, BIOS) for every format but raw */
+ *   0x9fc00  .. 0x100000  reserved (EBDA, VGA, BIOS) for every format but raw; the ACPI
+ *            tables (acpi.c) at 0xe0000.. */
 #ifndef VMCORE_MACHINE_LOADER_H
 #define VMCORE_MACHINE_LOADER_H
 
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "machine.h"
+#include "platform.h"
 
 #define BOOT_GDT_ADDR 0x500
 #define BOOT_MBINFO_ADDR 0x1000
@@ -28,6 +30,9 @@
 #define BOOT_STACK_TOP 0x80000
 #define BOOT_LOWMEM_END 0x9fc00
 #define BOOT_HIGHMEM_START 0x100000
+/* Where acpi_build() puts the RSDP (the start of the ACPI area); loader_linux passes it
+ * in boot_params.acpi_rsdp_addr, written before the tables themselves. */
+#define BOOT_ACPI_RSDP_ADDR PLAT_ACPI_BASE
 
 /* Selectors of the boot GDT: Linux's 64-bit protocol wants __BOOT_CS=0x10, __BOOT_DS=0x18;
  * multiboot wants a flat 32-bit CS; user selectors serve CPL3 guests. */
@@ -108,10 +113,9 @@ int loader_cmdline(struct loader *lc, const char *cmdline, uint64_t *gpa);
 /* Load cfg->boot.initrd page-aligned as high as possible below @limit. */
 int loader_initrd(struct loader *lc, uint64_t limit, uint64_t *gpa, uint64_t *size);
 
-/* The MP table (mptable.c) for @ncpus CPUs at BOOT_LOWMEM_END, inside the reserved BIOS
- * area; VMCORE_ELIMIT if it does not fit. */
-int mptable_write(uint8_t *ram, uint64_t ram_size, unsigned ncpus);
-size_t mptable_size(unsigned ncpus);
+/* Where boot.format "raw" loads the image: boot.load_address, else 0x7c00 in real mode
+ * and 1 MiB otherwise. */
+uint64_t loader_raw_load_address(const struct vmcore_config *cfg);
 
 /* Little-endian fields of boot structures (the host is x86 too; memcpy keeps them
  * alignment-safe). */

@@ -1,14 +1,15 @@
 /* boot.format "linux": the x86 Linux boot protocol (Documentation/arch/x86/boot.rst) with
  * the 64-bit direct entry that Firecracker and kvmtool use: the protected-mode kernel of a
  * bzImage goes to 1 MiB, a zero page (struct boot_params) carries the setup header, the
- * e820 map, the command line and initrd addresses, an MP table lists the vCPUs for SMP,
- * and the boot vCPU starts in long mode at load address + 0x200 with RSI pointing at the
+ * e820 map, the command line and initrd addresses and the ACPI RSDP (the CPUs, the
+ * IOAPIC and the devices are in the ACPI tables, acpi.c), and the boot vCPU starts in long mode at load address + 0x200 with RSI pointing at the
  * zero page. */
 #include <string.h>
 
 #include "loader.h"
 
 /* Offsets in boot_params / the setup header. */
+#define BP_ACPI_RSDP_ADDR 0x070
 #define BP_EXT_RAMDISK_IMAGE 0x0c0
 #define BP_EXT_RAMDISK_SIZE 0x0c4
 #define BP_EXT_CMD_LINE_PTR 0x0c8
@@ -109,10 +110,9 @@ int loader_linux(struct loader *lc)
     memcpy(bp + BP_E820_TABLE, map, n * sizeof map[0]);
     bp[BP_E820_ENTRIES] = (uint8_t)n;
 
-    /* The CPUs and the interrupt wiring, for a kernel without ACPI tables to read. */
-    if (mptable_write(lc->ram, lc->ram_size, lc->cfg->vcpus ? lc->cfg->vcpus : 1))
-        return err_config(lc->err, VMCORE_ELIMIT, "vcpus", "%u CPUs do not fit in the MP table",
-                          lc->cfg->vcpus);
+    /* Kernels since boot protocol 2.14 take the RSDP from here instead of scanning the
+     * BIOS area for it (older ones find it there, at the same address). */
+    put_le64(bp + BP_ACPI_RSDP_ADDR, BOOT_ACPI_RSDP_ADDR);
     if ((rc = x86_boot_long(lc, LINUX_KERNEL_ADDR + LINUX_ENTRY64_OFFSET)))
         return rc;
     lc->bs->gpr[X86_RSI] = BOOT_ZEROPAGE_ADDR;

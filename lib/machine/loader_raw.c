@@ -6,12 +6,17 @@
 #define RAW_DEFAULT_LOAD 0x100000
 #define REAL_MODE_LIMIT 0x100000
 
+uint64_t loader_raw_load_address(const struct vmcore_config *cfg)
+{
+    return cfg->boot.has_load_address ? cfg->boot.load_address
+           : cfg->boot.mode == BOOT_MODE_REAL ? RAW_REAL_DEFAULT_LOAD : RAW_DEFAULT_LOAD;
+}
+
 int loader_raw(struct loader *lc)
 {
     const struct vmcore_config *cfg = lc->cfg;
     enum boot_mode mode = cfg->boot.mode;
-    uint64_t load = cfg->boot.has_load_address ? cfg->boot.load_address
-                    : mode == BOOT_MODE_REAL ? RAW_REAL_DEFAULT_LOAD : RAW_DEFAULT_LOAD;
+    uint64_t load = loader_raw_load_address(cfg);
     uint64_t entry = cfg->boot.has_entry ? cfg->boot.entry : load;
     if (lc->image_size == 0)
         return loader_fail(lc, "empty image");

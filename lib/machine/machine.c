@@ -81,7 +81,7 @@ int machine_create(struct machine **out, const struct vmcore_config *cfg, vmcore
     atomic_init(&m->unclaimed, 0);
 
     int rc;
-    if ((rc = uart8250_init(&m->com1, m, 0x3f8, 4)) ||
+    if ((rc = uart8250_create(m, 0x3f8, 4, "com1", &m->com1)) ||
         (rc = debug_exit_init(m)) || (rc = i8042_init(m)) || (rc = cmos_init(m)) ||
         (rc = acpi_pm_init(m))) {
         machine_destroy(m);
@@ -109,8 +109,6 @@ void machine_destroy(struct machine *m)
     if (!m)
         return;
     devices_destroy(m->devices);
-    uart8250_destroy(&m->com1);
-    i8042_destroy(m);
     if (m->buses_ready) {
         pthread_rwlock_destroy(&m->pio.lock);
         pthread_rwlock_destroy(&m->mmio.lock);
@@ -422,7 +420,7 @@ void machine_stop(struct machine *m, vmcore_exit_kind kind, int status, const ch
     bool expected = false;
     if (!atomic_compare_exchange_strong(&m->stopped, &expected, true))
         return;
-    uart8250_flush(&m->com1);
+    machine_console_flush(m);
     m->sink.exit(m->sink.opaque, kind, status, reason);
 }
 
@@ -433,6 +431,10 @@ bool machine_stopped(const struct machine *m)
 
 void machine_shutdown(struct machine *m)
 {
+    /* A guest that listens to the power button powers itself off (S5, "powered off"), or
+     * the core's kill timeout ends it; one that does not is stopped now. */
+    if (acpi_pm_power_button(m))
+        return;
     machine_stop(m, VMCORE_EXIT_SIGNAL, SIGTERM, "shut down on request");
 }
 
@@ -457,13 +459,13 @@ void machine_console_wait(struct machine *m, bool (*stop)(void *arg), void *arg)
 
 size_t machine_console_input(struct machine *m, const void *data, size_t len)
 {
-    return uart8250_receive(&m->com1, data, len);
+    return m->com1 ? uart8250_receive(m->com1, data, len) : 0;
 }
 
 int machine_console_write(struct machine *m, const void *data, size_t len,
                           struct vmcore_err *err)
 {
-    size_t n = uart8250_receive(&m->com1, data, len);
+    size_t n = machine_console_input(m, data, len);
     if (n < len)
         return err_set(err, VMCORE_EBUSY, "console: the serial receive queue is full "
                        "(%zu of %zu bytes queued)", n, len);
@@ -488,12 +490,13 @@ uint64_t machine_ram_resident(struct machine *m)
 
 void machine_console_flush(struct machine *m)
 {
-    uart8250_flush(&m->com1);
+    if (m->com1)
+        uart8250_flush(m->com1);
 }
 
 bool machine_console_pending(const struct machine *m)
 {
-    return atomic_load_explicit(&((struct machine *)m)->com1.tx_pending, memory_order_relaxed);
+    return m->com1 && atomic_load_explicit(&m->com1->tx_pending, memory_order_relaxed);
 }
 
 uint64_t machine_exit_count(const struct machine *m)

@@ -174,8 +174,10 @@ struct machine_event_sink {
 /* What a vCPU loop does after an exit was handled. */
 enum machine_action { MACHINE_CONTINUE = 0, MACHINE_STOP = 1 };
 
-/* Allocate RAM (cfg->memory_mib), register the standard devices (COM1 8250, debug-exit at
- * 0xf4, i8042, CMOS), load cfg->boot into RAM and compute the boot vCPU's state.
+/* Allocate RAM (cfg->memory_mib), add the standard devices (COM1 8250, debug-exit at
+ * 0xf4, i8042, CMOS, the ACPI PM block) and the PCI host, load cfg->boot into RAM, compute
+ * the boot vCPU's state and write the ACPI tables into the BIOS area (every boot but a raw
+ * image loaded below 1 MiB, which owns low memory).
  * Bad images fail with VMCORE_EIMAGE and a message naming the file. */
 int machine_create(struct machine **out, const struct vmcore_config *cfg, vmcore_domain *d,
                    struct vmcore_err *err);
@@ -208,9 +210,12 @@ enum machine_action machine_mmio(struct machine *m, uint64_t gpa, bool is_write,
  * console output first). For VMCORE_EXIT_SIGNAL, @status is the signal number. */
 void machine_stop(struct machine *m, vmcore_exit_kind kind, int status, const char *reason);
 bool machine_stopped(const struct machine *m);
-/* The backend ops' requests: machine_stop() with SIGTERM ("shut down on request": the
- * machine has no ACPI power button, so a graceful end is a stop between exits) or SIGKILL
- * ("killed"). */
+/* The backend ops' requests. machine_shutdown(): a press of the ACPI power button when
+ * the guest has enabled it (PWRBTN_EN: an OS with an ACPI button driver), after which the
+ * guest powers off by itself (S5: VMCORE_EXIT_STATUS 0, "powered off") or the core's
+ * shutdown timeout kills it; for any other guest machine_stop() with SIGTERM ("shut down
+ * on request"), a stop between exits. machine_kill(): machine_stop() with SIGKILL
+ * ("killed"). Thread-safe. */
 void machine_shutdown(struct machine *m);
 void machine_kill(struct machine *m);
 /* domain_post_exit() for an exit as the event sink reports it (@status is the signal

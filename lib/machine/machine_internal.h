@@ -27,15 +27,6 @@ struct machine_bus {
     unsigned n;
 };
 
-/* i8042 keyboard controller state (i8042.c) */
-struct i8042 {
-    pthread_mutex_t lock;
-    bool ready;
-    uint8_t ctr, status, out, outport;
-    uint8_t pending;    /* controller command waiting for its data byte, or 0 */
-    int irq1, irq12;    /* the levels last sent */
-};
-
 struct machine {
     vmcore_domain *domain;
     uint8_t *ram;
@@ -56,22 +47,25 @@ struct machine {
     atomic_uint_fast64_t exits;
     atomic_uint_fast64_t unclaimed;
 
-    struct uart8250 com1;
-    struct i8042 kbd;
-    uint8_t cmos_index;
-    uint8_t cmos[128];
+    struct uart8250 *com1;          /* the console (a device of the list, like the rest) */
 };
 
-/* Device set-up, one per file; each registers its own ranges. The platform parts
+/* Device set-up, one per file; each adds itself to the machine's device list (which
+ * destroys it) and registers its own ranges. The platform parts
  * (pci.c, acpi.c, acpi_pm.c) are each called once from machine_create(). */
 int pci_host_init(struct machine *m, const struct vmcore_config *cfg);
 int acpi_pm_init(struct machine *m);
-/* Write the ACPI tables (RSDP .. DSDT) for this machine into the BIOS area of RAM; the
- * RSDP's guest address for boot_params.acpi_rsdp_addr. */
+/* Press the ACPI power button: if the guest enabled it (PWRBTN_EN, which an OS with an
+ * ACPI button driver sets), set PWRBTN_STS, raise the SCI and return true; otherwise
+ * change nothing and return false. Thread-safe. */
+bool acpi_pm_power_button(struct machine *m);
+/* Write the ACPI tables (RSDP .. DSDT) for this machine into the BIOS area of RAM and give
+ * the RSDP's guest address (BOOT_ACPI_RSDP_ADDR, which loader_linux already passed in
+ * boot_params). A raw image loaded below 1 MiB gets none: *rsdp_gpa is then 0.
+ * VMCORE_ELIMIT for more CPUs than xAPIC entries describe or RAM below 1 MiB. */
 int acpi_build(struct machine *m, const struct vmcore_config *cfg, uint64_t *rsdp_gpa);
 int debug_exit_init(struct machine *m);
 int i8042_init(struct machine *m);
-void i8042_destroy(struct machine *m);
 int cmos_init(struct machine *m);
 
 /* Console output from the UART, routed to the event sink. */

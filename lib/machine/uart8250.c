@@ -6,6 +6,8 @@
  * UART with a full FIFO holds back its sender; output is never dropped. */
 #include "uart8250.h"
 
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "machine_internal.h"
@@ -169,28 +171,59 @@ static void uart_write(void *opaque, uint64_t off, unsigned size, uint64_t value
 
 static const struct machine_dev_ops uart_ops = { uart_read, uart_write };
 
-int uart8250_init(struct uart8250 *u, struct machine *m, uint16_t base, unsigned irq)
+static void uart_destroy(struct machine_device *dev)
 {
-    memset(u, 0, sizeof *u);
+    struct uart8250 *u = (struct uart8250 *)((char *)dev - offsetof(struct uart8250, dev));
+    pthread_mutex_destroy(&u->lock);
+    free(u);
+}
+
+/* Registers to their power-on values; host input already queued stays (it was typed),
+ * gathered output goes out first. */
+static void uart_reset(struct machine_device *dev)
+{
+    struct uart8250 *u = (struct uart8250 *)((char *)dev - offsetof(struct uart8250, dev));
+    pthread_mutex_lock(&u->lock);
+    uart_tx_flush_locked(u);
+    u->ier = u->lcr = u->mcr = u->lsr_extra = u->scr = u->fcr = u->dlm = 0;
+    u->dll = 0x0c;
+    u->thr_ipending = false;
+    u->lsr_polls = 0;
+    uart_update_irq(u);
+    pthread_mutex_unlock(&u->lock);
+}
+
+static const struct machine_device_ops uart_device_ops = {
+    .type = "uart8250", .reset = uart_reset, .destroy = uart_destroy,
+};
+
+int uart8250_create(struct machine *m, uint16_t base, unsigned irq, const char *name,
+                    struct uart8250 **out)
+{
+    *out = NULL;
+    struct uart8250 *u = calloc(1, sizeof *u);
+    if (!u)
+        return VMCORE_ENOMEM;
     u->m = m;
     u->irq = irq;
     u->dll = 0x0c; /* 9600 baud, the power-on divisor */
     atomic_init(&u->tx_pending, false);
-    if (pthread_mutex_init(&u->lock, NULL))
+    if (pthread_mutex_init(&u->lock, NULL)) {
+        free(u);
         return VMCORE_ENOMEM;
-    int rc = machine_map(m, MACHINE_PIO, base, 8, &uart_ops, u, "com1", MACHINE_RANGE_CONSOLE);
-    if (rc) {
-        pthread_mutex_destroy(&u->lock);
-        u->m = NULL; /* u->m marks the lock as initialised for destroy */
     }
+    int rc = machine_irq_claim(m, irq, name);
+    if (rc == 0)
+        rc = machine_device_add(m, &u->dev, &uart_device_ops, name);
+    if (rc) {
+        uart_destroy(&u->dev);
+        return rc;
+    }
+    /* From here the machine owns u. */
+    rc = machine_map(m, MACHINE_PIO, base, 8, &uart_ops, u, name, MACHINE_RANGE_CONSOLE);
+    if (rc == 0)
+        *out = u;
     return rc;
-}
-
-void uart8250_destroy(struct uart8250 *u)
-{
-    if (u->m)
-        pthread_mutex_destroy(&u->lock);
-    u->m = NULL;
 }
 
 size_t uart8250_receive(struct uart8250 *u, const void *data, size_t len)

@@ -8,12 +8,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct machine;
+#include "machine.h"
 
 #define UART_RX_MAX 4096 /* host-side receive queue (the 16-byte FIFO the guest sees is virtual) */
 #define UART_TX_MAX 128  /* output gathered before one console event */
 
 struct uart8250 {
+    struct machine_device dev;  /* added to the machine, which destroys it */
     struct machine *m;
     unsigned irq;
     pthread_mutex_t lock;
@@ -28,8 +29,11 @@ struct uart8250 {
     atomic_bool tx_pending; /* tx_len > 0, readable without the lock */
 };
 
-int uart8250_init(struct uart8250 *u, struct machine *m, uint16_t base, unsigned irq);
-void uart8250_destroy(struct uart8250 *u);
+/* Create a UART decoding [@base, @base+8) and driving ISA @irq (claimed), added to the
+ * machine as device @name; the machine owns it from then on (*@out stays valid until
+ * machine_destroy). VMCORE_ENOMEM, or machine_map()'s and machine_irq_claim()'s errors. */
+int uart8250_create(struct machine *m, uint16_t base, unsigned irq, const char *name,
+                    struct uart8250 **out);
 /* Queue received bytes (thread-safe); bytes beyond the queue's room are dropped. */
 size_t uart8250_receive(struct uart8250 *u, const void *data, size_t len);
 /* Hand gathered output to the console now. The UART itself flushes on a newline, on a

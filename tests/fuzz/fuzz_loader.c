@@ -5,7 +5,7 @@
  * The configuration around the image comes from the image's last 4 bytes (little-endian;
  * they stay part of the image), so that one input also picks what a config could say:
  *   bits 0-1   guest RAM: 16 MiB, 2 MiB, 1 MiB, 640 KiB
- *   bits 2-7   vcpus - 1 (1..64: the Linux MP table)
+ *   bits 2-7   vcpus - 1 (1..64)
  *   bit  8     a 4095-byte command line instead of a short one
  *   bit  9     raw: boot.load_address = bits 12-31 << 4
  *   bit  10    raw: boot.entry = the load address + bits 16-23 (or - them, with bit 11)
