@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import re
 import time
-from typing import NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import pytest
 
 import vmcore
-
-from conftest import LinuxFiles
 
 MEMORY_MIB = 256
 # A bound on each wait for console output (the boot prints steadily; a guest that stops
@@ -43,9 +41,11 @@ class Boot(NamedTuple):
     instructions: int                # executed by then
 
 
-def run_linux(files: LinuxFiles, scenario: str, until: str, then) -> Boot:
+def run_linux(files: Any, scenario: str, until: str,
+              then: Callable[[vmcore.Domain], None]) -> Boot:
     """Boot with vmcore.test=@scenario, read the console until @until appears, call
-    @then(domain), and collect the rest of the output and the exit."""
+    @then(domain), and collect the rest of the output and the exit. @files is the
+    conftest's linux_files (kernel, initrd, logdir)."""
     cfg = {
         "name": "linux-" + scenario,
         "backend": "emu",
@@ -107,7 +107,7 @@ def assert_powered_off(boot: Boot) -> None:
 # --- scenario 1: look around, then poweroff -f ---------------------------------------
 
 @pytest.fixture(scope="module")
-def poweroff(linux_files: LinuxFiles) -> Boot:
+def poweroff(linux_files: Any) -> Boot:
     # nothing to do at the marker: the guest powers off by itself right after it
     return run_linux(linux_files, "poweroff", "VMCORE-POWERING-OFF", lambda d: None)
 
@@ -150,7 +150,7 @@ def test_poweroff_ends_domain(poweroff: Boot) -> None:
 # --- scenario 2: the host shuts the domain down, the guest sees the power button -------
 
 @pytest.fixture(scope="module")
-def button(linux_files: LinuxFiles) -> Boot:
+def button(linux_files: Any) -> Boot:
     def press(d: vmcore.Domain) -> None:
         # the grace period before the kill: the guest polls every 0.2 s, then powers off
         d.shutdown(timeout=EXIT_TIMEOUT)
