@@ -7,6 +7,7 @@ VMCORE_DEBIAN_PACKAGES=(
     libcmocka-dev python3 python3-pytest      # tests
     nasm                                      # guests (examples/guests, tests/guests)
     busybox-static                            # root file systems for container tests and demos
+    cpio                                      # the initramfs of the Linux-on-emu test (tests/linux)
     iproute2                                  # veth networking tests
     valgrind                                  # leak checks (.ci/run)
     doxygen                                   # API documentation

@@ -2,6 +2,7 @@
 # against the freshly built libvmcore.so; `python_bindings_scripted` runs the binding-mechanics
 # tests (events, callbacks, asyncio, leaks) against a copy of the library with a scripted
 # backend (tests/python/shim/), so they run on any host without root or /dev/kvm.
+# `linux_emu` (below) boots Debian's kernel on emu with the same bindings.
 set(VMCORE_PYTHON /usr/bin/python3 CACHE FILEPATH "Python interpreter that runs the binding tests (needs pytest)")
 
 if(EXISTS ${VMCORE_PYTHON})
@@ -44,6 +45,18 @@ if(EXISTS ${VMCORE_PYTHON})
     WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
   set_tests_properties(python_bindings_scripted PROPERTIES TIMEOUT 600
     ENVIRONMENT "${vmcore_py_env};VMCORE_LIBRARY=$<TARGET_FILE:vmcore_pyshim>")
+
+  # Debian's cloud kernel on emu (tests/linux/): fetched at test time into
+  # ${PROJECT_BINARY_DIR}/linux (apt-get download, cached there), booted twice: the PCI,
+  # ACPI and IOAPIC the guest sees, `poweroff -f`, and vmcore_domain_shutdown() as a
+  # power-button press. Labelled `linux`: `ctest -L linux` runs it alone, `-LE linux`
+  # leaves it out.
+  add_test(NAME linux_emu
+    COMMAND ${VMCORE_PYTHON} -m pytest -q -ra -p no:cacheprovider
+            ${CMAKE_CURRENT_SOURCE_DIR}/linux
+    WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(linux_emu PROPERTIES TIMEOUT 1800 LABELS linux
+    ENVIRONMENT "${vmcore_py_env};VMCORE_LIBRARY=$<TARGET_FILE:vmcore>;VMCORE_BUILD_DIR=${PROJECT_BINARY_DIR}")
 
   # Everything the two tests exercise (all in ALL too): `cmake --build B --target
   # vmcore_python_test_deps` builds just that.
