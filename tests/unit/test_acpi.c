@@ -4,6 +4,7 @@
  * then the PM registers as a guest drives them: status write-1-to-clear, the SCI level,
  * S5 ending the machine, the power button behind machine_shutdown(), the PM timer. */
 #include "vt.h"
+#include "vtmachine.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,10 +31,9 @@ struct seen {
 };
 
 struct fixture {
-    struct machine *m;
-    struct vmcore_config cfg;
+    struct vt_machine vm;
+    struct machine *m;      /* vm.m, once make_machine() ran */
     struct seen seen;
-    char path[64];
 };
 
 static void on_exit_(void *opaque, vmcore_exit_kind kind, int status, const char *reason)
@@ -55,9 +55,9 @@ static void on_irq(void *opaque, unsigned gsi, int level)
 
 static void make_machine(struct fixture *f, unsigned vcpus)
 {
-    struct vmcore_err err = { 0 };
-    f->cfg.vcpus = vcpus;
-    assert_int_equal(machine_create(&f->m, &f->cfg, NULL, &err), 0);
+    f->vm.cfg.vcpus = vcpus;
+    vt_machine_start(&f->vm);
+    f->m = f->vm.m;
     machine_set_event_sink(f->m, &(struct machine_event_sink){ NULL, on_exit_, &f->seen });
     machine_set_irq_sink(f->m, &(struct machine_irq_sink){ on_irq, NULL, &f->seen });
 }
@@ -65,16 +65,8 @@ static void make_machine(struct fixture *f, unsigned vcpus)
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    snprintf(f->path, sizeof f->path, "/tmp/vmcore-acpi-XXXXXX");
-    int fd = mkstemp(f->path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, "\xf4", 1), 1);
-    close(fd);
-    f->cfg.memory_mib = 16;
-    f->cfg.boot.kernel = f->path;
     /* A raw image at 1 MiB keeps the BIOS area free: it gets the tables. */
-    f->cfg.boot.format = BOOT_FORMAT_RAW;
-    f->cfg.boot.mode = BOOT_MODE_PROTECTED;
+    vt_machine_prepare(&f->vm, 16, 1);
     *state = f;
     return 0;
 }
@@ -82,8 +74,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    machine_destroy(f->m);
-    unlink(f->path);
+    vt_machine_destroy(&f->vm);
     free(f);
     return 0;
 }
@@ -388,7 +379,7 @@ static void test_max_vcpus(void **state)
 static void test_raw_low_no_tables(void **state)
 {
     struct fixture *f = *state;
-    f->cfg.boot.mode = BOOT_MODE_REAL;
+    f->vm.cfg.boot.mode = BOOT_MODE_REAL;
     make_machine(f, 1);
     assert_int_equal(find_rsdp(f->m), 0);
     assert_int_equal(machine_ram(f->m)[0x7c00], 0xf4);
@@ -488,24 +479,9 @@ static void test_aml_encodings(void **state)
 
 /* ---- the PM block ---- */
 
-static void outw(struct machine *m, uint16_t port, uint16_t v)
-{
-    machine_pio(m, port, true, 2, &v);
-}
-
-static uint16_t inw(struct machine *m, uint16_t port)
-{
-    uint16_t v = 0;
-    machine_pio(m, port, false, 2, &v);
-    return v;
-}
-
-static uint32_t inl(struct machine *m, uint16_t port)
-{
-    uint32_t v = 0;
-    machine_pio(m, port, false, 4, &v);
-    return v;
-}
+static void outw(struct machine *m, uint16_t port, uint16_t v) { vt_pio_write(m, port, 2, v); }
+static uint16_t inw(struct machine *m, uint16_t port) { return (uint16_t)vt_pio_read(m, port, 2); }
+static uint32_t inl(struct machine *m, uint16_t port) { return (uint32_t)vt_pio_read(m, port, 4); }
 
 #define PWRBTN 0x100
 #define SLP_EN 0x2000

@@ -4,6 +4,7 @@
  * machine_msi(), and the CPU's side read back as the vCPU loop does (emu_irqchip_pending,
  * emu_irqchip_ack: the INTA cycle). */
 #include "vt.h"
+#include "vtmachine.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,10 +23,9 @@
 #define RE_LOGICAL (1u << 11)
 
 struct fixture {
-    struct machine *m;
+    struct vt_machine vm;
+    struct machine *m;      /* vm.m */
     struct emu_irqchip *c;
-    struct vmcore_config cfg;
-    char path[64];
     unsigned intr_calls;
 };
 
@@ -38,18 +38,8 @@ static void on_intr(void *opaque, unsigned cpu)
 
 static int create_machine(struct fixture *f, unsigned ncpus)
 {
-    snprintf(f->path, sizeof f->path, "/tmp/vmcore-ioapic-XXXXXX");
-    int fd = mkstemp(f->path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, "\xf4", 1), 1);
-    close(fd);
-    f->cfg.memory_mib = 4;
-    f->cfg.vcpus = ncpus;
-    f->cfg.boot.kernel = f->path;
-    f->cfg.boot.format = BOOT_FORMAT_RAW;
-    f->cfg.boot.mode = BOOT_MODE_PROTECTED;
-    struct vmcore_err err = { 0 };
-    assert_int_equal(machine_create(&f->m, &f->cfg, NULL, &err), 0);
+    vt_machine_create(&f->vm, 4, ncpus);
+    f->m = f->vm.m;
     return emu_irqchip_create(&f->c, f->m, ncpus, on_intr, f);
 }
 
@@ -64,38 +54,18 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    machine_destroy(f->m);
+    vt_machine_destroy(&f->vm);
     emu_irqchip_free(f->c);
-    unlink(f->path);
     free(f);
     return 0;
 }
 
 /* ---- guest accesses ---- */
 
-static void w32(struct machine *m, uint64_t gpa, uint32_t v)
-{
-    machine_mmio(m, gpa, true, 4, &v);
-}
-
-static uint32_t r32(struct machine *m, uint64_t gpa)
-{
-    uint32_t v = 0xdeadbeef;
-    machine_mmio(m, gpa, false, 4, &v);
-    return v;
-}
-
-static void outb(struct machine *m, uint16_t port, uint8_t v)
-{
-    machine_pio(m, port, true, 1, &v);
-}
-
-static uint8_t inb(struct machine *m, uint16_t port)
-{
-    uint8_t v = 0;
-    machine_pio(m, port, false, 1, &v);
-    return v;
-}
+static void w32(struct machine *m, uint64_t gpa, uint32_t v) { vt_mmio_write(m, gpa, 4, v); }
+static uint32_t r32(struct machine *m, uint64_t gpa) { return (uint32_t)vt_mmio_read(m, gpa, 4); }
+static void outb(struct machine *m, uint16_t port, uint8_t v) { vt_pio_write(m, port, 1, v); }
+static uint8_t inb(struct machine *m, uint16_t port) { return (uint8_t)vt_pio_read(m, port, 1); }
 
 static uint32_t io_read(struct machine *m, unsigned reg)
 {

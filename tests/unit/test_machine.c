@@ -2,6 +2,7 @@
  * against the devices (8250 UART, debug-exit, i8042, CMOS), the buses and the one-time
  * stop. The event sink is replaced so the test sees console output and the exit. */
 #include "vt.h"
+#include "vtmachine.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,15 +20,14 @@ struct seen {
     vmcore_exit_kind kind;
     int status;
     char reason[128];
-    int irq_level[16];
+    int irq_level[MACHINE_GSI_COUNT];
     unsigned irq_changes;
 };
 
 struct fixture {
-    struct machine *m;
-    struct vmcore_config cfg;
+    struct vt_machine vm;
+    struct machine *m;      /* vm.m */
     struct seen seen;
-    char path[64];
 };
 
 static void on_console(void *opaque, const void *data, size_t len)
@@ -57,18 +57,8 @@ static void on_irq(void *opaque, unsigned gsi, int level)
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    snprintf(f->path, sizeof f->path, "/tmp/vmcore-machine-XXXXXX");
-    int fd = mkstemp(f->path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, "\xf4", 1), 1);
-    close(fd);
-    f->cfg.memory_mib = 4;
-    f->cfg.vcpus = 1;
-    f->cfg.boot.kernel = f->path;
-    f->cfg.boot.format = BOOT_FORMAT_RAW;
-    f->cfg.boot.mode = BOOT_MODE_PROTECTED;
-    struct vmcore_err err = { 0 };
-    assert_int_equal(machine_create(&f->m, &f->cfg, NULL, &err), 0);
+    vt_machine_create(&f->vm, 4, 1);
+    f->m = f->vm.m;
     machine_set_event_sink(f->m, &(struct machine_event_sink){ on_console, on_exit_, &f->seen });
     machine_set_irq_sink(f->m, &(struct machine_irq_sink){ on_irq, NULL, &f->seen });
     *state = f;
@@ -78,23 +68,13 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    machine_destroy(f->m);
-    unlink(f->path);
+    vt_machine_destroy(&f->vm);
     free(f);
     return 0;
 }
 
-static void outb(struct machine *m, uint16_t port, uint8_t v)
-{
-    machine_pio(m, port, true, 1, &v);
-}
-
-static uint8_t inb(struct machine *m, uint16_t port)
-{
-    uint8_t v = 0;
-    machine_pio(m, port, false, 1, &v);
-    return v;
-}
+static void outb(struct machine *m, uint16_t port, uint8_t v) { vt_pio_write(m, port, 1, v); }
+static uint8_t inb(struct machine *m, uint16_t port) { return (uint8_t)vt_pio_read(m, port, 1); }
 
 static void test_ram(void **state)
 {
@@ -110,7 +90,7 @@ static void test_ram(void **state)
 static void test_too_much_memory(void **state)
 {
     struct fixture *f = *state;
-    struct vmcore_config cfg = f->cfg;
+    struct vmcore_config cfg = f->vm.cfg;
     cfg.memory_mib = 4096;
     struct machine *m = NULL;
     struct vmcore_err err = { 0 };

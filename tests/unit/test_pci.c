@@ -4,6 +4,7 @@
  * MEM64 BAR holding its MSI-X table; MSI, MSI-X and a vendor capability) and B (slot 9,
  * which shares A's INTA line: I/O and MEM32 BARs, no capabilities). */
 #include "vt.h"
+#include "vtmachine.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,9 +35,8 @@ struct msi_call {
 };
 
 struct fixture {
-    struct machine *m;
-    struct vmcore_config cfg;
-    char path[64];
+    struct vt_machine vm;
+    struct machine *m;      /* vm.m */
     struct tdev *a, *b;
     int level[MACHINE_GSI_COUNT];
     unsigned irq_changes;
@@ -115,18 +115,8 @@ static struct tdev *tdev_new(uint16_t device_id, bool caps)
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    snprintf(f->path, sizeof f->path, "/tmp/vmcore-pci-XXXXXX");
-    int fd = mkstemp(f->path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, "\xf4", 1), 1);
-    close(fd);
-    f->cfg.memory_mib = 4;
-    f->cfg.vcpus = 1;
-    f->cfg.boot.kernel = f->path;
-    f->cfg.boot.format = BOOT_FORMAT_RAW;
-    f->cfg.boot.mode = BOOT_MODE_PROTECTED;
-    struct vmcore_err err = { 0 };
-    assert_int_equal(machine_create(&f->m, &f->cfg, NULL, &err), 0);
+    vt_machine_create(&f->vm, 4, 1);
+    f->m = f->vm.m;
     machine_set_irq_sink(f->m, &(struct machine_irq_sink){ on_irq, on_msi, f });
     f->a = tdev_new(0x1000, true);
     assert_int_equal(pci_device_register(f->m, &f->a->pci, "test-a", -1), 0);
@@ -139,37 +129,12 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    machine_destroy(f->m);
-    unlink(f->path);
+    vt_machine_destroy(&f->vm);
     free(f);
     return 0;
 }
 
 /* ---- the guest's accessors ---- */
-
-static uint64_t pio_in(struct machine *m, uint16_t port, unsigned size)
-{
-    uint64_t v = 0;
-    machine_pio(m, port, false, size, &v);
-    return v;
-}
-
-static void pio_out(struct machine *m, uint16_t port, unsigned size, uint64_t v)
-{
-    machine_pio(m, port, true, size, &v);
-}
-
-static uint64_t mmio_rd(struct machine *m, uint64_t gpa, unsigned size)
-{
-    uint64_t v = 0;
-    machine_mmio(m, gpa, false, size, &v);
-    return v;
-}
-
-static void mmio_wr(struct machine *m, uint64_t gpa, unsigned size, uint64_t v)
-{
-    machine_mmio(m, gpa, true, size, &v);
-}
 
 static uint32_t cf8_addr(unsigned bus, unsigned slot, unsigned fn, unsigned off)
 {
@@ -178,14 +143,14 @@ static uint32_t cf8_addr(unsigned bus, unsigned slot, unsigned fn, unsigned off)
 
 static uint32_t cfg_rd(struct machine *m, unsigned slot, unsigned off, unsigned size)
 {
-    pio_out(m, 0xcf8, 4, cf8_addr(0, slot, 0, off));
-    return (uint32_t)pio_in(m, 0xcfc + (off & 3), size);
+    vt_pio_write(m, 0xcf8, 4, cf8_addr(0, slot, 0, off));
+    return (uint32_t)vt_pio_read(m, 0xcfc + (off & 3), size);
 }
 
 static void cfg_wr(struct machine *m, unsigned slot, unsigned off, unsigned size, uint32_t v)
 {
-    pio_out(m, 0xcf8, 4, cf8_addr(0, slot, 0, off));
-    pio_out(m, 0xcfc + (off & 3), size, v);
+    vt_pio_write(m, 0xcf8, 4, cf8_addr(0, slot, 0, off));
+    vt_pio_write(m, 0xcfc + (off & 3), size, v);
 }
 
 static uint64_t ecam(unsigned slot, unsigned fn, unsigned off)
@@ -203,16 +168,16 @@ static void test_host_bridge_ids(void **state)
     assert_int_equal(cfg_rd(f->m, 0, 1, 1), 0x80);
     assert_int_equal(cfg_rd(f->m, 0, 8, 4) >> 8, 0x060000);   /* host bridge class */
     assert_int_equal(cfg_rd(f->m, 0, PCI_HEADER_TYPE, 1), 0);
-    assert_int_equal(mmio_rd(f->m, ecam(0, 0, 0), 4), 0x29c08086);
-    assert_int_equal(mmio_rd(f->m, ecam(0, 0, 0), 8) & 0xffffffff, 0x29c08086);
-    assert_int_equal(mmio_rd(f->m, ecam(0, 0, 0xb), 1), 0x06);
+    assert_int_equal(vt_mmio_read(f->m, ecam(0, 0, 0), 4), 0x29c08086);
+    assert_int_equal(vt_mmio_read(f->m, ecam(0, 0, 0), 8) & 0xffffffff, 0x29c08086);
+    assert_int_equal(vt_mmio_read(f->m, ecam(0, 0, 0xb), 1), 0x06);
     /* read-only IDs stay */
     cfg_wr(f->m, 0, 0, 4, 0x12345678);
-    mmio_wr(f->m, ecam(0, 0, 0), 2, 0xffff);
+    vt_mmio_write(f->m, ecam(0, 0, 0), 2, 0xffff);
     assert_int_equal(cfg_rd(f->m, 0, 0, 4), 0x29c08086);
     /* the test devices, through both paths */
     assert_int_equal(cfg_rd(f->m, SLOT_A, 0, 4), 0x10001af4);
-    assert_int_equal(mmio_rd(f->m, ecam(SLOT_B, 0, 0), 4), 0x10011af4);
+    assert_int_equal(vt_mmio_read(f->m, ecam(SLOT_B, 0, 0), 4), 0x10011af4);
     assert_ptr_equal(pci_device_at(f->m, SLOT_A), &f->a->pci);
     assert_non_null(pci_device_at(f->m, 0));
     assert_null(pci_device_at(f->m, 2));
@@ -224,30 +189,30 @@ static void test_absent_and_cf8(void **state)
     struct fixture *f = *state;
     assert_int_equal(cfg_rd(f->m, 5, 0, 4), 0xffffffffu);
     assert_int_equal(cfg_rd(f->m, 5, 2, 2), 0xffff);
-    assert_int_equal(mmio_rd(f->m, ecam(5, 0, 0), 4), 0xffffffffu);
-    assert_int_equal(mmio_rd(f->m, ecam(31, 7, 0xffc), 4), 0xffffffffu);
-    assert_int_equal(mmio_rd(f->m, ecam(0, 1, 0), 4), 0xffffffffu);   /* function 1 */
-    mmio_wr(f->m, ecam(5, 0, 4), 4, 0xffffffff);                      /* ignored */
-    pio_out(f->m, 0xcf8, 4, cf8_addr(1, 0, 0, 0));                     /* bus 1 */
-    assert_int_equal(pio_in(f->m, 0xcfc, 4), 0xffffffffu);
-    pio_out(f->m, 0xcf8, 4, 0x00000000);                               /* not enabled */
-    assert_int_equal(pio_in(f->m, 0xcfc, 4), 0xffffffffu);
+    assert_int_equal(vt_mmio_read(f->m, ecam(5, 0, 0), 4), 0xffffffffu);
+    assert_int_equal(vt_mmio_read(f->m, ecam(31, 7, 0xffc), 4), 0xffffffffu);
+    assert_int_equal(vt_mmio_read(f->m, ecam(0, 1, 0), 4), 0xffffffffu);   /* function 1 */
+    vt_mmio_write(f->m, ecam(5, 0, 4), 4, 0xffffffff);                      /* ignored */
+    vt_pio_write(f->m, 0xcf8, 4, cf8_addr(1, 0, 0, 0));                     /* bus 1 */
+    assert_int_equal(vt_pio_read(f->m, 0xcfc, 4), 0xffffffffu);
+    vt_pio_write(f->m, 0xcf8, 4, 0x00000000);                               /* not enabled */
+    assert_int_equal(vt_pio_read(f->m, 0xcfc, 4), 0xffffffffu);
     /* Linux's mechanism #1 probe reads the address register back */
-    pio_out(f->m, 0xcf8, 4, 0x80000000);
-    assert_int_equal(pio_in(f->m, 0xcf8, 4), 0x80000000);
-    pio_out(f->m, 0xcf8, 4, 0xffffffff);
-    assert_int_equal(pio_in(f->m, 0xcf8, 4), 0x80fffffc);
+    vt_pio_write(f->m, 0xcf8, 4, 0x80000000);
+    assert_int_equal(vt_pio_read(f->m, 0xcf8, 4), 0x80000000);
+    vt_pio_write(f->m, 0xcf8, 4, 0xffffffff);
+    assert_int_equal(vt_pio_read(f->m, 0xcf8, 4), 0x80fffffc);
     /* byte accesses to the address register do nothing (and mechanism #2's probe fails) */
-    pio_out(f->m, 0xcf8, 4, 0x80000000);
-    pio_out(f->m, 0xcfb, 1, 0x01);
-    pio_out(f->m, 0xcf8, 1, 0x00);
-    assert_int_equal(pio_in(f->m, 0xcf8, 1), 0xff);
-    assert_int_equal(pio_in(f->m, 0xcf8, 4), 0x80000000);
+    vt_pio_write(f->m, 0xcf8, 4, 0x80000000);
+    vt_pio_write(f->m, 0xcfb, 1, 0x01);
+    vt_pio_write(f->m, 0xcf8, 1, 0x00);
+    assert_int_equal(vt_pio_read(f->m, 0xcf8, 1), 0xff);
+    assert_int_equal(vt_pio_read(f->m, 0xcf8, 4), 0x80000000);
     /* the extended space is ECAM's: zero on a conventional device, read-only */
-    assert_int_equal(mmio_rd(f->m, ecam(SLOT_A, 0, 0x100), 4), 0);
-    mmio_wr(f->m, ecam(SLOT_A, 0, 0x100), 4, 0xffffffff);
-    assert_int_equal(mmio_rd(f->m, ecam(SLOT_A, 0, 0x100), 4), 0);
-    assert_int_equal(mmio_rd(f->m, ecam(SLOT_A, 0, 0xffe), 4), 0xffff0000u); /* clipped */
+    assert_int_equal(vt_mmio_read(f->m, ecam(SLOT_A, 0, 0x100), 4), 0);
+    vt_mmio_write(f->m, ecam(SLOT_A, 0, 0x100), 4, 0xffffffff);
+    assert_int_equal(vt_mmio_read(f->m, ecam(SLOT_A, 0, 0x100), 4), 0);
+    assert_int_equal(vt_mmio_read(f->m, ecam(SLOT_A, 0, 0xffe), 4), 0xffff0000u); /* clipped */
 }
 
 static void test_bar_sizing(void **state)
@@ -277,10 +242,10 @@ static void test_bar_sizing(void **state)
     cfg_wr(m, SLOT_A, PCI_ROM_ADDRESS, 4, 0xffffffff);                 /* no ROM */
     assert_int_equal(cfg_rd(m, SLOT_A, PCI_ROM_ADDRESS, 4), 0);
     /* the same through ECAM, with the low type bits read-only */
-    mmio_wr(m, ecam(SLOT_A, 0, 0x10), 4, 0xd000);
-    assert_int_equal(mmio_rd(m, ecam(SLOT_A, 0, 0x10), 4), 0xd001);
-    mmio_wr(m, ecam(SLOT_A, 0, 0x14), 4, 0xc8000007);
-    assert_int_equal(mmio_rd(m, ecam(SLOT_A, 0, 0x14), 4), 0xc8000000);
+    vt_mmio_write(m, ecam(SLOT_A, 0, 0x10), 4, 0xd000);
+    assert_int_equal(vt_mmio_read(m, ecam(SLOT_A, 0, 0x10), 4), 0xd001);
+    vt_mmio_write(m, ecam(SLOT_A, 0, 0x14), 4, 0xc8000007);
+    assert_int_equal(vt_mmio_read(m, ecam(SLOT_A, 0, 0x14), 4), 0xc8000000);
     /* decode was off the whole time: no failures counted, nothing mapped */
     assert_int_equal(pci_bar_map_failures(m), 0);
     assert_false(machine_space_busy(m, MACHINE_PIO, 0xc000, 32));
@@ -292,31 +257,31 @@ static void test_bar_move(void **state)
     struct fixture *f = *state;
     struct machine *m = f->m;
     struct tdev *a = f->a;
-    assert_int_equal(pio_in(m, 0xc004, 1), 0xff);                      /* decode off */
+    assert_int_equal(vt_pio_read(m, 0xc004, 1), 0xff);                      /* decode off */
     assert_int_equal(a->reads, 0);
     cfg_wr(m, SLOT_A, PCI_COMMAND, 2, PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
-    assert_int_equal(pio_in(m, 0xc004, 4), 0xab000004);
-    assert_int_equal(mmio_rd(m, PLAT_PCI_MMIO32_BASE + 0x10, 4), 0xab000010);
-    assert_int_equal(mmio_rd(m, PLAT_PCI_MMIO64_BASE + 0x1000, 4), 0xab001000);
-    mmio_wr(m, PLAT_PCI_MMIO32_BASE + 0x20, 4, 0x55);
+    assert_int_equal(vt_pio_read(m, 0xc004, 4), 0xab000004);
+    assert_int_equal(vt_mmio_read(m, PLAT_PCI_MMIO32_BASE + 0x10, 4), 0xab000010);
+    assert_int_equal(vt_mmio_read(m, PLAT_PCI_MMIO64_BASE + 0x1000, 4), 0xab001000);
+    vt_mmio_write(m, PLAT_PCI_MMIO32_BASE + 0x20, 4, 0x55);
     assert_int_equal(a->last_off, 0x20);
     assert_int_equal(a->last_val, 0x55);
     /* an I/O move with decode on: old place gone, new place decodes */
     cfg_wr(m, SLOT_A, 0x10, 4, 0xd000);
-    assert_int_equal(pio_in(m, 0xc004, 4), 0xffffffffu);
-    assert_int_equal(pio_in(m, 0xd004, 4), 0xab000004);
+    assert_int_equal(vt_pio_read(m, 0xc004, 4), 0xffffffffu);
+    assert_int_equal(vt_pio_read(m, 0xd004, 4), 0xab000004);
     /* a memory move, written as two 16-bit halves */
     cfg_wr(m, SLOT_A, 0x16, 2, 0xc800);
-    assert_int_equal(mmio_rd(m, PLAT_PCI_MMIO32_BASE + 0x10, 4), 0xffffffffu);
-    assert_int_equal(mmio_rd(m, 0xc8000010, 4), 0xab000010);
+    assert_int_equal(vt_mmio_read(m, PLAT_PCI_MMIO32_BASE + 0x10, 4), 0xffffffffu);
+    assert_int_equal(vt_mmio_read(m, 0xc8000010, 4), 0xab000010);
     /* a 64-bit move, upper half */
     cfg_wr(m, SLOT_A, 0x1c, 4, 0x11);
-    assert_int_equal(mmio_rd(m, PLAT_PCI_MMIO64_BASE + 0x1000, 4), 0xffffffffu);
-    assert_int_equal(mmio_rd(m, 0x1100000000ull + 0x1000, 4), 0xab001000);
+    assert_int_equal(vt_mmio_read(m, PLAT_PCI_MMIO64_BASE + 0x1000, 4), 0xffffffffu);
+    assert_int_equal(vt_mmio_read(m, 0x1100000000ull + 0x1000, 4), 0xab001000);
     /* decode off unmaps everything */
     cfg_wr(m, SLOT_A, PCI_COMMAND, 2, 0);
-    assert_int_equal(pio_in(m, 0xd004, 4), 0xffffffffu);
-    assert_int_equal(mmio_rd(m, 0xc8000010, 4), 0xffffffffu);
+    assert_int_equal(vt_pio_read(m, 0xd004, 4), 0xffffffffu);
+    assert_int_equal(vt_mmio_read(m, 0xc8000010, 4), 0xffffffffu);
     assert_false(machine_space_busy(m, MACHINE_MMIO, 0x1100000000ull, 16384));
     /* bus mastering is the guest's to grant */
     assert_false(pci_bus_master(&a->pci));
@@ -324,17 +289,17 @@ static void test_bar_move(void **state)
     assert_true(pci_bus_master(&a->pci));
     /* memory on alone */
     cfg_wr(m, SLOT_A, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
-    assert_int_equal(pio_in(m, 0xd004, 4), 0xffffffffu);
-    assert_int_equal(mmio_rd(m, 0xc8000010, 4), 0xab000010);
+    assert_int_equal(vt_pio_read(m, 0xd004, 4), 0xffffffffu);
+    assert_int_equal(vt_mmio_read(m, 0xc8000010, 4), 0xab000010);
     assert_int_equal(pci_bar_map_failures(m), 0);
     /* a reset puts everything back where registration placed it, decode off */
     machine_reset_devices(m);
     assert_int_equal(a->resets, 1);
     assert_int_equal(cfg_rd(m, SLOT_A, PCI_COMMAND, 2), 0);
     assert_int_equal(cfg_rd(m, SLOT_A, 0x14, 4), (uint32_t)PLAT_PCI_MMIO32_BASE);
-    assert_int_equal(mmio_rd(m, 0xc8000010, 4), 0xffffffffu);
+    assert_int_equal(vt_mmio_read(m, 0xc8000010, 4), 0xffffffffu);
     cfg_wr(m, SLOT_A, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
-    assert_int_equal(mmio_rd(m, PLAT_PCI_MMIO32_BASE + 0x10, 4), 0xab000010);
+    assert_int_equal(vt_mmio_read(m, PLAT_PCI_MMIO32_BASE + 0x10, 4), 0xab000010);
 }
 
 static void test_bar_bad_places(void **state)
@@ -348,7 +313,7 @@ static void test_bar_bad_places(void **state)
     /* onto RAM */
     cfg_wr(m, SLOT_A, 0x14, 4, 0x1000);
     assert_int_equal(pci_bar_map_failures(m), 1);
-    assert_int_equal(mmio_rd(m, PLAT_PCI_MMIO32_BASE, 4), 0xffffffffu);
+    assert_int_equal(vt_mmio_read(m, PLAT_PCI_MMIO32_BASE, 4), 0xffffffffu);
     /* onto the LAPIC and the IOAPIC (whether or not anything is mapped there) */
     unsigned reads = a->reads;
     cfg_wr(m, SLOT_A, 0x14, 4, (uint32_t)PLAT_LAPIC_BASE);
@@ -357,25 +322,25 @@ static void test_bar_bad_places(void **state)
     assert_int_equal(pci_bar_map_failures(m), 3);
     cfg_wr(m, SLOT_A, 0x14, 4, (uint32_t)PLAT_IOAPIC_BASE);
     assert_int_equal(pci_bar_map_failures(m), 4);
-    mmio_rd(m, PLAT_IOAPIC_BASE, 4);
-    mmio_rd(m, PLAT_LAPIC_BASE, 4);
+    vt_mmio_read(m, PLAT_IOAPIC_BASE, 4);
+    vt_mmio_read(m, PLAT_LAPIC_BASE, 4);
     assert_int_equal(a->reads, reads);
     /* onto ECAM */
     cfg_wr(m, SLOT_A, 0x14, 4, (uint32_t)PLAT_PCI_ECAM_BASE);
     assert_int_equal(pci_bar_map_failures(m), 5);
-    assert_int_equal(mmio_rd(m, ecam(0, 0, 0), 4), 0x29c08086);
+    assert_int_equal(vt_mmio_read(m, ecam(0, 0, 0), 4), 0x29c08086);
     /* onto B's memory BAR: B keeps it */
     cfg_wr(m, SLOT_A, 0x14, 4, (uint32_t)b_mem);
     assert_int_equal(pci_bar_map_failures(m), 6);
     reads = b->reads;
-    assert_int_equal(mmio_rd(m, b_mem + 8, 4), 0xab000008);
+    assert_int_equal(vt_mmio_read(m, b_mem + 8, 4), 0xab000008);
     assert_int_equal(b->reads, reads + 1);
     /* B moves away: A's BAR, waiting there, now decodes */
     cfg_wr(m, SLOT_B, 0x14, 4, 0xd0000000);
     reads = a->reads;
-    assert_int_equal(mmio_rd(m, b_mem + 8, 4), 0xab000008);
+    assert_int_equal(vt_mmio_read(m, b_mem + 8, 4), 0xab000008);
     assert_int_equal(a->reads, reads + 1);
-    assert_int_equal(mmio_rd(m, 0xd0000008, 4), 0xab000008);
+    assert_int_equal(vt_mmio_read(m, 0xd0000008, 4), 0xab000008);
     assert_int_equal(pci_bar_map_failures(m), 6);
     /* I/O over 0xcf8, over COM1, onto B's I/O BAR, past the port space */
     cfg_wr(m, SLOT_A, 0x10, 4, 0xce0);
@@ -392,7 +357,7 @@ static void test_bar_bad_places(void **state)
     cfg_wr(m, SLOT_A, PCI_COMMAND, 2, 0);
     machine_reset_devices(m);
     cfg_wr(m, SLOT_A, PCI_COMMAND, 2, PCI_COMMAND_IO);
-    assert_int_equal(pio_in(m, 0xc000, 4), 0xab000000);
+    assert_int_equal(vt_pio_read(m, 0xc000, 4), 0xab000000);
 }
 
 static void test_cap_list(void **state)
@@ -489,17 +454,17 @@ static void test_msix(void **state)
     cfg_wr(m, SLOT_A, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
     /* every entry starts masked */
     for (unsigned v = 0; v < MSIX_VECTORS; v++)
-        assert_int_equal(mmio_rd(m, bar + 16 * v + 12, 4), 1);
+        assert_int_equal(vt_mmio_read(m, bar + 16 * v + 12, 4), 1);
     /* entry 3 through the BAR: a 64-bit address write, data, unmask */
-    mmio_wr(m, bar + 0x30, 8, 0x00000000fee02000ull);
-    mmio_wr(m, bar + 0x38, 4, 0x4055);
-    mmio_wr(m, bar + 0x3c, 4, 0xfffffffe);            /* reserved bits stay 0 */
-    assert_int_equal(mmio_rd(m, bar + 0x30, 4), 0xfee02000);
-    assert_int_equal(mmio_rd(m, bar + 0x34, 4), 0);
-    assert_int_equal(mmio_rd(m, bar + 0x38, 4), 0x4055);
-    assert_int_equal(mmio_rd(m, bar + 0x3c, 4), 0);
-    assert_int_equal(mmio_rd(m, bar + 0x30, 8), 0xfee02000ull);
-    assert_int_equal(mmio_rd(m, bar + 0x34, 8), 0x0000405500000000ull);
+    vt_mmio_write(m, bar + 0x30, 8, 0x00000000fee02000ull);
+    vt_mmio_write(m, bar + 0x38, 4, 0x4055);
+    vt_mmio_write(m, bar + 0x3c, 4, 0xfffffffe);            /* reserved bits stay 0 */
+    assert_int_equal(vt_mmio_read(m, bar + 0x30, 4), 0xfee02000);
+    assert_int_equal(vt_mmio_read(m, bar + 0x34, 4), 0);
+    assert_int_equal(vt_mmio_read(m, bar + 0x38, 4), 0x4055);
+    assert_int_equal(vt_mmio_read(m, bar + 0x3c, 4), 0);
+    assert_int_equal(vt_mmio_read(m, bar + 0x30, 8), 0xfee02000ull);
+    assert_int_equal(vt_mmio_read(m, bar + 0x34, 8), 0x0000405500000000ull);
     assert_int_equal(f->a->reads, 0);                 /* the device saw none of it */
     assert_false(pci_msix_enabled(a));
     cfg_wr(m, SLOT_A, 0x5a, 2, 0x8000);               /* MSI-X enable */
@@ -511,40 +476,40 @@ static void test_msix(void **state)
     pci_irq_notify(a, MSIX_VECTORS);                  /* no such entry */
     pci_irq_notify(a, 0);                             /* masked entry: pending */
     assert_int_equal(f->nmsi, 1);
-    assert_int_equal(mmio_rd(m, bar + MSIX_PBA, 8), 0x1);
+    assert_int_equal(vt_mmio_read(m, bar + MSIX_PBA, 8), 0x1);
     /* mask entry 3: pending, and delivered on unmask */
-    mmio_wr(m, bar + 0x3c, 4, 1);
+    vt_mmio_write(m, bar + 0x3c, 4, 1);
     pci_irq_notify(a, 3);
     assert_int_equal(f->nmsi, 1);
-    assert_int_equal(mmio_rd(m, bar + MSIX_PBA, 4), 0x9);
-    mmio_wr(m, bar + MSIX_PBA, 4, 0);                 /* the PBA is read-only */
-    assert_int_equal(mmio_rd(m, bar + MSIX_PBA, 4), 0x9);
-    mmio_wr(m, bar + 0x3c, 4, 0);
+    assert_int_equal(vt_mmio_read(m, bar + MSIX_PBA, 4), 0x9);
+    vt_mmio_write(m, bar + MSIX_PBA, 4, 0);                 /* the PBA is read-only */
+    assert_int_equal(vt_mmio_read(m, bar + MSIX_PBA, 4), 0x9);
+    vt_mmio_write(m, bar + 0x3c, 4, 0);
     assert_int_equal(f->nmsi, 2);
     assert_int_equal(f->msi[1].data, 0x4055);
-    assert_int_equal(mmio_rd(m, bar + MSIX_PBA, 4), 0x1);
+    assert_int_equal(vt_mmio_read(m, bar + MSIX_PBA, 4), 0x1);
     /* the function mask holds every vector */
     cfg_wr(m, SLOT_A, 0x5a, 2, 0xc000);
     pci_irq_notify(a, 3);
     assert_int_equal(f->nmsi, 2);
-    assert_int_equal(mmio_rd(m, bar + MSIX_PBA, 1), 0x9);
+    assert_int_equal(vt_mmio_read(m, bar + MSIX_PBA, 1), 0x9);
     cfg_wr(m, SLOT_A, 0x5a, 2, 0x8000);
     assert_int_equal(f->nmsi, 3);
-    assert_int_equal(mmio_rd(m, bar + MSIX_PBA, 1), 0x1);
+    assert_int_equal(vt_mmio_read(m, bar + MSIX_PBA, 1), 0x1);
     /* the rest of the BAR still reaches the device; odd accesses to the table are safe */
-    assert_int_equal(mmio_rd(m, bar + 0x1000, 4), 0xab001000);
-    mmio_wr(m, bar + 0x7f, 8, ~0ull);                 /* straddles the table's end */
-    mmio_rd(m, bar + 0x7d, 8);
-    mmio_wr(m, bar + MSIX_PBA + 7, 2, ~0ull);
+    assert_int_equal(vt_mmio_read(m, bar + 0x1000, 4), 0xab001000);
+    vt_mmio_write(m, bar + 0x7f, 8, ~0ull);                 /* straddles the table's end */
+    vt_mmio_read(m, bar + 0x7d, 8);
+    vt_mmio_write(m, bar + MSIX_PBA + 7, 2, ~0ull);
     /* MSI-X on: no INTx, even with MSI disabled */
     assert_int_equal(f->irq_changes, 0);
     /* reset: off, entries masked, nothing pending */
     machine_reset_devices(m);
     cfg_wr(m, SLOT_A, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
     assert_int_equal(cfg_rd(m, SLOT_A, 0x5a, 2), MSIX_VECTORS - 1);
-    assert_int_equal(mmio_rd(m, bar + 0x3c, 4), 1);
-    assert_int_equal(mmio_rd(m, bar + 0x30, 4), 0);
-    assert_int_equal(mmio_rd(m, bar + MSIX_PBA, 8), 0);
+    assert_int_equal(vt_mmio_read(m, bar + 0x3c, 4), 1);
+    assert_int_equal(vt_mmio_read(m, bar + 0x30, 4), 0);
+    assert_int_equal(vt_mmio_read(m, bar + MSIX_PBA, 8), 0);
 }
 
 static void test_intx(void **state)
@@ -669,7 +634,7 @@ static void test_random_config_writes(void **state)
         uint32_t v = (uint32_t)(x >> 20);
         switch ((x >> 16) & 7) {
         case 0: case 1: case 2:
-            mmio_wr(m, ecam(slot, 0, off), size, (uint64_t)v << 16 | v);
+            vt_mmio_write(m, ecam(slot, 0, off), size, (uint64_t)v << 16 | v);
             break;
         case 3:
             if (size == 8)
@@ -677,12 +642,12 @@ static void test_random_config_writes(void **state)
             cfg_wr(m, slot, off & 0xff, size, v);
             break;
         case 4:
-            pio_out(m, 0xcf8, 4, (uint32_t)(x >> 32));
-            pio_out(m, 0xcfc + (x >> 40 & 3), size > 4 ? 4 : size, v);
+            vt_pio_write(m, 0xcf8, 4, (uint32_t)(x >> 32));
+            vt_pio_write(m, 0xcfc + (x >> 40 & 3), size > 4 ? 4 : size, v);
             break;
         case 5:
-            mmio_rd(m, ecam(slot, 0, off), size);
-            pio_in(m, 0xcfc + (x >> 40 & 3), size > 4 ? 4 : size);
+            vt_mmio_read(m, ecam(slot, 0, off), size);
+            vt_pio_read(m, 0xcfc + (x >> 40 & 3), size > 4 ? 4 : size);
             break;
         case 6:
             pci_irq_notify(x & 1 ? &f->a->pci : &f->b->pci, (unsigned)(x >> 50) & 15);
@@ -697,9 +662,9 @@ static void test_random_config_writes(void **state)
             if (bi == 2)
                 base |= (uint64_t)pci_config_get(d, PCI_BAR0 + 12, 4) << 32;
             if (bi == 0)
-                pio_out(m, (uint16_t)(base + (off & 31)), size > 4 ? 4 : size, v);
+                vt_pio_write(m, (uint16_t)(base + (off & 31)), size > 4 ? 4 : size, v);
             else
-                mmio_wr(m, base + (off & 0x3fff), size, v);
+                vt_mmio_write(m, base + (off & 0x3fff), size, v);
             break;
         }
         }
@@ -711,7 +676,7 @@ static void test_random_config_writes(void **state)
     assert_int_equal(cfg_rd(m, SLOT_A, PCI_COMMAND, 2), 0);
     assert_int_equal(cfg_rd(m, SLOT_B, 0x14, 4), (uint32_t)PLAT_PCI_MMIO32_BASE + 0x1000);
     cfg_wr(m, SLOT_B, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
-    assert_int_equal(mmio_rd(m, PLAT_PCI_MMIO32_BASE + 0x1004, 4), 0xab000004);
+    assert_int_equal(vt_mmio_read(m, PLAT_PCI_MMIO32_BASE + 0x1004, 4), 0xab000004);
     assert_int_equal(f->level[plat_pci_intx_gsi(SLOT_A, 0)], 0);
     assert_true(f->a->config_writes > 0);
 }
