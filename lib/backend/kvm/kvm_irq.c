@@ -227,16 +227,25 @@ void kvm_msi_sink(void *opaque, uint64_t addr, uint32_t data)
     (void)kvm_msi(opaque, addr, data);
 }
 
-int kvm_irqfd_msi_add(struct kvm_vm *vm, uint64_t addr, uint32_t data, int *eventfd_out,
-                      struct vmcore_err *err)
+/* What kvm_irqfd_msi_add and _update refuse before touching the table. */
+static int irqfd_args_check(const struct kvm_irqs *irqs, uint64_t addr, struct vmcore_err *err)
 {
-    *eventfd_out = -1;
-    struct kvm_irqs *irqs = vm->irqs;
     if (!irqs)
         return err_set(err, VMCORE_EINVAL, "kvm: irqfd before the interrupt routing exists");
     if (!msi_addr_ok(addr))
         return err_set(err, VMCORE_EINVAL, "kvm: MSI address 0x%llx is outside the local "
                        "APICs' window", (unsigned long long)addr);
+    return 0;
+}
+
+int kvm_irqfd_msi_add(struct kvm_vm *vm, uint64_t addr, uint32_t data, int *eventfd_out,
+                      struct vmcore_err *err)
+{
+    *eventfd_out = -1;
+    struct kvm_irqs *irqs = vm->irqs;
+    int rc0 = irqfd_args_check(irqs, addr, err);
+    if (rc0)
+        return rc0;
     int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0)
         return err_sys(err, VMCORE_ESYS, errno, "kvm: eventfd");
@@ -276,11 +285,9 @@ int kvm_irqfd_msi_update(struct kvm_vm *vm, int eventfd, uint64_t addr, uint32_t
                          struct vmcore_err *err)
 {
     struct kvm_irqs *irqs = vm->irqs;
-    if (!irqs)
-        return err_set(err, VMCORE_EINVAL, "kvm: irqfd before the interrupt routing exists");
-    if (!msi_addr_ok(addr))
-        return err_set(err, VMCORE_EINVAL, "kvm: MSI address 0x%llx is outside the local "
-                       "APICs' window", (unsigned long long)addr);
+    int rc0 = irqfd_args_check(irqs, addr, err);
+    if (rc0)
+        return rc0;
     pthread_mutex_lock(&irqs->lock);
     int rc = 0;
     struct kvm_irqfd_route *r = fd_find(irqs, eventfd);
