@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "guest_io.h"
+
 #define MAX_CPUS 64                 /* smp_start.S has stacks for MAX_CPUS APs */
 #define TRAMPOLINE 0x8000u          /* 4 KiB-aligned, below 1 MiB: SIPI vector 0x08 */
 #define LAPIC_DEFAULT 0xfee00000u
@@ -57,18 +59,6 @@ static inline const volatile uint8_t *phys(uint32_t a)
     return p;
 }
 
-static inline void outb(uint16_t port, uint8_t v)
-{
-    __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline uint8_t inb(uint16_t port)
-{
-    uint8_t v;
-    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
-
 static void lock(void)
 {
     for (;;) {
@@ -85,31 +75,6 @@ static void unlock(void)
 {
     __asm__ volatile("" : : : "memory");
     print_lock = 0;
-}
-
-static void putc(char c)
-{
-    while (!(inb(0x3fd) & 0x20))
-        ;
-    outb(0x3f8, (uint8_t)c);
-}
-
-static void puts(const char *s)
-{
-    while (*s)
-        putc(*s++);
-}
-
-static void putdec(uint32_t v)
-{
-    char buf[11];
-    int i = 10;
-    buf[i] = 0;
-    do {
-        buf[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    puts(buf + i);
 }
 
 static uint32_t rd32(uint32_t a) { return *(const volatile uint32_t *)phys(a); }
