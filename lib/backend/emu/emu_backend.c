@@ -36,6 +36,13 @@ struct emu_vm {
     pthread_cond_t cond;
     bool sync_init;
 
+    /* Guest pages devices wrote behind the CPU's back (DMA), one bit per page, and whether
+     * any bit is set: the vCPU thread drops translated code there before its next block
+     * (emu_code_written, apply_dma_writes). */
+    _Atomic uint64_t *dma_dirty;
+    size_t dma_words;
+    atomic_bool dma_pending;
+
     /* published by the vCPU thread after every slice */
     _Atomic uint64_t instructions, tc_hits, tc_misses, jit_blocks;
 };
@@ -148,6 +155,43 @@ static uint64_t poll_timers(struct emu_vm *vm)
     return emu_irqchip_poll(vm->irq, now_ns());
 }
 
+/* The machine's code hook, on whatever thread a device writes guest RAM from. The
+ * translation cache belongs to the vCPU thread, so the pages are only marked here and the
+ * CPU kicked: it checks the kick before every block, and a device marks the pages before
+ * it publishes the completion (the used ring, an interrupt), so a guest that has seen the
+ * completion reaches a block boundary, and the invalidation, before it can run what the
+ * device wrote. */
+static void emu_code_written(void *opaque, uint64_t gpa, uint64_t len)
+{
+    struct emu_vm *vm = opaque;
+    uint64_t ram = machine_ram_size(vm->m);
+    if (gpa >= ram || len == 0)
+        return;
+    uint64_t last = (len > ram - gpa ? ram - 1 : gpa + len - 1) >> 12;
+    for (uint64_t p = gpa >> 12; p <= last; p++)
+        atomic_fetch_or(&vm->dma_dirty[p / 64], 1ull << (p % 64));
+    atomic_store(&vm->dma_pending, true);
+    cpu_kick(vm->cpu);
+}
+
+/* vCPU thread, between slices: drop translated code on the pages devices wrote. */
+static void apply_dma_writes(struct emu_vm *vm)
+{
+    if (!atomic_exchange(&vm->dma_pending, false))
+        return;
+    for (size_t w = 0; w < vm->dma_words; w++) {
+        uint64_t bits = atomic_load_explicit(&vm->dma_dirty[w], memory_order_relaxed);
+        if (!bits)
+            continue;
+        bits = atomic_exchange(&vm->dma_dirty[w], 0);
+        while (bits) {
+            unsigned b = (unsigned)__builtin_ctzll(bits);
+            bits &= bits - 1;
+            cpu_invalidate_ram(vm->cpu, ((uint64_t)w * 64 + b) << 12, 4096);
+        }
+    }
+}
+
 static void emu_vcpu_run(void *opaque, unsigned idx)
 {
     struct emu_vm *vm = opaque;
@@ -164,6 +208,7 @@ static void emu_vcpu_run(void *opaque, unsigned idx)
         if (next == VCPUS_PARKED)
             continue;
         poll_timers(vm);
+        apply_dma_writes(vm);
         e = cpu_run(vm->cpu, EMU_SLICE);
         publish_stats(vm);
         /* output gathered without a newline goes out when the guest halts, or once it has
@@ -268,6 +313,7 @@ static void emu_vm_free(struct emu_vm *vm)
     machine_destroy(vm->m);
     emu_irqchip_free(vm->irq);
     cpu_free(vm->cpu);
+    free(vm->dma_dirty);
     if (vm->sync_init) {
         pthread_cond_destroy(&vm->cond);
         pthread_mutex_destroy(&vm->lock);
@@ -332,6 +378,14 @@ static int emu_create(vmcore_domain *d, const struct vmcore_config *cfg, void **
         if (!cfg->emu.jit)
             cpu_set_jit(vm->cpu, false);
     }
+    vm->dma_words = (machine_ram_size(vm->m) / 4096 + 63) / 64;
+    vm->dma_dirty = calloc(vm->dma_words, sizeof *vm->dma_dirty);
+    if (!vm->dma_dirty) {
+        rc = err_set(err, VMCORE_ENOMEM, "emu: out of memory for the DMA page map");
+        goto fail;
+    }
+    atomic_init(&vm->dma_pending, false);
+    machine_set_code_hook(vm->m, emu_code_written, vm);
     if ((rc = emu_irqchip_create(&vm->irq, vm->m, cfg->vcpus ? cfg->vcpus : 1,
                                  emu_update_intr, vm))) {
         rc = err_set(err, rc, "emu: cannot register the interrupt controllers (PIC, PIT, "
