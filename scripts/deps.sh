@@ -4,15 +4,15 @@
 
 # What building the library needs; with VMCORE_PACKAGING_PACKAGES, what building its Debian
 # packages (debian/, dpkg-buildpackage) needs. debian/control's Build-Depends names exactly
-# these two lists (tests/install/check-debian.sh checks), except gcc and make, which Debian's
-# build-essential provides to every package build.
+# these two lists (tests/install/check-debian.sh checks), except gcc, make and
+# build-essential itself: every Debian package build may assume build-essential.
 VMCORE_BUILD_PACKAGES=(
     cmake make gcc pkg-config                 # build
     libuv1-dev libjansson-dev libseccomp-dev  # the library's dependencies
     python3                                   # the bindings (and their tests)
 )
 # Only .ci/run and package builders install these: the demo and the test suite do not need them.
-VMCORE_PACKAGING_PACKAGES=(debhelper dh-python)
+VMCORE_PACKAGING_PACKAGES=(debhelper dh-python build-essential)
 # Everything the demo, the tests and the docs need (vmcore_install_deps installs them).
 VMCORE_DEBIAN_PACKAGES=(
     "${VMCORE_BUILD_PACKAGES[@]}"

@@ -1,7 +1,8 @@
 #!/bin/bash
 # debian/ agrees with the rest of the tree (ctest: debian_layout):
 # - debian/control's Build-Depends name exactly scripts/deps.sh's VMCORE_BUILD_PACKAGES
-#   and VMCORE_PACKAGING_PACKAGES, less gcc and make (build-essential provides them);
+#   and VMCORE_PACKAGING_PACKAGES, less gcc, make and build-essential (which every Debian
+#   package build may assume);
 # - debian/changelog's version is the project version of CMakeLists.txt;
 # - every file debian/*.examples names exists in the tree; what the *.install files name is
 #   checked by building the packages (tests/install/debs.sh, in .ci/run).
@@ -12,7 +13,7 @@ fail=0
 
 . "$src/scripts/deps.sh"
 want=$(printf '%s\n' "${VMCORE_BUILD_PACKAGES[@]}" "${VMCORE_PACKAGING_PACKAGES[@]}" |
-       grep -vx -e gcc -e make | sort -u)
+       grep -vx -e gcc -e make -e build-essential | sort -u)
 # Build-Depends: its field and continuation lines, comma-separated; drop versions,
 # architecture qualifiers and build profiles; debhelper-compat is debhelper's.
 have=$(awk '/^Build-Depends:/ { on = 1; sub(/^Build-Depends:/, ""); print; next }
