@@ -5,6 +5,8 @@
 #   - a container runs busybox's sh in its own namespaces and cgroup, and says hello.
 # Each demo runs when `vmcore probe` says its backend can run here; the script fails if
 # neither can.
+# VMCORE_CLI=PATH runs that vmcore program (an installed one: /usr/bin/vmcore from the .debs)
+# instead of the build's; the build then only makes the configurations and their guest.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${VMCORE_BUILD_DIR:-$root/build}
@@ -13,9 +15,13 @@ vmcore_install_deps
 
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE="${VMCORE_BUILD_TYPE:-RelWithDebInfo}" \
     ${VMCORE_CMAKE_ARGS:-} >/dev/null
-cmake --build "$build" -j"$(nproc)" --target vmcore_cli example_configs
-
-vmcore=$build/tools/vmcore
+if [ -n "${VMCORE_CLI:-}" ]; then
+    cmake --build "$build" -j"$(nproc)" --target example_configs
+    vmcore=$VMCORE_CLI
+else
+    cmake --build "$build" -j"$(nproc)" --target vmcore_cli example_configs
+    vmcore=$build/tools/vmcore
+fi
 configs=$build/examples/configs
 # Print each command as it can be typed from the current folder, then run that command:
 # the configurations that run are the build tree's (examples/configs/ in the source folder

@@ -1,10 +1,23 @@
 #!/bin/bash
 # The Debian 12 packages libvmcore needs to build, test and document itself; sourced by
 # demo.sh, test.sh and .ci/run. `vmcore_install_deps` installs the missing ones.
-VMCORE_DEBIAN_PACKAGES=(
-    cmake make gcc clang pkg-config           # build
+
+# What building the library needs; with VMCORE_PACKAGING_PACKAGES, what building its Debian
+# packages (debian/, dpkg-buildpackage) needs. debian/control's Build-Depends names exactly
+# these two lists (tests/install/check-debian.sh checks), except gcc, make and
+# build-essential itself: every Debian package build may assume build-essential.
+VMCORE_BUILD_PACKAGES=(
+    cmake make gcc pkg-config                 # build
     libuv1-dev libjansson-dev libseccomp-dev  # the library's dependencies
-    libcmocka-dev python3 python3-pytest      # tests
+    python3                                   # the bindings (and their tests)
+)
+# Only .ci/run and package builders install these: the demo and the test suite do not need them.
+VMCORE_PACKAGING_PACKAGES=(debhelper dh-python build-essential)
+# Everything the demo, the tests and the docs need (vmcore_install_deps installs them).
+VMCORE_DEBIAN_PACKAGES=(
+    "${VMCORE_BUILD_PACKAGES[@]}"
+    clang                                     # the fuzz targets (tests/fuzz)
+    libcmocka-dev python3-pytest              # tests
     nasm                                      # guests (examples/guests, tests/guests)
     busybox-static                            # root file systems for container tests and demos
     cpio                                      # the initramfs of the Linux-on-emu test (tests/linux)

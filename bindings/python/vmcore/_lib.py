@@ -1,7 +1,9 @@
 """Loading libvmcore.so and declaring its C ABI for ctypes.
 
 The library is looked up, in order, at ``$VMCORE_LIBRARY``, next to this package
-(``vmcore/`` itself, then the folder that holds it) and through the system loader.
+(``vmcore/`` itself, then the folder that holds it), in the library folder of the
+installation this package came from (``cmake --install`` records it in ``_installed.py``)
+and through the system loader.
 Loading happens on first use, so ``import vmcore`` never fails for want of the library.
 """
 
@@ -154,7 +156,13 @@ def candidates() -> List[str]:
     if env:
         out.append(env)
     here = Path(__file__).resolve().parent
-    for folder in (here, here.parent):
+    folders = [here, here.parent]
+    try:
+        from . import _installed  # only in an installed copy of the package
+        folders.append((here / _installed.LIBDIR).resolve())
+    except (ImportError, AttributeError, TypeError, OSError):
+        pass
+    for folder in folders:
         for name in (_SONAME, "libvmcore.so"):
             if (folder / name).exists():
                 out.append(str(folder / name))
