@@ -719,17 +719,17 @@ static int parse_root(struct cx *c, const json_t *root, struct vmcore_config *cf
             return rc;
         if (obj && (rc = parse_emu(c, obj, cfg)))
             return rc;
-        if (json_object_get(root, "disks") &&
-            (rc = parse_disks(c, json_object_get(root, "disks"), cfg)))
-            return rc;
-        if ((rc = get_bool(c, root, "", "rng", &cfg->rng)))
-            return rc;
         if ((rc = get_object(c, root, "", "boot", &obj)))
             return rc;
         if (!obj)
             return err_config(c->err, VMCORE_ECONFIG, "boot", "missing (required for backend \"%s\")",
                               config_backend_name(cfg->backend));
-        return parse_boot(c, obj, cfg);
+        if ((rc = parse_boot(c, obj, cfg)))
+            return rc;
+        if (json_object_get(root, "disks") &&
+            (rc = parse_disks(c, json_object_get(root, "disks"), cfg)))
+            return rc;
+        return get_bool(c, root, "", "rng", &cfg->rng);
     }
 
     if (!json_object_get(root, "rootfs"))
