@@ -101,6 +101,9 @@ virtio)
     fi
     echo "VMCORE-RNG-CURRENT $(cat /sys/class/misc/hw_random/rng_current 2>&1)"
     echo "VMCORE-RNG-BYTES $(dd if=/dev/hwrng bs=16 count=1 2>/dev/null | od -An -tx1 | tr -d ' \n')"
+    echo "VMCORE-BEGIN-VIRTIO-IRQS"
+    grep virtio /proc/interrupts
+    echo "VMCORE-END-VIRTIO-IRQS"
     echo "VMCORE-POWERING-OFF"
     poweroff -f
     echo "VMCORE-POWEROFF-RETURNED"

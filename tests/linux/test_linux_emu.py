@@ -248,5 +248,12 @@ def test_virtio_rng(virtio: VirtioBoot) -> None:
     assert m and len(m.group(1)) == 32, c[-2000:]
 
 
+def test_virtio_msix(virtio: VirtioBoot) -> None:
+    # Debian's virtio_pci asks for MSI-X (a vector per queue and one for config); a line
+    # per vector in /proc/interrupts, counted on the PCI-MSIX chip
+    irqs = section(virtio.boot.console, "VIRTIO-IRQS")
+    assert re.search(r"PCI-MSIX?.*virtio0-req\.0", irqs), irqs
+
+
 def test_virtio_poweroff(virtio: VirtioBoot) -> None:
     assert_powered_off(virtio.boot)
