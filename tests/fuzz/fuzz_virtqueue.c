@@ -18,24 +18,6 @@
 #include "machine/machine.h"
 #include "machine/virtqueue.h"
 
-static char kernel[64];
-
-static void kernel_unlink(void) { unlink(kernel); }
-
-/* A one-byte raw image (HLT) for machine_create(), written once per process. */
-static const char *kernel_path(void)
-{
-    if (kernel[0])
-        return kernel;
-    snprintf(kernel, sizeof kernel, "/tmp/vmcore-fuzz-vq-XXXXXX");
-    int fd = mkstemp(kernel);
-    if (fd < 0 || write(fd, "\xf4", 1) != 1)
-        abort();
-    close(fd);
-    atexit(kernel_unlink);
-    return kernel;
-}
-
 static struct vq_chain chain;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -47,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memset(&cfg, 0, sizeof cfg);
         cfg.memory_mib = 2;   /* the raw image loads at 1 MiB */
         cfg.vcpus = 1;
-        cfg.boot.kernel = (char *)kernel_path();
+        cfg.boot.kernel = (char *)fuzz_hlt_kernel();
         cfg.boot.format = BOOT_FORMAT_RAW;
         cfg.boot.mode = BOOT_MODE_PROTECTED;
         struct vmcore_err err = { 0 };
