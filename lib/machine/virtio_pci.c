@@ -26,8 +26,8 @@ enum {
 static unsigned nvectors(const struct virtio_dev *vd) { return vd->ops->nqueues + 1; }
 
 /* An interrupt for @vector (queue or config), or through INTx + ISR when MSI-X is off.
- * Called without vd->lock (pci_irq_notify takes the PCI host's lock; the host may call
- * our reset hook with it held, which takes vd->lock). */
+ * Called without vd->lock, so that delivery (the PCI host's lock, then the irqchip's)
+ * never runs inside it and a vCPU reading our registers does not wait behind it. */
 static void raise_irq(struct virtio_dev *vd, uint16_t vector, uint8_t isr_bit)
 {
     if (pci_msix_enabled(&vd->pci)) {
@@ -58,8 +58,8 @@ static void reset_locked(struct virtio_dev *vd)
     }
 }
 
-/* The device found the driver broke a rule: DEVICE_NEEDS_RESET and a config interrupt
- * (4.1.4.3 / 2.1.2). Returns the vector to raise after unlocking. */
+/* The device found the driver broke a rule: DEVICE_NEEDS_RESET (2.1.2); the caller
+ * raises the config interrupt after unlocking. */
 static void mark_broken_locked(struct virtio_dev *vd)
 {
     if (!(vd->status & VIRTIO_STATUS_NEEDS_RESET)) {
