@@ -179,7 +179,7 @@ static uint32_t blk_request(struct virtio_dev *vd, unsigned q, struct vq_chain *
         char id[CONFIG_DISK_SERIAL_MAX] = { 0 };
         memcpy(id, b->serial, sizeof id);
         uint64_t n = data_in < sizeof id ? data_in : sizeof id;
-        vq_copy_to(c, 0, id, n);
+        vq_copy_to(vd->m, c, 0, id, n);
         written = (uint32_t)n + 1;
         st = S_OK;
         break;
@@ -193,7 +193,7 @@ static uint32_t blk_request(struct virtio_dev *vd, unsigned q, struct vq_chain *
         break;
     }
 done:
-    vq_copy_to(c, c->wlen - 1, &st, 1);
+    vq_copy_to(vd->m, c, c->wlen - 1, &st, 1);
     return written;
 }
 

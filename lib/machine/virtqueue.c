@@ -199,8 +199,9 @@ bool vq_enable_notify(struct virtqueue *vq)
     return ld16(vq->avail + 2) != vq->last_avail;
 }
 
-static uint64_t copy_segs(const struct vq_seg *seg, unsigned nseg, uint64_t off, uint8_t *buf,
-                          uint64_t len, bool to_guest)
+/* @m non-NULL: copy into the guest and report the bytes written. */
+static uint64_t copy_segs(struct machine *m, const struct vq_seg *seg, unsigned nseg,
+                          uint64_t off, uint8_t *buf, uint64_t len)
 {
     uint64_t done = 0;
     for (unsigned i = 0; i < nseg && done < len; i++) {
@@ -211,9 +212,10 @@ static uint64_t copy_segs(const struct vq_seg *seg, unsigned nseg, uint64_t off,
         uint64_t n = seg[i].len - off;
         if (n > len - done)
             n = len - done;
-        if (to_guest)
+        if (m) {
             memcpy(seg[i].hva + off, buf + done, n);
-        else
+            machine_dma_written(m, seg[i].gpa + off, n);
+        } else
             memcpy(buf + done, seg[i].hva + off, n);
         done += n;
         off = 0;
@@ -223,10 +225,11 @@ static uint64_t copy_segs(const struct vq_seg *seg, unsigned nseg, uint64_t off,
 
 uint64_t vq_copy_from(const struct vq_chain *c, uint64_t off, void *dst, uint64_t len)
 {
-    return copy_segs(c->seg, c->nr, off, dst, len, false);
+    return copy_segs(NULL, c->seg, c->nr, off, dst, len);
 }
 
-uint64_t vq_copy_to(const struct vq_chain *c, uint64_t off, const void *src, uint64_t len)
+uint64_t vq_copy_to(struct machine *m, const struct vq_chain *c, uint64_t off, const void *src,
+                    uint64_t len)
 {
-    return copy_segs(c->seg + c->nr, c->nw, off, (uint8_t *)src, len, true);
+    return copy_segs(m, c->seg + c->nr, c->nw, off, (uint8_t *)src, len);
 }

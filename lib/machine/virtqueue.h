@@ -80,9 +80,12 @@ bool vq_should_notify(struct virtqueue *vq);
 bool vq_enable_notify(struct virtqueue *vq);
 
 /* Copy between a chain's segments and a flat buffer. vq_copy_from reads @len bytes of the
- * readable segments starting at byte @off; vq_copy_to writes into the writable segments.
- * Return how many bytes were copied (fewer when the segments end). */
+ * readable segments starting at byte @off; vq_copy_to writes into the writable segments
+ * and reports what it wrote to machine_dma_written() (for bytes vq_push's @written does
+ * not cover, such as a status byte at the end). Return how many bytes were copied
+ * (fewer when the segments end). */
 uint64_t vq_copy_from(const struct vq_chain *c, uint64_t off, void *dst, uint64_t len);
-uint64_t vq_copy_to(const struct vq_chain *c, uint64_t off, const void *src, uint64_t len);
+uint64_t vq_copy_to(struct machine *m, const struct vq_chain *c, uint64_t off, const void *src,
+                    uint64_t len);
 
 #endif
