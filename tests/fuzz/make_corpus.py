@@ -50,6 +50,10 @@ configs = {
                                        "address": "300.1.1.1/33"}),
     "mount_dotdot.json": dict(ct, mounts=[{"source": "/tmp", "target": "/a/../b"}]),
     "relative.json": {"boot": {"kernel": "proc/self/exe", "format": "elf"}},
+    "vm_disks.json": dict(vm, disks=[{"path": KERNEL, "readonly": True, "serial": "root"},
+                                     {"path": "proc/self/exe"}], rng=True),
+    "disks_bad.json": {"boot": {"kernel": KERNEL}, "rng": 1,
+                       "disks": [{"serial": "123456789012345678901"}, {"path": "/"}, 3]},
 }
 for name, doc in configs.items():
     write("config", name, json.dumps(doc))
