@@ -4,22 +4,26 @@
 
 #include "virtio_pci.h"
 
+/* At most this much per request: the driver asks for a few dozen bytes; a guest offering
+ * its whole RAM would otherwise hold the I/O thread (and the transport's lock) for long. */
+#define RNG_MAX_REQUEST (64u << 10)
+
 static uint32_t rng_request(struct virtio_dev *vd, unsigned q, struct vq_chain *c)
 {
-    uint64_t total = 0;
-    for (unsigned i = 0; i < c->nw; i++) {
+    uint32_t total = 0;
+    for (unsigned i = 0; i < c->nw && total < RNG_MAX_REQUEST; i++) {
         struct vq_seg *s = &c->seg[c->nr + i];
+        uint32_t want = s->len < RNG_MAX_REQUEST - total ? s->len : RNG_MAX_REQUEST - total;
         uint32_t done = 0;
-        while (done < s->len) {
-            ssize_t n = getrandom(s->hva + done, s->len - done, 0);
+        while (done < want) {
+            ssize_t n = getrandom(s->hva + done, want - done, 0);
             if (n <= 0)
-                return (uint32_t)total + done;  /* EINTR and friends: give what we have */
+                return total + done;    /* EINTR and the like: give what we have */
             done += (uint32_t)n;
         }
-        total += s->len;
+        total += done;
     }
-    /* The used length is 32 bits; a chain may offer more (segments of up to 4 GiB). */
-    return total > UINT32_MAX ? UINT32_MAX : (uint32_t)total;
+    return total;
 }
 
 static const struct virtio_dev_ops rng_ops = {
