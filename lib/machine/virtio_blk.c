@@ -197,12 +197,14 @@ done:
     return written;
 }
 
-static void blk_destroy(struct virtio_dev *vd)
+static void blk_free(struct blk *b)
 {
-    struct blk *b = vd->opaque;
-    close(b->fd);       /* releases the OFD lock */
+    if (b->fd >= 0)
+        close(b->fd);   /* releases the OFD lock */
     free(b);
 }
+
+static void blk_destroy(struct virtio_dev *vd) { blk_free(vd->opaque); }
 
 static const struct virtio_dev_ops blk_ops = {
     .type = "virtio-blk",
@@ -226,21 +228,19 @@ int virtio_blk_create(struct machine *m, const struct config_disk *disk, unsigne
     b->fd = open(disk->path, (disk->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
     if (b->fd < 0) {
         int e = errno;
-        free(b);
+        blk_free(b);
         return err_config(err, e == ENOENT ? VMCORE_ENOENT : VMCORE_EIO, path,
                           "cannot open %s: %s", disk->path, strerror(e));
     }
     struct stat st;
     if (fstat(b->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(b->fd);
-        free(b);
+        blk_free(b);
         return err_config(err, VMCORE_ECONFIG, path, "not a regular file: %s", disk->path);
     }
     struct flock fl = { .l_type = disk->readonly ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET };
     if (fcntl(b->fd, F_OFD_SETLK, &fl) < 0) {
         int e = errno;
-        close(b->fd);
-        free(b);
+        blk_free(b);
         if (e == EAGAIN || e == EACCES)
             return err_config(err, VMCORE_EBUSY, path,
                               "%s is in use by another domain (locked)", disk->path);
@@ -269,8 +269,7 @@ int virtio_blk_create(struct machine *m, const struct config_disk *disk, unsigne
         f |= 1ull << BLK_F_DISCARD | 1ull << BLK_F_WRITE_ZEROES;
     int rc = virtio_pci_create(m, &blk_ops, b, f, &bc, sizeof bc, b->name, NULL);
     if (rc) {
-        close(b->fd);
-        free(b);
+        blk_free(b);
         return err_config(err, rc, path, "cannot create the virtio-blk device for %s",
                           disk->path);
     }
