@@ -373,7 +373,8 @@ int virtio_pci_create(struct machine *m, const struct virtio_dev_ops *ops, void 
     snprintf(vd->name, sizeof vd->name, "%s", name);
     vd->features = features | 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_F_EVENT_IDX |
                    1ull << VIRTIO_F_INDIRECT_DESC;
-    memcpy(vd->config, config, config_len);
+    if (config_len)
+        memcpy(vd->config, config, config_len);
     vd->config_len = config_len;
     if (pthread_mutex_init(&vd->lock, NULL)) {
         free(vd);
