@@ -382,6 +382,31 @@ static void test_interrupts(void **state)
     assert_int_equal(__atomic_load_n(&f->msis, __ATOMIC_SEQ_CST), before + 1);
 }
 
+/* Destroying (and resetting) a machine while its I/O threads are busy: they stop, are
+ * joined, and leave nothing behind (teardown counts fds and threads). */
+static void test_destroy_busy(void **state)
+{
+    struct fx *f = *state;
+    struct vmcore_err err = { 0 };
+    f->disks[1] = (struct config_disk){ .path = f->img, .readonly = true };
+    f->disks[0].readonly = true;
+    assert_int_equal(create(f, 2, true, &err), 0);
+    uint8_t *ram = machine_ram(f->m);
+    for (uint16_t dev = 0x1042; dev <= 0x1044; dev += 2) {
+        assert_true(find(f, dev));
+        init_dev(f, F_V1, QSIZE);
+        for (unsigned i = 0; i < QSIZE; i++)
+            desc(f, i, BUF + 0x1000 * i, 0x1000, VIRTQ_DESC_F_WRITE, 0);
+        for (uint16_t i = 0; i < QSIZE; i++)
+            memcpy(ram + AVAIL + 4 + 2 * i, &i, 2);
+        __atomic_store_n((uint16_t *)(ram + AVAIL + 2), (uint16_t)QSIZE, __ATOMIC_RELEASE);
+        ccw(f, VIRTIO_PCI_NOTIFY_OFF, 2, 0);
+    }
+    machine_reset_devices(f->m);
+    ccw(f, VIRTIO_PCI_NOTIFY_OFF, 2, 0);   /* BARs are off after the reset: goes nowhere */
+    /* teardown destroys it with notifications still pending */
+}
+
 static void test_version1_required(void **state)
 {
     struct fx *f = *state;
@@ -517,6 +542,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_blk_readonly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rng, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interrupts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_destroy_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version1_required, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_image_lock, setup, teardown),
