@@ -21,6 +21,7 @@ VMCORE_DEBIAN_PACKAGES=(
     nasm                                      # guests (examples/guests, tests/guests)
     busybox-static                            # root file systems for container tests and demos
     cpio                                      # the initramfs of the Linux-on-emu test (tests/linux)
+    e2fsprogs                                 # mkfs.ext4 -d / debugfs / e2fsck: the virtio-blk images of tests/linux
     iproute2                                  # veth networking tests
     valgrind                                  # leak checks (.ci/run)
     doxygen                                   # API documentation

@@ -623,8 +623,50 @@ static int parse_emu(struct cx *c, const json_t *emu, struct vmcore_config *cfg)
     return get_bool(c, emu, "emu", "jit", &cfg->emu.jit);
 }
 
+/* "disks": virtio-blk images. */
+static int parse_disks(struct cx *c, const json_t *arr, struct vmcore_config *cfg)
+{
+    static const char *const keys[] = { "path", "readonly", "serial", NULL };
+    if (!json_is_array(arr))
+        return type_error(c, "disks", "an array", arr);
+    size_t n = json_array_size(arr);
+    if (n > CONFIG_MAX_DISKS)
+        return err_config(c->err, VMCORE_ELIMIT, "disks", "%zu disks, at most %d", n,
+                          CONFIG_MAX_DISKS);
+    cfg->disks = calloc(n ? n : 1, sizeof *cfg->disks);
+    if (!cfg->disks)
+        return err_set(c->err, VMCORE_ENOMEM, "out of memory");
+    cfg->ndisks = n;
+    for (size_t i = 0; i < n; i++) {
+        char p[CONFIG_PATH_MAX], tp[CONFIG_PATH_MAX];
+        const json_t *d = json_array_get(arr, i);
+        struct config_disk *cd = &cfg->disks[i];
+        int rc;
+        snprintf(p, sizeof p, "disks[%zu]", i);
+        if (!json_is_object(d))
+            return type_error(c, p, "an object", d);
+        if ((rc = check_keys(c, d, p, keys)))
+            return rc;
+        if (!json_object_get(d, "path")) {
+            join_path(tp, p, "path");
+            return err_config(c->err, VMCORE_ECONFIG, tp, "missing (required)");
+        }
+        if ((rc = get_existing_path(c, d, p, "path", false, &cd->path)) ||
+            (rc = get_bool(c, d, p, "readonly", &cd->readonly)) ||
+            (rc = get_string(c, d, p, "serial", &cd->serial)))
+            return rc;
+        if (cd->serial && strlen(cd->serial) > CONFIG_DISK_SERIAL_MAX) {
+            join_path(tp, p, "serial");
+            return err_config(c->err, VMCORE_ECONFIG, tp, "longer than %d bytes",
+                              CONFIG_DISK_SERIAL_MAX);
+        }
+    }
+    return 0;
+}
+
 /* Keys that belong to one family of backends, for a clear error when mixed up. */
-static const char *const vm_only_keys[] = { "boot", "memory_mib", "vcpus", "emu", NULL };
+static const char *const vm_only_keys[] = { "boot", "memory_mib", "vcpus", "emu", "disks",
+                                            "rng", NULL };
 static const char *const container_only_keys[] = { "rootfs", "rootfs_readonly", "hostname",
                                                    "process", "limits", "network", "mounts",
                                                    "userns", NULL };
@@ -633,7 +675,7 @@ static int parse_root(struct cx *c, const json_t *root, struct vmcore_config *cf
 {
     static const char *const keys[] = { "name", "backend", "memory_mib", "vcpus", "boot", "emu",
                                         "rootfs", "rootfs_readonly", "hostname", "process",
-                                        "limits", "network", "mounts", "userns", NULL };
+                                        "limits", "network", "mounts", "userns", "disks", "rng", NULL };
     int rc, v;
     const json_t *obj;
 
@@ -682,7 +724,12 @@ static int parse_root(struct cx *c, const json_t *root, struct vmcore_config *cf
         if (!obj)
             return err_config(c->err, VMCORE_ECONFIG, "boot", "missing (required for backend \"%s\")",
                               config_backend_name(cfg->backend));
-        return parse_boot(c, obj, cfg);
+        if ((rc = parse_boot(c, obj, cfg)))
+            return rc;
+        if (json_object_get(root, "disks") &&
+            (rc = parse_disks(c, json_object_get(root, "disks"), cfg)))
+            return rc;
+        return get_bool(c, root, "", "rng", &cfg->rng);
     }
 
     if (!json_object_get(root, "rootfs"))
@@ -781,6 +828,11 @@ void config_free(struct vmcore_config *cfg)
         free(cfg->mounts[i].target);
     }
     free(cfg->mounts);
+    for (size_t i = 0; i < cfg->ndisks; i++) {
+        free(cfg->disks[i].path);
+        free(cfg->disks[i].serial);
+    }
+    free(cfg->disks);
     free(cfg->userns.uid_map);
     free(cfg->userns.gid_map);
     free(cfg);

@@ -34,6 +34,15 @@ struct config_mount {
     bool readonly;
 };
 
+/* One virtio-blk disk of a virtual machine (doc/config.md "disks"). */
+struct config_disk {
+    char *path;     /* absolute host path (resolved), a regular file */
+    bool readonly;
+    char *serial;   /* NULL or at most CONFIG_DISK_SERIAL_MAX bytes (VIRTIO_BLK_T_GET_ID) */
+};
+#define CONFIG_DISK_SERIAL_MAX 20
+#define CONFIG_MAX_DISKS 16
+
 struct config_idmap {
     uint32_t inside, outside, count;
 };
@@ -60,6 +69,9 @@ struct vmcore_config {
     struct {
         bool jit;               /* default true: compile hot code (emu backend only) */
     } emu;
+    struct config_disk *disks;  /* virtio-blk disks, in PCI slot order */
+    size_t ndisks;
+    bool rng;                   /* a virtio-rng device */
 
     /* containers */
     char *rootfs;               /* absolute path */

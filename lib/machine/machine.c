@@ -11,6 +11,7 @@
 
 #include "core/backend.h"
 #include "loader.h"
+#include "virtio_pci.h"
 
 /* RAM is one block at guest-physical 0; it must end below the 32-bit MMIO window
  * (IOAPIC 0xfec00000, LAPIC 0xfee00000) that the identity page tables also map. */
@@ -90,6 +91,10 @@ int machine_create(struct machine **out, const struct vmcore_config *cfg, vmcore
     if ((rc = pci_host_init(m, cfg))) {
         machine_destroy(m);
         return err_set(err, rc, "machine: cannot create the PCI host bridge");
+    }
+    if ((rc = virtio_devices_create(m, cfg, err))) {
+        machine_destroy(m);
+        return rc;
     }
     if ((rc = loader_load(m->ram, m->ram_size, cfg, &m->boot, err))) {
         machine_destroy(m);

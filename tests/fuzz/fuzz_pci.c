@@ -68,24 +68,6 @@ static struct fdev *fdev_new(struct machine *m, const char *name, int slot, bool
 static void on_irq(void *opaque, unsigned gsi, int level) { }
 static void on_msi(void *opaque, uint64_t addr, uint32_t data) { }
 
-static char kernel[64];
-
-static void kernel_unlink(void) { unlink(kernel); }
-
-/* A one-byte raw image (HLT) for machine_create(), written once per process. */
-static const char *kernel_path(void)
-{
-    if (kernel[0])
-        return kernel;
-    snprintf(kernel, sizeof kernel, "/tmp/vmcore-fuzz-pci-XXXXXX");
-    int fd = mkstemp(kernel);
-    if (fd < 0 || write(fd, "\xf4", 1) != 1)
-        abort();
-    close(fd);
-    atexit(kernel_unlink);
-    return kernel;
-}
-
 struct reader {
     const uint8_t *p;
     size_t n;
@@ -120,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&cfg, 0, sizeof cfg);
     cfg.memory_mib = 4;
     cfg.vcpus = 1;
-    cfg.boot.kernel = (char *)kernel_path();
+    cfg.boot.kernel = (char *)fuzz_hlt_kernel();
     cfg.boot.format = BOOT_FORMAT_RAW;
     cfg.boot.mode = BOOT_MODE_PROTECTED;
     struct machine *m = NULL;

@@ -50,6 +50,10 @@ configs = {
                                        "address": "300.1.1.1/33"}),
     "mount_dotdot.json": dict(ct, mounts=[{"source": "/tmp", "target": "/a/../b"}]),
     "relative.json": {"boot": {"kernel": "proc/self/exe", "format": "elf"}},
+    "vm_disks.json": dict(vm, disks=[{"path": KERNEL, "readonly": True, "serial": "root"},
+                                     {"path": "proc/self/exe"}], rng=True),
+    "disks_bad.json": {"boot": {"kernel": KERNEL}, "rng": 1,
+                       "disks": [{"serial": "123456789012345678901"}, {"path": "/"}, 3]},
 }
 for name, doc in configs.items():
     write("config", name, json.dumps(doc))
@@ -266,3 +270,51 @@ irq_inputs = {
 }
 for name, data in irq_inputs.items():
     write("irqchip", name, data)
+
+
+# ---------------------------------------------------------------- virtqueue
+# fuzz_virtqueue.c: header (size, flags, rounds, desc, avail, used) + the guest RAM image.
+VQ_DESC, VQ_AVAIL, VQ_USED, VQ_BUF = 0x0, 0x400, 0x800, 0x1000
+F_NEXT, F_WRITE, F_INDIRECT = 1, 2, 4
+
+
+def vq_input(descs, heads, size=16, flags=0, rounds=8, extra=None, addrs=None):
+    """descs: (addr, len, flags, next) at VQ_DESC; heads: the available ring; extra:
+    {address: bytes} placed in RAM too (indirect tables)."""
+    d, a, u = addrs or (VQ_DESC, VQ_AVAIL, VQ_USED)
+    ram = bytearray(VQ_BUF + 0x400)
+    for i, (addr, ln, fl, nx) in enumerate(descs):
+        struct.pack_into("<QIHH", ram, VQ_DESC + 16 * i, addr, ln, fl, nx)
+    struct.pack_into("<HH", ram, VQ_AVAIL, 0, len(heads))
+    for i, h in enumerate(heads):
+        struct.pack_into("<H", ram, VQ_AVAIL + 4 + 2 * i, h)
+    for addr, blob in (extra or {}).items():
+        ram[addr:addr + len(blob)] = blob
+    return struct.pack("<HBBIII", size, flags, rounds, d, a, u) + bytes(ram)
+
+
+def table(descs):
+    return b"".join(struct.pack("<QIHH", *x) for x in descs)
+
+
+vq_inputs = {
+    "blk_read.bin": vq_input([(VQ_BUF, 16, F_NEXT, 1), (VQ_BUF + 0x100, 512, F_NEXT | F_WRITE, 2),
+                              (VQ_BUF + 0x300, 1, F_WRITE, 0)], [0]),
+    "event_idx.bin": vq_input([(VQ_BUF, 64, F_WRITE, 0), (VQ_BUF + 64, 64, F_WRITE, 0)],
+                              [0, 1, 0], flags=1),
+    "indirect.bin": vq_input([(VQ_BUF + 0x200, 48, F_INDIRECT, 0)], [0],
+                             extra={VQ_BUF + 0x200: table([(VQ_BUF, 16, F_NEXT, 1),
+                                                           (VQ_BUF + 16, 32, F_NEXT | F_WRITE, 2),
+                                                           (VQ_BUF + 48, 1, F_WRITE, 0)])}),
+    "nested.bin": vq_input([(VQ_BUF + 0x200, 32, F_INDIRECT, 0)], [0],
+                           extra={VQ_BUF + 0x200: table([(VQ_BUF + 0x200, 32, F_INDIRECT, 0),
+                                                         (VQ_BUF, 16, 0, 0)])}),
+    "loop.bin": vq_input([(VQ_BUF, 16, F_NEXT, 1), (VQ_BUF, 16, F_NEXT, 0)], [0]),
+    "outside.bin": vq_input([(0xfffff000, 0x2000, F_WRITE, 0)], [0]),
+    "wrap.bin": vq_input([(2**64 - 16, 0xffffffff, 0, 0)], [0]),
+    "bad_index.bin": vq_input([(VQ_BUF, 16, 0, 0)], [0] * 20, size=16),
+    "not_pow2.bin": vq_input([(VQ_BUF, 16, 0, 0)], [0], size=12),
+    "rings_outside.bin": vq_input([], [], addrs=(0xfff00, VQ_AVAIL, VQ_USED)),
+}
+for name, data in vq_inputs.items():
+    write("virtqueue", name, data)

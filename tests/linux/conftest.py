@@ -29,6 +29,18 @@ require = _common.require
 require_backend = _common.require_backend
 
 
+# Paths under lib/modules/<version>/kernel/ of the virtio modules init.sh loads.
+VIRTIO_MODULES = [
+    "drivers/virtio/virtio_ring.ko",
+    "drivers/virtio/virtio.ko",
+    "drivers/virtio/virtio_pci_modern_dev.ko",
+    "drivers/virtio/virtio_pci_legacy_dev.ko",
+    "drivers/virtio/virtio_pci.ko",
+    "drivers/block/virtio_blk.ko",
+    "drivers/char/hw_random/virtio-rng.ko",
+]
+
+
 class LinuxFiles(NamedTuple):
     kernel: Path
     initrd: Path
@@ -54,8 +66,14 @@ def linux_files(tmp_path_factory: pytest.TempPathFactory) -> LinuxFiles:
     button = sorted(glob.glob(str(bdir / "linux" / "lib" / "modules" / "*" / "kernel" /
                                   "drivers" / "acpi" / "button.ko")))
     require(button, "the kernel package has no drivers/acpi/button.ko")
+    # The virtio drivers (all =m in Debian's cloud kernel), for the virtio scenario.
+    kdir = Path(button[-1]).parents[2]
+    virtio = [kdir / p for p in VIRTIO_MODULES]
+    missing = [str(p) for p in virtio if not p.exists()]
+    require(not missing, "the kernel package lacks " + ", ".join(missing))
     initrd = tmp_path_factory.mktemp("linux") / "initramfs.cpio"
-    r = subprocess.run([str(HERE / "make-initramfs.sh"), str(initrd), button[-1]],
+    r = subprocess.run([str(HERE / "make-initramfs.sh"), str(initrd), button[-1]] +
+                       [str(p) for p in virtio],
                        capture_output=True, text=True)
     require(r.returncode == 0, "building the initramfs failed: " + r.stderr.strip())
     logdir = bdir / "tests" / "linux"

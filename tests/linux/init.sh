@@ -5,6 +5,10 @@
 #   poweroff  `poweroff -f` at once (ACPI S5: the domain must end with status 0)
 #   button    wait for a power-button press (vmcore_domain_shutdown() on the host): poll
 #             the SCI's count in /proc/interrupts every 0.2 s and power off when it rises
+#   virtio    load the virtio drivers; /dev/vda (ext4, read-write): check /hello.txt, write
+#             /newfile, sync, umount; /dev/vdb (the same kind of image, read-only): mount
+#             -o ro, and a raw write must fail; the hardware RNG must be virtio's and give
+#             bytes; then `poweroff -f`. Markers VMCORE-BLK-* / VMCORE-RO-* / VMCORE-RNG-*.
 # Any other value (or none) leaves a shell on the console, for manual use.
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sysfs /sys
@@ -62,6 +66,47 @@ button)
         fi
         sleep 0.2
     done
+    ;;
+virtio)
+    # Dependency order (each module's depends= line): the ring, the bus, the PCI
+    # transport's helpers, the transport, then the device drivers.
+    for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci \
+             virtio_blk virtio-rng; do
+        insmod /lib/modules/$m.ko || echo "VMCORE-INSMOD-FAILED $m"
+    done
+    n=0
+    while { [ ! -b /dev/vda ] || [ ! -b /dev/vdb ]; } && [ $n -lt 100 ]; do
+        sleep 0.1
+        n=$((n + 1))
+    done
+    ls -l /dev/vd* 2>&1
+    mkdir -p /mnt/a /mnt/b
+    if mount -t ext4 /dev/vda /mnt/a; then
+        echo "VMCORE-BLK-CONTENT $(cat /mnt/a/hello.txt)"
+        echo "written by the guest through virtio-blk" >/mnt/a/newfile && sync &&
+            echo "VMCORE-BLK-WRITTEN"
+        umount /mnt/a && echo "VMCORE-BLK-UMOUNTED"
+    else
+        echo "VMCORE-BLK-MOUNT-FAILED"
+    fi
+    echo "VMCORE-RO-FLAG $(cat /sys/block/vdb/ro 2>&1)"
+    if mount -t ext4 -o ro /dev/vdb /mnt/b; then
+        echo "VMCORE-RO-CONTENT $(cat /mnt/b/hello.txt)"
+        umount /mnt/b
+    fi
+    if dd if=/dev/zero of=/dev/vdb bs=4096 count=1 conv=fsync 2>/dev/null; then
+        echo "VMCORE-RO-WRITE-SUCCEEDED"
+    else
+        echo "VMCORE-RO-WRITE-REFUSED"
+    fi
+    echo "VMCORE-RNG-CURRENT $(cat /sys/class/misc/hw_random/rng_current 2>&1)"
+    echo "VMCORE-RNG-BYTES $(dd if=/dev/hwrng bs=16 count=1 2>/dev/null | od -An -tx1 | tr -d ' \n')"
+    echo "VMCORE-BEGIN-VIRTIO-IRQS"
+    grep virtio /proc/interrupts
+    echo "VMCORE-END-VIRTIO-IRQS"
+    echo "VMCORE-POWERING-OFF"
+    poweroff -f
+    echo "VMCORE-POWEROFF-RETURNED"
     ;;
 esac
 echo "VMCORE-SHELL"

@@ -101,6 +101,32 @@ static const struct bad_case bad_cases[] = {
     { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\",\"entry\":\"0x10\"}}", VMCORE_ECONFIG,
       "boot.entry", "expected an integer" },
     { "{\"backend\":\"emu\",\"boot\":[]}", VMCORE_ECONFIG, "boot", "expected an object" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"disks\":{}}", VMCORE_ECONFIG,
+      "disks", "expected an array" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"disks\":[{}]}", VMCORE_ECONFIG,
+      "disks[0].path", "missing" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"disks\":[1]}", VMCORE_ECONFIG,
+      "disks[0]", "expected an object" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"disks\":[{\"path\":\"%K\"},"
+      "{\"path\":\"/nonexistent/d.img\"}]}", VMCORE_ENOENT, "disks[1].path", "/nonexistent/d.img" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"disks\":[{\"path\":\"%R\"}]}",
+      VMCORE_ECONFIG, "disks[0].path", "not a regular file" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"disks\":[{\"path\":\"%K\","
+      "\"readonly\":1}]}", VMCORE_ECONFIG, "disks[0].readonly", "expected a boolean" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"disks\":[{\"path\":\"%K\","
+      "\"serial\":\"123456789012345678901\"}]}", VMCORE_ECONFIG, "disks[0].serial", "20 bytes" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"disks\":[{\"path\":\"%K\","
+      "\"size\":1}]}", VMCORE_ECONFIG, "disks[0].size", "unknown key" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"disks\":[{\"path\":\"%K\","
+      "\"readonly\":true},{\"path\":\"%K\",\"readonly\":true},{\"path\":\"%K\","
+      "\"readonly\":true},{\"path\":\"%K\"},{\"path\":\"%K\"},{\"path\":\"%K\"},{\"path\":\"%K\"},"
+      "{\"path\":\"%K\"},{\"path\":\"%K\"},{\"path\":\"%K\"},{\"path\":\"%K\"},{\"path\":\"%K\"},"
+      "{\"path\":\"%K\"},{\"path\":\"%K\"},{\"path\":\"%K\"},{\"path\":\"%K\"},{\"path\":\"%K\"}]}",
+      VMCORE_ELIMIT, "disks", "at most 16" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"rng\":\"yes\"}", VMCORE_ECONFIG,
+      "rng", "expected a boolean" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"rng\":true}", VMCORE_ECONFIG, "rng", "virtual machines only" },
     { "{\"backend\":\"emu\",\"memory_mib\":-64,\"boot\":{\"kernel\":\"%K\"}}", VMCORE_ECONFIG,
       "memory_mib", "out of range" },
     { "{\"backend\":\"emu\",\"memory_mib\":0,\"boot\":{\"kernel\":\"%K\"}}", VMCORE_ECONFIG,
@@ -319,6 +345,19 @@ static void test_relative_paths(void **state)
     assert_int_equal(cfg->boot.format, BOOT_FORMAT_RAW);
     assert_int_equal(cfg->memory_mib, 64);
     assert_int_equal(cfg->vcpus, 1);
+    config_free(cfg);
+    json_decref(root);
+    /* Disk paths resolve the same way. */
+    root = json_loads("{\"backend\":\"emu\",\"boot\":{\"kernel\":\"kernel.bin\"},"
+                      "\"disks\":[{\"path\":\"kernel.bin\",\"readonly\":true,"
+                      "\"serial\":\"root\"}],\"rng\":true}", 0, &je);
+    assert_non_null(root);
+    assert_int_equal(config_parse(&cfg, root, tmpdir, &err), 0);
+    assert_int_equal(cfg->ndisks, 1);
+    assert_string_equal(cfg->disks[0].path, kernel);
+    assert_true(cfg->disks[0].readonly);
+    assert_string_equal(cfg->disks[0].serial, "root");
+    assert_true(cfg->rng);
     config_free(cfg);
     /* From another folder the same relative name does not exist. */
     assert_int_equal(config_parse(&cfg, root, "/", &err), VMCORE_ENOENT);

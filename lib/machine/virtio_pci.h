@@ -1,0 +1,128 @@
+/* The virtio 1.x PCI transport (virtio 1.2 section 4.1), modern only, and the interface a
+ * virtio device (blk, rng; later net, vsock, console) plugs into.
+ *
+ * What the guest sees: vendor 0x1af4, device 0x1040 + the virtio device ID, revision 1;
+ * vendor capabilities for the common, notify (multiplier 4, queue q at offset 4 * q), ISR
+ * and device configuration, all in 64-bit memory BAR 4 (16 KiB); MSI-X in BAR 1 with one
+ * vector per queue plus one for configuration changes. VIRTIO_F_VERSION_1 is required (a
+ * driver that does not accept it cannot set FEATURES_OK); no legacy interface.
+ *
+ * The split-driver model: the guest's driver is the frontend, the device below with its
+ * I/O thread is the backend, the virtqueues are the shared rings, and the event channel
+ * is a notify eventfd per queue (guest -> host) and MSI-X / INTx (host -> guest). A
+ * notify write from a vCPU only signals the queue's eventfd; the device's I/O thread does
+ * the work, so a vCPU never waits for a disk. */
+#ifndef VMCORE_MACHINE_VIRTIO_PCI_H
+#define VMCORE_MACHINE_VIRTIO_PCI_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pci.h"
+#include "virtqueue.h"
+
+#define VIRTIO_ID_NET     1
+#define VIRTIO_ID_BLOCK   2
+#define VIRTIO_ID_CONSOLE 3
+#define VIRTIO_ID_RNG     4
+
+#define VIRTIO_F_INDIRECT_DESC 28
+#define VIRTIO_F_EVENT_IDX     29
+#define VIRTIO_F_VERSION_1     32
+
+#define VIRTIO_STATUS_ACKNOWLEDGE  1
+#define VIRTIO_STATUS_DRIVER       2
+#define VIRTIO_STATUS_DRIVER_OK    4
+#define VIRTIO_STATUS_FEATURES_OK  8
+#define VIRTIO_STATUS_NEEDS_RESET  0x40
+#define VIRTIO_STATUS_FAILED       0x80
+
+#define VIRTIO_PCI_MAX_QUEUES 8
+#define VIRTIO_MSI_NO_VECTOR  0xffff
+
+/* BAR 4 layout. */
+#define VIRTIO_PCI_BAR          4
+#define VIRTIO_PCI_BAR_SIZE     0x4000
+#define VIRTIO_PCI_COMMON_OFF   0x0000
+#define VIRTIO_PCI_ISR_OFF      0x1000
+#define VIRTIO_PCI_DEVICE_OFF   0x2000
+#define VIRTIO_PCI_NOTIFY_OFF   0x3000
+#define VIRTIO_PCI_NOTIFY_MULT  4
+#define VIRTIO_PCI_MSIX_BAR     1
+
+struct virtio_dev;
+
+struct virtio_dev_ops {
+    const char *type;             /* "virtio-blk", ...: the machine device type */
+    uint16_t device_id;           /* VIRTIO_ID_* */
+    uint32_t class_code;          /* PCI class (base << 16 | sub << 8) */
+    unsigned nqueues;             /* 1..VIRTIO_PCI_MAX_QUEUES */
+    uint16_t queue_max;           /* power of two, <= VQ_MAX_SIZE */
+    /* One request taken from queue @q on the I/O thread; returns how many bytes it wrote
+     * into the chain's writable segments (vq_push's length). May be called only while the
+     * driver has the device running; the transport's lock is held. */
+    uint32_t (*request)(struct virtio_dev *vd, unsigned q, struct vq_chain *c);
+    /* The guest wrote device config bytes (already stored in vd->config). May be NULL. */
+    void (*config_write)(struct virtio_dev *vd, unsigned off, unsigned size);
+    /* Release the device's own state (not the struct virtio_dev: the transport frees it
+     * after this). May be NULL. */
+    void (*destroy)(struct virtio_dev *vd);
+};
+
+struct virtio_dev {
+    struct pci_device pci;
+    const struct virtio_dev_ops *ops;
+    void *opaque;                 /* the device's own state */
+    struct machine *m;
+    char name[32];
+    uint64_t features;            /* offered (VERSION_1 etc. added by the transport) */
+    uint64_t driver_features;
+    uint32_t dfselect, gfselect;
+    uint16_t msix_config;
+    uint8_t status;
+    uint8_t generation;
+    uint8_t isr;                  /* bit 0 queue, bit 1 config */
+    uint16_t queue_select;
+    struct {
+        uint16_t size, vector, enable;
+        uint64_t desc, driver, device;
+        struct virtqueue vq;
+        int efd;                  /* notify eventfd; see virtio_pci_queue_eventfd() */
+    } q[VIRTIO_PCI_MAX_QUEUES];
+    uint8_t config[256];          /* device-specific configuration, @config_len bytes */
+    unsigned config_len;
+    /* The transport's lock: common config from vCPUs against the I/O thread's requests. */
+    pthread_mutex_t lock;
+    pthread_t thread;
+    bool thread_started;
+    int stop_efd;
+    struct vq_chain chain;        /* the I/O thread's scratch chain (large: kept here) */
+};
+
+/* Create and register a virtio device named @name (kept, copied): @features the device
+ * features, @config the initial device config (@config_len <= 256 bytes), @opaque the
+ * device's own state, handed to ops->destroy. On success the machine owns everything;
+ * on failure nothing is kept, ops->destroy is not called and @opaque stays the caller's.
+ * Starts the device's I/O thread. */
+int virtio_pci_create(struct machine *m, const struct virtio_dev_ops *ops, void *opaque,
+                      uint64_t features, const void *config, unsigned config_len,
+                      const char *name, struct virtio_dev **out);
+
+/* The eventfd the notify register of queue @q signals, or -1. This is the hook for
+ * KVM_IOEVENTFD: a kvm backend can register it for the notify address (BAR 4 base +
+ * VIRTIO_PCI_NOTIFY_OFF + 4 * q, wherever the guest maps the BAR) so the kernel signals
+ * it without a vCPU exit; the I/O thread cannot tell the difference. */
+int virtio_pci_queue_eventfd(struct virtio_dev *vd, unsigned q);
+
+/* Create the virtio devices the config asks for (disks, rng). Called by machine_create
+ * after pci_host_init(). Errors name the config key ("disks[1].path"). */
+int virtio_devices_create(struct machine *m, const struct vmcore_config *cfg,
+                          struct vmcore_err *err);
+
+/* For tests: the virtio-blk / virtio-rng constructors virtio_devices_create() uses. */
+int virtio_blk_create(struct machine *m, const struct config_disk *disk, unsigned index,
+                      struct vmcore_err *err);
+int virtio_rng_create(struct machine *m, struct vmcore_err *err);
+
+#endif
