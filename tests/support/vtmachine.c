@@ -47,6 +47,32 @@ void vt_machine_destroy(struct vt_machine *vm)
     vm->path[0] = 0;
 }
 
+void vt_record_console(void *events, const void *data, size_t len)
+{
+    struct vt_events *e = events;
+    size_t room = sizeof e->out - e->outlen;
+    memcpy(e->out + e->outlen, data, len < room ? len : room);
+    e->outlen += len < room ? len : room;
+    e->console_events++;
+}
+
+void vt_record_exit(void *events, vmcore_exit_kind kind, int status, const char *reason)
+{
+    struct vt_events *e = events;
+    e->exits++;
+    e->kind = kind;
+    e->status = status;
+    snprintf(e->reason, sizeof e->reason, "%s", reason ? reason : "");
+}
+
+void vt_record_irq(void *events, unsigned gsi, int level)
+{
+    struct vt_events *e = events;
+    if (gsi < MACHINE_GSI_COUNT)
+        e->irq_level[gsi] = level;
+    e->irq_changes++;
+}
+
 uint64_t vt_pio_read(struct machine *m, uint16_t port, unsigned size)
 {
     uint64_t v = 0;

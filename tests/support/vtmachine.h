@@ -4,6 +4,7 @@
 #ifndef VT_MACHINE_H
 #define VT_MACHINE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/config.h"
@@ -24,6 +25,23 @@ void vt_machine_start(struct vt_machine *vm);
 void vt_machine_create(struct vt_machine *vm, uint64_t memory_mib, unsigned vcpus);
 /* machine_destroy() (if created) and the scratch image removed; safe to call twice. */
 void vt_machine_destroy(struct vt_machine *vm);
+
+/* What a machine reported, for tests that install the recorders below as its event and
+ * irq sinks (opaque: the struct vt_events). Console output past out[] is counted only. */
+struct vt_events {
+    char out[4096];
+    size_t outlen;
+    unsigned console_events;
+    unsigned exits;
+    vmcore_exit_kind kind;
+    int status;
+    char reason[128];
+    int irq_level[MACHINE_GSI_COUNT];
+    unsigned irq_changes;
+};
+void vt_record_console(void *events, const void *data, size_t len);
+void vt_record_exit(void *events, vmcore_exit_kind kind, int status, const char *reason);
+void vt_record_irq(void *events, unsigned gsi, int level);
 
 /* Guest accesses of 1, 2, 4 or 8 bytes. */
 uint64_t vt_pio_read(struct machine *m, uint16_t port, unsigned size);

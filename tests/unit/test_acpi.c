@@ -21,45 +21,19 @@
 #define IASL "/usr/bin/iasl"
 #define MAX_CPUS 64 /* CONFIG_MAX_VCPUS in lib/core/config.c */
 
-struct seen {
-    unsigned exits;
-    vmcore_exit_kind kind;
-    int status;
-    char reason[128];
-    int irq_level[MACHINE_GSI_COUNT];
-    unsigned irq_changes;
-};
-
 struct fixture {
     struct vt_machine vm;
     struct machine *m;      /* vm.m, once make_machine() ran */
-    struct seen seen;
+    struct vt_events seen;
 };
-
-static void on_exit_(void *opaque, vmcore_exit_kind kind, int status, const char *reason)
-{
-    struct seen *s = opaque;
-    s->exits++;
-    s->kind = kind;
-    s->status = status;
-    snprintf(s->reason, sizeof s->reason, "%s", reason);
-}
-
-static void on_irq(void *opaque, unsigned gsi, int level)
-{
-    struct seen *s = opaque;
-    if (gsi < MACHINE_GSI_COUNT)
-        s->irq_level[gsi] = level;
-    s->irq_changes++;
-}
 
 static void make_machine(struct fixture *f, unsigned vcpus)
 {
     f->vm.cfg.vcpus = vcpus;
     vt_machine_start(&f->vm);
     f->m = f->vm.m;
-    machine_set_event_sink(f->m, &(struct machine_event_sink){ NULL, on_exit_, &f->seen });
-    machine_set_irq_sink(f->m, &(struct machine_irq_sink){ on_irq, NULL, &f->seen });
+    machine_set_event_sink(f->m, &(struct machine_event_sink){ NULL, vt_record_exit, &f->seen });
+    machine_set_irq_sink(f->m, &(struct machine_irq_sink){ vt_record_irq, NULL, &f->seen });
 }
 
 static int setup(void **state)

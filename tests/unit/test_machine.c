@@ -12,55 +12,19 @@
 #include "core/config.h"
 #include "machine/machine.h"
 
-struct seen {
-    char out[4096];
-    size_t outlen;
-    unsigned console_events;
-    unsigned exits;
-    vmcore_exit_kind kind;
-    int status;
-    char reason[128];
-    int irq_level[MACHINE_GSI_COUNT];
-    unsigned irq_changes;
-};
-
 struct fixture {
     struct vt_machine vm;
     struct machine *m;      /* vm.m */
-    struct seen seen;
+    struct vt_events seen;
 };
-
-static void on_console(void *opaque, const void *data, size_t len)
-{
-    struct seen *s = opaque;
-    memcpy(s->out + s->outlen, data, len);
-    s->outlen += len;
-    s->console_events++;
-}
-
-static void on_exit_(void *opaque, vmcore_exit_kind kind, int status, const char *reason)
-{
-    struct seen *s = opaque;
-    s->exits++;
-    s->kind = kind;
-    s->status = status;
-    snprintf(s->reason, sizeof s->reason, "%s", reason);
-}
-
-static void on_irq(void *opaque, unsigned gsi, int level)
-{
-    struct seen *s = opaque;
-    s->irq_level[gsi] = level;
-    s->irq_changes++;
-}
 
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
     vt_machine_create(&f->vm, 4, 1);
     f->m = f->vm.m;
-    machine_set_event_sink(f->m, &(struct machine_event_sink){ on_console, on_exit_, &f->seen });
-    machine_set_irq_sink(f->m, &(struct machine_irq_sink){ on_irq, NULL, &f->seen });
+    machine_set_event_sink(f->m, &(struct machine_event_sink){ vt_record_console, vt_record_exit, &f->seen });
+    machine_set_irq_sink(f->m, &(struct machine_irq_sink){ vt_record_irq, NULL, &f->seen });
     *state = f;
     return 0;
 }
