@@ -41,6 +41,15 @@ sci_count() {
          END { print s + 0 }' /proc/interrupts
 }
 
+# Dependency order (each module's depends= line): the ring, the bus, the PCI transport's
+# helpers, the transport, then the device drivers.
+load_virtio() {
+    for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci \
+             virtio_blk virtio-rng; do
+        insmod /lib/modules/$m.ko || echo "VMCORE-INSMOD-FAILED $m"
+    done
+}
+
 case $scenario in
 poweroff)
     echo "VMCORE-POWERING-OFF"
@@ -68,12 +77,7 @@ button)
     done
     ;;
 virtio)
-    # Dependency order (each module's depends= line): the ring, the bus, the PCI
-    # transport's helpers, the transport, then the device drivers.
-    for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci \
-             virtio_blk virtio-rng; do
-        insmod /lib/modules/$m.ko || echo "VMCORE-INSMOD-FAILED $m"
-    done
+    load_virtio
     n=0
     while { [ ! -b /dev/vda ] || [ ! -b /dev/vdb ]; } && [ $n -lt 100 ]; do
         sleep 0.1
@@ -107,6 +111,22 @@ virtio)
     echo "VMCORE-POWERING-OFF"
     poweroff -f
     echo "VMCORE-POWEROFF-RETURNED"
+    ;;
+killwrite)
+    # Write files and sync in a loop until the host kills the machine mid-write: the
+    # host then repairs the image with e2fsck.
+    load_virtio
+    n=0
+    while [ ! -b /dev/vda ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+    mkdir -p /mnt/a
+    mount -t ext4 /dev/vda /mnt/a || echo "VMCORE-BLK-MOUNT-FAILED"
+    i=0
+    while :; do
+        dd if=/dev/urandom of=/mnt/a/f$((i % 40)) bs=4096 count=16 2>/dev/null
+        [ $((i % 4)) -eq 0 ] && sync
+        i=$((i + 1))
+        [ $i -eq 20 ] && echo "VMCORE-WRITING"
+    done
     ;;
 esac
 echo "VMCORE-SHELL"
