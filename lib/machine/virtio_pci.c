@@ -49,6 +49,10 @@ static void reset_locked(struct virtio_dev *vd)
     vd->status = 0;
     vd->queue_select = 0;
     __atomic_store_n(&vd->isr, 0, __ATOMIC_SEQ_CST);
+    if (vd->thread_started && vd->ops->reset)
+        vd->ops->reset(vd);
+    vd->pushed = 0;
+    vd->broke = false;
     for (unsigned i = 0; i < vd->ops->nqueues; i++) {
         vd->q[i].size = vd->ops->queue_max;
         vd->q[i].vector = VIRTIO_MSI_NO_VECTOR;
@@ -237,46 +241,115 @@ static void bar_write(void *opaque, uint64_t off, unsigned size, uint64_t v)
 
 static const struct machine_dev_ops bar_ops = { bar_read, bar_write };
 
-/* Process queue @q until it is empty (I/O thread). */
+static bool running_locked(struct virtio_dev *vd, unsigned q)
+{
+    return q < vd->ops->nqueues && (vd->status & VIRTIO_STATUS_DRIVER_OK) &&
+           !(vd->status & VIRTIO_STATUS_NEEDS_RESET) && vq_ready(&vd->q[q].vq) &&
+           pci_bus_master(&vd->pci);
+}
+
+bool virtio_pci_running(struct virtio_dev *vd, unsigned q) { return running_locked(vd, q); }
+
+int virtio_pci_pop(struct virtio_dev *vd, unsigned q, struct vq_chain *c)
+{
+    if (!running_locked(vd, q))
+        return 0;
+    int r = vq_pop(&vd->q[q].vq, c);
+    if (r < 0) {
+        mark_broken_locked(vd);
+        vd->broke = true;
+    }
+    return r;
+}
+
+void virtio_pci_push(struct virtio_dev *vd, unsigned q, const struct vq_chain *c,
+                     uint32_t written)
+{
+    if (!running_locked(vd, q))
+        return;
+    vq_push(&vd->q[q].vq, c, written);
+    vd->pushed |= 1u << q;
+}
+
+bool virtio_pci_rearm(struct virtio_dev *vd, unsigned q)
+{
+    return running_locked(vd, q) && vq_enable_notify(&vd->q[q].vq);
+}
+
+/* The interrupts a hook's pushes call for: collected under the lock, sent after it. */
+struct pending_irqs {
+    unsigned n;
+    uint16_t vec[VIRTIO_PCI_MAX_QUEUES];
+    bool config;
+    uint16_t config_vec;
+};
+
+static void collect_locked(struct virtio_dev *vd, struct pending_irqs *p)
+{
+    p->n = 0;
+    for (unsigned q = 0; q < vd->ops->nqueues; q++)
+        if ((vd->pushed & 1u << q) && running_locked(vd, q) &&
+            vq_should_notify(&vd->q[q].vq))
+            p->vec[p->n++] = vd->q[q].vector;
+    vd->pushed = 0;
+    p->config = vd->broke;
+    p->config_vec = vd->msix_config;
+    vd->broke = false;
+}
+
+static void deliver(struct virtio_dev *vd, const struct pending_irqs *p)
+{
+    for (unsigned i = 0; i < p->n; i++)
+        raise_irq(vd, p->vec[i], 1);
+    if (p->config)
+        raise_irq(vd, p->config_vec, 2);
+}
+
+/* Queue @q was notified (I/O thread): the device's notify hook, or drain it through
+ * request until it is empty. */
 static void service_queue(struct virtio_dev *vd, unsigned q)
 {
+    struct pending_irqs p;
     pthread_mutex_lock(&vd->lock);
-    struct virtqueue *vq = &vd->q[q].vq;
-    bool running = (vd->status & VIRTIO_STATUS_DRIVER_OK) &&
-                   !(vd->status & VIRTIO_STATUS_NEEDS_RESET) && vq_ready(vq) &&
-                   pci_bus_master(&vd->pci);
-    bool irq = false, broke = false;
-    while (running) {
-        int r;
-        while ((r = vq_pop(vq, &vd->chain)) > 0)
-            vq_push(vq, &vd->chain, vd->ops->request(vd, q, &vd->chain));
-        if (r < 0) {
-            mark_broken_locked(vd);
-            broke = true;
-            break;
+    if (vd->ops->notify) {
+        if (running_locked(vd, q))
+            vd->ops->notify(vd, q);
+    } else {
+        for (;;) {
+            int r;
+            while ((r = virtio_pci_pop(vd, q, &vd->chain)) > 0) {
+                uint32_t w = vd->ops->request(vd, q, &vd->chain);
+                if (w != VIRTIO_REQ_ASYNC)
+                    virtio_pci_push(vd, q, &vd->chain, w);
+            }
+            if (r < 0 || !virtio_pci_rearm(vd, q))
+                break;
         }
-        irq |= vq_should_notify(vq);
-        if (!vq_enable_notify(vq))
-            break;
     }
-    uint16_t qvec = vd->q[q].vector, cvec = vd->msix_config;
+    collect_locked(vd, &p);
     pthread_mutex_unlock(&vd->lock);
-    if (irq)
-        raise_irq(vd, qvec, 1);
-    if (broke)
-        raise_irq(vd, cvec, 2);
+    deliver(vd, &p);
 }
 
 static void *io_thread(void *arg)
 {
     struct virtio_dev *vd = arg;
     unsigned n = vd->ops->nqueues;
-    struct pollfd pfd[VIRTIO_PCI_MAX_QUEUES + 1];
+    struct pollfd pfd[VIRTIO_PCI_MAX_QUEUES + 1 + VIRTIO_PCI_MAX_POLLFDS];
     for (unsigned i = 0; i < n; i++)
         pfd[i] = (struct pollfd){ .fd = vd->q[i].efd, .events = POLLIN };
     pfd[n] = (struct pollfd){ .fd = vd->stop_efd, .events = POLLIN };
+    struct pollfd *extra = pfd + n + 1;
     for (;;) {
-        if (poll(pfd, n + 1, -1) < 0) {
+        unsigned nx = 0;
+        if (vd->ops->poll_fds) {
+            pthread_mutex_lock(&vd->lock);
+            nx = vd->ops->poll_fds(vd, extra, VIRTIO_PCI_MAX_POLLFDS);
+            pthread_mutex_unlock(&vd->lock);
+            if (nx > VIRTIO_PCI_MAX_POLLFDS)
+                nx = VIRTIO_PCI_MAX_POLLFDS;
+        }
+        if (poll(pfd, n + 1 + nx, -1) < 0) {
             if (errno == EINTR)
                 continue;
             break;
@@ -291,6 +364,17 @@ static void *io_thread(void *arg)
                 /* EAGAIN: someone else drained it; nothing to do but look. */
             }
             service_queue(vd, i);
+        }
+        bool any = false;
+        for (unsigned i = 0; i < nx; i++)
+            any |= extra[i].revents != 0;
+        if (any && vd->ops->poll_ready) {
+            struct pending_irqs p;
+            pthread_mutex_lock(&vd->lock);
+            vd->ops->poll_ready(vd, extra, nx);
+            collect_locked(vd, &p);
+            pthread_mutex_unlock(&vd->lock);
+            deliver(vd, &p);
         }
     }
     return NULL;

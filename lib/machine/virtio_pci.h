@@ -15,6 +15,7 @@
 #ifndef VMCORE_MACHINE_VIRTIO_PCI_H
 #define VMCORE_MACHINE_VIRTIO_PCI_H
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -39,6 +40,11 @@
 #define VIRTIO_STATUS_FAILED       0x80
 
 #define VIRTIO_PCI_MAX_QUEUES 8
+#define VIRTIO_PCI_MAX_POLLFDS 16   /* extra fds one device's I/O thread may wait on */
+
+/* Returned by ops->request when the device keeps the request (an asynchronous disk read,
+ * say) and returns it later with virtio_pci_push() from the I/O thread. */
+#define VIRTIO_REQ_ASYNC UINT32_MAX
 #define VIRTIO_MSI_NO_VECTOR  0xffff
 
 /* BAR 4 layout. */
@@ -63,6 +69,25 @@ struct virtio_dev_ops {
      * into the chain's writable segments (vq_push's length). May be called only while the
      * driver has the device running; the transport's lock is held. */
     uint32_t (*request)(struct virtio_dev *vd, unsigned q, struct vq_chain *c);
+    /* The optional hooks below run on the device's I/O thread with the transport's lock
+     * held, like request; inside them the device may take and return chains of any queue
+     * itself (virtio_pci_pop/virtio_pci_push); the transport sends the interrupts the
+     * driver asked for after the hook returns.
+     *
+     * notify: queue @q was notified. When set, the transport calls it instead of draining
+     * the queue through request: for a queue whose buffers the device fills only when it
+     * has data (a network card's receive queue, vsock's event and rx queues). */
+    void (*notify)(struct virtio_dev *vd, unsigned q);
+    /* poll_fds: the extra fds (a tap, sockets, an io_uring's completion eventfd) the I/O
+     * thread should wait on, filled into @pfd (at most @max); returns how many. Called
+     * before every wait, so the set and the events may change (stop polling a tap while
+     * the guest has no receive buffers). poll_ready then gets them back with revents. */
+    unsigned (*poll_fds)(struct virtio_dev *vd, struct pollfd *pfd, unsigned max);
+    void (*poll_ready)(struct virtio_dev *vd, const struct pollfd *pfd, unsigned n);
+    /* reset: the driver reset the device (status 0, or a PCI reset): forget every chain
+     * the device still holds (wait for in-flight I/O first; do not push them). The
+     * transport's lock is held; may run on a vCPU thread. May be NULL. */
+    void (*reset)(struct virtio_dev *vd);
     /* The guest wrote device config bytes (already stored in vd->config). May be NULL. */
     void (*config_write)(struct virtio_dev *vd, unsigned off, unsigned size);
     /* Release the device's own state (not the struct virtio_dev: the transport frees it
@@ -97,6 +122,8 @@ struct virtio_dev {
     pthread_t thread;
     bool thread_started;
     int stop_efd;
+    uint32_t pushed;              /* queues pushed to since the last notify check (bits) */
+    bool broke;                   /* a queue broke: raise the config interrupt */
     struct vq_chain chain;        /* the I/O thread's scratch chain (large: kept here) */
 };
 
@@ -114,6 +141,20 @@ int virtio_pci_create(struct machine *m, const struct virtio_dev_ops *ops, void 
  * VIRTIO_PCI_NOTIFY_OFF + 4 * q, wherever the guest maps the BAR) so the kernel signals
  * it without a vCPU exit; the I/O thread cannot tell the difference. */
 int virtio_pci_queue_eventfd(struct virtio_dev *vd, unsigned q);
+
+/* For the device's hooks (I/O thread, transport lock held). virtio_pci_pop takes the next
+ * chain of queue @q: 1 with @c filled, 0 when none is available or the queue is not
+ * running, -1 when the queue broke (the transport marks the device DEVICE_NEEDS_RESET and
+ * tells the driver). virtio_pci_push returns a chain with @written bytes written; the
+ * interrupt follows when the hook returns. virtio_pci_running says whether queue @q may
+ * be used now (DRIVER_OK, not broken, set up, bus mastering on). virtio_pci_rearm: call
+ * before giving up on an empty queue (EVENT_IDX's avail_event); true if chains arrived
+ * meanwhile. */
+int virtio_pci_pop(struct virtio_dev *vd, unsigned q, struct vq_chain *c);
+void virtio_pci_push(struct virtio_dev *vd, unsigned q, const struct vq_chain *c,
+                     uint32_t written);
+bool virtio_pci_running(struct virtio_dev *vd, unsigned q);
+bool virtio_pci_rearm(struct virtio_dev *vd, unsigned q);
 
 /* Create the virtio devices the config asks for (disks, rng). Called by machine_create
  * after pci_host_init(). Errors name the config key ("disks[1].path"). */
