@@ -9,6 +9,8 @@
 #             /newfile, sync, umount; /dev/vdb (the same kind of image, read-only): mount
 #             -o ro, and a raw write must fail; the hardware RNG must be virtio's and give
 #             bytes; then `poweroff -f`. Markers VMCORE-BLK-* / VMCORE-RO-* / VMCORE-RNG-*.
+#   killwrite write and sync files on /dev/vda until the host kills the machine
+#   NAME      any tests/linux/scenarios/NAME.sh (sourced; the helpers below are theirs)
 # Any other value (or none) leaves a shell on the console, for manual use.
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sysfs /sys
@@ -41,14 +43,28 @@ sci_count() {
          END { print s + 0 }' /proc/interrupts
 }
 
-# Dependency order (each module's depends= line): the ring, the bus, the PCI transport's
-# helpers, the transport, then the device drivers.
+# Every module of /lib/modules in the order make-initramfs.sh wrote (the test passes them
+# in dependency order: the ring, the bus, the PCI transport's helpers, the transport, the
+# device drivers), except the ACPI button driver, which only the button scenario wants.
 load_virtio() {
-    for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci \
-             virtio_blk virtio-rng; do
+    for m in $(cat /lib/modules/order); do
+        [ "$m" = button ] && continue
         insmod /lib/modules/$m.ko || echo "VMCORE-INSMOD-FAILED $m"
     done
 }
+
+# Wait up to 10 s for a path to appear (a device node a driver creates).
+wait_for() {
+    n=0
+    while [ ! -e "$1" ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+}
+
+# A scenario of its own file (tests/linux/scenarios/NAME.sh) runs instead of the ones
+# below; it ends with `poweroff -f` or falls through to the shell.
+if [ -n "$scenario" ] && [ -f "/scenarios/$scenario.sh" ]; then
+    . "/scenarios/$scenario.sh"
+    scenario=done
+fi
 
 case $scenario in
 poweroff)
