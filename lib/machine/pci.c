@@ -508,6 +508,8 @@ static void msix_message(const struct pci_device *d, unsigned v, uint64_t *addr,
  * delivery costs no system call beyond the write. Host lock held. */
 static bool msix_fd_sync(struct pci_device *d, unsigned v)
 {
+    if (!d->msix_fd)
+        return false;                 /* released: the device is going away */
     struct pci_msix_fd *f = &d->msix_fd[v];
     uint64_t addr;
     uint32_t data;
@@ -526,10 +528,12 @@ static void msix_fds_release(struct pci_device *d)
 {
     if (!d->msix_fd)
         return;
-    for (unsigned v = 0; v < d->msix_vectors; v++) {
+    for (unsigned v = 0; v < d->msix_vectors; v++)
         machine_msi_fd_del(d->host->m, d->msix_fd[v].fd);
-        d->msix_fd[v] = (struct pci_msix_fd){ .fd = -1 };
-    }
+    /* The device's I/O thread may still signal until the device's destroy stops it: from
+     * here on its messages go through machine_msi(). */
+    free(d->msix_fd);
+    d->msix_fd = NULL;
 }
 
 static void msix_vector(struct pci_device *d, unsigned v)
