@@ -207,9 +207,9 @@ void pci_config_set_w1c(struct pci_device *dev, unsigned off, unsigned size, uin
 
 /* Signal interrupt @vector: through MSI-X entry @vector if MSI-X is on (pending bit if
  * masked; unmasked, by the vector's eventfd when the backend offers machine_msi_fd_add(),
- * else machine_msi()), else MSI vector @vector if MSI is on (pending if masked), else assert INTx
- * (the device deasserts it with pci_intx_set(dev, false), e.g. when the guest reads its
- * ISR). A vector the guest has not enabled is dropped. Any thread. */
+ * else machine_msi()), else MSI vector @vector if MSI is on (pending if masked), else
+ * assert INTx (the device deasserts it with pci_intx_set(dev, false), e.g. when the guest
+ * reads its ISR). A vector the guest has not enabled is dropped. Any thread. */
 void pci_irq_notify(struct pci_device *dev, unsigned vector);
 /* The device's INTx level: reflected in status bit 3, driven on its GSI unless the command
  * register's INTx-disable is set or MSI/MSI-X is on. Lines are shared: a GSI is asserted

@@ -222,8 +222,15 @@ static bool bound_at(struct fx *f, uint64_t gpa)
     return false;
 }
 
-static void cc_w(struct fx *f, unsigned off, unsigned size, uint64_t v) { mwr(f->m, f->bar + off, size, v); }
-static uint64_t cc_r(struct fx *f, unsigned off, unsigned size) { return mrd(f->m, f->bar + off, size); }
+static void cc_w(struct fx *f, unsigned off, unsigned size, uint64_t v)
+{
+    mwr(f->m, f->bar + off, size, v);
+}
+
+static uint64_t cc_r(struct fx *f, unsigned off, unsigned size)
+{
+    return mrd(f->m, f->bar + off, size);
+}
 
 static void drv_init(struct fx *f)
 {
@@ -246,8 +253,9 @@ static void drv_init(struct fx *f)
     f->avail_idx = 0;
 }
 
-/* One 8-byte rng request, notified through the queue's eventfd the way a doorbell would
- * signal it (bypassing the MMIO handler), and waited for. */
+/* One 8-byte rng request, waited for. Notified with @by_doorbell by writing the eventfd
+ * bound as the doorbell, as the kernel would (no MMIO access at all), else through the
+ * notify register's MMIO handler. */
 static void drv_request(struct fx *f, bool by_doorbell)
 {
     uint8_t *ram = machine_ram(f->m);
