@@ -549,10 +549,11 @@ static void msix_vector(struct pci_device *d, unsigned v)
      * check above stays ours either way, so a masked vector only ever sets its PBA bit. */
     if (msix_fd_sync(d, v)) {
         uint64_t one = 1;
-        if (write(d->msix_fd[v].fd, &one, sizeof one) == (ssize_t)sizeof one) {
-            atomic_fetch_add(&msix_sent_by_fd, 1);
+        /* Counted first: whoever sees the message may look at the count. */
+        atomic_fetch_add(&msix_sent_by_fd, 1);
+        if (write(d->msix_fd[v].fd, &one, sizeof one) == (ssize_t)sizeof one)
             return;
-        }
+        atomic_fetch_sub(&msix_sent_by_fd, 1);
     }
     uint64_t addr;
     uint32_t data;
