@@ -362,6 +362,48 @@ void machine_msi(struct machine *m, uint64_t addr, uint32_t data)
         m->irq.msi(m->irq.opaque, addr, data);
 }
 
+void machine_set_fd_ops(struct machine *m, const struct machine_fd_ops *ops)
+{
+    if (ops)
+        m->fdops = *ops;
+    else
+        memset(&m->fdops, 0, sizeof m->fdops);
+}
+
+int machine_ioeventfd_add(struct machine *m, uint64_t gpa, unsigned len, int fd)
+{
+    if (!m->fdops.ioeventfd_add || !m->fdops.ioeventfd_del)
+        return VMCORE_ENOTSUP;
+    return m->fdops.ioeventfd_add(m->fdops.opaque, gpa, len, fd);
+}
+
+void machine_ioeventfd_del(struct machine *m, uint64_t gpa, unsigned len, int fd)
+{
+    if (m->fdops.ioeventfd_del)
+        m->fdops.ioeventfd_del(m->fdops.opaque, gpa, len, fd);
+}
+
+int machine_msi_fd_add(struct machine *m, uint64_t addr, uint32_t data, int *fd)
+{
+    *fd = -1;
+    if (!m->fdops.msi_fd_add || !m->fdops.msi_fd_update || !m->fdops.msi_fd_del)
+        return VMCORE_ENOTSUP;
+    return m->fdops.msi_fd_add(m->fdops.opaque, addr, data, fd);
+}
+
+int machine_msi_fd_update(struct machine *m, int fd, uint64_t addr, uint32_t data)
+{
+    if (!m->fdops.msi_fd_update)
+        return VMCORE_ENOTSUP;
+    return m->fdops.msi_fd_update(m->fdops.opaque, fd, addr, data);
+}
+
+void machine_msi_fd_del(struct machine *m, int fd)
+{
+    if (m->fdops.msi_fd_del && fd >= 0)
+        m->fdops.msi_fd_del(m->fdops.opaque, fd);
+}
+
 /* Copy the range holding @addr (under the shared lock) into @out; false if none. */
 static bool bus_find(struct machine_bus *bus, uint64_t addr, struct machine_range *out)
 {

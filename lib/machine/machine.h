@@ -160,6 +160,38 @@ struct machine_irq_sink {
     void *opaque;
 };
 
+/* ---- The event channel without the vCPU ----
+ * A hypervisor that can signal an eventfd on a guest write by itself (kvm: KVM_IOEVENTFD)
+ * and raise an MSI when an eventfd is written (kvm: KVM_IRQFD on an MSI route) installs
+ * these ops; devices use them through the machine_ioeventfd_* and machine_msi_fd_* calls
+ * below. Without them (emu, the machine tests) the calls fail with VMCORE_ENOTSUP and a
+ * device keeps its plain path, which works everywhere: an MMIO handler that writes the
+ * eventfd, machine_msi(). A backend that has the ops keeps that path as the fallback too
+ * (a write of a length the kernel does not match still exits and reaches the handler).
+ * Install before the machine runs; every op may be called from any thread. */
+struct machine_fd_ops {
+    /* Signal @fd on a guest write of @len bytes (0: any length) at MMIO @gpa, whatever
+     * the value, without a vCPU exit. 0 or a VMCORE_* error. */
+    int (*ioeventfd_add)(void *opaque, uint64_t gpa, unsigned len, int fd);
+    void (*ioeventfd_del)(void *opaque, uint64_t gpa, unsigned len, int fd);
+    /* A new eventfd in *@fd whose every write raises the MSI @addr/@data; the backend owns
+     * it (msi_fd_del releases it, never close()). 0 or a VMCORE_* error. */
+    int (*msi_fd_add)(void *opaque, uint64_t addr, uint32_t data, int *fd);
+    /* Point @fd at a new message. 0 or a VMCORE_* error (@fd then keeps the old one). */
+    int (*msi_fd_update)(void *opaque, int fd, uint64_t addr, uint32_t data);
+    void (*msi_fd_del)(void *opaque, int fd);
+    void *opaque;
+};
+/* Install (or with NULL remove) the ops; before the machine runs and before any device
+ * bound anything. */
+void machine_set_fd_ops(struct machine *m, const struct machine_fd_ops *ops);
+/* The ops' calls, or VMCORE_ENOTSUP (del: nothing) when the backend has none. */
+int machine_ioeventfd_add(struct machine *m, uint64_t gpa, unsigned len, int fd);
+void machine_ioeventfd_del(struct machine *m, uint64_t gpa, unsigned len, int fd);
+int machine_msi_fd_add(struct machine *m, uint64_t addr, uint32_t data, int *fd);
+int machine_msi_fd_update(struct machine *m, int fd, uint64_t addr, uint32_t data);
+void machine_msi_fd_del(struct machine *m, int fd);
+
 /* Where the machine reports console output and its end. By default both go to the domain
  * given to machine_create() (domain_post_console / machine_post_exit); tests and tools may
  * redirect them. A NULL @console keeps console output going to the domain (a backend that

@@ -37,6 +37,7 @@ struct machine {
     struct machine_bus pio, mmio;
     bool buses_ready;
     struct machine_irq_sink irq;
+    struct machine_fd_ops fdops;    /* all NULL unless the backend set them */
     const char *gsi_owner[MACHINE_GSI_COUNT];
     struct machine_device *devices; /* in order added */
     void (*code_hook)(void *opaque, uint64_t gpa, uint64_t len);

@@ -8,9 +8,11 @@
  * ECAM) end in host_cfg_read()/host_cfg_write(). */
 #include "pci.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "machine_internal.h"
 #include "platform.h"
@@ -157,8 +159,10 @@ void pci_device_cleanup(struct pci_device *dev)
 {
     free(dev->msix_table);
     free(dev->msix_pba);
+    free(dev->msix_fd);
     dev->msix_table = NULL;
     dev->msix_pba = NULL;
+    dev->msix_fd = NULL;
 }
 
 int pci_bar_define(struct pci_device *dev, unsigned index, unsigned type, uint64_t size,
@@ -275,17 +279,17 @@ int pci_msix_init(struct pci_device *dev, unsigned vectors, unsigned bar, uint32
         return VMCORE_EINVAL;
     uint8_t *table = calloc(vectors, 16);
     uint64_t *pba = calloc((vectors + 63) / 64, 8);
-    if (!table || !pba) {
-        free(table);
-        free(pba);
-        return VMCORE_ENOMEM;
-    }
-    int off = pci_cap_add(dev, PCI_CAP_ID_MSIX, 12);
+    struct pci_msix_fd *fds = calloc(vectors, sizeof *fds);
+    int off = table && pba && fds ? pci_cap_add(dev, PCI_CAP_ID_MSIX, 12) : VMCORE_ENOMEM;
     if (off < 0) {
         free(table);
         free(pba);
+        free(fds);
         return off;
     }
+    for (unsigned v = 0; v < vectors; v++)
+        fds[v].fd = -1;
+    dev->msix_fd = fds;
     dev->msix_cap = (uint8_t)off;
     dev->msix_vectors = (uint16_t)vectors;
     dev->msix_bar = bar;
@@ -334,15 +338,22 @@ static bool bar_try_map(struct pci_device *d, struct pci_bar *b, uint64_t addr)
     if (!io && (overlaps(addr, b->size, PLAT_IOAPIC_BASE, 0x1000) ||
                 overlaps(addr, b->size, PLAT_LAPIC_BASE, MSI_WINDOW_SIZE)))
         return false;
-    return machine_map(d->base.m, io ? MACHINE_PIO : MACHINE_MMIO, addr, b->size, &bar_ops, b,
-                       d->base.name, 0) == 0;
+    if (machine_map(d->base.m, io ? MACHINE_PIO : MACHINE_MMIO, addr, b->size, &bar_ops, b,
+                    d->base.name, 0) != 0)
+        return false;
+    if (d->ops && d->ops->bar_map)
+        d->ops->bar_map(d, b->index, addr, true);
+    return true;
 }
 
 static void bar_unmap(struct pci_device *d, struct pci_bar *b)
 {
     bool io = (b->type & ~PCI_BAR_PREFETCH) == PCI_BAR_IO;
-    if (b->state == PCI_BAR_MAPPED)
+    if (b->state == PCI_BAR_MAPPED) {
         machine_unmap(d->base.m, io ? MACHINE_PIO : MACHINE_MMIO, b->addr, b);
+        if (d->ops && d->ops->bar_map)
+            d->ops->bar_map(d, b->index, b->addr, false);
+    }
     b->state = PCI_BAR_UNMAPPED;
 }
 
@@ -475,6 +486,56 @@ static bool msix_masked(const struct pci_device *d, unsigned v)
     return (cfg16(d, d->msix_cap + 2) & 0x4000) || (d->msix_table[16 * v + 12] & 1);
 }
 
+static atomic_uint_fast64_t msix_sent_by_fd, msix_sent_by_call;
+
+void pci_msix_counts(uint64_t *by_fd, uint64_t *by_call)
+{
+    *by_fd = atomic_load(&msix_sent_by_fd);
+    *by_call = atomic_load(&msix_sent_by_call);
+}
+
+static void msix_message(const struct pci_device *d, unsigned v, uint64_t *addr,
+                         uint32_t *data)
+{
+    const uint8_t *e = d->msix_table + 16 * v;
+    *addr = bytes_get(e, 0, 4) | (uint64_t)bytes_get(e, 4, 4) << 32;
+    *data = bytes_get(e, 8, 4);
+}
+
+/* Make vector @v's eventfd raise its current message: bind a new one, or re-route the
+ * one it has. True when the eventfd may be written for it. A message the backend refused
+ * (or a backend without eventfds) is not asked again until the guest changes it, so a
+ * delivery costs no system call beyond the write. Host lock held. */
+static bool msix_fd_sync(struct pci_device *d, unsigned v)
+{
+    if (!d->msix_fd)
+        return false;                 /* released: the device is going away */
+    struct pci_msix_fd *f = &d->msix_fd[v];
+    uint64_t addr;
+    uint32_t data;
+    msix_message(d, v, &addr, &data);
+    if ((f->fd >= 0 || f->failed) && f->addr == addr && f->data == data)
+        return !f->failed && f->fd >= 0;
+    int rc = f->fd >= 0 ? machine_msi_fd_update(d->host->m, f->fd, addr, data)
+                        : machine_msi_fd_add(d->host->m, addr, data, &f->fd);
+    f->addr = addr;
+    f->data = data;
+    f->failed = rc != 0;
+    return !f->failed && f->fd >= 0;
+}
+
+static void msix_fds_release(struct pci_device *d)
+{
+    if (!d->msix_fd)
+        return;
+    for (unsigned v = 0; v < d->msix_vectors; v++)
+        machine_msi_fd_del(d->host->m, d->msix_fd[v].fd);
+    /* The device's I/O thread may still signal until the device's destroy stops it: from
+     * here on its messages go through machine_msi(). */
+    free(d->msix_fd);
+    d->msix_fd = NULL;
+}
+
 static void msix_vector(struct pci_device *d, unsigned v)
 {
     if (v >= d->msix_vectors)
@@ -483,14 +544,31 @@ static void msix_vector(struct pci_device *d, unsigned v)
         d->msix_pba[v / 64] |= 1ull << (v % 64);
         return;
     }
-    const uint8_t *e = d->msix_table + 16 * v;
-    uint64_t addr = bytes_get(e, 0, 4) | (uint64_t)bytes_get(e, 4, 4) << 32;
-    machine_msi(d->host->m, addr, bytes_get(e, 8, 4));
+    /* The event channel, host -> guest: the vector's eventfd (kvm raises the MSI in the
+     * kernel), else a call into the machine (KVM_SIGNAL_MSI, emu's LAPICs). The mask
+     * check above stays ours either way, so a masked vector only ever sets its PBA bit. */
+    if (msix_fd_sync(d, v)) {
+        uint64_t one = 1;
+        /* Counted first: whoever sees the message may look at the count. */
+        atomic_fetch_add(&msix_sent_by_fd, 1);
+        if (write(d->msix_fd[v].fd, &one, sizeof one) == (ssize_t)sizeof one)
+            return;
+        atomic_fetch_sub(&msix_sent_by_fd, 1);
+    }
+    uint64_t addr;
+    uint32_t data;
+    msix_message(d, v, &addr, &data);
+    atomic_fetch_add(&msix_sent_by_call, 1);
+    machine_msi(d->host->m, addr, data);
 }
 
 static void msix_flush_one(struct pci_device *d, unsigned v)
 {
     uint64_t bit = 1ull << (v % 64);
+    /* An unmasked entry gets its route now (the guest just wrote it or unmasked it), so
+     * the device's first interrupt does not wait for the routing table. */
+    if (!msix_masked(d, v))
+        msix_fd_sync(d, v);
     if ((d->msix_pba[v / 64] & bit) && !msix_masked(d, v)) {
         d->msix_pba[v / 64] &= ~bit;
         msix_vector(d, v);
@@ -849,6 +927,7 @@ static void pdev_destroy(struct machine_device *md)
         bar_unmap(d, &d->bar[i]);
     d->intx_level = false;
     intx_update(d);
+    msix_fds_release(d);
     h->slot[d->slot] = NULL;
     pthread_mutex_unlock(&h->lock);
     pci_device_cleanup(d);

@@ -88,6 +88,12 @@ struct pci_device_ops {
     /* Free the device's own state, the struct embedding pci_device included (the PCI part
      * was already released). May be NULL. */
     void (*destroy)(struct pci_device *dev);
+    /* BAR @index was mapped at @addr (@mapped true) or its mapping at @addr went away
+     * (@mapped false: the guest moved it or turned decoding off, a reset, the device's
+     * end). For what follows a BAR's address, a hypervisor doorbell say. Host lock held
+     * (the hook may call into this API); a vCPU thread, or the thread that resets or
+     * destroys the machine. May be NULL. */
+    void (*bar_map)(struct pci_device *dev, unsigned index, uint64_t addr, bool mapped);
 };
 
 /* What pci_device_init() writes into the header (type 0, single function). */
@@ -137,6 +143,10 @@ struct pci_device {
     uint32_t msix_table_off, msix_pba_off;
     uint8_t *msix_table;              /* msix_vectors x 16 bytes */
     uint64_t *msix_pba;               /* msix_vectors bits */
+    /* Per vector: the eventfd that raises its message without a call into the machine
+     * (machine_msi_fd_add(): kvm's irqfd), the message it is routed to, and whether
+     * binding that message failed (machine_msi() then, until the message changes). */
+    struct pci_msix_fd { int fd; bool failed; uint64_t addr; uint32_t data; } *msix_fd;
 };
 
 /* Start a device: zero @dev, write the header from @id (read-only IDs, the writable
@@ -196,14 +206,19 @@ void pci_config_set_wmask(struct pci_device *dev, unsigned off, unsigned size, u
 void pci_config_set_w1c(struct pci_device *dev, unsigned off, unsigned size, uint32_t mask);
 
 /* Signal interrupt @vector: through MSI-X entry @vector if MSI-X is on (pending bit if
- * masked), else MSI vector @vector if MSI is on (pending if masked), else assert INTx
- * (the device deasserts it with pci_intx_set(dev, false), e.g. when the guest reads its
- * ISR). A vector the guest has not enabled is dropped. Any thread. */
+ * masked; unmasked, by the vector's eventfd when the backend offers machine_msi_fd_add(),
+ * else machine_msi()), else MSI vector @vector if MSI is on (pending if masked), else
+ * assert INTx (the device deasserts it with pci_intx_set(dev, false), e.g. when the guest
+ * reads its ISR). A vector the guest has not enabled is dropped. Any thread. */
 void pci_irq_notify(struct pci_device *dev, unsigned vector);
 /* The device's INTx level: reflected in status bit 3, driven on its GSI unless the command
  * register's INTx-disable is set or MSI/MSI-X is on. Lines are shared: a GSI is asserted
  * while any of its devices drives it. Any thread. */
 void pci_intx_set(struct pci_device *dev, bool level);
+
+/* Interrupt delivery, process-wide (for tests): MSI-X messages sent by writing a vector's
+ * eventfd (the backend's irqfd) and those sent through machine_msi(). */
+void pci_msix_counts(uint64_t *by_fd, uint64_t *by_call);
 
 /* Whether the guest let the device master the bus (command bit 2): DMA only when true. */
 bool pci_bus_master(struct pci_device *dev);

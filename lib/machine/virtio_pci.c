@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,14 @@ enum {
 };
 
 static unsigned nvectors(const struct virtio_dev *vd) { return vd->ops->nqueues + 1; }
+
+static atomic_uint_fast64_t count_notify_mmio, count_doorbells;
+
+void virtio_pci_counts(struct virtio_pci_counts *out)
+{
+    out->notify_mmio = atomic_load(&count_notify_mmio);
+    out->doorbells_bound = atomic_load(&count_doorbells);
+}
 
 /* An interrupt for @vector (queue or config), or through INTx + ISR when MSI-X is off.
  * Called without vd->lock, so that delivery (the PCI host's lock, then the irqchip's)
@@ -224,6 +233,7 @@ static void bar_write(void *opaque, uint64_t off, unsigned size, uint64_t v)
         /* The event channel, guest -> host: wake the I/O thread and return at once. */
         unsigned q = (unsigned)(off - VIRTIO_PCI_NOTIFY_OFF) / VIRTIO_PCI_NOTIFY_MULT;
         uint64_t one = 1;
+        atomic_fetch_add_explicit(&count_notify_mmio, 1, memory_order_relaxed);
         if (write(vd->q[q].efd, &one, sizeof one) < 0) {
             /* EAGAIN: the counter is saturated, the thread is already due to wake. */
         }
@@ -416,9 +426,49 @@ static void vd_destroy(struct pci_device *dev)
     free(vd);
 }
 
+/* BAR 4 mapped or unmapped (PCI host lock held): bind each queue's notify register to
+ * its eventfd as a hypervisor doorbell, or release the bindings. Any length first (one
+ * binding whatever width the driver writes), else the 16-bit write virtio drivers make
+ * (4.1.5.2); a queue the backend will not bind keeps the MMIO path. */
+static void vd_bar_map(struct pci_device *dev, unsigned index, uint64_t addr, bool mapped)
+{
+    struct virtio_dev *vd = (struct virtio_dev *)dev;
+    if (index != VIRTIO_PCI_BAR)
+        return;
+    for (unsigned q = 0; q < vd->ops->nqueues; q++) {
+        uint64_t gpa = addr + VIRTIO_PCI_NOTIFY_OFF + VIRTIO_PCI_NOTIFY_MULT * q;
+        if (!mapped) {
+            if (vd->doorbell_bound & 1u << q) {
+                machine_ioeventfd_del(vd->m, vd->doorbell_gpa + VIRTIO_PCI_NOTIFY_OFF +
+                                                 VIRTIO_PCI_NOTIFY_MULT * q,
+                                      vd->doorbell_len, vd->q[q].efd);
+                atomic_fetch_sub(&count_doorbells, 1);
+            }
+            continue;
+        }
+        unsigned len = q == 0 ? 0 : vd->doorbell_len;
+        int rc = machine_ioeventfd_add(vd->m, gpa, len, vd->q[q].efd);
+        if (rc && q == 0 && rc != VMCORE_ENOTSUP) {
+            len = 2;
+            rc = machine_ioeventfd_add(vd->m, gpa, len, vd->q[q].efd);
+        }
+        if (q == 0)
+            vd->doorbell_len = len;
+        if (rc == 0) {
+            vd->doorbell_bound |= 1u << q;
+            atomic_fetch_add(&count_doorbells, 1);
+        }
+    }
+    if (mapped)
+        vd->doorbell_gpa = addr;
+    else
+        vd->doorbell_bound = 0;
+}
+
 static const struct pci_device_ops vd_pci_ops = {
     .reset = vd_reset,
     .destroy = vd_destroy,
+    .bar_map = vd_bar_map,
 };
 
 /* One vendor capability (struct virtio_pci_cap, 4.1.4), @extra bytes after it. */

@@ -125,6 +125,12 @@ struct virtio_dev {
     uint32_t pushed;              /* queues pushed to since the last notify check (bits) */
     bool broke;                   /* a queue broke: raise the config interrupt */
     struct vq_chain chain;        /* the I/O thread's scratch chain (large: kept here) */
+    /* The notify registers bound as hypervisor doorbells (machine_ioeventfd_add) while
+     * BAR 4 is mapped at @doorbell_gpa: a bit per queue, the length they were bound with
+     * (0: any). Under the PCI host lock (pci_device_ops.bar_map). */
+    uint64_t doorbell_gpa;
+    uint32_t doorbell_bound;
+    unsigned doorbell_len;
 };
 
 /* Create and register a virtio device named @name (kept, copied): @features the device
@@ -136,11 +142,22 @@ int virtio_pci_create(struct machine *m, const struct virtio_dev_ops *ops, void 
                       uint64_t features, const void *config, unsigned config_len,
                       const char *name, struct virtio_dev **out);
 
-/* The eventfd the notify register of queue @q signals, or -1. This is the hook for
- * KVM_IOEVENTFD: a kvm backend can register it for the notify address (BAR 4 base +
- * VIRTIO_PCI_NOTIFY_OFF + 4 * q, wherever the guest maps the BAR) so the kernel signals
- * it without a vCPU exit; the I/O thread cannot tell the difference. */
+/* The eventfd the notify register of queue @q signals, or -1. While the guest has BAR 4
+ * mapped, the transport binds it to the notify address (BAR 4 base +
+ * VIRTIO_PCI_NOTIFY_OFF + 4 * q) with machine_ioeventfd_add(): on kvm a KVM_IOEVENTFD,
+ * so the kernel signals it without a vCPU exit; the binding follows the BAR when the
+ * guest moves it and goes with the mapping. Where there is no such binding (emu, or a
+ * write the kernel does not match), the notify register's MMIO handler writes the same
+ * eventfd from the vCPU thread and returns: the I/O thread cannot tell the difference. */
 int virtio_pci_queue_eventfd(struct virtio_dev *vd, unsigned q);
+
+/* Process-wide, for tests: notify writes that reached the MMIO handler (each a vCPU exit
+ * on kvm), and queue notify registers currently bound as doorbells. */
+struct virtio_pci_counts {
+    uint64_t notify_mmio;
+    uint64_t doorbells_bound;
+};
+void virtio_pci_counts(struct virtio_pci_counts *out);
 
 /* For the device's hooks (I/O thread, transport lock held). virtio_pci_pop takes the next
  * chain of queue @q: 1 with @c filled, 0 when none is available or the queue is not

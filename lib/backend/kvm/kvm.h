@@ -38,6 +38,8 @@ struct kvm_vm {
     struct vcpus ctl;
 
     struct kvm_irqs *irqs;  /* the GSI routing table and irqfds (kvm_irq.c) */
+    /* What the host offers for the machine's fd ops (doorbells, irqfds). */
+    bool have_ioeventfd, ioeventfd_any_length, have_irqfd;
 };
 
 /* Open /dev/kvm, check the API version and the capabilities the backend needs. */

@@ -25,8 +25,13 @@ static void kvm_vm_free(struct kvm_vm *vm)
 {
     if (!vm)
         return;
-    /* The threads first: they use the vCPU fds and kvm_run pages released below. */
+    /* The threads first: they use the vCPU fds and kvm_run pages released below. Then
+     * the machine, while the VM fd still exists: its devices stop their I/O threads and
+     * release their doorbells and irqfds through the fd ops (kvm_irq_free() would close
+     * an irqfd an I/O thread may still write to). */
     vcpus_destroy(&vm->ctl);
+    machine_destroy(vm->m);
+    vm->m = NULL;
     if (vm->vcpus) {
         for (unsigned i = 0; i < vm->nvcpus; i++) {
             struct kvm_vcpu *c = &vm->vcpus[i];
@@ -42,8 +47,71 @@ static void kvm_vm_free(struct kvm_vm *vm)
         close(vm->vm_fd);
     if (vm->kvm_fd >= 0)
         close(vm->kvm_fd);
-    machine_destroy(vm->m);
     free(vm);
+}
+
+/* ---- The event channel in the kernel: doorbells and irqfds (machine_fd_ops) ---- */
+
+static int kvm_ioeventfd(struct kvm_vm *vm, uint64_t gpa, unsigned len, int fd, bool deassign)
+{
+    if (!vm->have_ioeventfd)
+        return VMCORE_ENOTSUP;
+    if (len == 0 && !vm->ioeventfd_any_length)
+        return VMCORE_EINVAL;       /* the caller may bind a fixed length instead */
+    if (len != 0 && len != 1 && len != 2 && len != 4 && len != 8)
+        return VMCORE_EINVAL;
+    /* No datamatch: any value written signals the eventfd (a virtio notify carries the
+     * queue index, which the address already says). */
+    struct kvm_ioeventfd io = { .addr = gpa, .len = len, .fd = fd,
+                                .flags = deassign ? KVM_IOEVENTFD_FLAG_DEASSIGN : 0 };
+    return ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? VMCORE_ESYS : 0;
+}
+
+static int kvm_ioeventfd_add(void *opaque, uint64_t gpa, unsigned len, int fd)
+{
+    return kvm_ioeventfd(opaque, gpa, len, fd, false);
+}
+
+static void kvm_ioeventfd_del(void *opaque, uint64_t gpa, unsigned len, int fd)
+{
+    (void)kvm_ioeventfd(opaque, gpa, len, fd, true);
+}
+
+static int kvm_msi_fd_add(void *opaque, uint64_t addr, uint32_t data, int *fd)
+{
+    struct kvm_vm *vm = opaque;
+    struct vmcore_err err = { 0 };
+    if (!vm->have_irqfd) {
+        *fd = -1;
+        return VMCORE_ENOTSUP;
+    }
+    return kvm_irqfd_msi_add(vm, addr, data, fd, &err);
+}
+
+static int kvm_msi_fd_update(void *opaque, int fd, uint64_t addr, uint32_t data)
+{
+    struct vmcore_err err = { 0 };
+    return kvm_irqfd_msi_update(opaque, fd, addr, data, &err);
+}
+
+static void kvm_msi_fd_del(void *opaque, int fd)
+{
+    (void)kvm_irqfd_msi_remove(opaque, fd);
+}
+
+static void kvm_fd_ops_install(struct kvm_vm *vm)
+{
+    vm->have_ioeventfd = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IOEVENTFD) > 0;
+    vm->ioeventfd_any_length =
+        ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IOEVENTFD_ANY_LENGTH) > 0;
+    vm->have_irqfd = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IRQFD) > 0;
+    machine_set_fd_ops(vm->m, &(struct machine_fd_ops){
+                                  .ioeventfd_add = kvm_ioeventfd_add,
+                                  .ioeventfd_del = kvm_ioeventfd_del,
+                                  .msi_fd_add = kvm_msi_fd_add,
+                                  .msi_fd_update = kvm_msi_fd_update,
+                                  .msi_fd_del = kvm_msi_fd_del,
+                                  .opaque = vm });
 }
 
 /* What KVM_GET_SUPPORTED_CPUID returns cannot change while the process runs, and the call
@@ -185,6 +253,7 @@ static int kvm_create(vmcore_domain *d, const struct vmcore_config *cfg, void **
             goto fail;
     if ((rc = kvm_irq_setup(vm, err)))
         goto fail;
+    kvm_fd_ops_install(vm);
     /* The boot vCPU starts where the loader said; the others wait for INIT/SIPI in the
      * in-kernel LAPIC, as on a PC. */
     if ((rc = kvm_vcpu_set_state(vm->vcpus[0].fd, machine_boot_state(vm->m), err)))
