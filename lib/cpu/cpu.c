@@ -29,6 +29,9 @@ static void cpu_reset(struct cpu *c)
     c->efer = 0;
     c->pat = 0x0007040600070406ULL;
     c->apic_base = 0xfee00900;
+    c->misc_enable = 1;          /* fast strings, as firmware leaves it */
+    c->feature_control = c->tsc_aux = 0;
+    c->pmc[0] = c->pmc[1] = c->perfevtsel[0] = c->perfevtsel[1] = 0;
     c->mxcsr = 0x1f80;
     c->fcw = 0x37f;             /* x87 as after FNINIT: stack empty */
     c->fsw = c->ftw = 0;

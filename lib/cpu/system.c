@@ -436,6 +436,14 @@ OP(op_invd)
 /* ---- MSRs ---- */
 
 #define MSR_TSC 0x10
+#define MSR_PLATFORM_ID 0x17
+#define MSR_FEATURE_CONTROL 0x3a
+#define MSR_BIOS_SIGN_ID 0x8b
+#define MSR_PMC0 0xc1
+#define MSR_PMC1 0xc2
+#define MSR_PERFEVTSEL0 0x186
+#define MSR_PERFEVTSEL1 0x187
+#define MSR_DEBUGCTL 0x1d9
 #define MSR_ARCH_CAPABILITIES 0x10a
 #define MSR_APIC_BASE 0x1b
 #define MSR_SYSENTER_CS 0x174
@@ -462,6 +470,15 @@ OP(op_invd)
                                (1ULL << 13) | (1ULL << 14) | (1ULL << 15) | (1ULL << 20) | \
                                (1ULL << 24) | (1ULL << 26) | (1ULL << 27))
 
+/* The identity CPUID presents: an Intel family 6 model 15 stepping 11 (Core 2, "Merom"), the
+ * model QEMU's core2duo names, with only the features this emulator implements. These are
+ * the registers that identity implies beyond the architectural ones. */
+#define CPUID_SIGNATURE 0x000006fbu
+#define UCODE_REVISION 0xbaULL                  /* IA32_BIOS_SIGN_ID[63:32] */
+#define FEATURE_CONTROL_LOCK 1ULL               /* no VMX/SMX: the lock is the only bit */
+#define MISC_ENABLE_FAST_STRING 1ULL
+#define MISC_ENABLE_LIMIT_CPUID (1ULL << 22)
+
 static uint64_t tsc_now(struct cpu *c)
 {
     struct timespec ts;
@@ -477,6 +494,12 @@ OP(op_rdmsr)
         cpu_gp0(c);
     switch ((uint32_t)c->r[1]) {
     case MSR_TSC: v = tsc_now(c); break;
+    case MSR_PLATFORM_ID: v = 0; break;                  /* platform id 0 */
+    case MSR_FEATURE_CONTROL: v = c->feature_control; break;
+    case MSR_BIOS_SIGN_ID: v = UCODE_REVISION << 32; break;
+    case MSR_PMC0: case MSR_PMC1: v = c->pmc[c->r[1] & 1 ? 0 : 1]; break;
+    case MSR_PERFEVTSEL0: case MSR_PERFEVTSEL1: v = c->perfevtsel[c->r[1] & 1]; break;
+    case MSR_DEBUGCTL: v = 0; break;
     case MSR_APIC_BASE: v = c->apic_base; break;
     case MSR_SYSENTER_CS: v = c->sysenter_cs; break;
     case MSR_SYSENTER_ESP: v = c->sysenter_esp; break;
@@ -491,7 +514,7 @@ OP(op_rdmsr)
     case MSR_FS_BASE: v = c->seg[CPU_FS].base; break;
     case MSR_GS_BASE: v = c->seg[CPU_GS].base; break;
     case MSR_KGS_BASE: v = c->kgsbase; break;
-    case MSR_TSC_AUX: v = 0; break;
+    case MSR_TSC_AUX: v = c->tsc_aux; break;
     case MSR_ARCH_CAPABILITIES: v = ARCH_CAP_NOT_AFFECTED; break;
     default: cpu_gp0(c);
     }
@@ -511,7 +534,30 @@ OP(op_wrmsr)
         cpu_gp0(c);
     switch ((uint32_t)c->r[1]) {
     case MSR_TSC: c->tsc_offset = v - tsc_now(c) + c->tsc_offset; break;
-    case MSR_APIC_BASE: c->apic_base = v; break;
+    case MSR_FEATURE_CONTROL:
+        if ((c->feature_control & FEATURE_CONTROL_LOCK) || (v & ~FEATURE_CONTROL_LOCK))
+            cpu_gp0(c);
+        c->feature_control = v;
+        break;
+    case MSR_BIOS_SIGN_ID: break;       /* the write before CPUID that latches the revision */
+    /* Two general counters that never count: CPUID leaf 0xA reports no architectural PMU
+     * and Linux's P6 driver does not know model 15, so nothing expects them to. */
+    case MSR_PMC0: case MSR_PMC1: c->pmc[c->r[1] & 1 ? 0 : 1] = v & 0xffffffffffULL; break;
+    case MSR_PERFEVTSEL0: case MSR_PERFEVTSEL1:
+        if (v >> 32)
+            cpu_gp0(c);
+        c->perfevtsel[c->r[1] & 1] = v;
+        break;
+    case MSR_DEBUGCTL:                  /* LBR and BTF are not implemented: only 0 */
+        if (v)
+            cpu_gp0(c);
+        break;
+    case MSR_APIC_BASE:
+        /* reserved: bits 0-7, 9, 10 (no x2APIC) and those above 40 physical address bits */
+        if (v & (0x6ffULL | ~0xffffffffffULL))
+            cpu_gp0(c);
+        c->apic_base = v;
+        break;
     case MSR_SYSENTER_CS: c->sysenter_cs = v & 0xffff; break;
     case MSR_SYSENTER_ESP: c->sysenter_esp = v; break;
     case MSR_SYSENTER_EIP: c->sysenter_eip = v; break;
@@ -536,7 +582,11 @@ OP(op_wrmsr)
     case MSR_FS_BASE: if (!canonical(v)) cpu_gp0(c); c->seg[CPU_FS].base = v; break;
     case MSR_GS_BASE: if (!canonical(v)) cpu_gp0(c); c->seg[CPU_GS].base = v; break;
     case MSR_KGS_BASE: if (!canonical(v)) cpu_gp0(c); c->kgsbase = v; break;
-    case MSR_TSC_AUX: break;
+    case MSR_TSC_AUX:
+        if (v >> 32)
+            cpu_gp0(c);
+        c->tsc_aux = v;
+        break;
     default: cpu_gp0(c);
     }
     cpu_update_mode(c);
@@ -544,7 +594,10 @@ OP(op_wrmsr)
 
 OP(op_rdtsc)
 {
-    uint64_t v = tsc_now(c);
+    uint64_t v;
+    if ((c->cr4 & CR4_TSD) && c->cpl)
+        cpu_gp0(c);
+    v = tsc_now(c);
     reg_set(c, 0, 4, v);
     reg_set(c, 2, 4, v >> 32);
 }
@@ -552,23 +605,27 @@ OP(op_rdtsc)
 OP(op_rdtscp)
 {
     op_rdtsc(c, i);
-    reg_set(c, 1, 4, 0);
+    reg_set(c, 1, 4, c->tsc_aux);
 }
 
 /* ---- CPUID: exactly what this emulator implements ---- */
 
-static void cpuid_leaf(uint32_t leaf, uint32_t sub, uint32_t r[4])
+static void cpuid_leaf(const struct cpu *c, uint32_t leaf, uint32_t sub, uint32_t r[4])
 {
     r[0] = r[1] = r[2] = r[3] = 0;
+    /* Past the highest leaf an Intel CPU returns the highest basic leaf, 0xA here, which is
+     * all zeros: the default below. */
     switch (leaf) {
     case 0:
-        r[0] = 7;                   /* leaves 2-6 read as zeros */
-        memcpy(&r[1], "Vmco", 4);   /* "VmcoreEmuX86" in ebx, edx, ecx */
-        memcpy(&r[3], "reEm", 4);
-        memcpy(&r[2], "uX86", 4);
+        /* leaves 2-6 and 8-0xA read as zeros: no cache descriptors, no MONITOR, no
+         * architectural PMU (0xA version 0). IA32_MISC_ENABLE[22] limits the leaf to 2. */
+        r[0] = (c->misc_enable & MISC_ENABLE_LIMIT_CPUID) ? 2 : 0xa;
+        memcpy(&r[1], "Genu", 4);   /* "GenuineIntel" in ebx, edx, ecx */
+        memcpy(&r[3], "ineI", 4);
+        memcpy(&r[2], "ntel", 4);
         break;
     case 1:
-        r[0] = 0x000006f1;          /* family 6, model 15 */
+        r[0] = CPUID_SIGNATURE;     /* family 6, model 15, stepping 11 */
         r[1] = 0x00010800;          /* CLFLUSH 64 bytes, 1 logical CPU, APIC id 0 */
         r[2] = (1u << 13)           /* CMPXCHG16B */
              | (1u << 23);          /* POPCNT */
@@ -599,13 +656,17 @@ static void cpuid_leaf(uint32_t leaf, uint32_t sub, uint32_t r[4])
         r[2] = 1u << 0;             /* LAHF/SAHF in 64-bit mode */
         r[3] = (1u << 11)           /* SYSCALL */
              | (1u << 20)           /* NX */
+             | (1u << 27)           /* RDTSCP (IA32_TSC_AUX) */
              | (1u << 29);          /* LM */
         break;
     case 0x80000002: case 0x80000003: case 0x80000004: {
-        static const char brand[48] = "vmcore emu x86-64";
+        static const char brand[48] = "Intel(R) Core(TM)2 class CPU (vmcore emu)";
         memcpy(r, brand + (leaf - 0x80000002) * 16, 16);
         break;
     }
+    case 0x80000007:
+        r[3] = 1u << 8;             /* invariant TSC: a 1 GHz count of CLOCK_MONOTONIC */
+        break;
     case 0x80000008:
         r[0] = 0x3028;              /* 40 physical, 48 linear address bits */
         break;
@@ -617,7 +678,7 @@ static void cpuid_leaf(uint32_t leaf, uint32_t sub, uint32_t r[4])
 OP(op_cpuid)
 {
     uint32_t r[4];
-    cpuid_leaf((uint32_t)c->r[0], (uint32_t)c->r[1], r);
+    cpuid_leaf(c, (uint32_t)c->r[0], (uint32_t)c->r[1], r);
     reg_set(c, 0, 4, r[0]);
     reg_set(c, 3, 4, r[1]);
     reg_set(c, 1, 4, r[2]);
@@ -726,8 +787,9 @@ OP(op_grp7)
             c->sbase[CPU_GS] = c->seg[CPU_GS].base;
             return;
         }
-        if (op == 7 && rm == 1) {                        /* RDTSCP: not in CPUID */
-            cpu_ud(c);
+        if (op == 7 && rm == 1) {                        /* RDTSCP */
+            op_rdtscp(c, i);
+            return;
         }
         if (op == 4) {
             rm_write(c, i, i->osz, c->cr0 & 0xffff);

@@ -108,6 +108,7 @@ enum { LF_NONE, LF_ADD, LF_ADC, LF_SUB, LF_SBB, LF_LOGIC, LF_INC, LF_DEC, LF_MUL
 #define CR0_WP 0x10000ULL
 #define CR0_AM 0x40000ULL
 #define CR0_PG 0x80000000ULL
+#define CR4_TSD 0x4ULL
 #define CR4_PSE 0x10ULL
 #define CR4_PAE 0x20ULL
 #define CR4_PGE 0x80ULL
@@ -184,6 +185,7 @@ struct cpu {
     uint64_t star, lstar, cstar, sfmask, kgsbase;
     uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
     uint64_t pat, tsc_offset, apic_base, misc_enable;
+    uint64_t feature_control, tsc_aux, pmc[2], perfevtsel[2];
 
     /* SSE */
     union { uint8_t b[16]; uint16_t w[8]; uint32_t d[4]; uint64_t q[2]; float f[4];

@@ -433,6 +433,92 @@ static void test_cpuid(void **state)
     assert_true(st.gpr[0] & (1u << 5));             /* MDS_NO */
 }
 
+/* One WRMSR (write) or RDMSR of ECX=msr at CPL 0: *value in/out; returns the vector it
+ * raised or -1.  lea r15,[rel next] / mov ecx,msr / mov eax,lo / mov edx,hi / wrmsr|rdmsr /
+ * next: hlt */
+static int msr_op(bool write, uint32_t msr, uint64_t *value)
+{
+    uint8_t c[25] = { 0x4c, 0x8d, 0x3d, 17, 0, 0, 0, 0xb9, 0, 0, 0, 0, 0xb8, 0, 0, 0, 0,
+                      0xba, 0, 0, 0, 0, 0x0f, write ? 0x30 : 0x32, 0xf4 };
+    uint32_t lo = (uint32_t)*value, hi = (uint32_t)(*value >> 32);
+    struct cpu_state st;
+    memcpy(c + 8, &msr, 4);
+    memcpy(c + 13, &lo, 4);
+    memcpy(c + 18, &hi, 4);
+    setup_machine();
+    struct rec r = run_code(c, sizeof c, CPU_EXIT_HLT);
+    cpu_get_state(cpu, &st);
+    if (!write)
+        *value = (st.gpr[0] & 0xffffffff) | (st.gpr[2] << 32);
+    return r.count ? (int)r.vec : -1;
+}
+
+/* The identity: GenuineIntel family 6 model 15 stepping 11 (Core 2), and the registers such
+ * a CPU has; #GP where that CPU gives it (AMD's MSRs, reserved bits, a locked
+ * IA32_FEATURE_CONTROL). RDTSCP returns IA32_TSC_AUX. */
+static void test_identity_msrs(void **state)
+{
+    /* xor eax,eax / cpuid / mov r8d,ebx / mov r9d,edx / mov r10d,ecx / mov eax,1 / cpuid /
+     * mov r11d,eax / mov eax,0x80000007 / cpuid / mov r12d,edx / hlt */
+    static const uint8_t c[] = { 0x31, 0xc0, 0x0f, 0xa2, 0x41, 0x89, 0xd8, 0x41, 0x89, 0xd1,
+                                 0x41, 0x89, 0xca, 0xb8, 1, 0, 0, 0, 0x0f, 0xa2, 0x41, 0x89,
+                                 0xc3, 0xb8, 7, 0, 0, 0x80, 0x0f, 0xa2, 0x41, 0x89, 0xd4,
+                                 0xf4 };
+    struct cpu_state st;
+    char vendor[13] = { 0 };
+    uint64_t v;
+    (void)state;
+    cpu_free(cpu);
+    cpu = cpu_new(ram, RAM, NULL);
+    assert_non_null(cpu);
+    setup_machine();
+    run_code(c, sizeof c, CPU_EXIT_HLT);
+    cpu_get_state(cpu, &st);
+    memcpy(vendor, &st.gpr[8], 4);
+    memcpy(vendor + 4, &st.gpr[9], 4);
+    memcpy(vendor + 8, &st.gpr[10], 4);
+    assert_string_equal(vendor, "GenuineIntel");
+    assert_int_equal((uint32_t)st.gpr[11], 0x6fb);
+    assert_true(st.gpr[12] & (1u << 8));                    /* invariant TSC */
+
+    v = 0;
+    assert_int_equal(msr_op(false, 0x17, &v), -1);          /* IA32_PLATFORM_ID */
+    assert_int_equal(msr_op(true, 0x17, &v), 13);           /* read-only */
+    v = 0;
+    assert_int_equal(msr_op(true, 0x8b, &v), -1);           /* IA32_BIOS_SIGN_ID */
+    assert_int_equal(msr_op(false, 0x8b, &v), -1);
+    assert_int_equal(v >> 32, 0xba);
+    v = 1ULL << 2;                                          /* VMX: not offered */
+    assert_int_equal(msr_op(true, 0x3a, &v), 13);
+    v = 1;
+    assert_int_equal(msr_op(true, 0x3a, &v), -1);           /* lock it */
+    assert_int_equal(msr_op(false, 0x3a, &v), -1);
+    assert_int_equal(v, 1);
+    assert_int_equal(msr_op(true, 0x3a, &v), 13);           /* locked */
+    v = 0;
+    assert_int_equal(msr_op(false, 0xc0010000, &v), 13);    /* AMD's PERF_CTL0 */
+    assert_int_equal(msr_op(true, 0xc0010004, &v), 13);     /* AMD's PERF_CTR0 */
+    v = 0x12345;
+    assert_int_equal(msr_op(true, 0x186, &v), -1);          /* IA32_PERFEVTSEL0 */
+    assert_int_equal(msr_op(false, 0x186, &v), -1);
+    assert_int_equal(v, 0x12345);
+    v = 1;
+    assert_int_equal(msr_op(true, 0x1d9, &v), 13);          /* DEBUGCTL.LBR: not here */
+    v = 0xfee00900ULL | (1ULL << 10);                       /* x2APIC enable: not offered */
+    assert_int_equal(msr_op(true, 0x1b, &v), 13);
+    v = 1ULL << 22;                                         /* MISC_ENABLE: limit CPUID */
+    assert_int_equal(msr_op(false, 0x1a0, &v), -1);
+    assert_true(v & 1);                                     /* fast strings */
+
+    /* mov ecx,0xc0000103 / mov eax,0x1234 / xor edx,edx / wrmsr / rdtscp / hlt */
+    static const uint8_t tscp[] = { 0xb9, 0x03, 0x01, 0, 0xc0, 0xb8, 0x34, 0x12, 0, 0,
+                                    0x31, 0xd2, 0x0f, 0x30, 0x0f, 0x01, 0xf9, 0xf4 };
+    setup_machine();
+    run_code(tscp, sizeof tscp, CPU_EXIT_HLT);
+    cpu_get_state(cpu, &st);
+    assert_int_equal((uint32_t)st.gpr[1], 0x1234);
+}
+
 /* Random bytes as code, in 64-bit, 32-bit and real mode: whatever they do (faults, #UD,
  * halts, wild writes, triple faults), the emulator returns an exit and the host survives.
  * Seeded (VMCORE_TEST_SEED) and run under the sanitizers in CI. */
@@ -507,6 +593,7 @@ int main(void)
         cmocka_unit_test(test_flush_mid_block),
         cmocka_unit_test(test_real_mode_ivt),
         cmocka_unit_test(test_cpuid),
+        cmocka_unit_test(test_identity_msrs),
         cmocka_unit_test(test_random_code),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
