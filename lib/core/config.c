@@ -664,9 +664,91 @@ static int parse_disks(struct cx *c, const json_t *arr, struct vmcore_config *cf
     return 0;
 }
 
+/* "nics": virtio-net cards. */
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+    for (int i = 0; i < 6; i++) {
+        const char *h = s + 3 * i;
+        if (!isxdigit((unsigned char)h[0]) || !isxdigit((unsigned char)h[1]) ||
+            h[2] != (i == 5 ? '\0' : ':'))
+            return -1;
+        mac[i] = (uint8_t)strtoul((char[3]){ h[0], h[1], 0 }, NULL, 16);
+    }
+    return 0;
+}
+
+static int parse_nics(struct cx *c, const json_t *arr, struct vmcore_config *cfg)
+{
+    static const char *const keys[] = { "mode", "ifname", "create", "mac", NULL };
+    static const char *const modes[] = { "tap", "user", "bridge", NULL };
+    if (!json_is_array(arr))
+        return type_error(c, "nics", "an array", arr);
+    size_t n = json_array_size(arr);
+    if (n > CONFIG_MAX_NICS)
+        return err_config(c->err, VMCORE_ELIMIT, "nics", "%zu network cards, at most %d", n,
+                          CONFIG_MAX_NICS);
+    cfg->nics = calloc(n ? n : 1, sizeof *cfg->nics);
+    if (!cfg->nics)
+        return err_set(c->err, VMCORE_ENOMEM, "out of memory");
+    cfg->nnics = n;
+    for (size_t i = 0; i < n; i++) {
+        char p[CONFIG_PATH_MAX], tp[CONFIG_PATH_MAX];
+        const json_t *d = json_array_get(arr, i);
+        struct config_nic *cn = &cfg->nics[i];
+        char *mac = NULL;
+        int rc, mode = 0;
+        snprintf(p, sizeof p, "nics[%zu]", i);
+        if (!json_is_object(d))
+            return type_error(c, p, "an object", d);
+        if ((rc = check_keys(c, d, p, keys)) || (rc = get_enum(c, d, p, "mode", modes, &mode)))
+            return rc;
+        if (mode != 0) {
+            join_path(tp, p, "mode");
+            return err_config(c->err, VMCORE_ENOTSUP, tp, "\"%s\" is not implemented yet "
+                              "(user-mode NAT and bridges are the networking issue); only "
+                              "\"tap\"", modes[mode]);
+        }
+        cn->mode = NIC_MODE_TAP;
+        if ((rc = get_string(c, d, p, "ifname", &cn->ifname)) ||
+            (rc = get_bool(c, d, p, "create", &cn->create)))
+            return rc;
+        join_path(tp, p, "ifname");
+        if (cn->ifname && (rc = check_name(c, tp, cn->ifname, 15, true)))
+            return rc;
+        for (size_t j = 0; cn->ifname && j < i; j++)
+            if (cfg->nics[j].ifname && strcmp(cfg->nics[j].ifname, cn->ifname) == 0)
+                return err_config(c->err, VMCORE_ECONFIG, tp, "\"%s\" is also nics[%zu]'s",
+                                  cn->ifname, j);
+        if (!cn->ifname && json_object_get(d, "create")) {
+            join_path(tp, p, "create");
+            return err_config(c->err, VMCORE_ECONFIG, tp, "needs ifname (without one, the "
+                              "library always creates the tap)");
+        }
+        /* The default MAC: QEMU's 52:54:00:12:34:56 plus the card's index (locally
+         * administered, unicast). */
+        memcpy(cn->mac, (uint8_t[6]){ 0x52, 0x54, 0x00, 0x12, 0x34, (uint8_t)(0x56 + i) }, 6);
+        if ((rc = get_string(c, d, p, "mac", &mac)))
+            return rc;
+        if (mac) {
+            join_path(tp, p, "mac");
+            rc = parse_mac(mac, cn->mac);
+            free(mac);
+            if (rc)
+                return err_config(c->err, VMCORE_ECONFIG, tp, "not a MAC address "
+                                  "(expected six hex pairs: 52:54:00:12:34:56)");
+            if (cn->mac[0] & 1)
+                return err_config(c->err, VMCORE_ECONFIG, tp, "a multicast address (the "
+                                  "first byte's low bit is set)");
+            if (!(cn->mac[0] | cn->mac[1] | cn->mac[2] | cn->mac[3] | cn->mac[4] | cn->mac[5]))
+                return err_config(c->err, VMCORE_ECONFIG, tp, "all zeros");
+        }
+    }
+    return 0;
+}
+
 /* Keys that belong to one family of backends, for a clear error when mixed up. */
 static const char *const vm_only_keys[] = { "boot", "memory_mib", "vcpus", "emu", "disks",
-                                            "rng", NULL };
+                                            "rng", "nics", NULL };
 static const char *const container_only_keys[] = { "rootfs", "rootfs_readonly", "hostname",
                                                    "process", "limits", "network", "mounts",
                                                    "userns", NULL };
@@ -675,7 +757,8 @@ static int parse_root(struct cx *c, const json_t *root, struct vmcore_config *cf
 {
     static const char *const keys[] = { "name", "backend", "memory_mib", "vcpus", "boot", "emu",
                                         "rootfs", "rootfs_readonly", "hostname", "process",
-                                        "limits", "network", "mounts", "userns", "disks", "rng", NULL };
+                                        "limits", "network", "mounts", "userns", "disks", "rng",
+                                        "nics", NULL };
     int rc, v;
     const json_t *obj;
 
@@ -728,6 +811,9 @@ static int parse_root(struct cx *c, const json_t *root, struct vmcore_config *cf
             return rc;
         if (json_object_get(root, "disks") &&
             (rc = parse_disks(c, json_object_get(root, "disks"), cfg)))
+            return rc;
+        if (json_object_get(root, "nics") &&
+            (rc = parse_nics(c, json_object_get(root, "nics"), cfg)))
             return rc;
         return get_bool(c, root, "", "rng", &cfg->rng);
     }
@@ -833,6 +919,9 @@ void config_free(struct vmcore_config *cfg)
         free(cfg->disks[i].serial);
     }
     free(cfg->disks);
+    for (size_t i = 0; i < cfg->nnics; i++)
+        free(cfg->nics[i].ifname);
+    free(cfg->nics);
     free(cfg->userns.uid_map);
     free(cfg->userns.gid_map);
     free(cfg);

@@ -43,6 +43,16 @@ struct config_disk {
 #define CONFIG_DISK_SERIAL_MAX 20
 #define CONFIG_MAX_DISKS 16
 
+/* One virtio-net card of a virtual machine (doc/config.md "nics"). */
+enum config_nic_mode { NIC_MODE_TAP };
+struct config_nic {
+    enum config_nic_mode mode;
+    char *ifname;   /* NULL: a tap the library creates, named by the kernel (vmtapN) */
+    bool create;    /* create ifname (it must not exist) and remove it with the domain */
+    uint8_t mac[6];
+};
+#define CONFIG_MAX_NICS 8
+
 struct config_idmap {
     uint32_t inside, outside, count;
 };
@@ -72,6 +82,8 @@ struct vmcore_config {
     struct config_disk *disks;  /* virtio-blk disks, in PCI slot order */
     size_t ndisks;
     bool rng;                   /* a virtio-rng device */
+    struct config_nic *nics;    /* virtio-net cards, in PCI slot order after the disks */
+    size_t nnics;
 
     /* containers */
     char *rootfs;               /* absolute path */

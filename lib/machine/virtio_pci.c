@@ -577,6 +577,9 @@ int virtio_devices_create(struct machine *m, const struct vmcore_config *cfg,
     for (size_t i = 0; i < cfg->ndisks; i++)
         if ((rc = virtio_blk_create(m, &cfg->disks[i], (unsigned)i, err)))
             return rc;
+    for (size_t i = 0; i < cfg->nnics; i++)
+        if ((rc = virtio_net_create(m, &cfg->nics[i], (unsigned)i, err)))
+            return rc;
     if (cfg->rng && (rc = virtio_rng_create(m, err)))
         return rc;
     return 0;

@@ -173,14 +173,18 @@ void virtio_pci_push(struct virtio_dev *vd, unsigned q, const struct vq_chain *c
 bool virtio_pci_running(struct virtio_dev *vd, unsigned q);
 bool virtio_pci_rearm(struct virtio_dev *vd, unsigned q);
 
-/* Create the virtio devices the config asks for (disks, rng). Called by machine_create
+/* Create the virtio devices the config asks for (disks, nics, rng). Called by machine_create
  * after pci_host_init(). Errors name the config key ("disks[1].path"). */
 int virtio_devices_create(struct machine *m, const struct vmcore_config *cfg,
                           struct vmcore_err *err);
 
-/* For tests: the virtio-blk / virtio-rng constructors virtio_devices_create() uses. */
+/* For tests: the virtio-blk / virtio-rng / virtio-net constructors virtio_devices_create() uses. */
 int virtio_blk_create(struct machine *m, const struct config_disk *disk, unsigned index,
                       struct vmcore_err *err);
 int virtio_rng_create(struct machine *m, struct vmcore_err *err);
+/* virtio-net card nics[@index] on its tap (lib/machine/virtio_net.c, net_tap.c); errors
+ * name nics[@index].ifname. */
+int virtio_net_create(struct machine *m, const struct config_nic *nic, unsigned index,
+                      struct vmcore_err *err);
 
 #endif

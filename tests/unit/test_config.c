@@ -123,6 +123,38 @@ static const struct bad_case bad_cases[] = {
       "{\"path\":\"%K\"},{\"path\":\"%K\"},{\"path\":\"%K\"},{\"path\":\"%K\"},{\"path\":\"%K\"},"
       "{\"path\":\"%K\"},{\"path\":\"%K\"},{\"path\":\"%K\"},{\"path\":\"%K\"},{\"path\":\"%K\"}]}",
       VMCORE_ELIMIT, "disks", "at most 16" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":{}}", VMCORE_ECONFIG,
+      "nics", "expected an array" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[1]}", VMCORE_ECONFIG,
+      "nics[0]", "expected an object" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{\"mode\":\"user\"}]}", VMCORE_ENOTSUP,
+      "nics[0].mode", "not implemented yet" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{\"mode\":\"vde\"}]}", VMCORE_ECONFIG,
+      "nics[0].mode", "unknown value" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{},{\"mac\":\"52:54:00:12:34:5g\"}]}", VMCORE_ECONFIG,
+      "nics[1].mac", "not a MAC address" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{\"mac\":\"52:54:00:12:34\"}]}", VMCORE_ECONFIG,
+      "nics[0].mac", "not a MAC address" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{\"mac\":\"52:54:00:12:34:56:78\"}]}", VMCORE_ECONFIG,
+      "nics[0].mac", "not a MAC address" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{\"mac\":\"01:00:5e:00:00:01\"}]}", VMCORE_ECONFIG,
+      "nics[0].mac", "multicast" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{\"mac\":\"00:00:00:00:00:00\"}]}", VMCORE_ECONFIG,
+      "nics[0].mac", "all zeros" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{\"ifname\":\"tap 0\"}]}", VMCORE_ECONFIG,
+      "nics[0].ifname", "invalid character" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{\"ifname\":\"a234567890123456\"}]}", VMCORE_ECONFIG,
+      "nics[0].ifname", "length" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{\"ifname\":\"t0\"},{\"ifname\":\"t0\"}]}", VMCORE_ECONFIG,
+      "nics[1].ifname", "also nics[0]" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{\"create\":true}]}", VMCORE_ECONFIG,
+      "nics[0].create", "needs ifname" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{\"ifname\":\"t0\",\"vhost\":true}]}", VMCORE_ECONFIG,
+      "nics[0].vhost", "unknown key" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{},{},{},{},{},{},{},{},{}]}", VMCORE_ELIMIT,
+      "nics", "at most 8" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"nics\":[]}", VMCORE_ECONFIG, "nics", "virtual machines only" },
     { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"rng\":\"yes\"}", VMCORE_ECONFIG,
       "rng", "expected a boolean" },
     { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
@@ -359,6 +391,27 @@ static void test_relative_paths(void **state)
     assert_string_equal(cfg->disks[0].serial, "root");
     assert_true(cfg->rng);
     config_free(cfg);
+    json_decref(root);
+    /* nics: the default MAC counts up from QEMU's; create needs a name. */
+    root = json_loads("{\"backend\":\"emu\",\"boot\":{\"kernel\":\"kernel.bin\"},"
+                      "\"nics\":[{\"mode\":\"tap\",\"ifname\":\"tap0\"},{},"
+                      "{\"ifname\":\"vt1\",\"create\":true,\"mac\":\"0a:Bc:de:f0:12:34\"}]}",
+                      0, &je);
+    assert_non_null(root);
+    assert_int_equal(config_parse(&cfg, root, tmpdir, &err), 0);
+    assert_int_equal(cfg->nnics, 3);
+    assert_string_equal(cfg->nics[0].ifname, "tap0");
+    assert_false(cfg->nics[0].create);
+    assert_memory_equal(cfg->nics[0].mac, "\x52\x54\x00\x12\x34\x56", 6);
+    assert_null(cfg->nics[1].ifname);
+    assert_memory_equal(cfg->nics[1].mac, "\x52\x54\x00\x12\x34\x57", 6);
+    assert_true(cfg->nics[2].create);
+    assert_memory_equal(cfg->nics[2].mac, "\x0a\xbc\xde\xf0\x12\x34", 6);
+    config_free(cfg);
+    json_decref(root);
+    root = json_loads("{\"backend\":\"emu\",\"boot\":{\"kernel\":\"kernel.bin\"},"
+                      "\"disks\":[{\"path\":\"kernel.bin\",\"readonly\":true,"
+                      "\"serial\":\"root\"}],\"rng\":true}", 0, &je);
     /* From another folder the same relative name does not exist. */
     assert_int_equal(config_parse(&cfg, root, "/", &err), VMCORE_ENOENT);
     assert_string_equal(err.path, "boot.kernel");

@@ -1,0 +1,49 @@
+/* Where a virtual network card's frames go: the interface between virtio-net (the
+ * frontend's backend, lib/machine/virtio_net.c) and the host side of the wire. A tap is the
+ * only backend today; user-mode NAT (libslirp) and bridges are the networking issue's and
+ * plug in here.
+ *
+ * Frames cross the interface with the 12-byte struct virtio_net_hdr_v1 in front, the way
+ * the guest's buffers hold them, so a backend that can take that header (a tap with
+ * IFF_VNET_HDR) moves a frame between guest RAM and the host kernel with one copy: the
+ * kernel's, straight from or into the guest's own buffers. All calls come from the
+ * device's I/O thread. */
+#ifndef VMCORE_MACHINE_NET_BACKEND_H
+#define VMCORE_MACHINE_NET_BACKEND_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "core/config.h"
+#include "core/err.h"
+
+#define NET_HDR_LEN 12            /* struct virtio_net_hdr_v1 */
+
+struct net_backend;
+
+struct net_backend_ops {
+    const char *kind;             /* "tap" */
+    /* Send one frame (@iov: header, then the Ethernet frame). 0, or -errno; a frame the
+     * host cannot take now (-EAGAIN, -ENOBUFS) is dropped, as a full wire drops it. */
+    int (*send)(struct net_backend *nb, const struct iovec *iov, int iovcnt);
+    /* Receive one frame into @iov (header first): its length including the header,
+     * -EAGAIN when none is waiting, another -errno when the backend failed. A frame larger
+     * than @iov is truncated. */
+    ssize_t (*recv)(struct net_backend *nb, const struct iovec *iov, int iovcnt);
+    void (*close)(struct net_backend *nb);
+};
+
+struct net_backend {
+    const struct net_backend_ops *ops;
+    int fd;                       /* polled for POLLIN: a frame to receive */
+    char ifname[16];              /* the host interface, for messages */
+};
+
+/* Open the tap @nic names (nics[@index] in the config): an existing tap interface by name,
+ * or, with nic->create or without a name, a new one that goes away with the backend.
+ * Errors name nics[@index].ifname; on failure nothing is left behind. */
+int net_tap_open(const struct config_nic *nic, unsigned index, struct net_backend **out,
+                 struct vmcore_err *err);
+
+#endif
