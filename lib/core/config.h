@@ -72,6 +72,11 @@ struct vmcore_config {
     struct config_disk *disks;  /* virtio-blk disks, in PCI slot order */
     size_t ndisks;
     bool rng;                   /* a virtio-rng device */
+    struct {
+        bool enabled;           /* "vsock" given: a virtio-vsock device */
+        uint64_t cid;           /* the guest's CID, 3 .. 2^32-2 */
+        char *uds_path;         /* absolute host path of the AF_UNIX listener */
+    } vsock;
 
     /* containers */
     char *rootfs;               /* absolute path */
