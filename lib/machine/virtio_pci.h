@@ -182,8 +182,8 @@ int virtio_devices_create(struct machine *m, const struct vmcore_config *cfg,
 int virtio_blk_create(struct machine *m, const struct config_disk *disk, unsigned index,
                       struct vmcore_err *err);
 int virtio_rng_create(struct machine *m, struct vmcore_err *err);
-/* virtio-vsock (virtio_vsock.h): listens on @uds_path (removed when the device goes; an
- * existing socket there is replaced, any other file is an error naming vsock.uds_path). */
+/* virtio-vsock (virtio_vsock.h): listens on @uds_path (removed when the device goes; a stale
+ * socket there is replaced; a live one or any other file is an error naming vsock.uds_path). */
 int virtio_vsock_create(struct machine *m, uint64_t cid, const char *uds_path,
                         struct vmcore_err *err);
 

@@ -12,6 +12,7 @@
 #include "virtio_vsock.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -674,6 +675,16 @@ int virtio_vsock_create(struct machine *m, uint64_t cid, const char *uds_path,
         if (!S_ISSOCK(st.st_mode))
             return err_config(err, VMCORE_ECONFIG, "vsock.uds_path",
                               "%s exists and is not a socket", uds_path);
+        /* A live listener (another domain's) stays; a stale socket of an old run goes. */
+        struct sockaddr_un probe = { .sun_family = AF_UNIX };
+        strcpy(probe.sun_path, uds_path);
+        int pfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        bool live = pfd >= 0 && connect(pfd, (struct sockaddr *)&probe, sizeof probe) == 0;
+        if (pfd >= 0)
+            close(pfd);
+        if (live)
+            return err_config(err, VMCORE_EBUSY, "vsock.uds_path",
+                              "%s is in use (something listens on it)", uds_path);
         if (unlink(uds_path) < 0)                       /* a stale socket of an old run */
             return err_config(err, VMCORE_EIO, "vsock.uds_path", "cannot remove %s: %s",
                               uds_path, strerror(errno));

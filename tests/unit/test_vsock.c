@@ -362,8 +362,20 @@ static void test_config_errors(void **state)
     assert_string_equal(err.path, "vsock.uds_path");
     f->m = NULL;
     unlink(f->uds);
-    assert_int_equal(vt_count_fds(), f->fds);
-    assert_int_equal(vt_count_threads(), f->threads);
+    /* A socket something listens on (another domain's) is not taken over. */
+    int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", f->uds);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(lfd, 1), 0);
+    f->fds = vt_count_fds();
+    assert_int_equal(create(f, &err), VMCORE_EBUSY);
+    assert_string_equal(err.path, "vsock.uds_path");
+    f->m = NULL;
+    close(lfd);
+    f->fds = vt_count_fds();
+    /* A stale one (nothing listening) is replaced. */
+    assert_int_equal(create(f, &err), 0);
 }
 
 int main(void)
