@@ -746,9 +746,36 @@ static int parse_nics(struct cx *c, const json_t *arr, struct vmcore_config *cfg
     return 0;
 }
 
+/* "vsock": a virtio-vsock device mapped to host AF_UNIX sockets. */
+static int parse_vsock(struct cx *c, const json_t *v, struct vmcore_config *cfg)
+{
+    static const char *const keys[] = { "cid", "uds_path", NULL };
+    char *rel = NULL;
+    int rc;
+    if (!json_is_object(v))
+        return type_error(c, "vsock", "an object", v);
+    if ((rc = check_keys(c, v, "vsock", keys)))
+        return rc;
+    if (!json_object_get(v, "cid"))
+        return err_config(c->err, VMCORE_ECONFIG, "vsock.cid", "missing (required)");
+    if (!json_object_get(v, "uds_path"))
+        return err_config(c->err, VMCORE_ECONFIG, "vsock.uds_path", "missing (required)");
+    /* 0-2 are reserved (hypervisor, local, host); 2^32-1 is VMADDR_CID_ANY. */
+    if ((rc = get_uint(c, v, "vsock", "cid", 3, UINT32_MAX - 1, &cfg->vsock.cid, NULL)))
+        return rc;
+    if ((rc = get_string(c, v, "vsock", "uds_path", &rel)))
+        return rc;
+    rc = resolve(c, "vsock.uds_path", rel, &cfg->vsock.uds_path);
+    free(rel);
+    if (rc)
+        return rc;
+    cfg->vsock.enabled = true;
+    return 0;
+}
+
 /* Keys that belong to one family of backends, for a clear error when mixed up. */
 static const char *const vm_only_keys[] = { "boot", "memory_mib", "vcpus", "emu", "disks",
-                                            "rng", "nics", NULL };
+                                            "rng", "nics", "vsock", NULL };
 static const char *const container_only_keys[] = { "rootfs", "rootfs_readonly", "hostname",
                                                    "process", "limits", "network", "mounts",
                                                    "userns", NULL };
@@ -758,7 +785,7 @@ static int parse_root(struct cx *c, const json_t *root, struct vmcore_config *cf
     static const char *const keys[] = { "name", "backend", "memory_mib", "vcpus", "boot", "emu",
                                         "rootfs", "rootfs_readonly", "hostname", "process",
                                         "limits", "network", "mounts", "userns", "disks", "rng",
-                                        "nics", NULL };
+                                        "nics", "vsock", NULL };
     int rc, v;
     const json_t *obj;
 
@@ -814,6 +841,9 @@ static int parse_root(struct cx *c, const json_t *root, struct vmcore_config *cf
             return rc;
         if (json_object_get(root, "nics") &&
             (rc = parse_nics(c, json_object_get(root, "nics"), cfg)))
+            return rc;
+        if (json_object_get(root, "vsock") &&
+            (rc = parse_vsock(c, json_object_get(root, "vsock"), cfg)))
             return rc;
         return get_bool(c, root, "", "rng", &cfg->rng);
     }
@@ -922,6 +952,7 @@ void config_free(struct vmcore_config *cfg)
     for (size_t i = 0; i < cfg->nnics; i++)
         free(cfg->nics[i].ifname);
     free(cfg->nics);
+    free(cfg->vsock.uds_path);
     free(cfg->userns.uid_map);
     free(cfg->userns.gid_map);
     free(cfg);

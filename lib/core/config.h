@@ -84,6 +84,11 @@ struct vmcore_config {
     bool rng;                   /* a virtio-rng device */
     struct config_nic *nics;    /* virtio-net cards, in PCI slot order after the disks */
     size_t nnics;
+    struct {
+        bool enabled;           /* "vsock" given: a virtio-vsock device */
+        uint64_t cid;           /* the guest's CID, 3 .. 2^32-2 */
+        char *uds_path;         /* absolute host path of the AF_UNIX listener */
+    } vsock;
 
     /* containers */
     char *rootfs;               /* absolute path */

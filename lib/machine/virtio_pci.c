@@ -582,5 +582,8 @@ int virtio_devices_create(struct machine *m, const struct vmcore_config *cfg,
             return rc;
     if (cfg->rng && (rc = virtio_rng_create(m, err)))
         return rc;
+    if (cfg->vsock.enabled &&
+        (rc = virtio_vsock_create(m, cfg->vsock.cid, cfg->vsock.uds_path, err)))
+        return rc;
     return 0;
 }

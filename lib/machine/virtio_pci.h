@@ -186,5 +186,9 @@ int virtio_rng_create(struct machine *m, struct vmcore_err *err);
  * name nics[@index].ifname. */
 int virtio_net_create(struct machine *m, const struct config_nic *nic, unsigned index,
                       struct vmcore_err *err);
+/* virtio-vsock (virtio_vsock.h): listens on @uds_path (removed when the device goes; a stale
+ * socket there is replaced; a live one or any other file is an error naming vsock.uds_path). */
+int virtio_vsock_create(struct machine *m, uint64_t cid, const char *uds_path,
+                        struct vmcore_err *err);
 
 #endif

@@ -155,6 +155,16 @@ static const struct bad_case bad_cases[] = {
       "nics", "at most 8" },
     { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
       "\"nics\":[]}", VMCORE_ECONFIG, "nics", "virtual machines only" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"vsock\":{\"cid\":2,"
+      "\"uds_path\":\"v.sock\"}}", VMCORE_ECONFIG, "vsock.cid", "" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"vsock\":{\"cid\":4294967295,"
+      "\"uds_path\":\"v.sock\"}}", VMCORE_ECONFIG, "vsock.cid", "" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"vsock\":{\"cid\":3}}",
+      VMCORE_ECONFIG, "vsock.uds_path", "missing" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"vsock\":{\"cid\":3,"
+      "\"uds_path\":\"\"}}", VMCORE_ECONFIG, "vsock.uds_path", "empty" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"vsock\":{\"cid\":3,"
+      "\"uds_path\":\"v\",\"port\":1}}", VMCORE_ECONFIG, "vsock.port", "unknown key" },
     { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"rng\":\"yes\"}", VMCORE_ECONFIG,
       "rng", "expected a boolean" },
     { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
