@@ -664,9 +664,42 @@ static int parse_disks(struct cx *c, const json_t *arr, struct vmcore_config *cf
     return 0;
 }
 
+/* "consoles": virtio-console devices (one port each). */
+static int parse_consoles(struct cx *c, const json_t *arr, struct vmcore_config *cfg)
+{
+    static const char *const keys[] = { "output", NULL };
+    if (!json_is_array(arr))
+        return type_error(c, "consoles", "an array", arr);
+    size_t n = json_array_size(arr);
+    if (n > CONFIG_MAX_CONSOLES)
+        return err_config(c->err, VMCORE_ELIMIT, "consoles", "%zu consoles, at most %d", n,
+                          CONFIG_MAX_CONSOLES);
+    cfg->consoles = calloc(n ? n : 1, sizeof *cfg->consoles);
+    if (!cfg->consoles)
+        return err_set(c->err, VMCORE_ENOMEM, "out of memory");
+    cfg->nconsoles = n;
+    for (size_t i = 0; i < n; i++) {
+        char p[CONFIG_PATH_MAX], tp[CONFIG_PATH_MAX];
+        const json_t *d = json_array_get(arr, i);
+        int rc;
+        snprintf(p, sizeof p, "consoles[%zu]", i);
+        if (!json_is_object(d))
+            return type_error(c, p, "an object", d);
+        if ((rc = check_keys(c, d, p, keys)))
+            return rc;
+        if (!json_object_get(d, "output")) {
+            join_path(tp, p, "output");
+            return err_config(c->err, VMCORE_ECONFIG, tp, "missing (required)");
+        }
+        if ((rc = get_string(c, d, p, "output", &cfg->consoles[i].output)))
+            return rc;
+    }
+    return 0;
+}
+
 /* Keys that belong to one family of backends, for a clear error when mixed up. */
 static const char *const vm_only_keys[] = { "boot", "memory_mib", "vcpus", "emu", "disks",
-                                            "rng", NULL };
+                                            "rng", "consoles", NULL };
 static const char *const container_only_keys[] = { "rootfs", "rootfs_readonly", "hostname",
                                                    "process", "limits", "network", "mounts",
                                                    "userns", NULL };
@@ -675,7 +708,8 @@ static int parse_root(struct cx *c, const json_t *root, struct vmcore_config *cf
 {
     static const char *const keys[] = { "name", "backend", "memory_mib", "vcpus", "boot", "emu",
                                         "rootfs", "rootfs_readonly", "hostname", "process",
-                                        "limits", "network", "mounts", "userns", "disks", "rng", NULL };
+                                        "limits", "network", "mounts", "userns", "disks", "rng",
+                                        "consoles", NULL };
     int rc, v;
     const json_t *obj;
 
@@ -728,6 +762,9 @@ static int parse_root(struct cx *c, const json_t *root, struct vmcore_config *cf
             return rc;
         if (json_object_get(root, "disks") &&
             (rc = parse_disks(c, json_object_get(root, "disks"), cfg)))
+            return rc;
+        if (json_object_get(root, "consoles") &&
+            (rc = parse_consoles(c, json_object_get(root, "consoles"), cfg)))
             return rc;
         return get_bool(c, root, "", "rng", &cfg->rng);
     }
@@ -833,6 +870,9 @@ void config_free(struct vmcore_config *cfg)
         free(cfg->disks[i].serial);
     }
     free(cfg->disks);
+    for (size_t i = 0; i < cfg->nconsoles; i++)
+        free(cfg->consoles[i].output);
+    free(cfg->consoles);
     free(cfg->userns.uid_map);
     free(cfg->userns.gid_map);
     free(cfg);

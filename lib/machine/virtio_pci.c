@@ -579,5 +579,8 @@ int virtio_devices_create(struct machine *m, const struct vmcore_config *cfg,
             return rc;
     if (cfg->rng && (rc = virtio_rng_create(m, err)))
         return rc;
+    for (size_t i = 0; i < cfg->nconsoles; i++)
+        if ((rc = virtio_console_create(m, &cfg->consoles[i], (unsigned)i, err)))
+            return rc;
     return 0;
 }

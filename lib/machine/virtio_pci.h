@@ -182,5 +182,7 @@ int virtio_devices_create(struct machine *m, const struct vmcore_config *cfg,
 int virtio_blk_create(struct machine *m, const struct config_disk *disk, unsigned index,
                       struct vmcore_err *err);
 int virtio_rng_create(struct machine *m, struct vmcore_err *err);
+int virtio_console_create(struct machine *m, const struct config_console *cc, unsigned index,
+                          struct vmcore_err *err);
 
 #endif
