@@ -691,7 +691,13 @@ static int parse_consoles(struct cx *c, const json_t *arr, struct vmcore_config 
             join_path(tp, p, "output");
             return err_config(c->err, VMCORE_ECONFIG, tp, "missing (required)");
         }
-        if ((rc = get_string(c, d, p, "output", &cfg->consoles[i].output)))
+        join_path(tp, p, "output");
+        char *rel = NULL;
+        if ((rc = get_string(c, d, p, "output", &rel)))
+            return rc;
+        rc = resolve(c, tp, rel, &cfg->consoles[i].output);
+        free(rel);
+        if (rc)
             return rc;
     }
     return 0;
