@@ -773,9 +773,48 @@ static int parse_vsock(struct cx *c, const json_t *v, struct vmcore_config *cfg)
     return 0;
 }
 
+/* "consoles": virtio-console devices (one port each). */
+static int parse_consoles(struct cx *c, const json_t *arr, struct vmcore_config *cfg)
+{
+    static const char *const keys[] = { "output", NULL };
+    if (!json_is_array(arr))
+        return type_error(c, "consoles", "an array", arr);
+    size_t n = json_array_size(arr);
+    if (n > CONFIG_MAX_CONSOLES)
+        return err_config(c->err, VMCORE_ELIMIT, "consoles", "%zu consoles, at most %d", n,
+                          CONFIG_MAX_CONSOLES);
+    cfg->consoles = calloc(n ? n : 1, sizeof *cfg->consoles);
+    if (!cfg->consoles)
+        return err_set(c->err, VMCORE_ENOMEM, "out of memory");
+    cfg->nconsoles = n;
+    for (size_t i = 0; i < n; i++) {
+        char p[CONFIG_PATH_MAX], tp[CONFIG_PATH_MAX];
+        const json_t *d = json_array_get(arr, i);
+        int rc;
+        snprintf(p, sizeof p, "consoles[%zu]", i);
+        if (!json_is_object(d))
+            return type_error(c, p, "an object", d);
+        if ((rc = check_keys(c, d, p, keys)))
+            return rc;
+        if (!json_object_get(d, "output")) {
+            join_path(tp, p, "output");
+            return err_config(c->err, VMCORE_ECONFIG, tp, "missing (required)");
+        }
+        join_path(tp, p, "output");
+        char *rel = NULL;
+        if ((rc = get_string(c, d, p, "output", &rel)))
+            return rc;
+        rc = resolve(c, tp, rel, &cfg->consoles[i].output);
+        free(rel);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /* Keys that belong to one family of backends, for a clear error when mixed up. */
 static const char *const vm_only_keys[] = { "boot", "memory_mib", "vcpus", "emu", "disks",
-                                            "rng", "nics", "vsock", NULL };
+                                            "rng", "nics", "vsock", "consoles", NULL };
 static const char *const container_only_keys[] = { "rootfs", "rootfs_readonly", "hostname",
                                                    "process", "limits", "network", "mounts",
                                                    "userns", NULL };
@@ -785,7 +824,7 @@ static int parse_root(struct cx *c, const json_t *root, struct vmcore_config *cf
     static const char *const keys[] = { "name", "backend", "memory_mib", "vcpus", "boot", "emu",
                                         "rootfs", "rootfs_readonly", "hostname", "process",
                                         "limits", "network", "mounts", "userns", "disks", "rng",
-                                        "nics", "vsock", NULL };
+                                        "nics", "vsock", "consoles", NULL };
     int rc, v;
     const json_t *obj;
 
@@ -844,6 +883,9 @@ static int parse_root(struct cx *c, const json_t *root, struct vmcore_config *cf
             return rc;
         if (json_object_get(root, "vsock") &&
             (rc = parse_vsock(c, json_object_get(root, "vsock"), cfg)))
+            return rc;
+        if (json_object_get(root, "consoles") &&
+            (rc = parse_consoles(c, json_object_get(root, "consoles"), cfg)))
             return rc;
         return get_bool(c, root, "", "rng", &cfg->rng);
     }
@@ -953,6 +995,9 @@ void config_free(struct vmcore_config *cfg)
         free(cfg->nics[i].ifname);
     free(cfg->nics);
     free(cfg->vsock.uds_path);
+    for (size_t i = 0; i < cfg->nconsoles; i++)
+        free(cfg->consoles[i].output);
+    free(cfg->consoles);
     free(cfg->userns.uid_map);
     free(cfg->userns.gid_map);
     free(cfg);

@@ -41,6 +41,12 @@ struct config_disk {
     char *serial;   /* NULL or at most CONFIG_DISK_SERIAL_MAX bytes (VIRTIO_BLK_T_GET_ID) */
 };
 #define CONFIG_DISK_SERIAL_MAX 20
+
+/* One virtio-console of a virtual machine (doc/config.md "consoles"). */
+struct config_console {
+    char *output;   /* guest output (transmitq) is appended here; created if missing */
+};
+#define CONFIG_MAX_CONSOLES 4
 #define CONFIG_MAX_DISKS 16
 
 /* One virtio-net card of a virtual machine (doc/config.md "nics"). */
@@ -81,6 +87,8 @@ struct vmcore_config {
     } emu;
     struct config_disk *disks;  /* virtio-blk disks, in PCI slot order */
     size_t ndisks;
+    struct config_console *consoles; /* virtio-console devices, after the disks and rng */
+    size_t nconsoles;
     bool rng;                   /* a virtio-rng device */
     struct config_nic *nics;    /* virtio-net cards, in PCI slot order after the disks */
     size_t nnics;

@@ -582,6 +582,9 @@ int virtio_devices_create(struct machine *m, const struct vmcore_config *cfg,
             return rc;
     if (cfg->rng && (rc = virtio_rng_create(m, err)))
         return rc;
+    for (size_t i = 0; i < cfg->nconsoles; i++)
+        if ((rc = virtio_console_create(m, &cfg->consoles[i], (unsigned)i, err)))
+            return rc;
     if (cfg->vsock.enabled &&
         (rc = virtio_vsock_create(m, cfg->vsock.cid, cfg->vsock.uds_path, err)))
         return rc;

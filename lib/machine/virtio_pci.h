@@ -182,6 +182,8 @@ int virtio_devices_create(struct machine *m, const struct vmcore_config *cfg,
 int virtio_blk_create(struct machine *m, const struct config_disk *disk, unsigned index,
                       struct vmcore_err *err);
 int virtio_rng_create(struct machine *m, struct vmcore_err *err);
+int virtio_console_create(struct machine *m, const struct config_console *cc, unsigned index,
+                          struct vmcore_err *err);
 /* virtio-net card nics[@index] on its tap (lib/machine/virtio_net.c, net_tap.c); errors
  * name nics[@index].ifname. */
 int virtio_net_create(struct machine *m, const struct config_nic *nic, unsigned index,

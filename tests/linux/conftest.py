@@ -38,6 +38,7 @@ VIRTIO_MODULES = [
     "drivers/virtio/virtio_pci.ko",
     "drivers/block/virtio_blk.ko",
     "drivers/char/hw_random/virtio-rng.ko",
+    "drivers/char/virtio_console.ko",
 ]
 
 

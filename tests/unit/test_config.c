@@ -165,6 +165,21 @@ static const struct bad_case bad_cases[] = {
       "\"uds_path\":\"\"}}", VMCORE_ECONFIG, "vsock.uds_path", "empty" },
     { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"vsock\":{\"cid\":3,"
       "\"uds_path\":\"v\",\"port\":1}}", VMCORE_ECONFIG, "vsock.port", "unknown key" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"consoles\":{}}", VMCORE_ECONFIG,
+      "consoles", "expected an array" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"consoles\":[{}]}", VMCORE_ECONFIG,
+      "consoles[0].output", "missing" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"consoles\":[{\"output\":1}]}",
+      VMCORE_ECONFIG, "consoles[0].output", "expected a string" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"consoles\":[{\"output\":\"\"}]}",
+      VMCORE_ECONFIG, "consoles[0].output", "must not be empty" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"consoles\":[{\"output\":\"o\","
+      "\"input\":\"i\"}]}", VMCORE_ECONFIG, "consoles[0].input", "unknown key" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"consoles\":[{\"output\":\"a\"},"
+      "{\"output\":\"b\"},{\"output\":\"c\"},{\"output\":\"d\"},{\"output\":\"e\"}]}",
+      VMCORE_ELIMIT, "consoles", "at most 4" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"consoles\":[]}", VMCORE_ECONFIG, "consoles", "virtual machines only" },
     { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"rng\":\"yes\"}", VMCORE_ECONFIG,
       "rng", "expected a boolean" },
     { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
@@ -422,6 +437,17 @@ static void test_relative_paths(void **state)
     root = json_loads("{\"backend\":\"emu\",\"boot\":{\"kernel\":\"kernel.bin\"},"
                       "\"disks\":[{\"path\":\"kernel.bin\",\"readonly\":true,"
                       "\"serial\":\"root\"}],\"rng\":true}", 0, &je);
+    json_decref(root);
+    /* A console output resolves against the same folder (it need not exist). */
+    root = json_loads("{\"backend\":\"emu\",\"boot\":{\"kernel\":\"kernel.bin\"},"
+                      "\"consoles\":[{\"output\":\"hvc0.out\"}]}", 0, &je);
+    assert_non_null(root);
+    assert_int_equal(config_parse(&cfg, root, tmpdir, &err), 0);
+    assert_int_equal(cfg->nconsoles, 1);
+    char want[PATH_MAX];
+    snprintf(want, sizeof want, "%s/hvc0.out", tmpdir);
+    assert_string_equal(cfg->consoles[0].output, want);
+    config_free(cfg);
     /* From another folder the same relative name does not exist. */
     assert_int_equal(config_parse(&cfg, root, "/", &err), VMCORE_ENOENT);
     assert_string_equal(err.path, "boot.kernel");

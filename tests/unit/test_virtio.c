@@ -535,12 +535,112 @@ static void test_image_lock(void **state)
     assert_int_equal(vt_count_threads(), f->threads);
 }
 
+/* virtio-console: queue 1 (transmitq) chains are appended to consoles[0].output, in order,
+ * readable segments only; the receiveq's buffers stay with the driver (no host input). A
+ * console whose output cannot be opened fails at consoles[0].output and leaves nothing. */
+#define C_DESC  0x103000u
+#define C_AVAIL 0x104000u
+#define C_USED  0x105000u
+
+static void cons_tx(struct fx *f, const char *text, uint16_t *avail)
+{
+    uint8_t *ram = machine_ram(f->m);
+    uint32_t len = (uint32_t)strlen(text);
+    size_t h = strlen(text) / 2;
+    /* Two readable descriptors: the device must join them. */
+    memcpy(ram + BUF, text, h);
+    memcpy(ram + BUF + 0x1000, text + h, len - h);
+    uint8_t *d = ram + C_DESC;
+    uint64_t a0 = BUF, a1 = BUF + 0x1000;
+    uint32_t l0 = (uint32_t)h, l1 = len - (uint32_t)h;
+    uint16_t fl0 = VIRTQ_DESC_F_NEXT, fl1 = 0, n0 = 1, n1 = 0;
+    memcpy(d, &a0, 8); memcpy(d + 8, &l0, 4); memcpy(d + 12, &fl0, 2); memcpy(d + 14, &n0, 2);
+    memcpy(d + 16, &a1, 8); memcpy(d + 24, &l1, 4); memcpy(d + 28, &fl1, 2); memcpy(d + 30, &n1, 2);
+    uint16_t head = 0;
+    memcpy(ram + C_AVAIL + 4 + 2 * (*avail % QSIZE), &head, 2);
+    (*avail)++;
+    uint16_t want = *avail;
+    __atomic_store_n((uint16_t *)(ram + C_AVAIL + 2), *avail, __ATOMIC_RELEASE);
+    ccw(f, VIRTIO_PCI_NOTIFY_OFF + VIRTIO_PCI_NOTIFY_MULT, 2, 1);
+    while (__atomic_load_n((uint16_t *)(ram + C_USED + 2), __ATOMIC_ACQUIRE) != want) {
+        assert_false(cc(f, 0x14, 1) & VIRTIO_STATUS_NEEDS_RESET);
+        sched_yield();
+    }
+    uint32_t used;
+    memcpy(&used, ram + C_USED + 4 + 8 * ((want - 1) % QSIZE) + 4, 4);
+    assert_int_equal(used, 0);
+}
+
+static void test_console(void **state)
+{
+    struct fx *f = *state;
+    struct vmcore_err err = { 0 };
+    char out[64];
+    snprintf(out, sizeof out, "/tmp/vmcore-vio-c-XXXXXX");
+    int fd = mkstemp(out);
+    assert_true(fd >= 0);
+    close(fd);
+    struct config_console cons = { .output = out };
+    f->cfg.consoles = &cons;
+    f->cfg.nconsoles = 1;
+    assert_int_equal(create(f, 0, false, &err), 0);
+    assert_true(find(f, 0x1040 + VIRTIO_ID_CONSOLE));
+    /* Queue 0 by init_dev (before DRIVER_OK), then queue 1, then DRIVER_OK again. */
+    ccw(f, 0x14, 1, 0);
+    ccw(f, 0x14, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+    ccw(f, 0x08, 4, 1);
+    ccw(f, 0x0c, 4, 1);     /* VERSION_1 */
+    uint8_t st = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK;
+    ccw(f, 0x14, 1, st);
+    assert_true(cc(f, 0x14, 1) & VIRTIO_STATUS_FEATURES_OK);
+    memset(machine_ram(f->m) + DESC, 0, 0x6000);
+    const uint64_t qa[2][3] = { { DESC, AVAIL, USED }, { C_DESC, C_AVAIL, C_USED } };
+    for (unsigned q = 0; q < 2; q++) {
+        ccw(f, 0x16, 2, q);
+        ccw(f, 0x18, 2, QSIZE);
+        ccw(f, 0x20, 8, qa[q][0]);
+        ccw(f, 0x28, 4, qa[q][1]);
+        ccw(f, 0x2c, 4, 0);
+        ccw(f, 0x30, 8, qa[q][2]);
+        ccw(f, 0x1c, 2, 1);
+    }
+    ccw(f, 0x14, 1, st | VIRTIO_STATUS_DRIVER_OK);
+    assert_int_equal(cc(f, 0x14, 1), st | VIRTIO_STATUS_DRIVER_OK);
+    /* A receive buffer offered: the device keeps it unused. */
+    desc(f, 0, BUF + 0x4000, 64, VIRTQ_DESC_F_WRITE, 0);
+    uint8_t *ram = machine_ram(f->m);
+    uint16_t zero = 0, one = 1;
+    memcpy(ram + AVAIL + 4, &zero, 2);
+    __atomic_store_n((uint16_t *)(ram + AVAIL + 2), one, __ATOMIC_RELEASE);
+    ccw(f, VIRTIO_PCI_NOTIFY_OFF, 2, 0);
+    uint16_t avail = 0;
+    cons_tx(f, "hello from hvc0\n", &avail);
+    cons_tx(f, "second line\n", &avail);
+    assert_int_equal(used_idx(f), 0);
+    char buf[128] = { 0 };
+    fd = open(out, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(read(fd, buf, sizeof buf - 1), 28);
+    close(fd);
+    assert_string_equal(buf, "hello from hvc0\nsecond line\n");
+    machine_destroy(f->m);
+    f->m = NULL;
+    unlink(out);
+    /* An output that cannot be opened: the error names the key; no fd or thread is left. */
+    cons.output = "/nonexistent-dir/out";
+    assert_int_not_equal(create(f, 0, false, &err), 0);
+    assert_string_equal(err.path, "consoles[0].output");
+    assert_int_equal(vt_count_fds(), f->fds);
+    assert_int_equal(vt_count_threads(), f->threads);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_blk_io, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blk_readonly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rng, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_console, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interrupts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_destroy_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version1_required, setup, teardown),
