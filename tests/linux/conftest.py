@@ -39,6 +39,9 @@ VIRTIO_MODULES = [
     "drivers/block/virtio_blk.ko",
     "drivers/char/hw_random/virtio-rng.ko",
     "drivers/char/virtio_console.ko",
+    "net/core/failover.ko",
+    "drivers/net/net_failover.ko",
+    "drivers/net/virtio_net.ko",
 ]
 
 
