@@ -145,8 +145,10 @@ static int become_init(const struct ct_spawn *s, int err_wr, struct ct_child_err
         return ct_child_fail(e, VMCORE_ESYS, errnum, "fork the workload under init");
     }
     if (pid == 0) {
-        /* The workload: wait until the init has exec'd (EOF), so that a failure to exec
-         * it can still fail the start before the workload runs. */
+        /* The workload: wait until the init has exec'd and made itself non-dumpable (it
+         * closes fd 5 then: EOF), so that a failure to exec it can still fail the start
+         * before the workload runs, and the workload never sees a dumpable PID 1 (between
+         * execve and the init's prctl a container root could open /proc/1/mem). */
         char c;
         close(go[1]);
         while (read(go[0], &c, 1) < 0 && errno == EINTR)
@@ -165,19 +167,19 @@ static int become_init(const struct ct_spawn *s, int err_wr, struct ct_child_err
         }
     }
     /* Move what the init needs above the slots it is dup'd to, then down (the copies above
-     * go with everything else): 3 = the report pipe (kept), 4 = the image, 5 = go, 6 = the
-     * error pipe (close-on-exec). */
+     * go with everything else): 3 = the report pipe (kept), 4 = the image, 5 = go (kept:
+     * the init closes it once non-dumpable), 6 = the error pipe (close-on-exec). */
     int hi[4] = { s->init_status_fd, s->init_image_fd, go[1], err_wr };
     for (int i = 0; i < 4; i++)
         if (hi[i] >= 0)
             hi[i] = fcntl(hi[i], F_DUPFD_CLOEXEC, 16);
     for (int i = 0; i < 4; i++)
         if (hi[i] >= 0)
-            dup3(hi[i], 3 + i, i == 0 ? 0 : O_CLOEXEC);
+            dup3(hi[i], 3 + i, i == 0 || i == 2 ? 0 : O_CLOEXEC);
     ct_keep_only_fds((const int[]){ 0, 1, 2, hi[0] >= 0 ? 3 : -1, 4, 5, hi[3] >= 0 ? 6 : -1 }, 7);
     char pidbuf[12];
     fmt_uint(pidbuf, (unsigned)pid);
-    char *const argv[] = { "init", pidbuf, hi[0] >= 0 ? "3" : "-", NULL };
+    char *const argv[] = { "init", pidbuf, hi[0] >= 0 ? "3" : "-", "5", NULL };
     char *const envp[] = { NULL };
     syscall(SYS_execveat, 4, "", argv, envp, AT_EMPTY_PATH);
     struct ct_child_err fe;

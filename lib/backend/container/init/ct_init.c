@@ -3,8 +3,10 @@
  * host image, heap or descriptor in it) and holds nothing but stdio (/dev/null) and, as
  * fd 3, the pipe through which it tells the host which signal ended the workload.
  *
- *   init PID STATUS     PID: the workload (our child, forked before this exec)
+ *   init PID STATUS GO  PID: the workload (our child, forked before this exec)
  *                       STATUS: "3" when fd 3 is the report pipe, "-" when there is none
+ *                       GO: "5", the fd the workload waits on; closed once PID 1 is
+ *                       non-dumpable, so the workload never runs beside a dumpable PID 1
  *
  * It arrives with every signal blocked (the mask survives execve); it waits for them with
  * rt_sigtimedwait: SIGCHLD reaps children (orphans included); any other signal is passed
@@ -78,6 +80,8 @@ static int main_(int argc, char **argv)
     sys(__NR_prctl, PR_SET_NAME, (long)"init", 0, 0);
     /* A container root without CAP_SYS_PTRACE cannot open /proc/1/fd, /mem or /environ. */
     sys(__NR_prctl, PR_SET_DUMPABLE, 0, 0, 0);
+    if (argc >= 4 && argv[3][0] == '5' && argv[3][1] == 0)
+        sys(__NR_close, 5, 0, 0, 0); /* releases the workload */
     long child = argc >= 3 ? parse_int(argv[1]) : -1;
     int status_fd = argc >= 3 && argv[2][0] == '3' && argv[2][1] == 0 ? 3 : -1;
     if (child <= 0)
