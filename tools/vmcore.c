@@ -2,6 +2,8 @@
  *
  *   vmcore run [--backend B] CONFIG.json   run a domain, stream its console, exit with its status
  *   vmcore probe [BACKEND...]              say which backends can run here, and why not
+ *   vmcore create|list|info|console|logs|pause|resume|shutdown|kill|destroy|stats|exec|events
+ *                                          managed domains (toolstack.c, monitor.c)
  *   vmcore --version | --help
  *
  * Exit codes: the domain's status (vmcore_exit_code(): the debug-exit byte, the process's
@@ -29,6 +31,8 @@
 
 #include "vmcore/vmcore.h"
 
+#include "ctl.h"
+
 #define EXIT_USAGE 2
 #define EXIT_FAILED 125
 /* Grace period of the shutdown a first SIGINT/SIGTERM (or the detach key) asks for. */
@@ -47,14 +51,29 @@ static const char usage_main[] =
     "Run virtual machines and containers with libvmcore.\n"
     "\n"
     "Commands:\n"
-    "  run [--backend B] CONFIG.json   run a domain; its console goes to stdout\n"
+    "  run [--backend B] CONFIG.json   run a domain in the foreground; its console goes\n"
+    "                                  to stdout\n"
     "  probe [BACKEND...]              show which backends can run on this host\n"
+    "\n"
+    "Managed domains (each under a monitor process of its own; see doc/guide.md):\n"
+    "  create [--name N] CONFIG.json   start a domain in the background\n"
+    "  list                            list the domains: state, uptime, CPU, memory\n"
+    "  info NAME, stats NAME           describe one domain, its resource counters\n"
+    "  console NAME                    attach to its console (Ctrl-] detaches)\n"
+    "  logs [-f] NAME                  print its console log\n"
+    "  pause NAME, resume NAME         freeze and continue it\n"
+    "  shutdown [--timeout S] NAME     ask it to end, kill it after S seconds\n"
+    "  kill NAME                       end it at once\n"
+    "  destroy NAME                    kill it if it runs and remove it\n"
+    "  exec NAME -- CMD...             run a command in a running container\n"
+    "  events [NAME]                   print state changes as JSON lines\n"
     "  version                         print the library version\n"
     "  help [COMMAND]                  show help\n"
     "\n"
     "Options:\n"
     "  -h, --help      show help (also after a command)\n"
     "  -V, --version   print the library version\n"
+    "  --root DIR      the managed domains' state directory (before or after the command)\n"
     "\n"
     "The configuration schema is described in doc/config.md.\n";
 
@@ -727,57 +746,6 @@ static void on_started(vmcore_domain *d, int status, void *arg)
     teardown(r);
 }
 
-/* Load CONFIG.json with jansson and replace its "backend" (vmcore run --backend). */
-static int domain_new_with_backend(struct runner *r, const char *path, const char *backend,
-                                   bool *reported)
-{
-    json_error_t jerr;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        if (access(path, R_OK) != 0)
-            say("%s: cannot read: %s", path, strerror(errno));
-        else
-            say("%s: line %d column %d: %s", path, jerr.line, jerr.column, jerr.text);
-        *reported = true;
-        return VMCORE_EPARSE;
-    }
-    if (json_is_object(root) && json_object_set_new(root, "backend", json_string(backend)) != 0) {
-        json_decref(root);
-        say("%s: out of memory", path);
-        *reported = true;
-        return VMCORE_ENOMEM;
-    }
-    /* Relative paths in the file resolve against the file's folder, as for
-     * vmcore_domain_new_file(). */
-    char *dir = NULL;
-    char *abs = realpath(path, NULL);
-    if (abs) {
-        char *slash = strrchr(abs, '/');
-        if (slash == abs)
-            slash[1] = '\0';
-        else if (slash)
-            *slash = '\0';
-        dir = abs;
-    }
-    int rc = vmcore_domain_new_jansson(&r->domain, r->ctx, root, dir);
-    free(abs);
-    json_decref(root);
-    return rc;
-}
-
-/* "boot.kernel: no such file" -> "CONFIG.json: boot.kernel: no such file", unless the
- * library already named the file. */
-static void report_create_error(struct runner *r, const char *path, int rc)
-{
-    const char *detail = vmcore_ctx_last_error(r->ctx);
-    if (!detail[0])
-        detail = vmcore_strerror(rc);
-    if (strstr(detail, path))
-        say("%s", detail);
-    else
-        say("%s: %s", path, detail);
-}
-
 static int cmd_run(int argc, char **argv)
 {
     const char *backend = NULL;
@@ -829,15 +797,10 @@ static int cmd_run(int argc, char **argv)
     r.err.fd = STDERR_FILENO;
     r.err.saved_flags = -1;
 
-    bool reported = false;
-    if (backend)
-        rc = domain_new_with_backend(&r, config, backend, &reported);
-    else
-        rc = vmcore_domain_new_file(&r.domain, r.ctx, config);
+    char err[2048];
+    rc = ctl_domain_new(&r.domain, r.ctx, config, backend, err, sizeof err);
     if (rc != 0) {
-        if (!reported)
-            report_create_error(&r, config, rc);
-        r.domain = NULL;
+        say("%s", err);
         vmcore_ctx_free(r.ctx);
         return EXIT_FAILED;
     }
@@ -908,6 +871,19 @@ int main(int argc, char **argv)
         fputs(usage_main, stderr);
         return EXIT_USAGE;
     }
+    /* vmcore --root DIR COMMAND ...: the same as the command's own --root */
+    while (argc >= 3 && (!strcmp(argv[1], "--root") || !strncmp(argv[1], "--root=", 7))) {
+        const char *dir = argv[1][6] == '=' ? argv[1] + 7 : argv[2];
+        setenv("VMCORE_ROOT", dir, 1);
+        int used = argv[1][6] == '=' ? 1 : 2;
+        argv[used] = argv[0];
+        argv += used;
+        argc -= used;
+    }
+    if (argc < 2) {
+        fputs(usage_main, stderr);
+        return EXIT_USAGE;
+    }
     const char *cmd = argv[1];
     if (is_help(cmd)) {
         fputs(usage_main, stdout);
@@ -930,6 +906,8 @@ int main(int argc, char **argv)
             fputs(usage_run, stdout);
         else if (!strcmp(argv[2], "probe"))
             fputs(usage_probe, stdout);
+        else if (toolstack_usage(argv[2]))
+            fputs(toolstack_usage(argv[2]), stdout);
         else
             return usage_error(NULL, "help: unknown command '%s'", argv[2]);
         return 0;
@@ -938,6 +916,8 @@ int main(int argc, char **argv)
         return cmd_run(argc - 2, argv + 2);
     if (!strcmp(cmd, "probe"))
         return cmd_probe(argc - 2, argv + 2);
+    if (toolstack_is_command(cmd))
+        return toolstack_main(cmd, argc - 2, argv + 2);
     if (cmd[0] == '-')
         return usage_error(NULL, "unknown option '%s'", cmd);
     return usage_error(NULL, "unknown command '%s'", cmd);

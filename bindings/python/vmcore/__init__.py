@@ -21,6 +21,8 @@ asyncio::
 
 Errors are exceptions derived from :class:`VmcoreError` (``ConfigError`` carries the JSON
 ``path``, ``BackendUnavailable`` the ``reason``). :func:`probe` says which backends can run.
+Managed domains (``vmcore create``, run by monitor processes) are reached with
+:func:`connect`, a client of their control socket (doc/control.md).
 The shared library is found through ``$VMCORE_LIBRARY``, next to this package, or by the
 system loader.
 """
@@ -33,6 +35,7 @@ from typing import Dict, List, Optional, overload
 from . import _lib
 from ._lib import LibraryNotFound
 from .context import AsyncContext, Context, ContextBase
+from .control import ManagedDomain, connect, state_root
 from .domain import AsyncDomain, Console, Domain, DomainBase, EventIterator
 from .errors import (BackendUnavailable, Busy, Canceled, ClosedError, ConfigError,
                      ImageError, InvalidArgument, LimitError, NotFound, NotSupported,
@@ -97,9 +100,9 @@ __all__ = [
     "AsyncContext", "AsyncDomain", "BackendUnavailable", "Busy", "Canceled", "ClosedError",
     "ConfigError", "Console", "ConsoleEvent", "Context", "ContextBase", "Domain", "DomainBase",
     "ErrorEvent", "Event", "EventIterator", "EventType", "Exit", "ExitEvent", "ExitKind",
-    "ImageError", "InvalidArgument", "LibraryNotFound", "LimitError", "NotFound",
+    "ImageError", "InvalidArgument", "LibraryNotFound", "LimitError", "ManagedDomain", "NotFound",
     "NotSupported", "OutOfMemory", "ParseError", "PermissionDenied", "ProbeFlags",
     "ProbeResult", "State", "StateError", "StateEvent", "Stats", "Stream", "SyscallError",
-    "Timeout", "VmcoreError", "VmcoreIOError", "backend_names", "error_name", "probe",
-    "strerror", "version",
+    "Timeout", "VmcoreError", "VmcoreIOError", "backend_names", "connect", "error_name",
+    "probe", "state_root", "strerror", "version",
 ]
