@@ -2,7 +2,8 @@
 # Build libvmcore and run the demos (the README's first command):
 #   - a virtual machine (kvm, or the emu backend when /dev/kvm is unusable) boots
 #     examples/guests/hello.asm, which computes 1 + ... + 100 and prints it on its serial port;
-#   - a container runs busybox's sh in its own namespaces and cgroup, and says hello.
+#   - a container runs busybox's sh in its own namespaces and cgroup, and says hello;
+#   - a managed container (vmcore create): listed, its log read, shut down, destroyed.
 # Each demo runs when `vmcore probe` says its backend can run here; the script fails if
 # neither can.
 # VMCORE_CLI=PATH runs that vmcore program (an installed one: /usr/bin/vmcore from the .debs)
@@ -44,6 +45,20 @@ if "$vmcore" probe auto >/dev/null; then
 fi
 if "$vmcore" probe container >/dev/null; then
     show_run "$vmcore" run "$configs/container-echo.json"
+    ran=$((ran + 1))
+fi
+if "$vmcore" probe container >/dev/null; then
+    # A managed domain: started in the background, listed, its log read, stopped from
+    # "another shell", removed. A state directory of the demo's own (--root).
+    state=$(mktemp -d /tmp/vmcore-demo-XXXXXX)
+    trap '"$vmcore" --root "$state" destroy ticker >/dev/null 2>&1 || true; rm -rf "$state"' EXIT
+    show_run "$vmcore" --root "$state" create "$configs/container-ticker.json"
+    show_run "$vmcore" --root "$state" list
+    sleep 1.2
+    show_run "$vmcore" --root "$state" logs ticker
+    show_run "$vmcore" --root "$state" shutdown ticker
+    show_run "$vmcore" --root "$state" list
+    show_run "$vmcore" --root "$state" destroy ticker
     ran=$((ran + 1))
 fi
 if [ "$ran" -eq 0 ]; then
