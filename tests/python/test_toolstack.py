@@ -447,3 +447,35 @@ def test_python_client_and_events(stack, container, tmp_path):
     assert all(e["name"] == "py" and e["time"] > 0 for e in lines)
     with pytest.raises(vmcore.NotFound):
         vmcore.connect("py", root=str(stack.root))
+
+
+def test_concurrent_commands(stack, container, tmp_path):
+    """Several shells at once: every command gets an answer, success or a clear state
+    error, and the domain ends up in a state one of them left it in."""
+    import threading
+    cfg = write_config(tmp_path, container(["/bin/sleep", "1000"]))
+    stack.ok("create", "--name", "busy", str(cfg))
+    results = []
+    lock = threading.Lock()
+
+    def worker(seed):
+        rng = random.Random(seed)
+        for _ in range(15):
+            cmd = rng.choice(["pause", "resume", "info", "stats", "list"])
+            r = stack.run(cmd, *([] if cmd == "list" else ["busy"]))
+            with lock:
+                results.append((cmd, r.returncode, r.stderr))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for cmd, rc, err in results:
+        if cmd in ("info", "list"):
+            assert rc == 0, (cmd, err)
+        else:
+            # stats of a paused container works too; pause/resume may find the other state
+            assert rc == 0 or (rc == 1 and b"busy: " in err), (cmd, rc, err)
+    assert stack.state("busy") in ("running", "paused")
+    stack.ok("destroy", "busy")
