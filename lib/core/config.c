@@ -677,9 +677,86 @@ static int parse_mac(const char *s, uint8_t mac[6])
     return 0;
 }
 
+/* "ports" of a "user" card: [{"host": "[ADDR:]PORT", "guest": PORT, "proto": "tcp"}]. */
+static int parse_ports(struct cx *c, const json_t *arr, const char *parent,
+                       struct config_nic *cn)
+{
+    static const char *const keys[] = { "host", "guest", "proto", NULL };
+    static const char *const protos[] = { "tcp", "udp", NULL };
+    char p[CONFIG_PATH_MAX], tp[CONFIG_PATH_MAX];
+    join_path(p, parent, "ports");
+    if (!json_is_array(arr))
+        return type_error(c, p, "an array", arr);
+    size_t n = json_array_size(arr);
+    if (n > CONFIG_MAX_PORTS)
+        return err_config(c->err, VMCORE_ELIMIT, p, "%zu port forwards, at most %d", n,
+                          CONFIG_MAX_PORTS);
+    cn->ports = calloc(n ? n : 1, sizeof *cn->ports);
+    if (!cn->ports)
+        return err_set(c->err, VMCORE_ENOMEM, "out of memory");
+    cn->nports = n;
+    for (size_t i = 0; i < n; i++) {
+        char ep[CONFIG_PATH_MAX];
+        snprintf(ep, sizeof ep, "%s[%zu]", p, i);
+        const json_t *e = json_array_get(arr, i);
+        struct config_portfwd *f = &cn->ports[i];
+        int rc, proto = 0;
+        uint64_t guest = 0;
+        if (!json_is_object(e))
+            return type_error(c, ep, "an object", e);
+        if ((rc = check_keys(c, e, ep, keys)) || (rc = get_enum(c, e, ep, "proto", protos, &proto)))
+            return rc;
+        f->udp = proto == 1;
+        join_path(tp, ep, "guest");
+        if (!json_object_get(e, "guest"))
+            return err_config(c->err, VMCORE_ECONFIG, tp, "missing (required)");
+        if ((rc = get_uint(c, e, ep, "guest", 1, 65535, &guest, NULL)))
+            return rc;
+        f->guest_port = (uint16_t)guest;
+        join_path(tp, ep, "host");
+        const json_t *h = json_object_get(e, "host");
+        if (!h)
+            return err_config(c->err, VMCORE_ECONFIG, tp, "missing (required)");
+        char buf[64];
+        const char *port = NULL;
+        f->host_addr = htonl(INADDR_LOOPBACK);
+        if (json_is_integer(h)) {
+            snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(h));
+            port = buf;
+        } else if (json_is_string(h) && json_string_length(h) < sizeof buf) {
+            snprintf(buf, sizeof buf, "%s", json_string_value(h));
+            char *colon = strrchr(buf, ':');
+            port = buf;
+            if (colon) {
+                *colon = 0;
+                port = colon + 1;
+                struct in_addr a;
+                if (inet_pton(AF_INET, buf, &a) != 1)
+                    return err_config(c->err, VMCORE_ECONFIG, tp, "\"%s\" is not an IPv4 "
+                                      "address (expected \"127.0.0.1:8080\" or a port)", buf);
+                f->host_addr = a.s_addr;
+            }
+        } else {
+            return type_error(c, tp, "\"ADDRESS:PORT\" or a port number", h);
+        }
+        char *end;
+        unsigned long hp = strtoul(port, &end, 10);
+        if (!*port || *end || hp < 1 || hp > 65535)
+            return err_config(c->err, VMCORE_ECONFIG, tp, "\"%s\" is not a port (1..65535)",
+                              port);
+        f->host_port = (uint16_t)hp;
+        for (size_t j = 0; j < i; j++)
+            if (cn->ports[j].udp == f->udp && cn->ports[j].host_port == f->host_port &&
+                cn->ports[j].host_addr == f->host_addr)
+                return err_config(c->err, VMCORE_ECONFIG, tp, "the same host port as %s[%zu]",
+                                  p, j);
+    }
+    return 0;
+}
+
 static int parse_nics(struct cx *c, const json_t *arr, struct vmcore_config *cfg)
 {
-    static const char *const keys[] = { "mode", "ifname", "create", "mac", NULL };
+    static const char *const keys[] = { "mode", "ifname", "create", "mac", "ports", NULL };
     static const char *const modes[] = { "tap", "user", "bridge", NULL };
     if (!json_is_array(arr))
         return type_error(c, "nics", "an array", arr);
@@ -702,13 +779,27 @@ static int parse_nics(struct cx *c, const json_t *arr, struct vmcore_config *cfg
             return type_error(c, p, "an object", d);
         if ((rc = check_keys(c, d, p, keys)) || (rc = get_enum(c, d, p, "mode", modes, &mode)))
             return rc;
-        if (mode != 0) {
+        if (mode == 2) {
             join_path(tp, p, "mode");
-            return err_config(c->err, VMCORE_ENOTSUP, tp, "\"%s\" is not implemented yet "
-                              "(user-mode NAT and bridges are the networking issue); only "
-                              "\"tap\"", modes[mode]);
+            return err_config(c->err, VMCORE_ENOTSUP, tp, "\"bridge\" is not implemented "
+                              "yet; \"tap\" and \"user\" are");
         }
-        cn->mode = NIC_MODE_TAP;
+        cn->mode = mode == 1 ? NIC_MODE_USER : NIC_MODE_TAP;
+        if (cn->mode == NIC_MODE_USER) {
+            for (const char *const *k = (const char *const[]){ "ifname", "create", NULL }; *k;
+                 k++)
+                if (json_object_get(d, *k)) {
+                    join_path(tp, p, *k);
+                    return err_config(c->err, VMCORE_ECONFIG, tp, "only for \"mode\": \"tap\"");
+                }
+            if (json_object_get(d, "ports") &&
+                (rc = parse_ports(c, json_object_get(d, "ports"), p, cn)))
+                return rc;
+        } else if (json_object_get(d, "ports")) {
+            join_path(tp, p, "ports");
+            return err_config(c->err, VMCORE_ECONFIG, tp, "only for \"mode\": \"user\" (a tap "
+                              "forwards nothing itself)");
+        }
         if ((rc = get_string(c, d, p, "ifname", &cn->ifname)) ||
             (rc = get_bool(c, d, p, "create", &cn->create)))
             return rc;
@@ -991,8 +1082,10 @@ void config_free(struct vmcore_config *cfg)
         free(cfg->disks[i].serial);
     }
     free(cfg->disks);
-    for (size_t i = 0; i < cfg->nnics; i++)
+    for (size_t i = 0; i < cfg->nnics; i++) {
         free(cfg->nics[i].ifname);
+        free(cfg->nics[i].ports);
+    }
     free(cfg->nics);
     free(cfg->vsock.uds_path);
     for (size_t i = 0; i < cfg->nconsoles; i++)

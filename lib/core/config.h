@@ -50,12 +50,23 @@ struct config_console {
 #define CONFIG_MAX_DISKS 16
 
 /* One virtio-net card of a virtual machine (doc/config.md "nics"). */
-enum config_nic_mode { NIC_MODE_TAP };
+enum config_nic_mode { NIC_MODE_TAP, NIC_MODE_USER };
+/* A port forward of a "user" card: the host listens on host_addr:host_port and connects
+ * each connection (or datagram) to the guest's guest_port. */
+struct config_portfwd {
+    bool udp;
+    uint32_t host_addr;  /* IPv4, network byte order */
+    uint16_t host_port;
+    uint16_t guest_port;
+};
+#define CONFIG_MAX_PORTS 64
 struct config_nic {
     enum config_nic_mode mode;
-    char *ifname;   /* NULL: a tap the library creates, named by the kernel (vmtapN) */
-    bool create;    /* create ifname (it must not exist) and remove it with the domain */
+    char *ifname;   /* tap: NULL: a tap the library creates, named by the kernel (vmtapN) */
+    bool create;    /* tap: create ifname (it must not exist) and remove it with the domain */
     uint8_t mac[6];
+    struct config_portfwd *ports; /* user: port forwards */
+    size_t nports;
 };
 #define CONFIG_MAX_NICS 8
 

@@ -23,7 +23,7 @@
 struct net_backend;
 
 struct net_backend_ops {
-    const char *kind;             /* "tap" */
+    const char *kind;             /* "tap", "user" */
     /* Send one frame (@iov: header, then the Ethernet frame). 0, or -errno; a frame the
      * host cannot take now (-EAGAIN, -ENOBUFS) is dropped, as a full wire drops it. */
     int (*send)(struct net_backend *nb, const struct iovec *iov, int iovcnt);
@@ -45,5 +45,10 @@ struct net_backend {
  * Errors name nics[@index].ifname; on failure nothing is left behind. */
 int net_tap_open(const struct config_nic *nic, unsigned index, struct net_backend **out,
                  struct vmcore_err *err);
+
+/* Start user-mode NAT for @nic (mode "user"): a libslirp instance on a thread of its own,
+ * with the port forwards of nics[@index].ports listening (errors name the forward). */
+int net_slirp_open(const struct config_nic *nic, unsigned index, struct net_backend **out,
+                   struct vmcore_err *err);
 
 #endif

@@ -24,6 +24,7 @@
 
 #include "core/config.h"
 #include "machine/machine.h"
+#include "machine/net_backend.h"
 #include "machine/pci.h"
 #include "machine/platform.h"
 #include "machine/virtio_pci.h"
@@ -500,6 +501,98 @@ static void test_hostile(void **state)
     assert_int_equal(used_len(f, 1, 0), 0);
 }
 
+/* --- the "user" backend (libslirp), without a device: frames in and out of its fd ------ */
+
+static int free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+/* The next frame from the backend (12-byte header first) into @buf; its length without
+ * the header, or -1 after 10 s. Frames of other types than @ethertype are skipped. */
+static ssize_t user_recv(struct net_backend *nb, uint8_t *buf, size_t size, uint16_t ethertype)
+{
+    for (int i = 0; i < 1000; i++) {
+        struct pollfd p = { .fd = nb->fd, .events = POLLIN };
+        if (poll(&p, 1, 10) <= 0)
+            continue;
+        uint8_t hdr[12];
+        struct iovec iov[2] = { { hdr, sizeof hdr }, { buf, size } };
+        ssize_t n = nb->ops->recv(nb, iov, 2);
+        if (n < (ssize_t)sizeof hdr + 14)
+            continue;
+        if ((buf[12] << 8 | buf[13]) == ethertype)
+            return n - (ssize_t)sizeof hdr;
+    }
+    return -1;
+}
+
+static void test_user_backend(void **state)
+{
+    (void)state;
+    vt_require(have_netns, "needs root for a private network namespace (the forward's "
+               "127.0.0.1 must be the test's)");
+    int fds = vt_count_fds();
+    int port = free_port();
+    struct config_portfwd fwd = { .udp = false, .host_addr = htonl(INADDR_LOOPBACK),
+                                  .host_port = (uint16_t)port, .guest_port = 80 };
+    struct config_nic nic = { .mode = NIC_MODE_USER, .ports = &fwd, .nports = 1,
+                              .mac = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 } };
+    struct net_backend *nb = NULL;
+    struct vmcore_err err = { 0 };
+    assert_int_equal(net_slirp_open(&nic, 0, &nb, &err), 0);
+    assert_string_equal(nb->ops->kind, "user");
+
+    /* ARP: who has 10.0.2.2 (the gateway)? tell 10.0.2.15 */
+    static const uint8_t hdr[12];
+    uint8_t f[42] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+    memcpy(f + 6, nic.mac, 6);
+    f[12] = 0x08, f[13] = 0x06;                          /* ARP */
+    f[14] = 0, f[15] = 1, f[16] = 8, f[17] = 0, f[18] = 6, f[19] = 4, f[20] = 0, f[21] = 1;
+    memcpy(f + 22, nic.mac, 6);
+    memcpy(f + 28, (uint8_t[4]){ 10, 0, 2, 15 }, 4);
+    memcpy(f + 38, (uint8_t[4]){ 10, 0, 2, 2 }, 4);
+    struct iovec iov[2] = { { (void *)hdr, sizeof hdr }, { f, sizeof f } };
+    assert_int_equal(nb->ops->send(nb, iov, 2), 0);
+    uint8_t r[2048];
+    ssize_t n = user_recv(nb, r, sizeof r, 0x0806);
+    assert_true(n >= 42);
+    assert_memory_equal(r, nic.mac, 6);                   /* to us */
+    assert_int_equal(r[21], 2);                           /* a reply */
+    assert_memory_equal(r + 28, ((uint8_t[4]){ 10, 0, 2, 2 }), 4);
+    assert_memory_equal(r + 38, ((uint8_t[4]){ 10, 0, 2, 15 }), 4);
+
+    /* the forward: a connection to 127.0.0.1:port becomes a SYN to 10.0.2.15:80 */
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    assert_int_equal(connect(c, (struct sockaddr *)&a, sizeof a), 0);
+    bool syn = false;
+    for (int i = 0; i < 20 && !syn; i++) {
+        n = user_recv(nb, r, sizeof r, 0x0800);
+        assert_true(n >= 14 + 20 + 20);
+        const uint8_t *ip = r + 14, *tcp = ip + (ip[0] & 15) * 4;
+        syn = ip[9] == 6 && !memcmp(ip + 16, ((uint8_t[4]){ 10, 0, 2, 15 }), 4) &&
+              (tcp[2] << 8 | tcp[3]) == 80 && (tcp[13] & 0x02);
+    }
+    assert_true(syn);
+    close(c);
+
+    /* a second backend cannot listen on the same port: the error names the forward */
+    struct net_backend *nb2 = NULL;
+    assert_int_equal(net_slirp_open(&nic, 1, &nb2, &err), VMCORE_EBUSY);
+    assert_non_null(strstr(err.msg, "nics[1].ports[0].host"));
+    assert_null(nb2);
+    nb->ops->close(nb);
+    assert_int_equal(vt_count_fds(), fds);
+}
+
 int main(void)
 {
     /* A private network namespace for the whole test: taps, frames and the AF_PACKET
@@ -509,12 +602,23 @@ int main(void)
         have_netns = true;
         write_sysctl("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1");
         write_sysctl("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
+        /* the namespace's own loopback, for the "user" backend's forwards */
+        int s = socket(AF_INET, SOCK_DGRAM, 0);
+        struct ifreq ifr = { 0 };
+        snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+        if (s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+            ifr.ifr_flags |= IFF_UP;
+            ioctl(s, SIOCSIFFLAGS, &ifr);
+        }
+        if (s >= 0)
+            close(s);
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_tx_rx, setup, teardown),
         cmocka_unit_test_setup_teardown(test_existing_tap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
+        cmocka_unit_test(test_user_backend),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
