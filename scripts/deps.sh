@@ -9,6 +9,7 @@
 VMCORE_BUILD_PACKAGES=(
     cmake make gcc pkg-config                 # build
     libuv1-dev libjansson-dev libseccomp-dev  # the library's dependencies
+    liburing-dev
     python3                                   # the bindings (and their tests)
 )
 # Only .ci/run and package builders install these: the demo and the test suite do not need them.
