@@ -12,7 +12,8 @@ if(EXISTS ${VMCORE_PYTHON})
   target_include_directories(vmcore_pyshim PRIVATE ${PROJECT_SOURCE_DIR}/include
                              ${PROJECT_SOURCE_DIR}/lib)
   target_link_libraries(vmcore_pyshim PRIVATE PkgConfig::UV PkgConfig::JANSSON
-                        PkgConfig::SECCOMP PkgConfig::SLIRP Threads::Threads)
+                        PkgConfig::SECCOMP PkgConfig::SLIRP
+                        PkgConfig::URING Threads::Threads)
   target_link_options(vmcore_pyshim PRIVATE
     -Wl,--version-script=${PROJECT_SOURCE_DIR}/lib/vmcore.map -Wl,--no-undefined)
   set_target_properties(vmcore_pyshim PROPERTIES C_VISIBILITY_PRESET hidden)

@@ -1,17 +1,33 @@
 /* virtio-blk (virtio 1.2 section 5.2) over a raw image file.
  *
- * Requests run on the device's I/O thread with preadv/pwritev straight into the guest's
- * buffers (no bounce copy). io_uring is not used yet (doc/architecture.md). The image is
- * locked with an OFD lock for the device's life: a write lock for a read-write disk, a
- * read lock for a read-only one, so two domains cannot both open an image writable. */
+ * Reads, writes and flushes go to an io_uring (one per disk, BLK_QD deep): the I/O thread
+ * takes requests from the queue while a slot is free, checks each (blk_rw_prepare, the
+ * same checks as the synchronous path), submits readv/writev/fsync straight on the
+ * guest's buffers (no bounce copy) and pushes each completion, in whatever order they
+ * come, when the ring's eventfd fires; so requests overlap and the thread never sleeps in
+ * the disk. GET_ID, DISCARD and WRITE_ZEROES (fallocate), and requests that fail the
+ * checks, are answered at once, synchronously, on either path.
+ *
+ * Where io_uring is not available (ENOSYS, EPERM under a seccomp filter or
+ * kernel.io_uring_disabled) or VMCORE_BLK_URING=0 is set, the device has no hooks and
+ * requests run synchronously on the I/O thread with preadv/pwritev, one at a time. There
+ * is no thread pool: that synchronous path is the fallback.
+ *
+ * The image is locked with an OFD lock for the device's life: a write lock for a
+ * read-write disk, a read lock for a read-only one, so two domains cannot both open an
+ * image writable. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/eventfd.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <liburing.h>
 
 #include "virtio_pci.h"
 
@@ -26,8 +42,26 @@ enum { S_OK = 0, S_IOERR = 1, S_UNSUPP = 2 };
 #define SEG_MAX 254             /* data segments a request may carry (the queue is 256) */
 #define MAX_RANGE_SECTORS 0x3fffffu
 
+#define BLK_QD 16               /* requests in flight per disk (io_uring) */
+
+/* One request in flight on the ring: the chain (for the push), what it asked for. */
+struct slot {
+    bool busy;
+    uint8_t type;
+    uint32_t written;           /* the push length on success */
+    uint64_t pos, len;          /* read/write: the file range */
+    int niov;
+    struct vq_chain chain;
+    struct iovec iov[VQ_MAX_SEGS];
+};
+
 struct blk {
     int fd;
+    bool uring;                 /* requests go through @ring */
+    struct io_uring ring;
+    int ring_efd;               /* the ring's completion eventfd */
+    unsigned inflight;
+    struct slot *slots;         /* BLK_QD of them, with @uring */
     bool readonly;
     uint64_t sectors;
     char serial[CONFIG_DISK_SERIAL_MAX];
@@ -140,39 +174,82 @@ static uint8_t do_ranges(struct blk *b, const struct vq_chain *c, bool zeroes)
     return S_OK;
 }
 
+struct blk_hdr { uint32_t type, reserved; uint64_t sector; };
+
+/* A READ, WRITE or FLUSH request as the driver gave it, checked: @type, the file range
+ * (@pos, @len), the data's iovec (@niov entries of b->iov) and the used length on
+ * success (@written, the status byte included). */
+struct blk_io {
+    uint32_t type;
+    uint64_t pos, len;
+    int niov;
+    uint32_t written;
+};
+
+/* Whether chain @c is a READ, WRITE or FLUSH that may go to the file: every check the
+ * driver's request must pass (the status byte, the header, the range within the
+ * capacity, a write or flush only on a read-write disk) is here, for both paths. False
+ * for anything else, which blk_request answers (IOERR for those that failed here). */
+static bool blk_rw_prepare(struct blk *b, const struct vq_chain *c, struct blk_io *io)
+{
+    struct blk_hdr h;
+    if (c->wlen == 0 || vq_copy_from(c, 0, &h, sizeof h) != sizeof h)
+        return false;
+    uint64_t data_in = c->wlen - 1;     /* writable bytes before the status */
+    io->type = h.type;
+    io->pos = h.sector * SECTOR;
+    io->len = 0;
+    io->niov = 0;
+    io->written = 1;
+    switch (h.type) {
+    case T_IN:
+        if (!in_range(b, h.sector, data_in) || data_in > UINT32_MAX - 1)
+            return false;
+        io->len = data_in;
+        io->niov = build_iov(b, c->seg + c->nr, c->nw, 0, data_in);
+        io->written = (uint32_t)data_in + 1;
+        return true;
+    case T_OUT:
+        io->len = c->rlen - sizeof h;
+        if (b->readonly || !in_range(b, h.sector, io->len))
+            return false;
+        io->niov = build_iov(b, c->seg, c->nr, sizeof h, io->len);
+        return true;
+    case T_FLUSH:
+        return !b->readonly;            /* read-only: OK at once, nothing to sync */
+    default:
+        return false;
+    }
+}
+
 static uint32_t blk_request(struct virtio_dev *vd, unsigned q, struct vq_chain *c)
 {
     struct blk *b = vd->opaque;
-    struct { uint32_t type, reserved; uint64_t sector; } h;
+    struct blk_hdr h;
     /* The status byte is the last writable byte; without it we cannot answer at all. */
     if (c->wlen == 0)
         return 0;
     uint8_t st = S_IOERR;
     uint64_t data_in = c->wlen - 1;     /* writable bytes before the status */
     uint32_t written = 1;
+    struct blk_io io;
+    if (blk_rw_prepare(b, c, &io)) {
+        if (io.type == T_FLUSH)
+            st = fdatasync(b->fd) == 0 ? S_OK : S_IOERR;
+        else
+            st = rw_all(b, io.niov, io.pos, io.type == T_OUT) == 0 ? S_OK : S_IOERR;
+        if (st == S_OK)
+            written = io.written;
+        goto done;
+    }
     if (vq_copy_from(c, 0, &h, sizeof h) != sizeof h)
         goto done;
     switch (h.type) {
-    case T_IN: {
-        if (!in_range(b, h.sector, data_in) || data_in > UINT32_MAX - 1)
-            break;
-        int n = build_iov(b, c->seg + c->nr, c->nw, 0, data_in);
-        if (rw_all(b, n, h.sector * SECTOR, false) == 0) {
-            st = S_OK;
-            written = (uint32_t)data_in + 1;
-        }
-        break;
-    }
-    case T_OUT: {
-        uint64_t len = c->rlen - sizeof h;
-        if (b->readonly || !in_range(b, h.sector, len))
-            break;
-        int n = build_iov(b, c->seg, c->nr, sizeof h, len);
-        st = rw_all(b, n, h.sector * SECTOR, true) == 0 ? S_OK : S_IOERR;
-        break;
-    }
+    case T_IN:
+    case T_OUT:
+        break;                          /* failed blk_rw_prepare's checks: IOERR */
     case T_FLUSH:
-        st = b->readonly || fdatasync(b->fd) == 0 ? S_OK : S_IOERR;
+        st = S_OK;                      /* a read-only disk: nothing to sync */
         break;
     case T_GET_ID: {
         /* 20 bytes, NUL-padded when shorter (5.2.6). */
@@ -197,8 +274,241 @@ done:
     return written;
 }
 
+/* ---- the io_uring path ----
+ * Only READ, WRITE and FLUSH that pass blk_rw_prepare go onto the ring; GET_ID, DISCARD
+ * and WRITE_ZEROES (fallocate, which io_uring has only since 5.6 and which is rare), and
+ * every request that fails the checks, are answered at once by blk_request on the I/O
+ * thread, as on the synchronous path. Completions are pushed in the order they come,
+ * each with its own length and status; the transport raises the interrupts after the
+ * hook, as for the synchronous path. */
+
+#define NOP_TAG UINT64_MAX      /* user_data of an SQE turned into a NOP: no slot */
+
+/* Finish request @s with status @st; it leaves the ring. */
+static void slot_done(struct virtio_dev *vd, struct blk *b, struct slot *s, uint8_t st)
+{
+    /* Not running any more (bus mastering off, the queue broke): the guest's memory is
+     * not ours to write, and the push would be dropped anyway. */
+    if (virtio_pci_running(vd, 0)) {
+        vq_copy_to(vd->m, &s->chain, s->chain.wlen - 1, &st, 1);
+        virtio_pci_push(vd, 0, &s->chain, st == S_OK ? s->written : 1);
+    }
+    s->busy = false;
+    b->inflight--;
+}
+
+/* Request @s synchronously (its SQE could not be submitted, or came back EINTR/EAGAIN):
+ * its status. */
+static uint8_t slot_sync(struct blk *b, struct slot *s)
+{
+    if (s->type == T_FLUSH)
+        return fdatasync(b->fd) == 0 ? S_OK : S_IOERR;
+    memcpy(b->iov, s->iov, sizeof s->iov[0] * (size_t)s->niov);
+    return rw_all(b, s->niov, s->pos, s->type == T_OUT) == 0 ? S_OK : S_IOERR;
+}
+
+/* Queue @s's I/O on the ring (an SQE is always free: the ring has BLK_QD entries and
+ * at most BLK_QD requests are queued or in flight). */
+static struct io_uring_sqe *slot_prep(struct blk *b, struct slot *s, unsigned idx)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&b->ring);
+    if (!sqe)
+        return NULL;
+    if (s->type == T_IN)
+        io_uring_prep_readv(sqe, b->fd, s->iov, (unsigned)s->niov, s->pos);
+    else if (s->type == T_OUT)
+        io_uring_prep_writev(sqe, b->fd, s->iov, (unsigned)s->niov, s->pos);
+    else
+        io_uring_prep_fsync(sqe, b->fd, IORING_FSYNC_DATASYNC);
+    io_uring_sqe_set_data64(sqe, idx);
+    return sqe;
+}
+
+/* Submit what was queued (@sqe[i] for slot @idx[i], @n of them). Transient refusals
+ * (EINTR, EAGAIN, EBUSY) are retried a while; what the kernel still has not taken then
+ * becomes a NOP with no slot and runs synchronously, so no request is ever stranded. */
+static void uring_submit(struct virtio_dev *vd, struct blk *b, struct io_uring_sqe **sqe,
+                         const unsigned *idx, unsigned n)
+{
+    for (int tries = 0; io_uring_sq_ready(&b->ring) && tries < 100; tries++) {
+        int r = io_uring_submit(&b->ring);
+        if (r > 0)
+            tries = 0;
+        else if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY)
+            break;
+        else if (r <= 0)
+            nanosleep(&(struct timespec){ .tv_nsec = 100000 }, NULL);
+    }
+    unsigned left = io_uring_sq_ready(&b->ring);
+    if (left > n)
+        left = n;                       /* the rest are NOPs of an earlier failure */
+    for (unsigned i = n - left; i < n; i++) {
+        io_uring_prep_nop(sqe[i]);
+        io_uring_sqe_set_data64(sqe[i], NOP_TAG);
+        struct slot *s = &b->slots[idx[i]];
+        slot_done(vd, b, s, slot_sync(b, s));
+    }
+}
+
+/* Take requests while a slot is free: reads, writes and flushes onto the ring, the rest
+ * answered at once. Then submit. */
+static void uring_fill(struct virtio_dev *vd, struct blk *b)
+{
+    struct io_uring_sqe *sqe[BLK_QD];
+    unsigned idxs[BLK_QD], queued = 0;
+    for (;;) {
+        unsigned idx = 0;
+        while (idx < BLK_QD && b->slots[idx].busy)
+            idx++;
+        if (idx == BLK_QD)
+            break;              /* full: poll_ready comes back when one completes */
+        struct slot *s = &b->slots[idx];
+        int r = virtio_pci_pop(vd, 0, &s->chain);
+        if (r == 0 && virtio_pci_rearm(vd, 0))
+            continue;
+        if (r <= 0)
+            break;
+        struct blk_io io;
+        if (!blk_rw_prepare(b, &s->chain, &io)) {
+            /* errors, GET_ID, DISCARD, ...: at once */
+            uint32_t w = blk_request(vd, 0, &s->chain);
+            virtio_pci_push(vd, 0, &s->chain, w);
+            continue;
+        }
+        s->type = (uint8_t)io.type;
+        s->pos = io.pos;
+        s->len = io.len;
+        s->niov = io.niov;
+        s->written = io.written;
+        memcpy(s->iov, b->iov, sizeof s->iov[0] * (size_t)s->niov);
+        s->busy = true;
+        b->inflight++;
+        if (!(sqe[queued] = slot_prep(b, s, idx))) {
+            slot_done(vd, b, s, slot_sync(b, s));   /* cannot happen; be safe */
+            continue;
+        }
+        idxs[queued++] = idx;
+    }
+    if (queued)
+        uring_submit(vd, b, sqe, idxs, queued);
+}
+
+/* Complete request @s whose CQE says @res. */
+static void slot_complete(struct virtio_dev *vd, struct blk *b, struct slot *s, int res)
+{
+    uint8_t st = S_OK;
+    if (res == -EINTR || res == -EAGAIN) {
+        st = slot_sync(b, s);           /* the whole request again, synchronously */
+    } else if (res < 0) {
+        st = S_IOERR;
+    } else if (s->type != T_FLUSH && (uint64_t)res < s->len) {
+        /* A short transfer: the rest synchronously (rw_all resumes, and zero-fills a
+         * read past a shrunken file's end). */
+        memcpy(b->iov, s->iov, sizeof s->iov[0] * (size_t)s->niov);
+        uint64_t skip = (uint64_t)res;
+        int k = 0;
+        while (k < s->niov && skip >= b->iov[k].iov_len)
+            skip -= b->iov[k++].iov_len;
+        if (k < s->niov) {
+            b->iov[k].iov_base = (uint8_t *)b->iov[k].iov_base + skip;
+            b->iov[k].iov_len -= skip;
+        }
+        memmove(b->iov, b->iov + k, sizeof b->iov[0] * (size_t)(s->niov - k));
+        if (rw_all(b, s->niov - k, s->pos + (uint64_t)res, s->type == T_OUT) < 0)
+            st = S_IOERR;
+    }
+    slot_done(vd, b, s, st);
+}
+
+/* The slot a CQE belongs to, or NULL (a NOP, or a request a reset forgot). */
+static struct slot *cqe_slot(struct blk *b, const struct io_uring_cqe *cqe)
+{
+    uint64_t idx = io_uring_cqe_get_data64(cqe);
+    return idx < BLK_QD && b->slots[idx].busy ? &b->slots[idx] : NULL;
+}
+
+/* Complete what the CQ ring holds. */
+static void uring_reap(struct virtio_dev *vd, struct blk *b)
+{
+    struct io_uring_cqe *cqe;
+    while (b->inflight && io_uring_peek_cqe(&b->ring, &cqe) == 0) {
+        struct slot *s = cqe_slot(b, cqe);
+        int res = cqe->res;
+        io_uring_cqe_seen(&b->ring, cqe);
+        if (s)
+            slot_complete(vd, b, s, res);
+    }
+}
+
+/* Wait for every request in flight and forget it (a reset, the device's end): the
+ * buffers are guest RAM, which outlives the device, and the driver has given up on
+ * them. */
+static void uring_drain(struct blk *b)
+{
+    while (b->inflight) {
+        struct io_uring_cqe *cqe;
+        int r = io_uring_wait_cqe(&b->ring, &cqe);
+        if (r == -EINTR || r == -EAGAIN)
+            continue;
+        if (r < 0) {
+            /* Cannot happen on a live ring; do not spin. */
+            for (unsigned i = 0; i < BLK_QD; i++)
+                b->slots[i].busy = false;
+            b->inflight = 0;
+            break;
+        }
+        struct slot *s = cqe_slot(b, cqe);
+        io_uring_cqe_seen(&b->ring, cqe);
+        if (s) {
+            s->busy = false;
+            b->inflight--;
+        }
+    }
+}
+
+static void blk_notify(struct virtio_dev *vd, unsigned q)
+{
+    uring_fill(vd, vd->opaque);
+}
+
+static unsigned blk_poll_fds(struct virtio_dev *vd, struct pollfd *pfd, unsigned max)
+{
+    struct blk *b = vd->opaque;
+    if (!max || !b->inflight)
+        return 0;
+    pfd[0] = (struct pollfd){ .fd = b->ring_efd, .events = POLLIN };
+    return 1;
+}
+
+static void blk_poll_ready(struct virtio_dev *vd, const struct pollfd *pfd, unsigned n)
+{
+    struct blk *b = vd->opaque;
+    uint64_t cnt;
+    /* Drain the eventfd before looking at the CQ ring: a completion after this read
+     * signals it again. */
+    if (read(b->ring_efd, &cnt, sizeof cnt) < 0) {
+        /* EAGAIN: already drained; the CQ ring says what completed */
+    }
+    uring_reap(vd, b);
+    if (virtio_pci_running(vd, 0))
+        uring_fill(vd, b);              /* slots came free: take what waited */
+}
+
+/* A reset with requests in flight: wait for them, then forget them. */
+static void blk_reset(struct virtio_dev *vd)
+{
+    uring_drain(vd->opaque);
+}
+
 static void blk_free(struct blk *b)
 {
+    if (b->uring) {
+        uring_drain(b);
+        io_uring_queue_exit(&b->ring);
+    }
+    if (b->ring_efd >= 0)
+        close(b->ring_efd);
+    free(b->slots);
     if (b->fd >= 0)
         close(b->fd);   /* releases the OFD lock */
     free(b);
@@ -216,6 +526,56 @@ static const struct virtio_dev_ops blk_ops = {
     .destroy = blk_destroy,
 };
 
+static const struct virtio_dev_ops blk_uring_ops = {
+    .type = "virtio-blk",
+    .device_id = VIRTIO_ID_BLOCK,
+    .class_code = 0x010000,
+    .nqueues = 1,
+    .queue_max = 256,
+    .request = blk_request,
+    .notify = blk_notify,
+    .poll_fds = blk_poll_fds,
+    .poll_ready = blk_poll_ready,
+    .reset = blk_reset,
+    .destroy = blk_destroy,
+};
+
+/* The ring, or false (the synchronous path) where io_uring is not available: refused
+ * by the kernel (ENOSYS, EPERM from a seccomp filter or kernel.io_uring_disabled, ENOMEM
+ * from RLIMIT_MEMLOCK on old kernels) or turned off with VMCORE_BLK_URING=0. Silent:
+ * the disk works the same either way. */
+static bool uring_open(struct blk *b)
+{
+    const char *env = getenv("VMCORE_BLK_URING");
+    if (env && strcmp(env, "0") == 0)
+        return false;
+    b->slots = calloc(BLK_QD, sizeof *b->slots);
+    if (!b->slots)
+        return false;
+    if (io_uring_queue_init(BLK_QD, &b->ring, 0) < 0) {
+        free(b->slots);
+        b->slots = NULL;
+        return false;
+    }
+    b->ring_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (b->ring_efd < 0 || io_uring_register_eventfd(&b->ring, b->ring_efd) < 0) {
+        io_uring_queue_exit(&b->ring);
+        if (b->ring_efd >= 0)
+            close(b->ring_efd);
+        b->ring_efd = -1;
+        free(b->slots);
+        b->slots = NULL;
+        return false;
+    }
+    b->uring = true;
+    return true;
+}
+
+bool virtio_blk_uses_uring(const struct virtio_dev *vd)
+{
+    return vd && vd->ops == &blk_uring_ops;
+}
+
 int virtio_blk_create(struct machine *m, const struct config_disk *disk, unsigned index,
                       struct vmcore_err *err)
 {
@@ -225,6 +585,7 @@ int virtio_blk_create(struct machine *m, const struct config_disk *disk, unsigne
     if (!b)
         return err_set(err, VMCORE_ENOMEM, "out of memory");
     b->readonly = disk->readonly;
+    b->ring_efd = -1;
     b->fd = open(disk->path, (disk->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
     if (b->fd < 0) {
         int e = errno;
@@ -267,7 +628,9 @@ int virtio_blk_create(struct machine *m, const struct config_disk *disk, unsigne
         f |= 1ull << BLK_F_RO;
     else
         f |= 1ull << BLK_F_DISCARD | 1ull << BLK_F_WRITE_ZEROES;
-    int rc = virtio_pci_create(m, &blk_ops, b, f, &bc, sizeof bc, b->name, NULL);
+    uring_open(b);
+    int rc = virtio_pci_create(m, b->uring ? &blk_uring_ops : &blk_ops, b, f, &bc, sizeof bc,
+                               b->name, NULL);
     if (rc) {
         blk_free(b);
         return err_config(err, rc, path, "cannot create the virtio-blk device for %s",

@@ -181,6 +181,9 @@ int virtio_devices_create(struct machine *m, const struct vmcore_config *cfg,
 /* For tests: the virtio-blk / virtio-rng / virtio-net constructors virtio_devices_create() uses. */
 int virtio_blk_create(struct machine *m, const struct config_disk *disk, unsigned index,
                       struct vmcore_err *err);
+/* Whether virtio-blk device @vd runs its reads, writes and flushes through io_uring
+ * (false: the synchronous path, VMCORE_BLK_URING=0 or io_uring unavailable). */
+bool virtio_blk_uses_uring(const struct virtio_dev *vd);
 int virtio_rng_create(struct machine *m, struct vmcore_err *err);
 int virtio_console_create(struct machine *m, const struct config_console *cc, unsigned index,
                           struct vmcore_err *err);

@@ -25,12 +25,18 @@ FORBIDDEN = [
     ("examples/python/sandbox.py", r"seconds without output", "--timeout is a run limit"),
     ("scripts/demo.sh", r'echo "\\?\$ vmcore run examples/configs/',
      "examples/configs/*.json do not run from the source folder"),
+    ("doc/config.md", r"io_uring is not used yet", "virtio-blk uses io_uring by default"),
+    ("doc/architecture.md", r"not io_uring \(not done yet",
+     "virtio-blk uses io_uring by default"),
+    ("lib/machine/virtio_blk.c", r"io_uring is not used yet",
+     "virtio-blk uses io_uring by default"),
 ]
 REQUIRED = [
     ("README.md",
      r'if \(vmcore_domain_new_file\(&d, ctx, "vm\.json"\) != 0\) \{[^}]*return [^}]*\}\n'
      r"vmcore_domain_subscribe",
      "the README snippet must not use d after a failed create"),
+    ("doc/config.md", r"`VMCORE_BLK_URING=0`", "the switch to the synchronous virtio-blk path"),
 ]
 
 

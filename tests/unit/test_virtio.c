@@ -10,7 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <liburing.h>
 
 #include "core/config.h"
 #include "machine/machine.h"
@@ -535,6 +538,282 @@ static void test_image_lock(void **state)
     assert_int_equal(vt_count_threads(), f->threads);
 }
 
+/* ---- virtio-blk through io_uring, and its synchronous fallback ---- */
+
+/* The @nth (0-based) device with PCI device ID @device, set up as find() does. */
+static bool find_nth(struct fx *f, uint16_t device, unsigned nth)
+{
+    for (unsigned s = 1; s < 32; s++)
+        if (mrd(f->m, ecam(s, 0), 2) == 0x1af4 && mrd(f->m, ecam(s, 2), 2) == device &&
+            nth-- == 0) {
+            f->slot = s;
+            mwr(f->m, ecam(s, PCI_COMMAND), 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+            f->bar = (mrd(f->m, ecam(s, PCI_BAR0 + 4 * VIRTIO_PCI_BAR), 4) & ~0xfull) |
+                     mrd(f->m, ecam(s, PCI_BAR0 + 4 * VIRTIO_PCI_BAR + 4), 4) << 32;
+            return true;
+        }
+    return false;
+}
+
+static struct virtio_dev *blk_dev(struct fx *f, unsigned index)
+{
+    char name[24];
+    snprintf(name, sizeof name, "virtio-blk%u", index);
+    return (struct virtio_dev *)machine_device_find(f->m, name);
+}
+
+/* Whether this process may set up an io_uring at all (seccomp, kernel.io_uring_disabled,
+ * an old kernel): what the device's default must follow. */
+static bool uring_possible(void)
+{
+    struct io_uring r;
+    if (io_uring_queue_init(4, &r, 0) < 0)
+        return false;
+    io_uring_queue_exit(&r);
+    return true;
+}
+
+/* VMCORE_BLK_URING as the test found it, to put back. */
+static char *saved_env(void)
+{
+    const char *e = getenv("VMCORE_BLK_URING");
+    return e ? strdup(e) : NULL;
+}
+
+static void restore_env(char *e)
+{
+    if (e)
+        setenv("VMCORE_BLK_URING", e, 1);
+    else
+        unsetenv("VMCORE_BLK_URING");
+    free(e);
+}
+
+/* io_uring by default (where the kernel allows it), the synchronous path with
+ * VMCORE_BLK_URING=0; anything else than "0" leaves the default. */
+static void test_blk_uring_mode(void **state)
+{
+    struct fx *f = *state;
+    struct vmcore_err err = { 0 };
+    char *env = saved_env();
+    bool possible = uring_possible();
+    if (!possible)
+        fprintf(stderr, "note: io_uring refused here: the default must be the fallback\n");
+    unsetenv("VMCORE_BLK_URING");
+    assert_int_equal(create(f, 1, false, &err), 0);
+    assert_non_null(blk_dev(f, 0));
+    assert_int_equal(virtio_blk_uses_uring(blk_dev(f, 0)), possible);
+    assert_false(virtio_blk_uses_uring(NULL));
+    machine_destroy(f->m);
+    setenv("VMCORE_BLK_URING", "0", 1);
+    assert_int_equal(create(f, 1, false, &err), 0);
+    assert_false(virtio_blk_uses_uring(blk_dev(f, 0)));
+    machine_destroy(f->m);
+    setenv("VMCORE_BLK_URING", "1", 1);
+    assert_int_equal(create(f, 1, false, &err), 0);
+    assert_int_equal(virtio_blk_uses_uring(blk_dev(f, 0)), possible);
+    restore_env(env);
+}
+
+/* A batch of requests on queue 0 of the device f->bar points at: request i uses
+ * descriptors 3i (header), 3i + 1 (data, unless @len is 0) and 3i + 2 (status). */
+#define B_QSIZE 128
+#define B_HDR   0x110000u           /* 32 bytes a request */
+#define B_ST    0x118000u           /* a byte a request */
+#define B_DATA  0x120000u           /* 8 KiB a request */
+#define B_MAX   40
+
+struct breq {
+    uint32_t type;
+    uint64_t sector;
+    uint32_t len;
+    uint8_t fill;                   /* a write's data */
+    uint8_t want_st;
+    uint32_t want_len;              /* the used length */
+};
+
+/* Post every request of @r, notify once, wait for all of them; check each used length
+ * and status (in whatever order they came back). */
+static void blk_batch(struct fx *f, const struct breq *r, unsigned n)
+{
+    uint8_t *ram = machine_ram(f->m);
+    assert_true(n <= B_MAX && 3 * n <= B_QSIZE);
+    uint16_t base = used_idx(f);
+    for (unsigned i = 0; i < n; i++) {
+        struct blk_hdr h = { r[i].type, 0, r[i].sector };
+        memcpy(ram + B_HDR + 32 * i, &h, sizeof h);
+        ram[B_ST + i] = 0xee;
+        bool write = r[i].type == 1;
+        if (write)
+            memset(ram + B_DATA + 0x2000 * i, r[i].fill, r[i].len);
+        else
+            memset(ram + B_DATA + 0x2000 * i, 0xcc, 0x2000);
+        uint16_t d = (uint16_t)(3 * i);
+        if (r[i].len) {
+            desc(f, d, B_HDR + 32 * i, sizeof h, VIRTQ_DESC_F_NEXT, (uint16_t)(d + 1));
+            desc(f, d + 1u, B_DATA + 0x2000 * i, r[i].len,
+                 VIRTQ_DESC_F_NEXT | (write ? 0 : VIRTQ_DESC_F_WRITE), (uint16_t)(d + 2));
+        } else {
+            desc(f, d, B_HDR + 32 * i, sizeof h, VIRTQ_DESC_F_NEXT, (uint16_t)(d + 2));
+        }
+        desc(f, d + 2u, B_ST + i, 1, VIRTQ_DESC_F_WRITE, 0);
+        memcpy(ram + AVAIL + 4 + 2 * (f->avail_idx % B_QSIZE), &d, 2);
+        f->avail_idx++;
+    }
+    __atomic_store_n((uint16_t *)(ram + AVAIL + 2), f->avail_idx, __ATOMIC_RELEASE);
+    ccw(f, VIRTIO_PCI_NOTIFY_OFF, 2, 0);                /* one notify for all */
+    for (unsigned spins = 0; (uint16_t)(used_idx(f) - base) != n; spins++) {
+        assert_false(cc(f, 0x14, 1) & VIRTIO_STATUS_NEEDS_RESET);
+        assert_true(spins < 20000);                     /* ~20 s */
+        nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+    }
+    bool seen[B_MAX] = { false };
+    for (unsigned k = 0; k < n; k++) {
+        uint32_t id, len;
+        unsigned at = (uint16_t)(base + k) % B_QSIZE;
+        memcpy(&id, ram + USED + 4 + 8 * at, 4);
+        memcpy(&len, ram + USED + 4 + 8 * at + 4, 4);
+        assert_true(id % 3 == 0 && id / 3 < n);
+        unsigned i = id / 3;
+        assert_false(seen[i]);
+        seen[i] = true;
+        if (len != r[i].want_len || ram[B_ST + i] != r[i].want_st)
+            fprintf(stderr, "request %u (type %u sector %llu len %u): used %u status %u\n", i,
+                    r[i].type, (unsigned long long)r[i].sector, r[i].len, len, ram[B_ST + i]);
+        assert_int_equal(len, r[i].want_len);
+        assert_int_equal(ram[B_ST + i], r[i].want_st);
+        if (r[i].type == 0 && r[i].want_st == 0)
+            for (uint32_t b = 0; b < r[i].len; b += 512)
+                assert_int_equal(ram[B_DATA + 0x2000 * i + b],
+                                 (uint8_t)((r[i].sector + b / 512) & 0xff));
+        if (r[i].type == 0 && r[i].want_st != 0)
+            assert_int_equal(ram[B_DATA + 0x2000 * i], 0xcc);     /* untouched */
+    }
+}
+
+/* More requests than the ring has slots (16), all in the avail ring before one notify:
+ * reads, writes, a flush, GET_ID, an unknown type, reads beyond the capacity and
+ * straddling it; then the same on a read-only disk with a write and a discard among
+ * them. Every status, used length and byte is checked; the queue interrupt comes. Then
+ * large reads left in flight across a reset and across the machine's end (teardown
+ * counts fds and threads). */
+static void blk_many(struct fx *f)
+{
+    struct vmcore_err err = { 0 };
+    char img2[64];
+    snprintf(img2, sizeof img2, "/tmp/vmcore-vio-r-XXXXXX");
+    int fd = mkstemp(img2);
+    assert_true(fd >= 0);
+    close(fd);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "cp %s %s", f->img, img2);
+    assert_int_equal(system(cmd), 0);
+    f->disks[1] = (struct config_disk){ .path = img2, .readonly = true };
+    assert_int_equal(create(f, 2, false, &err), 0);
+    const char *env = getenv("VMCORE_BLK_URING");
+    bool want_uring = !(env && strcmp(env, "0") == 0) && uring_possible();
+    assert_int_equal(virtio_blk_uses_uring(blk_dev(f, 0)), want_uring);
+    assert_int_equal(virtio_blk_uses_uring(blk_dev(f, 1)), want_uring);
+
+    /* The read-write disk. */
+    assert_true(find_nth(f, 0x1042, 0));
+    assert_true(init_dev(f, F_V1 | F_EV | (1ull << 9), B_QSIZE) & VIRTIO_STATUS_DRIVER_OK);
+    struct breq r[B_MAX];
+    unsigned n = 0;
+    for (unsigned i = 0; i < 16; i++)
+        r[n++] = (struct breq){ 0, 10 + 7 * i, 1024, 0, 0, 1025 };
+    for (unsigned i = 0; i < 4; i++)
+        r[n++] = (struct breq){ 1, 1000 + 2 * i, 1024, (uint8_t)(0xa0 + i), 0, 1 };
+    r[n++] = (struct breq){ 0, IMG_SECTORS - 1, 1024, 0, 1, 1 };   /* past the end */
+    r[n++] = (struct breq){ 0, IMG_SECTORS, 512, 0, 1, 1 };        /* at the end */
+    r[n++] = (struct breq){ 0, UINT64_MAX / 256, 512, 0, 1, 1 };   /* overflowing */
+    r[n++] = (struct breq){ 1, IMG_SECTORS - 1, 1024, 0x11, 1, 1 };/* straddling */
+    r[n++] = (struct breq){ 0, 5, 1000, 0, 1, 1 };                 /* not whole sectors */
+    r[n++] = (struct breq){ 4, 0, 0, 0, 0, 1 };                    /* FLUSH */
+    r[n++] = (struct breq){ 8, 0, 20, 0, 0, 21 };                  /* GET_ID */
+    r[n++] = (struct breq){ 77, 0, 0, 0, 2, 1 };                   /* UNSUPP */
+    r[n++] = (struct breq){ 0, 2040, 4096, 0, 0, 4097 };           /* up to the end */
+    blk_batch(f, r, n);
+    /* The queue interrupt (INTx: ISR bit 0), raised after the pushes. */
+    for (unsigned spins = 0; !(cc(f, VIRTIO_PCI_ISR_OFF, 1) & 1); spins++) {
+        assert_true(spins < 5000);
+        nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+    }
+    fd = open(f->img, O_RDONLY);
+    uint8_t back[1024];
+    for (unsigned i = 0; i < 4; i++) {
+        assert_int_equal(pread(fd, back, sizeof back, (1000 + 2 * i) * 512), sizeof back);
+        for (unsigned b = 0; b < sizeof back; b++)
+            assert_int_equal(back[b], 0xa0 + i);
+    }
+    assert_int_equal(pread(fd, back, 512, (IMG_SECTORS - 1) * 512), 512);
+    assert_int_equal(back[0], (IMG_SECTORS - 1) & 0xff);         /* the straddler wrote nothing */
+    close(fd);
+    /* Again, so the ring's slots are reused (and the avail ring wraps). */
+    blk_batch(f, r, n);
+    blk_batch(f, r, n);
+
+    /* The read-only disk: writes and discards fail, reads and flushes work. */
+    assert_true(find_nth(f, 0x1042, 1));
+    assert_true(init_dev(f, F_V1 | F_EV | (1ull << 5) | (1ull << 9), B_QSIZE) &
+                VIRTIO_STATUS_DRIVER_OK);
+    n = 0;
+    for (unsigned i = 0; i < 18; i++)
+        r[n++] = (struct breq){ 0, 100 + 3 * i, 2048, 0, 0, 2049 };
+    r[n++] = (struct breq){ 1, 0, 512, 0x77, 1, 1 };               /* WRITE: IOERR */
+    r[n++] = (struct breq){ 4, 0, 0, 0, 0, 1 };                    /* FLUSH: OK */
+    r[n++] = (struct breq){ 0, IMG_SECTORS - 1, 1024, 0, 1, 1 };   /* past the end */
+    blk_batch(f, r, n);
+    fd = open(img2, O_RDONLY);
+    assert_int_equal(pread(fd, back, 512, 0), 512);
+    close(fd);
+    assert_int_equal(back[0], 0);                                  /* not written */
+    assert_int_equal(back[511], 0);
+
+    /* Large reads in flight, then a reset: it waits for them and forgets them. */
+    assert_true(find_nth(f, 0x1042, 0));
+    assert_true(init_dev(f, F_V1, B_QSIZE) & VIRTIO_STATUS_DRIVER_OK);
+    uint8_t *ram = machine_ram(f->m);
+    for (unsigned round = 0; round < 2; round++) {
+        for (unsigned i = 0; i < 32; i++) {
+            struct blk_hdr h = { 0, 0, 0 };
+            memcpy(ram + B_HDR + 32 * i, &h, sizeof h);
+            uint16_t d = (uint16_t)(3 * i);
+            desc(f, d, B_HDR + 32 * i, sizeof h, VIRTQ_DESC_F_NEXT, (uint16_t)(d + 1));
+            desc(f, d + 1u, 0x200000, IMG_SECTORS * 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE,
+                 (uint16_t)(d + 2));
+            desc(f, d + 2u, B_ST + i, 1, VIRTQ_DESC_F_WRITE, 0);
+            memcpy(ram + AVAIL + 4 + 2 * (f->avail_idx % B_QSIZE), &d, 2);
+            f->avail_idx++;
+        }
+        __atomic_store_n((uint16_t *)(ram + AVAIL + 2), f->avail_idx, __ATOMIC_RELEASE);
+        ccw(f, VIRTIO_PCI_NOTIFY_OFF, 2, 0);
+        if (round == 0) {
+            ccw(f, 0x14, 1, 0);                         /* reset, requests in flight */
+            assert_int_equal(cc(f, 0x14, 1), 0);
+            assert_true(init_dev(f, F_V1, B_QSIZE) & VIRTIO_STATUS_DRIVER_OK);
+        }
+    }
+    /* teardown destroys the machine with the second round still in flight */
+    unlink(img2);
+}
+
+static void test_blk_many_uring(void **state)
+{
+    char *env = saved_env();
+    unsetenv("VMCORE_BLK_URING");
+    blk_many(*state);
+    restore_env(env);
+}
+
+static void test_blk_many_sync(void **state)
+{
+    char *env = saved_env();
+    setenv("VMCORE_BLK_URING", "0", 1);
+    blk_many(*state);
+    restore_env(env);
+}
+
 /* virtio-console: queue 1 (transmitq) chains are appended to consoles[0].output, in order,
  * readable segments only; the receiveq's buffers stay with the driver (no host input). A
  * console whose output cannot be opened fails at consoles[0].output and leaves nothing. */
@@ -646,6 +925,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_version1_required, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_image_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blk_uring_mode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blk_many_uring, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blk_many_sync, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
