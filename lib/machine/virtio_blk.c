@@ -9,15 +9,19 @@
  * checks, are answered at once, synchronously, on either path.
  *
  * Where io_uring is not available (ENOSYS, EPERM under a seccomp filter or
- * kernel.io_uring_disabled) or VMCORE_BLK_URING=0 is set, the device has no hooks and
- * requests run synchronously on the I/O thread with preadv/pwritev, one at a time. There
- * is no thread pool: that synchronous path is the fallback.
+ * kernel.io_uring_disabled) or VMCORE_BLK_URING=0 is set, the same slots go to a pool of
+ * BLK_POOL_THREADS worker threads instead (preadv/pwritev/fdatasync, on the guest's
+ * buffers too), which report completions through the same kind of eventfd. Only when
+ * the pool cannot start either (or VMCORE_BLK_THREADS=0) does the device have no hooks
+ * and run requests synchronously on its I/O thread, one at a time.
  *
  * The image is locked with an OFD lock for the device's life: a write lock for a
  * read-write disk, a read lock for a read-only one, so two domains cannot both open an
  * image writable. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,12 +46,14 @@ enum { S_OK = 0, S_IOERR = 1, S_UNSUPP = 2 };
 #define SEG_MAX 254             /* data segments a request may carry (the queue is 256) */
 #define MAX_RANGE_SECTORS 0x3fffffu
 
-#define BLK_QD 16               /* requests in flight per disk (io_uring) */
+#define BLK_QD 16               /* requests in flight per disk (io_uring or the pool) */
+#define BLK_POOL_THREADS 4      /* the pool's workers per disk */
 
 /* One request in flight on the ring: the chain (for the push), what it asked for. */
 struct slot {
     bool busy;
     uint8_t type;
+    uint8_t st;                 /* the pool: the status a worker found */
     uint32_t written;           /* the push length on success */
     uint64_t pos, len;          /* read/write: the file range */
     int niov;
@@ -55,13 +61,28 @@ struct slot {
     struct iovec iov[VQ_MAX_SEGS];
 };
 
+/* The thread pool (when io_uring is refused): slots queued for the workers, and slots
+ * they finished, for the I/O thread to push; all under @mu. */
+struct blk_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t work;        /* a slot was queued, or @stop */
+    pthread_cond_t idle;        /* nothing queued or running any more */
+    unsigned queue[BLK_QD], qhead, qlen;
+    unsigned done[BLK_QD], ndone;
+    unsigned running;
+    bool stop;
+    pthread_t th[BLK_POOL_THREADS];
+    unsigned nthreads;
+};
+
 struct blk {
     int fd;
     bool uring;                 /* requests go through @ring */
     struct io_uring ring;
-    int ring_efd;               /* the ring's completion eventfd */
+    struct blk_pool *pool;      /* or through the pool's workers */
+    int ring_efd;               /* the completion eventfd (the ring's or the pool's) */
     unsigned inflight;
-    struct slot *slots;         /* BLK_QD of them, with @uring */
+    struct slot *slots;         /* BLK_QD of them, with @uring or @pool */
     bool readonly;
     uint64_t sectors;
     char serial[CONFIG_DISK_SERIAL_MAX];
@@ -113,13 +134,13 @@ static int build_iov(struct blk *b, const struct vq_seg *seg, unsigned n, uint64
     return k;
 }
 
-/* Move @len bytes at @pos with preadv/pwritev, resuming short transfers. */
-static int rw_all(struct blk *b, int niov, uint64_t pos, bool write)
+/* Move what @iov (@niov entries, consumed as it goes) describes at @pos of @fd with
+ * preadv/pwritev, resuming short transfers. Safe on any thread. */
+static int rw_iov(int fd, struct iovec *iov, int niov, uint64_t pos, bool write)
 {
-    struct iovec *iov = b->iov;
     while (niov > 0) {
-        ssize_t n = write ? pwritev(b->fd, iov, niov, (off_t)pos)
-                          : preadv(b->fd, iov, niov, (off_t)pos);
+        ssize_t n = write ? pwritev(fd, iov, niov, (off_t)pos)
+                          : preadv(fd, iov, niov, (off_t)pos);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -144,6 +165,12 @@ static int rw_all(struct blk *b, int niov, uint64_t pos, bool write)
         }
     }
     return 0;
+}
+
+/* rw_iov on b->iov: the I/O thread's. */
+static int rw_all(struct blk *b, int niov, uint64_t pos, bool write)
+{
+    return rw_iov(b->fd, b->iov, niov, pos, write);
 }
 
 /* DISCARD / WRITE_ZEROES: 16-byte range descriptors after the header (5.2.6). */
@@ -303,8 +330,10 @@ static uint8_t slot_sync(struct blk *b, struct slot *s)
 {
     if (s->type == T_FLUSH)
         return fdatasync(b->fd) == 0 ? S_OK : S_IOERR;
-    memcpy(b->iov, s->iov, sizeof s->iov[0] * (size_t)s->niov);
-    return rw_all(b, s->niov, s->pos, s->type == T_OUT) == 0 ? S_OK : S_IOERR;
+    /* on a copy: a short transfer after an EINTR CQE may still need s->iov */
+    struct iovec iov[VQ_MAX_SEGS];
+    memcpy(iov, s->iov, sizeof s->iov[0] * (size_t)s->niov);
+    return rw_iov(b->fd, iov, s->niov, s->pos, s->type == T_OUT) == 0 ? S_OK : S_IOERR;
 }
 
 /* Queue @s's I/O on the ring (an SQE is always free: the ring has BLK_QD entries and
@@ -350,9 +379,12 @@ static void uring_submit(struct virtio_dev *vd, struct blk *b, struct io_uring_s
     }
 }
 
-/* Take requests while a slot is free: reads, writes and flushes onto the ring, the rest
- * answered at once. Then submit. */
-static void uring_fill(struct virtio_dev *vd, struct blk *b)
+static void pool_queue(struct blk *b, unsigned idx);
+static void pool_kick(struct blk *b);
+
+/* Take requests while a slot is free: reads, writes and flushes onto the ring (or to the
+ * pool's workers), the rest answered at once. Then submit. */
+static void blk_fill(struct virtio_dev *vd, struct blk *b)
 {
     struct io_uring_sqe *sqe[BLK_QD];
     unsigned idxs[BLK_QD], queued = 0;
@@ -383,13 +415,20 @@ static void uring_fill(struct virtio_dev *vd, struct blk *b)
         memcpy(s->iov, b->iov, sizeof s->iov[0] * (size_t)s->niov);
         s->busy = true;
         b->inflight++;
+        if (b->pool) {
+            pool_queue(b, idx);
+            queued++;
+            continue;
+        }
         if (!(sqe[queued] = slot_prep(b, s, idx))) {
             slot_done(vd, b, s, slot_sync(b, s));   /* cannot happen; be safe */
             continue;
         }
         idxs[queued++] = idx;
     }
-    if (queued)
+    if (queued && b->pool)
+        pool_kick(b);
+    else if (queued)
         uring_submit(vd, b, sqe, idxs, queued);
 }
 
@@ -466,9 +505,107 @@ static void uring_drain(struct blk *b)
     }
 }
 
+/* ---- the thread pool ----
+ * The same slots as the ring, run by worker threads: blk_fill queues a checked request,
+ * a worker does it (slot_sync, on the slot's own iovec) and moves it to the done list,
+ * then signals the eventfd; poll_ready pushes the done ones on the I/O thread, as the
+ * ring's completions are pushed. Workers never touch the virtqueue. */
+
+static void pool_queue(struct blk *b, unsigned idx)
+{
+    struct blk_pool *p = b->pool;
+    pthread_mutex_lock(&p->mu);
+    p->queue[(p->qhead + p->qlen++) % BLK_QD] = idx;
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void pool_kick(struct blk *b)
+{
+    pthread_mutex_lock(&b->pool->mu);
+    pthread_cond_broadcast(&b->pool->work);
+    pthread_mutex_unlock(&b->pool->mu);
+}
+
+static void *pool_worker(void *arg)
+{
+    struct blk *b = arg;
+    struct blk_pool *p = b->pool;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->qlen && !p->stop)
+            pthread_cond_wait(&p->work, &p->mu);
+        if (!p->qlen)
+            break;                      /* stopping, nothing left */
+        unsigned idx = p->queue[p->qhead];
+        p->qhead = (p->qhead + 1) % BLK_QD;
+        p->qlen--;
+        p->running++;
+        pthread_mutex_unlock(&p->mu);
+        struct slot *s = &b->slots[idx];
+        s->st = slot_sync(b, s);
+        pthread_mutex_lock(&p->mu);
+        p->done[p->ndone++] = idx;
+        p->running--;
+        if (!p->qlen && !p->running)
+            pthread_cond_broadcast(&p->idle);
+        uint64_t one = 1;
+        if (write(b->ring_efd, &one, sizeof one) < 0) {
+            /* EAGAIN: the counter is full, so the I/O thread is woken anyway */
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* Push what the workers finished. */
+static void pool_reap(struct virtio_dev *vd, struct blk *b)
+{
+    struct blk_pool *p = b->pool;
+    unsigned done[BLK_QD], n;
+    pthread_mutex_lock(&p->mu);
+    n = p->ndone;
+    memcpy(done, p->done, sizeof done[0] * n);
+    p->ndone = 0;
+    pthread_mutex_unlock(&p->mu);
+    for (unsigned i = 0; i < n; i++)
+        slot_done(vd, b, &b->slots[done[i]], b->slots[done[i]].st);
+}
+
+/* Wait until the workers have finished everything queued, and forget it (a reset, the
+ * device's end), like uring_drain. */
+static void pool_drain(struct blk *b)
+{
+    struct blk_pool *p = b->pool;
+    pthread_mutex_lock(&p->mu);
+    while (p->qlen || p->running)
+        pthread_cond_wait(&p->idle, &p->mu);
+    for (unsigned i = 0; i < p->ndone; i++)
+        b->slots[p->done[i]].busy = false;
+    b->inflight -= p->ndone;
+    p->ndone = 0;
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void pool_close(struct blk *b)
+{
+    struct blk_pool *p = b->pool;
+    pool_drain(b);
+    pthread_mutex_lock(&p->mu);
+    p->stop = true;
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->mu);
+    for (unsigned i = 0; i < p->nthreads; i++)
+        pthread_join(p->th[i], NULL);
+    pthread_cond_destroy(&p->work);
+    pthread_cond_destroy(&p->idle);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+    b->pool = NULL;
+}
+
 static void blk_notify(struct virtio_dev *vd, unsigned q)
 {
-    uring_fill(vd, vd->opaque);
+    blk_fill(vd, vd->opaque);
 }
 
 static unsigned blk_poll_fds(struct virtio_dev *vd, struct pollfd *pfd, unsigned max)
@@ -489,15 +626,22 @@ static void blk_poll_ready(struct virtio_dev *vd, const struct pollfd *pfd, unsi
     if (read(b->ring_efd, &cnt, sizeof cnt) < 0) {
         /* EAGAIN: already drained; the CQ ring says what completed */
     }
-    uring_reap(vd, b);
+    if (b->pool)
+        pool_reap(vd, b);
+    else
+        uring_reap(vd, b);
     if (virtio_pci_running(vd, 0))
-        uring_fill(vd, b);              /* slots came free: take what waited */
+        blk_fill(vd, b);                /* slots came free: take what waited */
 }
 
 /* A reset with requests in flight: wait for them, then forget them. */
 static void blk_reset(struct virtio_dev *vd)
 {
-    uring_drain(vd->opaque);
+    struct blk *b = vd->opaque;
+    if (b->pool)
+        pool_drain(b);
+    else
+        uring_drain(b);
 }
 
 static void blk_free(struct blk *b)
@@ -506,6 +650,8 @@ static void blk_free(struct blk *b)
         uring_drain(b);
         io_uring_queue_exit(&b->ring);
     }
+    if (b->pool)
+        pool_close(b);
     if (b->ring_efd >= 0)
         close(b->ring_efd);
     free(b->slots);
@@ -526,7 +672,8 @@ static const struct virtio_dev_ops blk_ops = {
     .destroy = blk_destroy,
 };
 
-static const struct virtio_dev_ops blk_uring_ops = {
+/* io_uring or the pool: the same hooks. */
+static const struct virtio_dev_ops blk_async_ops = {
     .type = "virtio-blk",
     .device_id = VIRTIO_ID_BLOCK,
     .class_code = 0x010000,
@@ -571,9 +718,53 @@ static bool uring_open(struct blk *b)
     return true;
 }
 
+/* The pool, or false (the synchronous path): VMCORE_BLK_THREADS=0, or no memory or
+ * thread for it. Workers start with every signal blocked. */
+static bool pool_open(struct blk *b)
+{
+    const char *env = getenv("VMCORE_BLK_THREADS");
+    if (env && strcmp(env, "0") == 0)
+        return false;
+    struct blk_pool *p = calloc(1, sizeof *p);
+    b->slots = calloc(BLK_QD, sizeof *b->slots);
+    b->ring_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (!p || !b->slots || b->ring_efd < 0)
+        goto fail;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->work, NULL);
+    pthread_cond_init(&p->idle, NULL);
+    b->pool = p;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    while (p->nthreads < BLK_POOL_THREADS &&
+           pthread_create(&p->th[p->nthreads], NULL, pool_worker, b) == 0)
+        p->nthreads++;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (p->nthreads)
+        return true;
+    pool_close(b);
+    p = NULL;
+fail:
+    free(p);
+    free(b->slots);
+    b->slots = NULL;
+    if (b->ring_efd >= 0)
+        close(b->ring_efd);
+    b->ring_efd = -1;
+    return false;
+}
+
 bool virtio_blk_uses_uring(const struct virtio_dev *vd)
 {
-    return vd && vd->ops == &blk_uring_ops;
+    return vd && vd->ops == &blk_async_ops && ((struct blk *)vd->opaque)->uring;
+}
+
+unsigned virtio_blk_pool_threads(const struct virtio_dev *vd)
+{
+    if (!vd || vd->ops != &blk_async_ops || !((struct blk *)vd->opaque)->pool)
+        return 0;
+    return ((struct blk *)vd->opaque)->pool->nthreads;
 }
 
 int virtio_blk_create(struct machine *m, const struct config_disk *disk, unsigned index,
@@ -628,9 +819,10 @@ int virtio_blk_create(struct machine *m, const struct config_disk *disk, unsigne
         f |= 1ull << BLK_F_RO;
     else
         f |= 1ull << BLK_F_DISCARD | 1ull << BLK_F_WRITE_ZEROES;
-    uring_open(b);
-    int rc = virtio_pci_create(m, b->uring ? &blk_uring_ops : &blk_ops, b, f, &bc, sizeof bc,
-                               b->name, NULL);
+    if (!uring_open(b))
+        pool_open(b);
+    int rc = virtio_pci_create(m, b->uring || b->pool ? &blk_async_ops : &blk_ops, b, f, &bc,
+                               sizeof bc, b->name, NULL);
     if (rc) {
         blk_free(b);
         return err_config(err, rc, path, "cannot create the virtio-blk device for %s",

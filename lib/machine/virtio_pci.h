@@ -182,8 +182,12 @@ int virtio_devices_create(struct machine *m, const struct vmcore_config *cfg,
 int virtio_blk_create(struct machine *m, const struct config_disk *disk, unsigned index,
                       struct vmcore_err *err);
 /* Whether virtio-blk device @vd runs its reads, writes and flushes through io_uring
- * (false: the synchronous path, VMCORE_BLK_URING=0 or io_uring unavailable). */
+ * (false: the thread pool or the synchronous path: VMCORE_BLK_URING=0 or io_uring
+ * unavailable). */
 bool virtio_blk_uses_uring(const struct virtio_dev *vd);
+/* How many worker threads the pool of virtio-blk device @vd has: 0 when it uses
+ * io_uring or the synchronous path (VMCORE_BLK_THREADS=0, or no thread could start). */
+unsigned virtio_blk_pool_threads(const struct virtio_dev *vd);
 int virtio_rng_create(struct machine *m, struct vmcore_err *err);
 int virtio_console_create(struct machine *m, const struct config_console *cc, unsigned index,
                           struct vmcore_err *err);

@@ -30,6 +30,10 @@ FORBIDDEN = [
      "virtio-blk uses io_uring by default"),
     ("lib/machine/virtio_blk.c", r"io_uring is not used yet",
      "virtio-blk uses io_uring by default"),
+    ("doc/architecture.md", r"thread-pool\s+fallback;\s+there is none",
+     "virtio-blk falls back to a thread pool (VMCORE_BLK_THREADS)"),
+    ("lib/machine/virtio_blk.c", r"There\s+\*?\s*is no thread pool",
+     "virtio-blk falls back to a thread pool (VMCORE_BLK_THREADS)"),
 ]
 REQUIRED = [
     ("README.md",

@@ -573,43 +573,65 @@ static bool uring_possible(void)
     return true;
 }
 
-/* VMCORE_BLK_URING as the test found it, to put back. */
-static char *saved_env(void)
+/* VMCORE_BLK_URING and VMCORE_BLK_THREADS as the test found them, to put back. */
+struct blk_env {
+    char *uring, *threads;
+};
+
+static struct blk_env saved_env(void)
 {
-    const char *e = getenv("VMCORE_BLK_URING");
-    return e ? strdup(e) : NULL;
+    const char *u = getenv("VMCORE_BLK_URING"), *t = getenv("VMCORE_BLK_THREADS");
+    return (struct blk_env){ u ? strdup(u) : NULL, t ? strdup(t) : NULL };
 }
 
-static void restore_env(char *e)
+static void put_env(const char *name, const char *v)
 {
-    if (e)
-        setenv("VMCORE_BLK_URING", e, 1);
+    if (v)
+        setenv(name, v, 1);
     else
-        unsetenv("VMCORE_BLK_URING");
-    free(e);
+        unsetenv(name);
 }
 
-/* io_uring by default (where the kernel allows it), the synchronous path with
- * VMCORE_BLK_URING=0; anything else than "0" leaves the default. */
+static void restore_env(struct blk_env e)
+{
+    put_env("VMCORE_BLK_URING", e.uring);
+    put_env("VMCORE_BLK_THREADS", e.threads);
+    free(e.uring);
+    free(e.threads);
+}
+
+/* io_uring by default (where the kernel allows it), the thread pool with
+ * VMCORE_BLK_URING=0 (or where io_uring is refused), the synchronous path with
+ * VMCORE_BLK_THREADS=0 too; anything else than "0" leaves the default. */
 static void test_blk_uring_mode(void **state)
 {
     struct fx *f = *state;
     struct vmcore_err err = { 0 };
-    char *env = saved_env();
+    struct blk_env env = saved_env();
     bool possible = uring_possible();
     if (!possible)
-        fprintf(stderr, "note: io_uring refused here: the default must be the fallback\n");
+        fprintf(stderr, "note: io_uring refused here: the default must be the pool\n");
     unsetenv("VMCORE_BLK_URING");
+    unsetenv("VMCORE_BLK_THREADS");
     assert_int_equal(create(f, 1, false, &err), 0);
     assert_non_null(blk_dev(f, 0));
     assert_int_equal(virtio_blk_uses_uring(blk_dev(f, 0)), possible);
+    assert_int_equal(virtio_blk_pool_threads(blk_dev(f, 0)), possible ? 0 : 4);
     assert_false(virtio_blk_uses_uring(NULL));
+    assert_int_equal(virtio_blk_pool_threads(NULL), 0);
     machine_destroy(f->m);
     setenv("VMCORE_BLK_URING", "0", 1);
     assert_int_equal(create(f, 1, false, &err), 0);
     assert_false(virtio_blk_uses_uring(blk_dev(f, 0)));
+    assert_int_equal(virtio_blk_pool_threads(blk_dev(f, 0)), 4);
+    machine_destroy(f->m);
+    setenv("VMCORE_BLK_THREADS", "0", 1);
+    assert_int_equal(create(f, 1, false, &err), 0);
+    assert_false(virtio_blk_uses_uring(blk_dev(f, 0)));
+    assert_int_equal(virtio_blk_pool_threads(blk_dev(f, 0)), 0);
     machine_destroy(f->m);
     setenv("VMCORE_BLK_URING", "1", 1);
+    setenv("VMCORE_BLK_THREADS", "1", 1);
     assert_int_equal(create(f, 1, false, &err), 0);
     assert_int_equal(virtio_blk_uses_uring(blk_dev(f, 0)), possible);
     restore_env(env);
@@ -710,10 +732,13 @@ static void blk_many(struct fx *f)
     assert_int_equal(system(cmd), 0);
     f->disks[1] = (struct config_disk){ .path = img2, .readonly = true };
     assert_int_equal(create(f, 2, false, &err), 0);
-    const char *env = getenv("VMCORE_BLK_URING");
+    const char *env = getenv("VMCORE_BLK_URING"), *tenv = getenv("VMCORE_BLK_THREADS");
     bool want_uring = !(env && strcmp(env, "0") == 0) && uring_possible();
-    assert_int_equal(virtio_blk_uses_uring(blk_dev(f, 0)), want_uring);
-    assert_int_equal(virtio_blk_uses_uring(blk_dev(f, 1)), want_uring);
+    unsigned want_pool = want_uring || (tenv && strcmp(tenv, "0") == 0) ? 0 : 4;
+    for (unsigned d = 0; d < 2; d++) {
+        assert_int_equal(virtio_blk_uses_uring(blk_dev(f, d)), want_uring);
+        assert_int_equal(virtio_blk_pool_threads(blk_dev(f, d)), want_pool);
+    }
 
     /* The read-write disk. */
     assert_true(find_nth(f, 0x1042, 0));
@@ -800,16 +825,27 @@ static void blk_many(struct fx *f)
 
 static void test_blk_many_uring(void **state)
 {
-    char *env = saved_env();
+    struct blk_env env = saved_env();
     unsetenv("VMCORE_BLK_URING");
+    unsetenv("VMCORE_BLK_THREADS");
+    blk_many(*state);
+    restore_env(env);
+}
+
+static void test_blk_many_pool(void **state)
+{
+    struct blk_env env = saved_env();
+    setenv("VMCORE_BLK_URING", "0", 1);
+    unsetenv("VMCORE_BLK_THREADS");
     blk_many(*state);
     restore_env(env);
 }
 
 static void test_blk_many_sync(void **state)
 {
-    char *env = saved_env();
+    struct blk_env env = saved_env();
     setenv("VMCORE_BLK_URING", "0", 1);
+    setenv("VMCORE_BLK_THREADS", "0", 1);
     blk_many(*state);
     restore_env(env);
 }
@@ -927,6 +963,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_image_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blk_uring_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blk_many_uring, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blk_many_pool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blk_many_sync, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
