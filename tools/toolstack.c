@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -1118,88 +1119,241 @@ out:
     return rc;
 }
 
+/* `vmcore events`: one connection per watched domain (subscribed), and with --follow an
+ * inotify watch on the root for domains created later. */
+struct events {
+    struct pollfd *p;       /* p[0]: the inotify fd (or -1); then one per domain */
+    char (*names)[CTL_NAME_MAX + 1];
+    size_t n, cap;
+    struct pend {
+        char name[CTL_NAME_MAX + 1];
+        int64_t until;      /* ms (mono_ms) after which a monitor that never answered is
+                               forgotten: a create that failed, a stray directory */
+        int wd;             /* the inotify watch on its directory, or -1 */
+    } *pend;
+    size_t npend;
+    bool follow;
+};
+
+static bool ev_watching(const struct events *w, const char *name)
+{
+    for (size_t i = 1; i < w->n; i++)
+        if (w->p[i].fd >= 0 && !strcmp(w->names[i], name))
+            return true;
+    return false;
+}
+
+/* Connect to @name and subscribe; false if it does not answer (yet). */
+static bool ev_add(struct events *w, const char *root, const char *name)
+{
+    if (ev_watching(w, name) || ctl_lock_held(root, name) != 1)
+        return false;
+    char err[256];
+    int fd = ctl_connect(root, name, err, sizeof err);
+    if (fd < 0)
+        return false;
+    json_t *r = ctl_call(fd, "subscribe", NULL, QUICK_MS, NULL, NULL, err, sizeof err);
+    json_t *res = json_object_get(r, "result");
+    if (!res) {
+        json_decref(r);     /* an error reply: the domain has ended */
+        ctl_close(fd);
+        return false;
+    }
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? 2 * w->cap : 16;
+        struct pollfd *np = realloc(w->p, cap * sizeof *np);
+        if (np)
+            w->p = np;
+        char (*nn)[CTL_NAME_MAX + 1] = np ? realloc(w->names, cap * sizeof *nn) : NULL;
+        if (nn)
+            w->names = nn;
+        if (!np || !nn) {
+            json_decref(r);
+            ctl_close(fd);
+            return false;
+        }
+        w->cap = cap;
+    }
+    w->p[w->n] = (struct pollfd){ .fd = fd, .events = POLLIN };
+    snprintf(w->names[w->n], sizeof w->names[0], "%s", name);
+    w->n++;
+    if (w->follow) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        json_t *ev = json_pack("{s:s, s:s, s:O?, s:f}", "event", "appeared", "name", name,
+                               "state", json_object_get(res, "state"), "time",
+                               (double)ts.tv_sec + ts.tv_nsec / 1e9);
+        char *line = ev ? json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        if (line)
+            puts(line);
+        free(line);
+        json_decref(ev);
+    }
+    json_decref(r);
+    return true;
+}
+
+/* A name seen in the root that did not answer yet: retried until it does or a while has
+ * passed (its monitor may still be starting). */
+static void ev_pend(struct events *w, const char *root, const char *name)
+{
+    for (size_t i = 0; i < w->npend; i++)
+        if (!strcmp(w->pend[i].name, name))
+            return;
+    /* its socket's creation wakes the poll at once (a short-lived domain may be gone
+     * before the next retry); the 50 ms retries are for what inotify cannot see */
+    char dir[PATH_MAX];
+    int wd = -1;
+    if (w->p[0].fd >= 0 && snprintf(dir, sizeof dir, "%s/%s", root, name) < (int)sizeof dir)
+        wd = inotify_add_watch(w->p[0].fd, dir, IN_CREATE | IN_MOVED_TO);
+    struct pend *np = realloc(w->pend, (w->npend + 1) * sizeof *np);
+    if (!np)
+        return;
+    w->pend = np;
+    snprintf(np[w->npend].name, sizeof np[0].name, "%s", name);
+    np[w->npend].wd = wd;
+    np[w->npend++].until = mono_ms() + 30000;
+}
+
+static void ev_retry(struct events *w, const char *root)
+{
+    int64_t now = mono_ms();
+    for (size_t i = 0; i < w->npend;) {
+        if (ev_add(w, root, w->pend[i].name) || ev_watching(w, w->pend[i].name) ||
+            now > w->pend[i].until) {
+            if (w->pend[i].wd >= 0)
+                inotify_rm_watch(w->p[0].fd, w->pend[i].wd);
+            w->pend[i] = w->pend[--w->npend];
+        } else {
+            i++;
+        }
+    }
+}
+
+/* New entries in the root (inotify): pending names. */
+static void ev_inotify(struct events *w, const char *root)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    for (;;) {
+        ssize_t len = read(w->p[0].fd, buf, sizeof buf);
+        if (len <= 0)
+            return;     /* EAGAIN: drained */
+        for (char *at = buf; at < buf + len;) {
+            const struct inotify_event *e = (const struct inotify_event *)at;
+            if ((e->mask & IN_ISDIR) && e->len && ctl_valid_name(e->name))
+                ev_pend(w, root, e->name);
+            at += sizeof *e + e->len;
+        }
+    }
+}
+
 static int cmd_events(int argc, char **argv)
 {
-    PARSE(0, 0, 1);
+    PARSE(OPT_FOLLOW, 0, 1);
     int rc = 0;
-    struct pollfd *p = NULL;
-    size_t n = 0;
+    struct events w = { .follow = o.follow };
+    if (o.follow && o.npos == 1) {
+        rc = usage("--follow watches every domain: give no NAME");
+        goto out;
+    }
+    w.cap = 16;
+    w.p = calloc(w.cap, sizeof *w.p);
+    w.names = calloc(w.cap, sizeof *w.names);
+    if (!w.p || !w.names) {
+        rc = EXIT_FAIL;
+        say("out of memory");
+        goto out;
+    }
+    w.p[0] = (struct pollfd){ .fd = -1 };
+    w.n = 1;
+    setvbuf(stdout, NULL, _IOLBF, 0);
     if (o.npos == 1) {
         int fd = connect_or_say(&o, o.pos[0], &rc);
         if (fd < 0)
             goto out;
-        p = calloc(1, sizeof *p);
-        if (!p) {
-            close(fd);
-            goto out;
+        char err[256];
+        json_t *r = ctl_call(fd, "subscribe", NULL, QUICK_MS, NULL, NULL, err, sizeof err);
+        if (!r) {
+            ctl_close(fd);
+            goto out;       /* it ended meanwhile: no events to print */
         }
-        p[n++].fd = fd;
+        json_decref(r);
+        w.p[w.n++] = (struct pollfd){ .fd = fd, .events = POLLIN };
     } else {
+        if (o.follow) {
+            /* The watch first, then the listing: a domain made in between is seen twice
+             * (ev_add skips the second) rather than missed. */
+            if (ensure_root(&o) != 0) {
+                rc = EXIT_FAIL;
+                goto out;
+            }
+            w.p[0].fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+            if (w.p[0].fd < 0 ||
+                inotify_add_watch(w.p[0].fd, o.root, IN_CREATE | IN_MOVED_TO) < 0) {
+                say("cannot watch %s: %s", o.root, strerror(errno));
+                rc = EXIT_FAIL;
+                goto out;
+            }
+            w.p[0].events = POLLIN;
+        }
         DIR *dir = opendir(o.root);
         struct dirent *e;
-        while (dir && (e = readdir(dir))) {
-            if (!ctl_valid_name(e->d_name) || ctl_lock_held(o.root, e->d_name) != 1)
-                continue;
-            char err[256];
-            int fd = ctl_connect(o.root, e->d_name, err, sizeof err);
-            if (fd < 0)
-                continue;
-            struct pollfd *np = realloc(p, (n + 1) * sizeof *p);
-            if (!np) {
-                ctl_close(fd);
-                break;
-            }
-            p = np;
-            p[n++].fd = fd;
-        }
+        while (dir && (e = readdir(dir)))
+            if (ctl_valid_name(e->d_name) && !ev_add(&w, o.root, e->d_name) && o.follow)
+                ev_pend(&w, o.root, e->d_name);
         if (dir)
             closedir(dir);
     }
-    for (size_t i = 0; i < n; i++) {
-        char err[256];
-        json_t *r = ctl_call(p[i].fd, "subscribe", NULL, QUICK_MS, NULL, NULL, err, sizeof err);
-        if (!r) {
-            ctl_close(p[i].fd);
-            p[i].fd = -1;
-        }
-        json_decref(r);
-        p[i].events = POLLIN;
-    }
-    setvbuf(stdout, NULL, _IOLBF, 0);
     for (;;) {
         size_t live = 0;
-        for (size_t i = 0; i < n; i++)
-            live += p[i].fd >= 0;
-        if (!live)
+        for (size_t i = 1; i < w.n; i++)
+            live += w.p[i].fd >= 0;
+        if (!live && !o.follow)
             break;
-        if (poll(p, n, -1) < 0) {
+        if (poll(w.p, w.n, w.npend ? 50 : -1) < 0) {
             if (errno == EINTR)
                 continue;
             break;
         }
-        for (size_t i = 0; i < n; i++) {
-            if (p[i].fd < 0 || !p[i].revents)
+        if (w.p[0].fd >= 0 && w.p[0].revents)
+            ev_inotify(&w, o.root);
+        for (size_t i = 1; i < w.n; i++) {
+            if (w.p[i].fd < 0 || !w.p[i].revents)
                 continue;
             /* ctl_read_msg returns whole lines; one poll wake may hold several */
             char err[256];
-            json_t *ev = ctl_read_msg(p[i].fd, 1000, err, sizeof err);
+            json_t *ev = ctl_read_msg(w.p[i].fd, 1000, err, sizeof err);
             if (!ev) {
-                ctl_close(p[i].fd);
-                p[i].fd = -1;
+                ctl_close(w.p[i].fd);
+                w.p[i].fd = -1;
                 continue;
             }
-            char *s = json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
-            if (s)
-                puts(s);
-            free(s);
+            char *line = json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            if (line)
+                puts(line);
+            free(line);
             json_decref(ev);
         }
+        /* forget closed connections, so a long --follow does not grow */
+        size_t k = 1;
+        for (size_t i = 1; i < w.n; i++)
+            if (w.p[i].fd >= 0) {
+                w.p[k] = w.p[i];
+                memcpy(w.names[k++], w.names[i], sizeof w.names[0]);
+            }
+        w.n = k;
+        if (w.npend)
+            ev_retry(&w, o.root);
     }
 out:
-    for (size_t i = 0; i < n; i++)
-        if (p[i].fd >= 0)
-            ctl_close(p[i].fd);
-    free(p);
+    for (size_t i = 1; i < w.n; i++)
+        if (w.p[i].fd >= 0)
+            ctl_close(w.p[i].fd);
+    if (w.p && w.p[0].fd >= 0)
+        close(w.p[0].fd);
+    free(w.p);
+    free(w.names);
+    free(w.pend);
     opts_free(&o);
     return rc;
 }
@@ -1286,11 +1440,14 @@ static const struct cmd cmds[] = {
       "container's console output while COMMAND runs is printed too. No terminal and no\n"
       "input are given to it yet.\n\nOptions:\n" ROOT_HELP },
     { "events", cmd_events,
-      "Usage: vmcore events [NAME]\n"
+      "Usage: vmcore events [NAME | --follow]\n"
       "\n"
       "Print the state changes, exits and errors of one domain, or of every domain running\n"
-      "when the command starts, one JSON object per line, until they have all ended.\n"
-      "\nOptions:\n" ROOT_HELP },
+      "when the command starts, one JSON object per line, until they have all ended. With\n"
+      "--follow, domains created later are watched too (each announced by an \"appeared\"\n"
+      "line with its state) and the command runs until it is interrupted.\n"
+      "\nOptions:\n"
+      "  -f, --follow watch for new domains too; never ends by itself\n" ROOT_HELP },
 };
 
 static const struct cmd *find_cmd(const char *name)
