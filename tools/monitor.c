@@ -612,13 +612,18 @@ static bool handle_line(struct client *c, const char *line, size_t len)
             reply_err(c, req.id, rc, vmcore_domain_last_error(m->d));
         } else {
             reply_ok(c, req.id,
-                     json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "cpu_time_ns",
+                     json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                               "cpu_time_ns",
                                (json_int_t)st.cpu_time_ns, "memory_bytes",
                                (json_int_t)st.memory_bytes, "pids", (json_int_t)st.pids, "exits",
                                (json_int_t)st.exits, "instructions", (json_int_t)st.instructions,
                                "tcache_hits", (json_int_t)st.tcache_hits, "tcache_misses",
                                (json_int_t)st.tcache_misses, "jit_blocks",
-                               (json_int_t)st.jit_blocks));
+                               (json_int_t)st.jit_blocks, "net_rx_bytes",
+                               (json_int_t)st.net_rx_bytes, "net_rx_packets",
+                               (json_int_t)st.net_rx_packets, "net_tx_bytes",
+                               (json_int_t)st.net_tx_bytes, "net_tx_packets",
+                               (json_int_t)st.net_tx_packets));
         }
     } else if (!strcmp(meth, "pause") || !strcmp(meth, "resume") || !strcmp(meth, "kill") ||
                !strcmp(meth, "shutdown")) {

@@ -27,9 +27,10 @@ typedef void (*vmcore_close_cb)(vmcore_domain *domain, void *arg);
 typedef void (*vmcore_exec_cb)(vmcore_domain *domain, int status, const vmcore_exit *exit,
                                void *arg);
 
-/** Version of #vmcore_stats this header describes. Version 1 (without `jit_blocks`) is
- * still accepted: such a caller gets the fields version 1 had. */
-#define VMCORE_STATS_VERSION 2
+/** Version of #vmcore_stats this header describes. Versions 1 (without `jit_blocks`) and
+ * 2 (without the `net_*` counters) are still accepted: such a caller gets the fields its
+ * version had, and nothing past them is written. */
+#define VMCORE_STATS_VERSION 3
 
 /** Resource use of a domain. Fields a backend cannot measure are 0. */
 typedef struct vmcore_stats {
@@ -42,10 +43,18 @@ typedef struct vmcore_stats {
     uint64_t tcache_hits;           /**< emu: translated blocks found in the cache. */
     uint64_t tcache_misses;         /**< emu: blocks that had to be decoded. */
     uint64_t jit_blocks;            /**< emu: blocks compiled to host code (version 2). */
+    /* Version 3: network traffic, as the domain sees it (rx: frames it received; tx: frames
+     * it sent), summed over its cards; Ethernet frames without the virtio-net header. VMs:
+     * every virtio-net card (tap and user); containers: the veth (read from the host
+     * end's counters) or the user-mode tap. 0 for a domain without a network. */
+    uint64_t net_rx_bytes;          /**< Bytes of the frames the domain received (version 3). */
+    uint64_t net_rx_packets;        /**< Frames the domain received (version 3). */
+    uint64_t net_tx_bytes;          /**< Bytes of the frames the domain sent (version 3). */
+    uint64_t net_tx_packets;        /**< Frames the domain sent (version 3). */
 } vmcore_stats;
 
 /** Initialise a #vmcore_stats before passing it to vmcore_domain_stats(). */
-#define VMCORE_STATS_INIT { VMCORE_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0 }
+#define VMCORE_STATS_INIT { VMCORE_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /**
  * Create a domain from a JSON text. Relative paths resolve against the current directory.

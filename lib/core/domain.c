@@ -783,8 +783,10 @@ VMCORE_API int vmcore_domain_stats(vmcore_domain *d, vmcore_stats *out)
     if (!out || out->version < 1 || out->version > VMCORE_STATS_VERSION)
         return fail_msg(d, VMCORE_EINVAL, "stats: %s", out ? "wrong vmcore_stats version"
                                                            : "out is NULL");
-    /* a version-1 caller's struct ends before jit_blocks */
-    size_t size = out->version == 1 ? offsetof(vmcore_stats, jit_blocks) : sizeof *out;
+    /* a version-1 caller's struct ends before jit_blocks, a version-2 one before net_* */
+    size_t size = out->version == 1   ? offsetof(vmcore_stats, jit_blocks)
+                  : out->version == 2 ? offsetof(vmcore_stats, net_rx_bytes)
+                                      : sizeof *out;
     vmcore_stats all = { .version = out->version };
     int rc = 0;
     if (d->ops->stats && !d->destroyed) {

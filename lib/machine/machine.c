@@ -80,6 +80,10 @@ int machine_create(struct machine **out, const struct vmcore_config *cfg, vmcore
     atomic_init(&m->stopped, false);
     atomic_init(&m->exits, 0);
     atomic_init(&m->unclaimed, 0);
+    atomic_init(&m->net_rx_bytes, 0);
+    atomic_init(&m->net_rx_packets, 0);
+    atomic_init(&m->net_tx_bytes, 0);
+    atomic_init(&m->net_tx_packets, 0);
 
     int rc;
     if ((rc = uart8250_create(m, 0x3f8, 4, "com1", &m->com1)) ||
@@ -554,4 +558,21 @@ uint64_t machine_exit_count(const struct machine *m)
 uint64_t machine_unclaimed_count(const struct machine *m)
 {
     return atomic_load_explicit(&((struct machine *)m)->unclaimed, memory_order_relaxed);
+}
+
+void machine_net_count(struct machine *m, bool rx, uint64_t bytes)
+{
+    atomic_fetch_add_explicit(rx ? &m->net_rx_bytes : &m->net_tx_bytes, bytes,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(rx ? &m->net_rx_packets : &m->net_tx_packets, 1,
+                              memory_order_relaxed);
+}
+
+void machine_net_counters(const struct machine *m, vmcore_stats *out)
+{
+    struct machine *w = (struct machine *)m;
+    out->net_rx_bytes = atomic_load_explicit(&w->net_rx_bytes, memory_order_relaxed);
+    out->net_rx_packets = atomic_load_explicit(&w->net_rx_packets, memory_order_relaxed);
+    out->net_tx_bytes = atomic_load_explicit(&w->net_tx_bytes, memory_order_relaxed);
+    out->net_tx_packets = atomic_load_explicit(&w->net_tx_packets, memory_order_relaxed);
 }

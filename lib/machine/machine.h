@@ -282,5 +282,10 @@ uint64_t machine_ram_resident(struct machine *m);
 /* Counters for vmcore_stats. */
 uint64_t machine_exit_count(const struct machine *m);
 uint64_t machine_unclaimed_count(const struct machine *m);
+/* virtio-net: one frame of @bytes (without the virtio-net header) the guest received
+ * (@rx) or sent; any thread. */
+void machine_net_count(struct machine *m, bool rx, uint64_t bytes);
+/* The net_* fields of @out: every card's traffic so far. */
+void machine_net_counters(const struct machine *m, vmcore_stats *out);
 
 #endif

@@ -47,6 +47,8 @@ struct machine {
     atomic_bool stopped;
     atomic_uint_fast64_t exits;
     atomic_uint_fast64_t unclaimed;
+    /* virtio-net traffic of every card, as the guest sees it (machine_net_counters) */
+    atomic_uint_fast64_t net_rx_bytes, net_rx_packets, net_tx_bytes, net_tx_packets;
 
     struct uart8250 *com1;          /* the console (a device of the list, like the rest) */
 };

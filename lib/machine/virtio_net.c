@@ -96,6 +96,7 @@ static void rx_fill(struct virtio_dev *vd, struct net *n)
             /* num_buffers: the backend leaves it; without mergeable buffers it is 1. */
             vq_copy_to(vd->m, c, 10, &one, sizeof one);
             virtio_pci_push(vd, RXQ, c, len);
+            machine_net_count(vd->m, true, len - NET_HDR_LEN);
         }
         n->rx_held = false;
     }
@@ -129,6 +130,8 @@ static void tx_drain(struct virtio_dev *vd, struct net *n)
             }
             if (n->nb->ops->send(n->nb, n->iov, cnt) < 0)
                 n->tx_dropped++;
+            else
+                machine_net_count(vd->m, false, c->rlen - NET_HDR_LEN);
             virtio_pci_push(vd, TXQ, c, 0);
         }
         if (r < 0 || !virtio_pci_rearm(vd, TXQ))

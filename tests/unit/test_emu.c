@@ -240,6 +240,17 @@ static void test_jit_setting(void **state)
         assert_true(v1.s.instructions > 0);
         for (size_t k = offsetof(vmcore_stats, jit_blocks); k < sizeof v1; k++)
             assert_int_equal(v1.b[k], 0xa5);
+        /* a version-2 caller: jit_blocks written, nothing from the net_* counters on */
+        memset(&v1, 0xa5, sizeof v1);
+        v1.s.version = 2;
+        assert_int_equal(vmcore_domain_stats(r.d, &v1.s), 0);
+        assert_int_equal(v1.s.version, 2);
+        assert_int_equal(v1.s.jit_blocks, st.jit_blocks > 0 ? v1.s.jit_blocks : 0);
+        for (size_t k = offsetof(vmcore_stats, net_rx_bytes); k < sizeof v1; k++)
+            assert_int_equal(v1.b[k], 0xa5);
+        /* version 3: no cards, no traffic */
+        assert_int_equal(st.net_rx_packets + st.net_tx_packets + st.net_rx_bytes +
+                         st.net_tx_bytes, 0);
         v1.s.version = VMCORE_STATS_VERSION + 1;
         assert_int_equal(vmcore_domain_stats(r.d, &v1.s), VMCORE_EINVAL);
         vmt_kill(&r);

@@ -325,7 +325,9 @@ static void test_tx_rx(void **state)
     guest_tx(f, zero, frame, len);
     assert_int_equal(host_recv(f, got, sizeof got), (ssize_t)len);
     assert_memory_equal(got, frame, len);
+    size_t tx_bytes = len;
     len = make_frame(frame, f->nic.mac, 1400, 2);
+    tx_bytes += len;
     guest_tx(f, bad_hdr, frame, len);
     assert_int_equal(host_recv(f, got, sizeof got), (ssize_t)len);
     assert_memory_equal(got, frame, len);
@@ -356,6 +358,14 @@ static void test_tx_rx(void **state)
     assert_memory_equal(ram + RXBUF + 0x1000 + 12, frame, len2);
     assert_int_equal(used_len(f, 0, 2), 12 + len3);
     assert_memory_equal(ram + RXBUF + 0x2000 + 12, frame2, len3);
+
+    /* vmcore_stats' net_* counters: every frame each way, without the 12-byte header. */
+    vmcore_stats st = VMCORE_STATS_INIT;
+    machine_net_counters(f->m, &st);
+    assert_int_equal(st.net_tx_packets, 2);
+    assert_int_equal(st.net_tx_bytes, tx_bytes);
+    assert_int_equal(st.net_rx_packets, 3);
+    assert_int_equal(st.net_rx_bytes, len + len2 + len3);
 
     /* The tap the library created goes with the machine. */
     close(f->pk);

@@ -46,6 +46,10 @@ class CStats(Structure):
         ("tcache_hits", c_uint64),
         ("tcache_misses", c_uint64),
         ("jit_blocks", c_uint64),
+        ("net_rx_bytes", c_uint64),
+        ("net_rx_packets", c_uint64),
+        ("net_tx_bytes", c_uint64),
+        ("net_tx_packets", c_uint64),
     ]
 
 

@@ -111,11 +111,16 @@ class Stats:
     tcache_hits: int = 0
     tcache_misses: int = 0
     jit_blocks: int = 0
+    net_rx_bytes: int = 0
+    net_rx_packets: int = 0
+    net_tx_bytes: int = 0
+    net_tx_packets: int = 0
 
     @classmethod
     def from_c(cls, c: "_lib.CStats") -> "Stats":
         return cls(c.cpu_time_ns, c.memory_bytes, c.pids, c.exits, c.instructions,
-                   c.tcache_hits, c.tcache_misses, c.jit_blocks)
+                   c.tcache_hits, c.tcache_misses, c.jit_blocks, c.net_rx_bytes,
+                   c.net_rx_packets, c.net_tx_bytes, c.net_tx_packets)
 
 
 @dataclass(frozen=True)

@@ -706,6 +706,8 @@ static int container_stats(vmcore_domain *d, void *priv, vmcore_stats *out, stru
 {
     (void)d;
     struct ct *ct = priv;
+    if (ct->veth_made)
+        net_link_counters(ct->cfg->network.host_ifname, out);
     if (!ct->cg_made)
         return 0;
     return cgroup_stats(&ct->cg, out, err);

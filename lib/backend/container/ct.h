@@ -103,6 +103,10 @@ int net_veth_create(const char *host_ifname, const char *peer_ifname, pid_t pid,
                     const char *host_addr, struct vmcore_err *err);
 /* Delete a link by name; 0 if deleted or already gone. */
 int net_link_delete(const char *ifname);
+/* The traffic of the container behind host interface @ifname (the host end of its veth):
+ * the net_* fields of @out, the host end's rx being the container's tx. Counters it
+ * cannot read stay as they are. */
+void net_link_counters(const char *ifname, vmcore_stats *out);
 /* Parse "a.b.c.d/len"; 0 on success. */
 int net_parse_cidr(const char *s, uint32_t *addr_be, unsigned *prefix);
 

@@ -204,3 +204,25 @@ int net_link_delete(const char *ifname)
     int r = nl_talk(&m);
     return r == -ENODEV ? 0 : r;
 }
+
+static uint64_t sys_counter(const char *ifname, const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/sys/class/net/%s/statistics/%s", ifname, name);
+    FILE *f = fopen(path, "re");
+    unsigned long long v = 0;
+    if (f) {
+        if (fscanf(f, "%llu", &v) != 1)
+            v = 0;
+        fclose(f);
+    }
+    return v;
+}
+
+void net_link_counters(const char *ifname, vmcore_stats *out)
+{
+    out->net_rx_bytes = sys_counter(ifname, "tx_bytes");
+    out->net_rx_packets = sys_counter(ifname, "tx_packets");
+    out->net_tx_bytes = sys_counter(ifname, "rx_bytes");
+    out->net_tx_packets = sys_counter(ifname, "rx_packets");
+}

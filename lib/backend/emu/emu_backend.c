@@ -455,6 +455,7 @@ static int emu_stats(vmcore_domain *d, void *priv, vmcore_stats *out, struct vmc
     out->tcache_misses = atomic_load(&vm->tc_misses);
     out->jit_blocks = atomic_load(&vm->jit_blocks);
     out->memory_bytes = machine_ram_resident(vm->m);
+    machine_net_counters(vm->m, out);
     return 0;
 }
 

@@ -308,6 +308,7 @@ static int kvm_stats(vmcore_domain *d, void *priv, vmcore_stats *out, struct vmc
     out->cpu_time_ns = vcpus_cpu_ns(&vm->ctl);
     out->exits = machine_exit_count(vm->m);
     out->memory_bytes = machine_ram_resident(vm->m);
+    machine_net_counters(vm->m, out);
     return 0;
 }
 
