@@ -1,7 +1,7 @@
 /* Where a virtual network card's frames go: the interface between virtio-net (the
- * frontend's backend, lib/machine/virtio_net.c) and the host side of the wire. A tap is the
- * only backend today; user-mode NAT (libslirp) and bridges are the networking issue's and
- * plug in here.
+ * frontend's backend, lib/machine/virtio_net.c) and the host side of the wire: a tap
+ * (net_tap.c) or user-mode NAT through libslirp (net_slirp.c, which containers use too);
+ * bridges are the networking issue's and plug in here.
  *
  * Frames cross the interface with the 12-byte struct virtio_net_hdr_v1 in front, the way
  * the guest's buffers hold them, so a backend that can take that header (a tap with
@@ -50,5 +50,17 @@ int net_tap_open(const struct config_nic *nic, unsigned index, struct net_backen
  * with the port forwards of nics[@index].ports listening (errors name the forward). */
 int net_slirp_open(const struct config_nic *nic, unsigned index, struct net_backend **out,
                    struct vmcore_err *err);
+
+/* The same NAT for a container (network.mode "user"), in two steps so that a busy host
+ * port fails the start before any process exists. net_slirp_open_tap() makes the
+ * instance with network.ports listening (forwarded to the container's 10.0.2.100; errors
+ * name network.ports[N].host) and no peer yet. net_slirp_attach_tap() hands it @tap_fd,
+ * a tap (IFF_TAP | IFF_NO_PI) inside the container's network namespace, which the backend
+ * owns from then on (closed by ops->close even when the call fails), and starts its
+ * thread, which reads and writes the tap's frames itself: the backend's fd is -1 and only
+ * ops->close is for the caller. */
+int net_slirp_open_tap(const struct config_portfwd *ports, size_t nports,
+                       struct net_backend **out, struct vmcore_err *err);
+int net_slirp_attach_tap(struct net_backend *nb, int tap_fd, struct vmcore_err *err);
 
 #endif

@@ -8,11 +8,18 @@
  * host ports and forward each connection to the guest.
  *
  * libslirp is not thread-safe, so one thread of ours owns the Slirp instance and runs its
- * poll loop (its sockets, its timers). The device's I/O thread talks to it through a
- * SOCK_SEQPACKET socket pair, one frame (with the 12-byte virtio-net header in front) per
- * packet: the device side is the backend's fd. That costs one copy each way beyond
- * libslirp's own, which user-mode NAT can afford (a tap is the fast path). A frame that
- * finds the pair full is dropped, as a full wire drops it; TCP retransmits. */
+ * poll loop (its sockets, its timers). It exchanges frames with one peer, one whole frame
+ * per read and write:
+ * - a VM's: the device's I/O thread talks to it through a SOCK_SEQPACKET socket pair, one
+ *   frame (with the 12-byte virtio-net header in front) per packet: the device side is the
+ *   backend's fd. That costs one copy each way beyond libslirp's own, which user-mode NAT
+ *   can afford (a tap is the fast path).
+ * - a container's (net_slirp_open_tap): the tap "eth0" the container's init made inside
+ *   its network namespace (IFF_TAP | IFF_NO_PI, no header), whose fd this process holds,
+ *   as slirp4netns does. The container has the fixed address 10.0.2.100.
+ * A frame that finds the peer full is dropped, as a full wire drops it; TCP retransmits. A
+ * peer that fails (the container's namespace went away under its tap) is dropped from the
+ * poll set; the thread keeps serving slirp's sockets until the backend is closed. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -47,8 +54,11 @@ struct stimer {
 };
 
 struct net_slirp {
-    struct net_backend nb;  /* nb.fd: the device's end of the pair */
-    int peer;               /* the slirp thread's end */
+    struct net_backend nb;  /* nb.fd: the device's end of the pair; -1 for a tap */
+    int peer;               /* the slirp thread's end, or the container's tap */
+    bool peer_sock;         /* peer is our socket pair (sendmsg), else a tap (writev) */
+    size_t peer_hdr;        /* bytes of virtio-net header in front of each peer frame */
+    bool peer_dead;         /* the peer failed: stop polling it (slirp thread only) */
     int wake;               /* eventfd: stop, or slirp's notify */
     atomic_bool stop;
     pthread_t thread;
@@ -73,12 +83,21 @@ static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
 {
     struct net_slirp *s = opaque;
     static const unsigned char hdr[NET_HDR_LEN];
-    struct iovec iov[2] = { { (void *)hdr, sizeof hdr }, { (void *)buf, len } };
-    struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
-    ssize_t n = sendmsg(s->peer, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (s->peer_dead)
+        return (ssize_t)len; /* nobody to deliver to: the wire is cut */
+    struct iovec iov[2] = { { (void *)hdr, s->peer_hdr }, { (void *)buf, len } };
+    struct iovec *v = s->peer_hdr ? iov : iov + 1;
+    int nv = s->peer_hdr ? 2 : 1;
+    ssize_t n;
+    if (s->peer_sock) {
+        struct msghdr mh = { .msg_iov = v, .msg_iovlen = (size_t)nv };
+        n = sendmsg(s->peer, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } else {
+        n = writev(s->peer, v, nv); /* the tap is non-blocking */
+    }
     if (n < 0 && errno != EAGAIN && errno != ENOBUFS)
         return -1;
-    return (ssize_t)len; /* dropped when the device is behind: TCP retransmits */
+    return (ssize_t)len; /* dropped when the peer is behind: TCP retransmits */
 }
 
 static void cb_guest_error(const char *msg, void *opaque)
@@ -192,6 +211,8 @@ static void *slirp_main(void *arg)
     while (!atomic_load(&s->stop)) {
         s->npfd = 0;
         add_poll(s->peer, SLIRP_POLL_IN, s);
+        if (s->peer_dead)
+            s->pfd[0].fd = -1; /* poll() skips it */
         add_poll(s->wake, SLIRP_POLL_IN, s);
         uint32_t timeout = UINT32_MAX;
         slirp_pollfds_fill(s->slirp, &timeout, add_poll, s);
@@ -214,13 +235,20 @@ static void *slirp_main(void *arg)
                 (void)0;
         }
         /* frames from the guest: a batch, so a flood cannot starve slirp's sockets */
-        for (int i = 0; r > 0 && (s->pfd[0].revents & POLLIN) && i < 64; i++) {
-            ssize_t n = recv(s->peer, s->buf, sizeof s->buf, MSG_DONTWAIT);
-            if (n < 0)
+        short pev = r > 0 ? s->pfd[0].revents : 0;
+        for (int i = 0; (pev & POLLIN) && i < 64; i++) {
+            ssize_t n = read(s->peer, s->buf, sizeof s->buf); /* one frame; non-blocking */
+            if (n < 0 && (errno == EAGAIN || errno == EINTR))
                 break;
-            if (n > NET_HDR_LEN)
-                slirp_input(s->slirp, s->buf + NET_HDR_LEN, (int)(n - NET_HDR_LEN));
+            if (n <= 0) {
+                s->peer_dead = true; /* the other end closed, or the tap lost its device */
+                break;
+            }
+            if ((size_t)n > s->peer_hdr)
+                slirp_input(s->slirp, s->buf + s->peer_hdr, (int)((size_t)n - s->peer_hdr));
         }
+        if (pev & (POLLERR | POLLHUP | POLLNVAL))
+            s->peer_dead = true;
         slirp_pollfds_poll(s->slirp, r < 0, get_revents, s);
         now = now_ns() / 1000000;
         /* a timer's handler may re-arm or free timers: rescan after each one */
@@ -303,32 +331,16 @@ static const SlirpCb callbacks = {
     .timer_new_opaque = cb_timer_new_opaque,
 };
 
-int net_slirp_open(const struct config_nic *nic, unsigned index, struct net_backend **out,
-                   struct vmcore_err *err)
+/* The Slirp instance and its forwards to @guest_ip, listening; errors name @where
+ * ("nics[N]", "network"). On failure @s is freed. */
+static int slirp_setup(struct net_slirp *s, const struct config_portfwd *ports, size_t nports,
+                       const char *where, const char *guest_ip, struct vmcore_err *err)
 {
-    struct net_slirp *s = calloc(1, sizeof *s);
-    if (!s)
-        return err_set(err, VMCORE_ENOMEM, "out of memory");
-    s->nb.ops = &slirp_ops;
-    s->nb.fd = s->peer = s->wake = -1;
-    snprintf(s->nb.ifname, sizeof s->nb.ifname, "user%u", index);
-    int sp[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) < 0) {
-        int e = errno;
-        slirp_close(&s->nb);
-        return err_sys(err, VMCORE_ESYS, e, "nics[%u]: socketpair", index);
-    }
-    s->nb.fd = sp[0];
-    s->peer = sp[1];
-    /* room for a burst of full-size frames each way */
-    int sz = 4 << 20;
-    setsockopt(sp[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
-    setsockopt(sp[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
     s->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (s->wake < 0) {
         int e = errno;
         slirp_close(&s->nb);
-        return err_sys(err, VMCORE_ESYS, e, "nics[%u]: eventfd", index);
+        return err_sys(err, VMCORE_ESYS, e, "%s: eventfd", where);
     }
     SlirpConfig cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -351,12 +363,12 @@ int net_slirp_open(const struct config_nic *nic, unsigned index, struct net_back
     s->slirp = slirp_new(&cfg, &callbacks, s);
     if (!s->slirp) {
         slirp_close(&s->nb);
-        return err_set(err, VMCORE_ESYS, "nics[%u]: libslirp refused its configuration", index);
+        return err_set(err, VMCORE_ESYS, "%s: libslirp refused its configuration", where);
     }
     struct in_addr guest;
-    inet_pton(AF_INET, "10.0.2.15", &guest);
-    for (size_t i = 0; i < nic->nports; i++) {
-        const struct config_portfwd *f = &nic->ports[i];
+    inet_pton(AF_INET, guest_ip, &guest);
+    for (size_t i = 0; i < nports; i++) {
+        const struct config_portfwd *f = &ports[i];
         struct in_addr host = { .s_addr = f->host_addr };
         if (slirp_add_hostfwd(s->slirp, f->udp, host, f->host_port, guest, f->guest_port) < 0) {
             int e = errno;
@@ -364,16 +376,80 @@ int net_slirp_open(const struct config_nic *nic, unsigned index, struct net_back
             inet_ntop(AF_INET, &host, a, sizeof a);
             slirp_close(&s->nb);
             return err_sys(err, e == EADDRINUSE ? VMCORE_EBUSY : VMCORE_ECONFIG, e,
-                           "nics[%u].ports[%zu].host: cannot listen on %s %s:%u", index, i,
+                           "%s.ports[%zu].host: cannot listen on %s %s:%u", where, i,
                            f->udp ? "udp" : "tcp", a, f->host_port);
         }
     }
+    return 0;
+}
+
+/* Start the slirp thread once the peer is in place (@s stays the caller's on failure). */
+static int slirp_run(struct net_slirp *s, const char *where, struct vmcore_err *err)
+{
     int rc = pthread_create(&s->thread, NULL, slirp_main, s);
-    if (rc != 0) {
-        slirp_close(&s->nb);
-        return err_sys(err, VMCORE_ESYS, rc, "nics[%u]: start the user-network thread", index);
-    }
+    if (rc != 0)
+        return err_sys(err, VMCORE_ESYS, rc, "%s: start the user-network thread", where);
     s->thread_started = true;
+    return 0;
+}
+
+int net_slirp_open(const struct config_nic *nic, unsigned index, struct net_backend **out,
+                   struct vmcore_err *err)
+{
+    struct net_slirp *s = calloc(1, sizeof *s);
+    if (!s)
+        return err_set(err, VMCORE_ENOMEM, "out of memory");
+    s->nb.ops = &slirp_ops;
+    s->nb.fd = s->peer = s->wake = -1;
+    s->peer_sock = true;
+    s->peer_hdr = NET_HDR_LEN;
+    snprintf(s->nb.ifname, sizeof s->nb.ifname, "user%u", index);
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) < 0) {
+        int e = errno;
+        slirp_close(&s->nb);
+        return err_sys(err, VMCORE_ESYS, e, "nics[%u]: socketpair", index);
+    }
+    s->nb.fd = sp[0];
+    s->peer = sp[1];
+    /* room for a burst of full-size frames each way */
+    int sz = 4 << 20;
+    setsockopt(sp[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    setsockopt(sp[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    char where[16];
+    snprintf(where, sizeof where, "nics[%u]", index);
+    int rc = slirp_setup(s, nic->ports, nic->nports, where, "10.0.2.15", err);
+    if (rc)
+        return rc;
+    if ((rc = slirp_run(s, where, err))) {
+        slirp_close(&s->nb);
+        return rc;
+    }
     *out = &s->nb;
     return 0;
+}
+
+int net_slirp_open_tap(const struct config_portfwd *ports, size_t nports,
+                       struct net_backend **out, struct vmcore_err *err)
+{
+    struct net_slirp *s = calloc(1, sizeof *s);
+    if (!s)
+        return err_set(err, VMCORE_ENOMEM, "out of memory");
+    s->nb.ops = &slirp_ops;
+    s->nb.fd = s->peer = s->wake = -1;
+    snprintf(s->nb.ifname, sizeof s->nb.ifname, "eth0");
+    int rc = slirp_setup(s, ports, nports, "network", "10.0.2.100", err);
+    if (rc == 0)
+        *out = &s->nb;
+    return rc;
+}
+
+int net_slirp_attach_tap(struct net_backend *nb, int tap_fd, struct vmcore_err *err)
+{
+    struct net_slirp *s = (struct net_slirp *)nb;
+    s->peer = tap_fd;
+    int fl = fcntl(tap_fd, F_GETFL);
+    if (fl < 0 || fcntl(tap_fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return err_sys(err, VMCORE_ESYS, errno, "network: make the tap non-blocking");
+    return slirp_run(s, "network", err);
 }
