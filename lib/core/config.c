@@ -24,7 +24,7 @@ static const char *const backend_names[] = { "auto", VMCORE_BACKENDS(BACKEND_NAM
 #undef BACKEND_NAME_
 static const char *const format_names[] = { "auto", "raw", "elf", "multiboot", "linux", NULL };
 static const char *const mode_names[] = { "real", "protected", "long", NULL };
-static const char *const net_names[] = { "none", "host", "veth", NULL };
+static const char *const net_names[] = { "none", "host", "veth", "user", NULL };
 
 const char *config_backend_name(enum config_backend b)
 {
@@ -461,16 +461,23 @@ static int parse_limits(struct cx *c, const json_t *lim, struct vmcore_config *c
     return 0;
 }
 
+static int parse_ports(struct cx *c, const json_t *arr, const char *parent,
+                       struct config_portfwd **out, size_t *count);
+
 static int parse_network(struct cx *c, const json_t *net, struct vmcore_config *cfg)
 {
     static const char *const keys[] = { "mode", "host_ifname", "address", "host_address",
-                                        NULL };
+                                        "ports", NULL };
     int rc, v = cfg->network.mode;
     if ((rc = check_keys(c, net, "network", keys)))
         return rc;
     if ((rc = get_enum(c, net, "network", "mode", net_names, &v)))
         return rc;
     cfg->network.mode = (enum net_mode)v;
+    if (cfg->network.mode != NET_MODE_USER && json_object_get(net, "ports"))
+        return err_config(c->err, VMCORE_ECONFIG, "network.ports",
+                          "only valid with network.mode \"user\" (the other modes forward "
+                          "nothing themselves)");
     if ((rc = get_string(c, net, "network", "host_ifname", &cfg->network.host_ifname)) ||
         (rc = get_string(c, net, "network", "address", &cfg->network.address)) ||
         (rc = get_string(c, net, "network", "host_address", &cfg->network.host_address)))
@@ -483,8 +490,14 @@ static int parse_network(struct cx *c, const json_t *net, struct vmcore_config *
                 char p[CONFIG_PATH_MAX];
                 join_path(p, "network", *k);
                 return err_config(c->err, VMCORE_ECONFIG, p,
-                                  "only valid with network.mode \"veth\"");
+                                  cfg->network.mode == NET_MODE_USER
+                                      ? "only valid with network.mode \"veth\" (\"user\" "
+                                        "always gives the container 10.0.2.100/24)"
+                                      : "only valid with network.mode \"veth\"");
             }
+        if (json_object_get(net, "ports"))
+            return parse_ports(c, json_object_get(net, "ports"), "network",
+                               &cfg->network.ports, &cfg->network.nports);
         return 0;
     }
     if (!cfg->network.host_ifname)
@@ -677,9 +690,10 @@ static int parse_mac(const char *s, uint8_t mac[6])
     return 0;
 }
 
-/* "ports" of a "user" card: [{"host": "[ADDR:]PORT", "guest": PORT, "proto": "tcp"}]. */
+/* "ports" of a "user" card or container network (@parent: "nics[N]" or "network"):
+ * [{"host": "[ADDR:]PORT", "guest": PORT, "proto": "tcp"}]. */
 static int parse_ports(struct cx *c, const json_t *arr, const char *parent,
-                       struct config_nic *cn)
+                       struct config_portfwd **out, size_t *count)
 {
     static const char *const keys[] = { "host", "guest", "proto", NULL };
     static const char *const protos[] = { "tcp", "udp", NULL };
@@ -691,15 +705,16 @@ static int parse_ports(struct cx *c, const json_t *arr, const char *parent,
     if (n > CONFIG_MAX_PORTS)
         return err_config(c->err, VMCORE_ELIMIT, p, "%zu port forwards, at most %d", n,
                           CONFIG_MAX_PORTS);
-    cn->ports = calloc(n ? n : 1, sizeof *cn->ports);
-    if (!cn->ports)
+    struct config_portfwd *ports = calloc(n ? n : 1, sizeof *ports);
+    if (!ports)
         return err_set(c->err, VMCORE_ENOMEM, "out of memory");
-    cn->nports = n;
+    *out = ports;
+    *count = n;
     for (size_t i = 0; i < n; i++) {
         char ep[CONFIG_PATH_MAX];
         snprintf(ep, sizeof ep, "%s[%zu]", p, i);
         const json_t *e = json_array_get(arr, i);
-        struct config_portfwd *f = &cn->ports[i];
+        struct config_portfwd *f = &ports[i];
         int rc, proto = 0;
         uint64_t guest = 0;
         if (!json_is_object(e))
@@ -746,8 +761,8 @@ static int parse_ports(struct cx *c, const json_t *arr, const char *parent,
                               port);
         f->host_port = (uint16_t)hp;
         for (size_t j = 0; j < i; j++)
-            if (cn->ports[j].udp == f->udp && cn->ports[j].host_port == f->host_port &&
-                cn->ports[j].host_addr == f->host_addr)
+            if (ports[j].udp == f->udp && ports[j].host_port == f->host_port &&
+                ports[j].host_addr == f->host_addr)
                 return err_config(c->err, VMCORE_ECONFIG, tp, "the same host port as %s[%zu]",
                                   p, j);
     }
@@ -793,7 +808,7 @@ static int parse_nics(struct cx *c, const json_t *arr, struct vmcore_config *cfg
                     return err_config(c->err, VMCORE_ECONFIG, tp, "only for \"mode\": \"tap\"");
                 }
             if (json_object_get(d, "ports") &&
-                (rc = parse_ports(c, json_object_get(d, "ports"), p, cn)))
+                (rc = parse_ports(c, json_object_get(d, "ports"), p, &cn->ports, &cn->nports)))
                 return rc;
         } else if (json_object_get(d, "ports")) {
             join_path(tp, p, "ports");
@@ -1072,6 +1087,7 @@ void config_free(struct vmcore_config *cfg)
     free(cfg->network.host_ifname);
     free(cfg->network.address);
     free(cfg->network.host_address);
+    free(cfg->network.ports);
     for (size_t i = 0; i < cfg->nmounts; i++) {
         free(cfg->mounts[i].source);
         free(cfg->mounts[i].target);

@@ -26,7 +26,7 @@ enum config_backend { CONFIG_BACKEND_AUTO, VMCORE_BACKENDS(CONFIG_BACKEND_ENUM_)
 enum boot_format { BOOT_FORMAT_AUTO, BOOT_FORMAT_RAW, BOOT_FORMAT_ELF, BOOT_FORMAT_MULTIBOOT,
                    BOOT_FORMAT_LINUX };
 enum boot_mode { BOOT_MODE_REAL, BOOT_MODE_PROTECTED, BOOT_MODE_LONG };
-enum net_mode { NET_MODE_NONE, NET_MODE_HOST, NET_MODE_VETH };
+enum net_mode { NET_MODE_NONE, NET_MODE_HOST, NET_MODE_VETH, NET_MODE_USER };
 
 struct config_mount {
     char *source;   /* absolute host path (resolved) */
@@ -133,6 +133,8 @@ struct vmcore_config {
         char *host_ifname;      /* veth: the host end's name */
         char *address;          /* veth: CIDR inside ("10.200.0.2/24") */
         char *host_address;     /* veth: CIDR on the host end */
+        struct config_portfwd *ports; /* user: port forwards to the container's 10.0.2.100 */
+        size_t nports;
     } network;
     struct config_mount *mounts;
     size_t nmounts;

@@ -1,6 +1,7 @@
 /* Config validation: every error path returns its code and names the JSON path. */
 #include "vt.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,6 +305,37 @@ static const struct bad_case bad_cases[] = {
     { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
       "\"network\":{\"mode\":\"none\",\"address\":\"10.1.2.3/24\"}}", VMCORE_ECONFIG,
       "network.address", "only valid with network.mode \"veth\"" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"network\":{\"mode\":\"user\",\"address\":\"10.0.2.5/24\"}}", VMCORE_ECONFIG,
+      "network.address", "only valid with network.mode \"veth\"" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"network\":{\"mode\":\"user\",\"host_ifname\":\"vh0\"}}", VMCORE_ECONFIG,
+      "network.host_ifname", "only valid with network.mode \"veth\"" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"network\":{\"mode\":\"veth\",\"host_ifname\":\"vh0\",\"address\":\"10.1.2.3/24\","
+      "\"ports\":[]}}", VMCORE_ECONFIG, "network.ports", "only valid with network.mode \"user\"" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"network\":{\"mode\":\"none\",\"ports\":[{\"host\":8080,\"guest\":80}]}}", VMCORE_ECONFIG,
+      "network.ports", "only valid with network.mode \"user\"" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"network\":{\"ports\":[{\"host\":8080,\"guest\":80}]}}", VMCORE_ECONFIG,
+      "network.ports", "only valid with network.mode \"user\"" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"network\":{\"mode\":\"user\",\"ports\":{}}}", VMCORE_ECONFIG, "network.ports",
+      "expected an array" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"network\":{\"mode\":\"user\",\"ports\":[{\"host\":8080}]}}", VMCORE_ECONFIG,
+      "network.ports[0].guest", "missing" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"network\":{\"mode\":\"user\",\"ports\":[{\"guest\":80,\"host\":\"1.2.3:80\"}]}}",
+      VMCORE_ECONFIG, "network.ports[0].host", "not an IPv4 address" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"network\":{\"mode\":\"user\",\"ports\":[{\"guest\":80,\"host\":8080},"
+      "{\"guest\":81,\"host\":\"127.0.0.1:8080\"}]}}", VMCORE_ECONFIG, "network.ports[1].host",
+      "the same host port as network.ports[0]" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"network\":{\"mode\":\"user\",\"ports\":[{\"guest\":80,\"host\":80,\"via\":1}]}}",
+      VMCORE_ECONFIG, "network.ports[0].via", "unknown key" },
     { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
       "\"mounts\":{}}", VMCORE_ECONFIG, "mounts", "expected an array" },
     { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
@@ -756,6 +788,45 @@ static void test_full_container_config(void **state)
     json_decref(root);
 }
 
+/* network.mode "user" with forwards: the same parser as the VM cards' ports. */
+static void test_container_user_network(void **state)
+{
+    (void)state;
+    const char *json = expand(
+        "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+        "\"network\":{\"mode\":\"user\",\"ports\":[{\"host\":\"127.0.0.1:8080\",\"guest\":80},"
+        "{\"host\":5353,\"guest\":53,\"proto\":\"udp\"},{\"host\":\"0.0.0.0:2222\",\"guest\":22,"
+        "\"proto\":\"tcp\"}]}}");
+    json_t *root = json_loads(json, 0, NULL);
+    assert_non_null(root);
+    struct vmcore_config *cfg;
+    struct vmcore_err err = { 0 };
+    int rc = config_parse(&cfg, root, NULL, &err);
+    if (rc)
+        fail_msg("%s", err.msg);
+    assert_int_equal(cfg->network.mode, NET_MODE_USER);
+    assert_int_equal(cfg->network.nports, 3);
+    assert_false(cfg->network.ports[0].udp);
+    assert_int_equal(cfg->network.ports[0].host_addr, htonl(INADDR_LOOPBACK));
+    assert_int_equal(cfg->network.ports[0].host_port, 8080);
+    assert_int_equal(cfg->network.ports[0].guest_port, 80);
+    assert_true(cfg->network.ports[1].udp);
+    assert_int_equal(cfg->network.ports[1].host_addr, htonl(INADDR_LOOPBACK)); /* default */
+    assert_int_equal(cfg->network.ports[1].host_port, 5353);
+    assert_int_equal(cfg->network.ports[2].host_addr, htonl(INADDR_ANY));
+    assert_null(cfg->network.address);
+    config_free(cfg);
+    json_decref(root);
+    /* without ports: no forwards */
+    root = json_loads(expand("{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":"
+                             "{\"args\":[\"x\"]},\"network\":{\"mode\":\"user\"}}"), 0, NULL);
+    assert_int_equal(config_parse(&cfg, root, NULL, &err), 0);
+    assert_int_equal(cfg->network.mode, NET_MODE_USER);
+    assert_int_equal(cfg->network.nports, 0);
+    config_free(cfg);
+    json_decref(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -765,6 +836,7 @@ int main(void)
         cmocka_unit_test(test_missing_config_file),
         cmocka_unit_test(test_relative_paths),
         cmocka_unit_test(test_full_container_config),
+        cmocka_unit_test(test_container_user_network),
         cmocka_unit_test(test_container_checks_in_config),
         cmocka_unit_test(test_one_cidr_parser),
         cmocka_unit_test(test_backend_table),
