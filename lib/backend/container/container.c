@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -22,12 +23,16 @@
 
 #include "core/backend.h"
 #include "ct.h"
+#include "machine/net_backend.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
 #endif
 
 #define VETH_INSIDE "eth0"
+/* network.mode "user": libslirp's network (net_slirp.c), the container at a fixed address */
+#define USER_NET_ADDR "10.0.2.100/24"
+#define USER_NET_GW "10.0.2.2"
 /* userns without maps, as root: container ids 0..65535 are host ids 1000000.. (LXD's
  * convention for root's subordinate ids; clear of the ranges useradd hands out). */
 #define CT_USERNS_DEFAULT_BASE 1000000u
@@ -78,6 +83,7 @@ struct ct {
     struct ct_cgroup cg;
     bool userns;                /* configured, or implied by running unprivileged */
     bool cg_made, veth_made, started;
+    struct net_backend *slirp;  /* network.mode "user": the NAT, its thread and the tap */
     struct winsize winsize;     /* process.terminal: the size for the pty (0 x 0: unset) */
     struct ct_run *init;
     struct ct_run *execs;
@@ -381,6 +387,28 @@ static int write_map(pid_t pid, const char *file, const struct config_idmap *m, 
     return 0;
 }
 
+/* network.mode "user": the tap fd the child sent over @sock before it exec'd. */
+static int recv_tap(int sock, struct vmcore_err *err)
+{
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    char byte;
+    struct iovec iov = { &byte, 1 };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                         .msg_controllen = sizeof ctl.buf };
+    ssize_t n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    struct cmsghdr *c = n == 1 ? CMSG_FIRSTHDR(&mh) : NULL;
+    if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+        c->cmsg_len != CMSG_LEN(sizeof(int)))
+        return err_set(err, VMCORE_ESYS, "network.mode \"user\": the container's tap did "
+                       "not arrive");
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    return fd;
+}
+
 /* Spawn @argv (NULL: the configured process) as a new container (exec == NULL) or
  * inside the running one; on success the process runs and is watched on the loop. */
 static int run_start(struct ct *ct, struct ct_run *r, const char *exe, const char *const *argv,
@@ -398,11 +426,28 @@ static int run_start(struct ct *ct, struct ct_run *r, const char *exe, const cha
         return err_sys(err, VMCORE_ESYS, errno, "pipe");
     }
     r->init_status_fd = st_pipe[0];
+    /* mode "user": the child makes the tap in its namespace and sends it over this pair */
+    int tap_sv[2] = { -1, -1 };
+    bool user_net = !r->is_exec && cfg->network.mode == NET_MODE_USER;
+    if (user_net && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, tap_sv) < 0) {
+        int e = errno;
+        if (st_pipe[0] >= 0) {
+            close(st_pipe[0]);
+            close(st_pipe[1]);
+            r->init_status_fd = -1;
+        }
+        stdio_close(&io);
+        return err_sys(err, VMCORE_ESYS, e, "network: socketpair");
+    }
     int image = -1;
     if (!r->is_exec && cfg->process.init && (image = ct_init_image_fd(err)) < 0) {
         close(st_pipe[0]);
         close(st_pipe[1]);
         r->init_status_fd = -1;
+        if (user_net) {
+            close(tap_sv[0]);
+            close(tap_sv[1]);
+        }
         stdio_close(&io);
         return err->code;
     }
@@ -418,7 +463,11 @@ static int run_start(struct ct *ct, struct ct_run *r, const char *exe, const cha
     if (!cgroup_has_device_policy(&ct->cg))
         s.caps &= ~(1ull << CAP_MKNOD);
     s.new_net = cfg->network.mode != NET_MODE_HOST;
-    s.veth_addr = cfg->network.mode == NET_MODE_VETH ? cfg->network.address : NULL;
+    s.veth_addr = cfg->network.mode == NET_MODE_VETH ? cfg->network.address
+                  : user_net                             ? USER_NET_ADDR
+                                                         : NULL;
+    s.gateway = user_net ? USER_NET_GW : NULL;
+    s.tap_sock = tap_sv[1];
     s.cgroup_fd = ct->cg.v2_fd;
     s.join_pidfd = r->is_exec ? ct->init->proc.pidfd : -1;
     for (int i = 0; i < 3; i++)
@@ -430,6 +479,8 @@ static int run_start(struct ct *ct, struct ct_run *r, const char *exe, const cha
     rc = ct_spawn(&s, &r->proc, err);
     if (st_pipe[1] >= 0)
         close(st_pipe[1]);
+    if (tap_sv[1] >= 0)
+        close(tap_sv[1]);
     if (image >= 0)
         close(image);
     if (rc < 0)
@@ -451,6 +502,17 @@ static int run_start(struct ct *ct, struct ct_run *r, const char *exe, const cha
     }
     if ((rc = ct_spawn_release(&r->proc, err)) < 0)
         goto fail; /* the child is reaped already */
+    if (user_net) {
+        /* The child sent the tap before it exec'd; the NAT owns it from here on. */
+        int tap = recv_tap(tap_sv[0], err);
+        close(tap_sv[0]);
+        tap_sv[0] = -1;
+        if (tap < 0 || (rc = net_slirp_attach_tap(ct->slirp, tap, err)) < 0) {
+            rc = tap < 0 ? tap : rc;
+            stdio_close(&io);
+            return rc; /* the caller frees @r, which kills and reaps */
+        }
+    }
     /* The child has exec'd: its ends of stdio are its own now. */
     for (int i = 0; i < 3; i++)
         if (io.child[i] >= 0 && (i == 0 || io.child[i] != io.child[0]))
@@ -505,6 +567,8 @@ fail_running:
 fail_proc:
     ct_spawn_abort(&r->proc);
 fail:
+    if (tap_sv[0] >= 0)
+        close(tap_sv[0]);
     stdio_close(&io);
     return rc;
 }
@@ -583,6 +647,15 @@ static int container_create(vmcore_domain *d, const struct vmcore_config *cfg, v
     return 0;
 }
 
+/* Stop the NAT's thread and close its listeners and the tap (the tap's device goes with
+ * its last fd, or went with the container's namespace already). */
+static void user_net_close(struct ct *ct)
+{
+    if (ct->slirp)
+        ct->slirp->ops->close(ct->slirp);
+    ct->slirp = NULL;
+}
+
 static int container_start(vmcore_domain *d, void *priv, struct vmcore_err *err)
 {
     (void)d;
@@ -591,26 +664,35 @@ static int container_start(vmcore_domain *d, void *priv, struct vmcore_err *err)
     snprintf(name, sizeof name, "vmcore-%d-%lx", (int)getpid(), (unsigned long)(uintptr_t)ct);
     const struct vmcore_config *cfg = ct->cfg;
     bool limits = cfg->limits.memory_bytes || cfg->limits.pids || cfg->limits.cpus > 0;
-    int rc = cgroup_create(&ct->cg, name, cfg, err);
+    /* First, so that a busy forwarded port fails the start before anything exists. */
+    int rc;
+    if (cfg->network.mode == NET_MODE_USER &&
+        (rc = net_slirp_open_tap(cfg->network.ports, cfg->network.nports, &ct->slirp, err)) < 0)
+        return rc;
+    rc = cgroup_create(&ct->cg, name, cfg, err);
     if ((rc == VMCORE_EPERM || rc == VMCORE_EUNAVAIL) && !limits && geteuid() != 0) {
         /* Rootless without a delegated cgroup: run, just without pause and stats. */
         err_clear(err);
         memset(&ct->cg, 0, sizeof ct->cg);
         ct->cg.v2_fd = -1;
     } else if (rc < 0) {
+        user_net_close(ct);
         return rc;
     } else {
         ct->cg_made = true;
     }
     ct->init = run_new(ct, false, NULL);
-    if (!ct->init)
+    if (!ct->init) {
+        user_net_close(ct);
         return err_set(err, VMCORE_ENOMEM, "out of memory");
+    }
     if ((rc = run_start(ct, ct->init, ct->exe, NULL, err)) < 0) {
         run_free(ct->init);
         ct->init = NULL;
         if (ct->veth_made)
             net_link_delete(ct->cfg->network.host_ifname);
         ct->veth_made = false;
+        user_net_close(ct);
         cgroup_destroy(&ct->cg);
         ct->cg_made = false;
         return rc;
@@ -845,6 +927,7 @@ static void container_destroy(vmcore_domain *d, void *priv)
         run_free(ct->init);
     if (ct->veth_made)
         net_link_delete(ct->cfg->network.host_ifname);
+    user_net_close(ct);
     if (ct->cg_made)
         cgroup_destroy(&ct->cg);
     seccomp_filter_free(&ct->filter);

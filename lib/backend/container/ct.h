@@ -95,8 +95,13 @@ uint64_t caps_default_mask(void);
 int caps_apply(uint64_t keep, uint32_t uid, uint32_t gid, bool userns, struct ct_child_err *e);
 
 /* --- network (net.c) ------------------------------------------------------------- */
-/* Child side: bring "lo" up; with @addr (CIDR), configure and raise @ifname too. */
-int net_child_setup(const char *ifname, const char *addr, struct ct_child_err *e);
+/* Child side: bring "lo" up; with @addr (CIDR), configure and raise @ifname too, and
+ * with @gw (an IPv4 address) give it the default route through @gw. */
+int net_child_setup(const char *ifname, const char *addr, const char *gw,
+                    struct ct_child_err *e);
+/* Child side, mode "user": create the tap @ifname (IFF_TAP | IFF_NO_PI) in this process's
+ * network namespace and send its fd over the AF_UNIX socket @sock (SCM_RIGHTS). */
+int net_child_tap(int sock, const char *ifname, struct ct_child_err *e);
 /* Host side: make a veth pair, @host_ifname here, @peer_ifname inside @pid's netns;
  * give the host end @host_addr (CIDR, may be NULL) and bring it up. */
 int net_veth_create(const char *host_ifname, const char *peer_ifname, pid_t pid,
@@ -148,6 +153,9 @@ struct ct_spawn {
     bool new_net;               /* a fresh net namespace (none / veth) */
     bool userns;                /* a user namespace (configured, or rootless) */
     const char *veth_addr;      /* inside address for "eth0", or NULL */
+    const char *gateway;        /* default route via this address on "eth0", or NULL */
+    int tap_sock;               /* mode "user": make the tap "eth0" and send its fd here
+                                   (the child's end of a socket pair), else -1 */
     int cgroup_fd;              /* v2 group for CLONE_INTO_CGROUP, or -1 */
     int join_pidfd;             /* exec: pidfd of the container's init, else -1 */
     int stdio[3];               /* child's stdin/stdout/stderr */

@@ -1,20 +1,24 @@
 /* Container networking over rtnetlink, messages built by hand (no `ip` at run time).
  * Host side: create the veth pair and raise the host end. Child side (in the new net
- * namespace, before execve): raise lo and configure the inside end. */
+ * namespace, before execve): raise lo and configure the inside end; for mode "user",
+ * first make the tap and pass its fd to the parent, which attaches it to libslirp. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <linux/if_link.h>
+#include <linux/if_tun.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
@@ -141,7 +145,29 @@ static int addr_add(const char *ifname, const char *cidr)
     return nl_talk(&m);
 }
 
-int net_child_setup(const char *ifname, const char *addr, struct ct_child_err *e)
+/* The default route through @gw (IPv4, network byte order) on @ifname. */
+static int route_add_default(const char *ifname, uint32_t gw)
+{
+    unsigned idx = if_nametoindex(ifname);
+    if (!idx)
+        return -errno;
+    struct nlmsg m;
+    nl_begin(&m, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL);
+    struct rtmsg *rt = nl_put(&m, NULL, sizeof *rt);
+    rt->rtm_family = AF_INET;
+    rt->rtm_dst_len = 0;
+    rt->rtm_table = RT_TABLE_MAIN;
+    rt->rtm_protocol = RTPROT_BOOT;
+    rt->rtm_scope = RT_SCOPE_UNIVERSE;
+    rt->rtm_type = RTN_UNICAST;
+    nl_attr(&m, RTA_GATEWAY, &gw, 4);
+    uint32_t oif = idx;
+    nl_attr(&m, RTA_OIF, &oif, 4);
+    return nl_talk(&m);
+}
+
+int net_child_setup(const char *ifname, const char *addr, const char *gw,
+                    struct ct_child_err *e)
 {
     int r = link_set_up("lo");
     if (r < 0)
@@ -152,6 +178,64 @@ int net_child_setup(const char *ifname, const char *addr, struct ct_child_err *e
         if ((r = link_set_up(ifname)) < 0)
             return ct_child_fail(e, VMCORE_ESYS, -r, "bring up %s in the container", ifname);
     }
+    if (ifname && gw) {
+        uint32_t a;
+        if (inet_pton(AF_INET, gw, &a) != 1)
+            return ct_child_fail(e, VMCORE_EINVAL, 0, "network: bad gateway %s", gw);
+        if ((r = route_add_default(ifname, a)) < 0)
+            return ct_child_fail(e, VMCORE_ESYS, -r, "network: default route via %s on %s", gw,
+                                 ifname);
+    }
+    return 0;
+}
+
+int net_child_tap(int sock, const char *ifname, struct ct_child_err *e)
+{
+    /* Opened here, in the container's network namespace (a tun file's namespace is its
+     * opener's) but still before pivot_root, so it is the host's /dev/net/tun. */
+    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return ct_child_fail(e, errno == ENOENT ? VMCORE_EUNAVAIL
+                                : errno == EACCES || errno == EPERM ? VMCORE_EPERM
+                                                                    : VMCORE_ESYS,
+                             errno, "network.mode \"user\": open /dev/net/tun%s",
+                             errno == EACCES ? " (rootless, it must be open to all users: "
+                                               "mode 0666)" : "");
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+    size_t n = strlen(ifname);
+    memcpy(ifr.ifr_name, ifname, n < IFNAMSIZ - 1 ? n : IFNAMSIZ - 1);
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+        int err = errno;
+        close(fd);
+        return ct_child_fail(e, VMCORE_ESYS, err, "network.mode \"user\": create the tap %s",
+                             ifname);
+    }
+    /* The parent keeps the tap: ours closes at execve, the device lives with its fd. */
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    memset(&ctl, 0, sizeof ctl);
+    char byte = 0;
+    struct iovec iov = { &byte, 1 };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                         .msg_controllen = sizeof ctl.buf };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    ssize_t w;
+    do
+        w = sendmsg(sock, &mh, MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+    int err = errno;
+    close(fd);
+    if (w != 1)
+        return ct_child_fail(e, VMCORE_ESYS, err, "network.mode \"user\": hand the tap to "
+                             "the host process");
     return 0;
 }
 

@@ -226,7 +226,7 @@ static void child_setup(const struct ct_spawn *s, int sync_rd, int err_wr, struc
     if (exec)
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     int keep[] = { sync_rd, err_wr, s->stdio[0], s->stdio[1], s->stdio[2], s->join_pidfd,
-                   s->init_status_fd, s->init_image_fd };
+                   s->init_status_fd, s->init_image_fd, s->tap_sock };
     ct_keep_only_fds(keep, (int)(sizeof keep / sizeof keep[0]));
     char c;
     /* Wait for the parent: cgroups, id maps, veth. EOF means it gave up. */
@@ -255,6 +255,9 @@ static void child_setup(const struct ct_spawn *s, int sync_rd, int err_wr, struc
             ct_child_fail(e, VMCORE_ESYS, errno, "unshare(CLONE_NEWCGROUP)");
             return;
         }
+        /* before pivot_root: the tap comes from the host's /dev/net/tun */
+        if (s->tap_sock >= 0 && net_child_tap(s->tap_sock, "eth0", e) < 0)
+            return;
         if (rootfs_setup(cfg, userns, s->pty_slave_path, e) < 0)
             return;
         const char *host = cfg->hostname ? cfg->hostname : cfg->name;
@@ -262,7 +265,8 @@ static void child_setup(const struct ct_spawn *s, int sync_rd, int err_wr, struc
             ct_child_fail(e, VMCORE_ECONFIG, errno, "hostname: sethostname(%s)", host);
             return;
         }
-        if (s->new_net && net_child_setup(s->veth_addr ? "eth0" : NULL, s->veth_addr, e) < 0)
+        if (s->new_net && net_child_setup(s->veth_addr ? "eth0" : NULL, s->veth_addr, s->gateway,
+                                         e) < 0)
             return;
     } else {
         if (join_container(s, err_wr, e) < 0)
