@@ -1,8 +1,8 @@
 /* Container networking in mode "user" (libslirp NAT, lib/machine/net_slirp.c), for real:
  * a busybox container gets its tap "eth0" with 10.0.2.100/24 and a default route through
  * 10.0.2.2, fetches from an HTTP server this test runs on 127.0.0.1 through that gateway,
- * is reached through a port forward, and a busy host port fails the start naming the
- * forward. The whole test runs in a network namespace of its own (made in main), so its
+ * is reached through a port forward, shares all that with exec'd processes, and runs
+ * rootless too; a busy host port fails the start naming the forward. The whole test runs in a network namespace of its own (made in main), so its
  * 127.0.0.1 is its own and no traffic leaves the machine. Needs root (skips otherwise;
  * fails under VMCORE_TEST_STRICT=1). After every test: no thread, fd, child, cgroup or
  * mount is left (run_close). */
@@ -337,18 +337,19 @@ static void test_user_bad_config(void **state)
 
 /* Rootless: a child of this test drops to an unprivileged uid and runs a user-mode
  * container through the API (the user namespace is implied); it fetches from the
- * server, which runs on a thread of this (parent) process. Reports by exit code. */
-static int rootless_child(int port, const char *dir)
+ * server, which runs on a thread of this (parent) process. With @tun_mode 0600 the
+ * start must fail instead, naming /dev/net/tun. Reports by exit code. */
+static int rootless_child(int port, const char *dir, mode_t tun_mode)
 {
     /* Hosts differ in who may open /dev/net/tun (udev makes it 0666; this one may not).
-     * In a mount namespace of this child only, a 0666 node of the same device on a
-     * tmpfs covers it, which is what the containers it starts then see. */
+     * In a mount namespace of this child only, a node of the same device with
+     * @tun_mode on a tmpfs covers it, which is what the containers it starts see. */
     char node[64];
     if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
         mount("tmpfs", dir, "tmpfs", 0, "mode=0755") < 0)
         return 20;
     snprintf(node, sizeof node, "%s/tun", dir);
-    if (mknod(node, S_IFCHR | 0666, makedev(10, 200)) < 0 || chmod(node, 0666) < 0 ||
+    if (mknod(node, S_IFCHR | tun_mode, makedev(10, 200)) < 0 || chmod(node, tun_mode) < 0 ||
         mount(node, "/dev/net/tun", NULL, MS_BIND, NULL) < 0)
         return 21;
     if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
@@ -368,7 +369,18 @@ static int rootless_child(int port, const char *dir)
         return 12;
     }
     vmcore_domain_subscribe(r.d, VMCORE_EVENT_ALL, on_event, &r);
-    if (vmcore_domain_start(r.d, NULL, NULL)) {
+    int rc = vmcore_domain_start(r.d, NULL, NULL);
+    if (tun_mode == 0600) {
+        const char *msg = vmcore_domain_last_error(r.d);
+        bool named = strstr(msg, "network.mode") && strstr(msg, "/dev/net/tun");
+        if (rc != VMCORE_EPERM || !named)
+            fprintf(stderr, "start: %s: %s\n", vmcore_error_name(rc), msg);
+        vmcore_domain_close(r.d, on_closed, &r);
+        vt_run_until(r.ctx, &r.closed, 60000);
+        vmcore_ctx_free(r.ctx);
+        return rc == VMCORE_EPERM && named ? 0 : 17;
+    }
+    if (rc) {
         fprintf(stderr, "start: %s\n", vmcore_domain_last_error(r.d));
         return 13;
     }
@@ -389,21 +401,24 @@ static void test_user_rootless(void **state)
     (void)state;
     REQUIRE();
     vt_require(vt_have_userns(), "needs user namespaces");
-    char dir[] = "/tmp/vt-tun-XXXXXX"; /* the child's tmpfs goes here, in its namespace */
-    assert_non_null(mkdtemp(dir));
-    struct server sv;
-    server_start(&sv);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0)
-        _exit(rootless_child(sv.port, dir));
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    server_stop(&sv);
-    assert_int_equal(rmdir(dir), 0);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
-    assert_true(sv.served);
+    static const mode_t modes[] = { 0666, 0600 };
+    for (size_t i = 0; i < 2; i++) {
+        char dir[] = "/tmp/vt-tun-XXXXXX"; /* the child's tmpfs goes here, in its namespace */
+        assert_non_null(mkdtemp(dir));
+        struct server sv;
+        server_start(&sv);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+            _exit(rootless_child(sv.port, dir, modes[i]));
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        server_stop(&sv);
+        assert_int_equal(rmdir(dir), 0);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+        assert_int_equal(sv.served, modes[i] == 0666);
+    }
     assert_int_equal(count_rootfs_mounts(), 0);
 }
 
