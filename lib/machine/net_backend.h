@@ -62,5 +62,10 @@ int net_slirp_open(const struct config_nic *nic, unsigned index, struct net_back
 int net_slirp_open_tap(const struct config_portfwd *ports, size_t nports,
                        struct net_backend **out, struct vmcore_err *err);
 int net_slirp_attach_tap(struct net_backend *nb, int tap_fd, struct vmcore_err *err);
+/* The frames a "user" backend passed to its peer (rx, as the guest sees it) and took from
+ * it (tx) so far, Ethernet frames without the virtio-net header; a frame the peer could not
+ * take is not counted. Any thread. */
+void net_slirp_counters(const struct net_backend *nb, uint64_t *rx_bytes, uint64_t *rx_packets,
+                        uint64_t *tx_bytes, uint64_t *tx_packets);
 
 #endif

@@ -59,6 +59,9 @@ struct net_slirp {
     bool peer_sock;         /* peer is our socket pair (sendmsg), else a tap (writev) */
     size_t peer_hdr;        /* bytes of virtio-net header in front of each peer frame */
     bool peer_dead;         /* the peer failed: stop polling it (slirp thread only) */
+    /* frames through the peer, header excluded: to the guest (rx) and from it (tx);
+     * written by the slirp thread, read by net_slirp_counters() */
+    atomic_uint_fast64_t rx_bytes, rx_packets, tx_bytes, tx_packets;
     int wake;               /* eventfd: stop, or slirp's notify */
     atomic_bool stop;
     pthread_t thread;
@@ -97,6 +100,10 @@ static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
     }
     if (n < 0 && errno != EAGAIN && errno != ENOBUFS)
         return -1;
+    if (n >= 0) {
+        atomic_fetch_add_explicit(&s->rx_bytes, len, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->rx_packets, 1, memory_order_relaxed);
+    }
     return (ssize_t)len; /* dropped when the peer is behind: TCP retransmits */
 }
 
@@ -244,8 +251,12 @@ static void *slirp_main(void *arg)
                 s->peer_dead = true; /* the other end closed, or the tap lost its device */
                 break;
             }
-            if ((size_t)n > s->peer_hdr)
-                slirp_input(s->slirp, s->buf + s->peer_hdr, (int)((size_t)n - s->peer_hdr));
+            if ((size_t)n > s->peer_hdr) {
+                size_t len = (size_t)n - s->peer_hdr;
+                atomic_fetch_add_explicit(&s->tx_bytes, len, memory_order_relaxed);
+                atomic_fetch_add_explicit(&s->tx_packets, 1, memory_order_relaxed);
+                slirp_input(s->slirp, s->buf + s->peer_hdr, (int)len);
+            }
         }
         if (pev & (POLLERR | POLLHUP | POLLNVAL))
             s->peer_dead = true;
@@ -452,4 +463,14 @@ int net_slirp_attach_tap(struct net_backend *nb, int tap_fd, struct vmcore_err *
     if (fl < 0 || fcntl(tap_fd, F_SETFL, fl | O_NONBLOCK) < 0)
         return err_sys(err, VMCORE_ESYS, errno, "network: make the tap non-blocking");
     return slirp_run(s, "network", err);
+}
+
+void net_slirp_counters(const struct net_backend *nb, uint64_t *rx_bytes, uint64_t *rx_packets,
+                        uint64_t *tx_bytes, uint64_t *tx_packets)
+{
+    struct net_slirp *s = (struct net_slirp *)nb;
+    *rx_bytes = atomic_load_explicit(&s->rx_bytes, memory_order_relaxed);
+    *rx_packets = atomic_load_explicit(&s->rx_packets, memory_order_relaxed);
+    *tx_bytes = atomic_load_explicit(&s->tx_bytes, memory_order_relaxed);
+    *tx_packets = atomic_load_explicit(&s->tx_packets, memory_order_relaxed);
 }

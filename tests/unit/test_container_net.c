@@ -230,7 +230,8 @@ static void test_user_port_forward(void **state)
     assert_true(port_is_free(port));
 }
 
-/* exec'd processes share the container's network, tap and route included. */
+/* exec'd processes share the container's network, tap and route included; the domain's
+ * stats count the tap's traffic. */
 static void test_user_exec_shares_network(void **state)
 {
     (void)state;
@@ -249,6 +250,13 @@ static void test_user_exec_shares_network(void **state)
     run_exec(&r, argv);
     assert_int_equal(r.exec_exit.status, 0);
     assert_string_equal(r.out, BODY);
+    /* vmcore_stats counts the tap's frames as the container saw them: at least the
+     * response with the body in, the request out, and a handshake each way */
+    vmcore_stats st = VMCORE_STATS_INIT;
+    assert_int_equal(vmcore_domain_stats(r.d, &st), 0);
+    assert_true(st.net_rx_packets >= 3 && st.net_tx_packets >= 3);
+    assert_true(st.net_rx_bytes >= 3 * 54 + strlen(BODY));
+    assert_true(st.net_tx_bytes >= 3 * 54 + strlen("GET /exec HTTP/1.0\r\n\r\n"));
     assert_int_equal(vmcore_domain_kill(r.d, NULL, NULL), 0);
     run_wait(&r);
     run_close(&r);

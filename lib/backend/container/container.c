@@ -790,6 +790,9 @@ static int container_stats(vmcore_domain *d, void *priv, vmcore_stats *out, stru
     struct ct *ct = priv;
     if (ct->veth_made)
         net_link_counters(ct->cfg->network.host_ifname, out);
+    if (ct->slirp)
+        net_slirp_counters(ct->slirp, &out->net_rx_bytes, &out->net_rx_packets,
+                           &out->net_tx_bytes, &out->net_tx_packets);
     if (!ct->cg_made)
         return 0;
     return cgroup_stats(&ct->cg, out, err);
