@@ -88,6 +88,11 @@ static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
     static const unsigned char hdr[NET_HDR_LEN];
     if (s->peer_dead)
         return (ssize_t)len; /* nobody to deliver to: the wire is cut */
+    /* counted before the write, so that a reader who saw the guest react to the frame
+     * sees it counted (this thread may be preempted right after the write); taken back
+     * if the peer did not take it */
+    atomic_fetch_add_explicit(&s->rx_bytes, len, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->rx_packets, 1, memory_order_relaxed);
     struct iovec iov[2] = { { (void *)hdr, s->peer_hdr }, { (void *)buf, len } };
     struct iovec *v = s->peer_hdr ? iov : iov + 1;
     int nv = s->peer_hdr ? 2 : 1;
@@ -98,11 +103,11 @@ static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
     } else {
         n = writev(s->peer, v, nv); /* the tap is non-blocking */
     }
-    if (n < 0 && errno != EAGAIN && errno != ENOBUFS)
-        return -1;
-    if (n >= 0) {
-        atomic_fetch_add_explicit(&s->rx_bytes, len, memory_order_relaxed);
-        atomic_fetch_add_explicit(&s->rx_packets, 1, memory_order_relaxed);
+    if (n < 0) {
+        atomic_fetch_sub_explicit(&s->rx_bytes, len, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&s->rx_packets, 1, memory_order_relaxed);
+        if (errno != EAGAIN && errno != ENOBUFS)
+            return -1;
     }
     return (ssize_t)len; /* dropped when the peer is behind: TCP retransmits */
 }
