@@ -229,3 +229,16 @@ void host_disk(char *dev, size_t len)
     else
         dev[0] = 0;
 }
+
+void expect_create_error(const char *json, int code, const char *needle)
+{
+    struct run r;
+    int rc = run_new(&r, "%s", json);
+    if (rc != code)
+        fail_msg("expected %s, got %s (%s)", vmcore_error_name(code), vmcore_error_name(rc),
+                 vmcore_ctx_last_error(r.ctx));
+    if (!strstr(vmcore_ctx_last_error(r.ctx), needle))
+        fail_msg("message '%s' does not mention '%s'", vmcore_ctx_last_error(r.ctx), needle);
+    r.d = NULL;
+    run_close(&r);
+}

@@ -34,6 +34,9 @@ void run_exec(struct run *r, const char *const *argv);
 void run_wait(struct run *r);
 /* Close, free the context and assert nothing is left behind. */
 void run_close(struct run *r);
+/* Creating from @json must fail with @code and a message containing @needle; then
+ * run_close's checks (nothing left behind). */
+void expect_create_error(const char *json, int code, const char *needle);
 /* Run a shell command (sh -c) to its end with @extra config keys ("" or "k":v,). */
 void sh(struct run *r, const char *extra, const char *cmd);
 /* vmcore_domain_exec completion: fills r->exec_*. */

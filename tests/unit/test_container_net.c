@@ -312,19 +312,6 @@ static void test_user_start_failure_leaves_nothing(void **state)
     assert_int_equal(vt_count_threads(), threads);
 }
 
-static void expect_create_error(const char *json, int code, const char *needle)
-{
-    struct run r;
-    int rc = run_new(&r, "%s", json);
-    if (rc != code)
-        fail_msg("expected %s, got %s (%s)", vmcore_error_name(code), vmcore_error_name(rc),
-                 vmcore_ctx_last_error(r.ctx));
-    if (!strstr(vmcore_ctx_last_error(r.ctx), needle))
-        fail_msg("message '%s' does not mention '%s'", vmcore_ctx_last_error(r.ctx), needle);
-    r.d = NULL;
-    run_close(&r);
-}
-
 static void test_user_bad_config(void **state)
 {
     (void)state;
