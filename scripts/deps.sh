@@ -11,6 +11,7 @@ VMCORE_BUILD_PACKAGES=(
     libuv1-dev libjansson-dev libseccomp-dev  # the library's dependencies
     libslirp-dev libglib2.0-dev               # virtio-net "user" mode (libslirp; its .pc needs glib's)
     liburing-dev                              # virtio-blk's asynchronous I/O
+    libnftables-dev                           # network mode "bridge": the NAT's nftables rules
     python3                                   # the bindings (and their tests)
 )
 # Only .ci/run and package builders install these: the demo and the test suite do not need them.

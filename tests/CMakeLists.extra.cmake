@@ -13,7 +13,7 @@ if(EXISTS ${VMCORE_PYTHON})
                              ${PROJECT_SOURCE_DIR}/lib)
   target_link_libraries(vmcore_pyshim PRIVATE PkgConfig::UV PkgConfig::JANSSON
                         PkgConfig::SECCOMP PkgConfig::SLIRP
-                        PkgConfig::URING Threads::Threads)
+                        PkgConfig::URING PkgConfig::NFTABLES Threads::Threads)
   target_link_options(vmcore_pyshim PRIVATE
     -Wl,--version-script=${PROJECT_SOURCE_DIR}/lib/vmcore.map -Wl,--no-undefined)
   set_target_properties(vmcore_pyshim PROPERTIES C_VISIBILITY_PRESET hidden)

@@ -24,7 +24,7 @@ static const char *const backend_names[] = { "auto", VMCORE_BACKENDS(BACKEND_NAM
 #undef BACKEND_NAME_
 static const char *const format_names[] = { "auto", "raw", "elf", "multiboot", "linux", NULL };
 static const char *const mode_names[] = { "real", "protected", "long", NULL };
-static const char *const net_names[] = { "none", "host", "veth", "user", NULL };
+static const char *const net_names[] = { "none", "host", "veth", "user", "bridge", NULL };
 
 const char *config_backend_name(enum config_backend b)
 {
@@ -464,10 +464,114 @@ static int parse_limits(struct cx *c, const json_t *lim, struct vmcore_config *c
 static int parse_ports(struct cx *c, const json_t *arr, const char *parent,
                        struct config_portfwd **out, size_t *count);
 
+/* "bridge" of network mode "bridge" (@path: "network.bridge" or "nics[N].bridge"): a
+ * bridge's name, or {"name", "create", "address", "nat"}. */
+static int parse_bridge(struct cx *c, const json_t *v, const char *path, struct config_bridge *b)
+{
+    static const char *const keys[] = { "name", "create", "address", "nat", NULL };
+    char p[CONFIG_PATH_MAX];
+    int rc;
+    if (json_is_string(v)) {
+        if (strlen(json_string_value(v)) != json_string_length(v))
+            return err_config(c->err, VMCORE_ECONFIG, path, "must not contain NUL bytes");
+        if (!(b->name = strdup(json_string_value(v))))
+            return err_set(c->err, VMCORE_ENOMEM, "out of memory");
+        return check_name(c, path, b->name, 15, true);
+    }
+    if (!json_is_object(v))
+        return type_error(c, path, "a bridge's name or an object", v);
+    if ((rc = check_keys(c, v, path, keys)) || (rc = get_string(c, v, path, "name", &b->name)) ||
+        (rc = get_bool(c, v, path, "create", &b->create)) ||
+        (rc = get_string(c, v, path, "address", &b->address)) ||
+        (rc = get_bool(c, v, path, "nat", &b->nat)))
+        return rc;
+    join_path(p, path, "name");
+    if (!b->name)
+        return err_config(c->err, VMCORE_ECONFIG, p, "missing (required)");
+    if ((rc = check_name(c, p, b->name, 15, true)))
+        return rc;
+    join_path(p, path, "address");
+    if (b->address && !b->create)
+        return err_config(c->err, VMCORE_ECONFIG, p, "only with \"create\": true (the library "
+                          "leaves the addresses of a bridge it did not create alone)");
+    if (b->address) {
+        uint32_t a;
+        unsigned prefix;
+        if ((rc = check_cidr(c, p, b->address)))
+            return rc;
+        config_parse_cidr(b->address, &a, &prefix);
+        uint32_t host = ntohl(a) & (0xffffffffu >> prefix);
+        if (prefix > 30 || host == 0 || host == (0xffffffffu >> prefix))
+            return err_config(c->err, VMCORE_ECONFIG, p, "%s is not a host address of a subnet "
+                              "with room for guests (prefix at most 30)", b->address);
+    }
+    join_path(p, path, "nat");
+    if (b->nat && (!b->create || !b->address))
+        return err_config(c->err, VMCORE_ECONFIG, p, "needs \"create\": true and an \"address\" "
+                          "(the library NATs only the subnet of a bridge it made)");
+    return 0;
+}
+
+/* A guest's static @addr (at @path) on the subnet of the bridge's @baddr. */
+static int check_on_bridge(struct cx *c, const char *path, const char *addr, const char *baddr)
+{
+    uint32_t a, b;
+    unsigned pa, pb;
+    config_parse_cidr(addr, &a, &pa);
+    config_parse_cidr(baddr, &b, &pb);
+    uint32_t m = pb ? 0xffffffffu << (32 - pb) : 0;
+    uint32_t ha = ntohl(a), hb = ntohl(b);
+    if ((ha & m) != (hb & m) || pa != pb)
+        return err_config(c->err, VMCORE_ECONFIG, path, "%s is not on the bridge's subnet "
+                          "(its address is %s)", addr, baddr);
+    if (ha == hb)
+        return err_config(c->err, VMCORE_ECONFIG, path, "%s is the bridge's own address", addr);
+    if ((ha & ~m) == 0 || (ha & ~m) == ~m)
+        return err_config(c->err, VMCORE_ECONFIG, path, "%s is the subnet's network or "
+                          "broadcast address", addr);
+    return 0;
+}
+
+/* network.mode "bridge": a veth whose host end is a port of network.bridge. */
+static int parse_network_bridge(struct cx *c, const json_t *net, struct vmcore_config *cfg)
+{
+    int rc;
+    static const char *const not_here[] = { "host_address", NULL };
+    for (const char *const *k = not_here; *k; k++)
+        if (json_object_get(net, *k)) {
+            char p[CONFIG_PATH_MAX];
+            join_path(p, "network", *k);
+            return err_config(c->err, VMCORE_ECONFIG, p, "not valid with network.mode "
+                              "\"bridge\" (the host end is a bridge port, without an address)");
+        }
+    const json_t *b = json_object_get(net, "bridge");
+    if (!b)
+        return err_config(c->err, VMCORE_ECONFIG, "network.bridge",
+                          "missing (required for mode \"bridge\")");
+    if ((rc = parse_bridge(c, b, "network.bridge", &cfg->network.bridge)) ||
+        (rc = get_string(c, net, "network", "host_ifname", &cfg->network.host_ifname)) ||
+        (rc = get_string(c, net, "network", "address", &cfg->network.address)))
+        return rc;
+    if (cfg->network.host_ifname &&
+        (rc = check_name(c, "network.host_ifname", cfg->network.host_ifname, 15, true)))
+        return rc;
+    if (!cfg->network.address)
+        return err_config(c->err, VMCORE_ECONFIG, "network.address",
+                          "missing (required for mode \"bridge\": the container's static "
+                          "address, a.b.c.d/n)");
+    if ((rc = check_cidr(c, "network.address", cfg->network.address)))
+        return rc;
+    if (cfg->network.bridge.address &&
+        (rc = check_on_bridge(c, "network.address", cfg->network.address,
+                              cfg->network.bridge.address)))
+        return rc;
+    return 0;
+}
+
 static int parse_network(struct cx *c, const json_t *net, struct vmcore_config *cfg)
 {
     static const char *const keys[] = { "mode", "host_ifname", "address", "host_address",
-                                        "ports", NULL };
+                                        "ports", "bridge", NULL };
     int rc, v = cfg->network.mode;
     if ((rc = check_keys(c, net, "network", keys)))
         return rc;
@@ -478,6 +582,11 @@ static int parse_network(struct cx *c, const json_t *net, struct vmcore_config *
         return err_config(c->err, VMCORE_ECONFIG, "network.ports",
                           "only valid with network.mode \"user\" (the other modes forward "
                           "nothing themselves)");
+    if (cfg->network.mode != NET_MODE_BRIDGE && json_object_get(net, "bridge"))
+        return err_config(c->err, VMCORE_ECONFIG, "network.bridge",
+                          "only valid with network.mode \"bridge\"");
+    if (cfg->network.mode == NET_MODE_BRIDGE)
+        return parse_network_bridge(c, net, cfg);
     if ((rc = get_string(c, net, "network", "host_ifname", &cfg->network.host_ifname)) ||
         (rc = get_string(c, net, "network", "address", &cfg->network.address)) ||
         (rc = get_string(c, net, "network", "host_address", &cfg->network.host_address)))
@@ -771,7 +880,8 @@ static int parse_ports(struct cx *c, const json_t *arr, const char *parent,
 
 static int parse_nics(struct cx *c, const json_t *arr, struct vmcore_config *cfg)
 {
-    static const char *const keys[] = { "mode", "ifname", "create", "mac", "ports", NULL };
+    static const char *const keys[] = { "mode", "ifname", "create", "mac", "ports", "bridge",
+                                        NULL };
     static const char *const modes[] = { "tap", "user", "bridge", NULL };
     if (!json_is_array(arr))
         return type_error(c, "nics", "an array", arr);
@@ -794,13 +904,25 @@ static int parse_nics(struct cx *c, const json_t *arr, struct vmcore_config *cfg
             return type_error(c, p, "an object", d);
         if ((rc = check_keys(c, d, p, keys)) || (rc = get_enum(c, d, p, "mode", modes, &mode)))
             return rc;
-        if (mode == 2) {
-            join_path(tp, p, "mode");
-            return err_config(c->err, VMCORE_ENOTSUP, tp, "\"bridge\" is not implemented "
-                              "yet; \"tap\" and \"user\" are");
-        }
-        cn->mode = mode == 1 ? NIC_MODE_USER : NIC_MODE_TAP;
-        if (cn->mode == NIC_MODE_USER) {
+        cn->mode = mode == 2 ? NIC_MODE_BRIDGE : mode == 1 ? NIC_MODE_USER : NIC_MODE_TAP;
+        join_path(tp, p, "bridge");
+        if (cn->mode != NIC_MODE_BRIDGE && json_object_get(d, "bridge"))
+            return err_config(c->err, VMCORE_ECONFIG, tp, "only for \"mode\": \"bridge\"");
+        if (cn->mode == NIC_MODE_BRIDGE) {
+            for (const char *const *k = (const char *const[]){ "ifname", "create", "ports",
+                                                               NULL }; *k; k++)
+                if (json_object_get(d, *k)) {
+                    join_path(tp, p, *k);
+                    return err_config(c->err, VMCORE_ECONFIG, tp, "not valid with \"mode\": "
+                                      "\"bridge\" (the library creates the tap, vmtapN, and "
+                                      "removes it with the domain)");
+                }
+            if (!json_object_get(d, "bridge"))
+                return err_config(c->err, VMCORE_ECONFIG, tp, "missing (required for "
+                                  "\"mode\": \"bridge\")");
+            if ((rc = parse_bridge(c, json_object_get(d, "bridge"), tp, &cn->bridge)))
+                return rc;
+        } else if (cn->mode == NIC_MODE_USER) {
             for (const char *const *k = (const char *const[]){ "ifname", "create", NULL }; *k;
                  k++)
                 if (json_object_get(d, *k)) {
@@ -1088,6 +1210,8 @@ void config_free(struct vmcore_config *cfg)
     free(cfg->network.address);
     free(cfg->network.host_address);
     free(cfg->network.ports);
+    free(cfg->network.bridge.name);
+    free(cfg->network.bridge.address);
     for (size_t i = 0; i < cfg->nmounts; i++) {
         free(cfg->mounts[i].source);
         free(cfg->mounts[i].target);
@@ -1101,6 +1225,8 @@ void config_free(struct vmcore_config *cfg)
     for (size_t i = 0; i < cfg->nnics; i++) {
         free(cfg->nics[i].ifname);
         free(cfg->nics[i].ports);
+        free(cfg->nics[i].bridge.name);
+        free(cfg->nics[i].bridge.address);
     }
     free(cfg->nics);
     free(cfg->vsock.uds_path);

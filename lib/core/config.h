@@ -26,7 +26,15 @@ enum config_backend { CONFIG_BACKEND_AUTO, VMCORE_BACKENDS(CONFIG_BACKEND_ENUM_)
 enum boot_format { BOOT_FORMAT_AUTO, BOOT_FORMAT_RAW, BOOT_FORMAT_ELF, BOOT_FORMAT_MULTIBOOT,
                    BOOT_FORMAT_LINUX };
 enum boot_mode { BOOT_MODE_REAL, BOOT_MODE_PROTECTED, BOOT_MODE_LONG };
-enum net_mode { NET_MODE_NONE, NET_MODE_HOST, NET_MODE_VETH, NET_MODE_USER };
+enum net_mode { NET_MODE_NONE, NET_MODE_HOST, NET_MODE_VETH, NET_MODE_USER, NET_MODE_BRIDGE };
+
+/* The host bridge of network mode "bridge" (doc/config.md "bridge"): a name, or an object. */
+struct config_bridge {
+    char *name;     /* NULL: not mode "bridge" */
+    bool create;    /* the library creates it (it must not exist unless this process made it) */
+    char *address;  /* create: CIDR of the bridge, the guests' gateway; NULL: none */
+    bool nat;       /* create + address: masquerade the subnet (nftables table vmcore_NAME) */
+};
 
 struct config_mount {
     char *source;   /* absolute host path (resolved) */
@@ -50,7 +58,7 @@ struct config_console {
 #define CONFIG_MAX_DISKS 16
 
 /* One virtio-net card of a virtual machine (doc/config.md "nics"). */
-enum config_nic_mode { NIC_MODE_TAP, NIC_MODE_USER };
+enum config_nic_mode { NIC_MODE_TAP, NIC_MODE_USER, NIC_MODE_BRIDGE };
 /* A port forward of a "user" card: the host listens on host_addr:host_port and connects
  * each connection (or datagram) to the guest's guest_port. */
 struct config_portfwd {
@@ -67,6 +75,7 @@ struct config_nic {
     uint8_t mac[6];
     struct config_portfwd *ports; /* user: port forwards */
     size_t nports;
+    struct config_bridge bridge;  /* bridge: a tap the library creates, on this bridge */
 };
 #define CONFIG_MAX_NICS 8
 
@@ -130,8 +139,9 @@ struct vmcore_config {
     } limits;
     struct {
         enum net_mode mode;
-        char *host_ifname;      /* veth: the host end's name */
-        char *address;          /* veth: CIDR inside ("10.200.0.2/24") */
+        char *host_ifname;      /* veth: the host end's name; bridge: NULL (generated) or it */
+        char *address;          /* veth, bridge: CIDR inside ("10.200.0.2/24") */
+        struct config_bridge bridge; /* bridge: the bridge the host end is a port of */
         char *host_address;     /* veth: CIDR on the host end */
         struct config_portfwd *ports; /* user: port forwards to the container's 10.0.2.100 */
         size_t nports;

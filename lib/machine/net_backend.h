@@ -1,7 +1,7 @@
 /* Where a virtual network card's frames go: the interface between virtio-net (the
  * frontend's backend, lib/machine/virtio_net.c) and the host side of the wire: a tap
- * (net_tap.c) or user-mode NAT through libslirp (net_slirp.c, which containers use too);
- * bridges are the networking issue's and plug in here.
+ * (net_tap.c), a tap on a host bridge (net_tap.c with core/bridge.c), or user-mode NAT
+ * through libslirp (net_slirp.c, which containers use too).
  *
  * Frames cross the interface with the 12-byte struct virtio_net_hdr_v1 in front, the way
  * the guest's buffers hold them, so a backend that can take that header (a tap with
@@ -45,6 +45,13 @@ struct net_backend {
  * Errors name nics[@index].ifname; on failure nothing is left behind. */
 int net_tap_open(const struct config_nic *nic, unsigned index, struct net_backend **out,
                  struct vmcore_err *err);
+
+/* Mode "bridge": take nic->bridge (creating it if asked, core/bridge.h), make a tap the
+ * kernel names (vmtapN, gone with the backend) and make it a port of the bridge; closing
+ * the backend drops the bridge (the last domain removes one the library created). Errors
+ * name nics[@index].bridge (or .ifname for the tap); on failure nothing is left behind. */
+int net_bridge_open(const struct config_nic *nic, unsigned index, struct net_backend **out,
+                    struct vmcore_err *err);
 
 /* Start user-mode NAT for @nic (mode "user"): a libslirp instance on a thread of its own,
  * with the port forwards of nics[@index].ports listening (errors name the forward). */

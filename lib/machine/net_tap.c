@@ -5,6 +5,8 @@
  * over, which matches a virtio-net device that offers no checksum or GSO features. */
 #include "net_backend.h"
 
+#include "core/bridge.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
@@ -19,6 +21,7 @@
 struct tap {
     struct net_backend nb;
     bool created;                 /* ours: the kernel removes it when the fd closes */
+    struct bridge_ref *bridge;    /* mode "bridge": the bridge the tap is a port of */
 };
 
 static int tap_send(struct net_backend *nb, const struct iovec *iov, int iovcnt)
@@ -34,8 +37,10 @@ static ssize_t tap_recv(struct net_backend *nb, const struct iovec *iov, int iov
 
 static void tap_close(struct net_backend *nb)
 {
+    struct tap *t = (struct tap *)nb;
     if (nb->fd >= 0)
         close(nb->fd);    /* a tap we created is not persistent: this removes it */
+    bridge_release(t->bridge); /* after the port is gone: the last one removes a bridge we made */
     free(nb);
 }
 
@@ -127,5 +132,32 @@ int net_tap_open(const struct config_nic *nic, unsigned index, struct net_backen
         return err_config(err, VMCORE_ESYS, path, "tap %s: %s: %s", name, what, strerror(e));
     }
     *out = &t->nb;
+    return 0;
+}
+
+int net_bridge_open(const struct config_nic *nic, unsigned index, struct net_backend **out,
+                    struct vmcore_err *err)
+{
+    char path[32];
+    snprintf(path, sizeof path, "nics[%u].bridge", index);
+    *out = NULL;
+    struct bridge_ref *br;
+    int rc = bridge_acquire(&nic->bridge, path, &br, err);
+    if (rc < 0)
+        return rc;
+    struct config_nic tapcfg = *nic;   /* a tap the kernel names, ours */
+    tapcfg.ifname = NULL;
+    tapcfg.create = true;
+    struct net_backend *nb;
+    if ((rc = net_tap_open(&tapcfg, index, &nb, err)) < 0) {
+        bridge_release(br);
+        return rc;
+    }
+    ((struct tap *)nb)->bridge = br;
+    if ((rc = bridge_attach(br, nb->ifname, path, err)) < 0) {
+        tap_close(nb);
+        return rc;
+    }
+    *out = nb;
     return 0;
 }

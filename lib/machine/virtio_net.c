@@ -205,8 +205,9 @@ int virtio_net_create(struct machine *m, const struct config_nic *nic, unsigned 
     struct net *n = calloc(1, sizeof *n);
     if (!n)
         return err_set(err, VMCORE_ENOMEM, "out of memory");
-    int rc = nic->mode == NIC_MODE_USER ? net_slirp_open(nic, index, &n->nb, err)
-                                        : net_tap_open(nic, index, &n->nb, err);
+    int rc = nic->mode == NIC_MODE_USER     ? net_slirp_open(nic, index, &n->nb, err)
+             : nic->mode == NIC_MODE_BRIDGE ? net_bridge_open(nic, index, &n->nb, err)
+                                            : net_tap_open(nic, index, &n->nb, err);
     if (rc) {
         free(n);
         return rc;

@@ -128,8 +128,30 @@ static const struct bad_case bad_cases[] = {
       "nics", "expected an array" },
     { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[1]}", VMCORE_ECONFIG,
       "nics[0]", "expected an object" },
-    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{\"mode\":\"bridge\"}]}", VMCORE_ENOTSUP,
-      "nics[0].mode", "not implemented yet" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{\"mode\":\"bridge\"}]}", VMCORE_ECONFIG,
+      "nics[0].bridge", "missing" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{\"mode\":\"tap\",\"bridge\":\"br0\"}]}", VMCORE_ECONFIG,
+      "nics[0].bridge", "only for \"mode\": \"bridge\"" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{\"mode\":\"bridge\",\"bridge\":\"br0\",\"ifname\":\"t0\"}]}", VMCORE_ECONFIG,
+      "nics[0].ifname", "not valid with" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{\"mode\":\"bridge\",\"bridge\":7}]}", VMCORE_ECONFIG,
+      "nics[0].bridge", "a bridge's name or an object" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{\"mode\":\"bridge\",\"bridge\":\"a-very-long-bridge\"}]}", VMCORE_ECONFIG,
+      "nics[0].bridge", "length" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{\"mode\":\"bridge\",\"bridge\":{\"create\":true}}]}", VMCORE_ECONFIG,
+      "nics[0].bridge.name", "missing" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{\"mode\":\"bridge\",\"bridge\":{\"name\":\"br0\",\"mtu\":1}}]}", VMCORE_ECONFIG,
+      "nics[0].bridge.mtu", "unknown key" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{\"mode\":\"bridge\",\"bridge\":{\"name\":\"br0\",\"address\":\"10.7.0.1/24\"}}]}", VMCORE_ECONFIG,
+      "nics[0].bridge.address", "only with \"create\": true" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{\"mode\":\"bridge\",\"bridge\":{\"name\":\"br0\",\"create\":true,\"address\":\"10.7.0.0/24\"}}]}", VMCORE_ECONFIG,
+      "nics[0].bridge.address", "not a host address" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{\"mode\":\"bridge\",\"bridge\":{\"name\":\"br0\",\"create\":true,\"address\":\"10.7.0.1\"}}]}", VMCORE_ECONFIG,
+      "nics[0].bridge.address", "prefix" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{\"mode\":\"bridge\",\"bridge\":{\"name\":\"br0\",\"nat\":true}}]}", VMCORE_ECONFIG,
+      "nics[0].bridge.nat", "needs \"create\": true" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{\"mode\":\"bridge\",\"bridge\":{\"name\":\"br0\",\"create\":true,\"nat\":true}}]}", VMCORE_ECONFIG,
+      "nics[0].bridge.nat", "an \"address\"" },
     { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{\"mode\":\"user\",\"ifname\":\"t0\"}]}", VMCORE_ECONFIG,
       "nics[0].ifname", "only for" },
     { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%K\"},\"nics\":[{\"mode\":\"tap\",\"ports\":[]}]}", VMCORE_ECONFIG,
@@ -286,8 +308,35 @@ static const struct bad_case bad_cases[] = {
     { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
       "\"limits\":{\"swap\":1}}", VMCORE_ECONFIG, "limits.swap", "unknown key" },
     { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
-      "\"network\":{\"mode\":\"bridge\"}}", VMCORE_ECONFIG, "network.mode",
-      "unknown value \"bridge\"" },
+      "\"network\":{\"mode\":\"bridge\"}}", VMCORE_ECONFIG, "network.bridge",
+      "missing" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"network\":{\"mode\":\"bridge\",\"bridge\":\"br0\"}}", VMCORE_ECONFIG, "network.address",
+      "missing" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"network\":{\"mode\":\"veth\",\"host_ifname\":\"vh0\",\"address\":\"10.1.2.3/24\",\"bridge\":\"br0\"}}", VMCORE_ECONFIG, "network.bridge",
+      "only valid with network.mode \"bridge\"" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"network\":{\"mode\":\"bridge\",\"bridge\":\"br0\",\"address\":\"10.1.2.3/24\",\"host_address\":\"10.1.2.1/24\"}}", VMCORE_ECONFIG, "network.host_address",
+      "not valid with" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"network\":{\"mode\":\"bridge\",\"bridge\":\"br0\",\"address\":\"10.1.2.3/24\",\"ports\":[]}}", VMCORE_ECONFIG, "network.ports",
+      "only valid with network.mode \"user\"" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"network\":{\"mode\":\"bridge\",\"bridge\":{\"name\":\"br0\",\"create\":true,\"address\":\"10.7.0.1/24\"},\"address\":\"10.8.0.2/24\"}}", VMCORE_ECONFIG, "network.address",
+      "not on the bridge's subnet" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"network\":{\"mode\":\"bridge\",\"bridge\":{\"name\":\"br0\",\"create\":true,\"address\":\"10.7.0.1/24\"},\"address\":\"10.7.0.1/24\"}}", VMCORE_ECONFIG, "network.address",
+      "the bridge's own address" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"network\":{\"mode\":\"bridge\",\"bridge\":{\"name\":\"br0\",\"create\":true,\"address\":\"10.7.0.1/24\"},\"address\":\"10.7.0.255/24\"}}", VMCORE_ECONFIG, "network.address",
+      "broadcast" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"network\":{\"mode\":\"bridge\",\"bridge\":{\"name\":\"br0\",\"create\":true,\"address\":\"10.7.0.1/24\"},\"address\":\"10.7.0.2/16\"}}", VMCORE_ECONFIG, "network.address",
+      "not on the bridge's subnet" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"network\":{\"mode\":\"bridge\",\"bridge\":{\"name\":\"br0\",\"nat\":true},\"address\":\"10.7.0.2/24\"}}", VMCORE_ECONFIG, "network.bridge.nat",
+      "needs" },
     { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
       "\"network\":{\"mode\":\"veth\"}}", VMCORE_ECONFIG, "network.host_ifname", "missing" },
     { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"

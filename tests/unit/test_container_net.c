@@ -2,7 +2,9 @@
  * a busybox container gets its tap "eth0" with 10.0.2.100/24 and a default route through
  * 10.0.2.2, fetches from an HTTP server this test runs on 127.0.0.1 through that gateway,
  * is reached through a port forward, shares all that with exec'd processes, and runs
- * rootless too; a busy host port fails the start naming the forward. The whole test runs in a network namespace of its own (made in main), so its
+ * rootless too; a busy host port fails the start naming the forward. Mode "bridge": two
+ * containers on a bridge the first creates (with NAT) reach each other and the bridge's
+ * address; the bridge and its nftables table exist while they run and go with the last. The whole test runs in a network namespace of its own (made in main), so its
  * 127.0.0.1 is its own and no traffic leaves the machine. Needs root (skips otherwise;
  * fails under VMCORE_TEST_STRICT=1). After every test: no thread, fd, child, cgroup or
  * mount is left (run_close). */
@@ -32,6 +34,8 @@
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <nftables/libnftables.h>
 
 #include "ctrun.h"
 
@@ -417,6 +421,178 @@ static void test_user_rootless(void **state)
     assert_int_equal(count_rootfs_mounts(), 0);
 }
 
+/* --- mode "bridge" --------------------------------------------------------------------- */
+
+/* Whether nftables has the table ip @name (libnftables, as `nft list table ip NAME`). */
+static bool nft_table_exists(const char *name)
+{
+    struct nft_ctx *n = nft_ctx_new(NFT_CTX_DEFAULT);
+    assert_non_null(n);
+    nft_ctx_buffer_output(n);
+    nft_ctx_buffer_error(n);
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "list table ip %s", name);
+    int rc = nft_run_cmd_from_buffer(n, cmd);
+    nft_ctx_free(n);
+    return rc == 0;
+}
+
+/* How many interfaces bridge @br has as ports (`ip -o link show master BR`). */
+static int bridge_nports(const char *br)
+{
+    char cmd[128], line[512];
+    snprintf(cmd, sizeof cmd, "ip -o link show master %s", br);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    int n = 0;
+    while (fgets(line, sizeof line, p))
+        n++;
+    pclose(p);
+    return n;
+}
+
+#define BR_CREATE "{\"name\":\"vtbr0\",\"create\":true,\"address\":\"10.79.0.1/24\",\"nat\":true}"
+
+/* Two containers on one bridge, which the first creates with NAT: the second (naming the
+ * bridge only) has its static address and the default route via the bridge's address,
+ * pings the bridge and the first, and sends it a line over TCP. */
+static void test_bridge_two_containers(void **state)
+{
+    (void)state;
+    REQUIRE();
+    int fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "1", 1), 1);
+    close(fd);
+    int threads = vt_count_threads();
+    struct run a, b;
+    int rc = run_new(&a, "{" BASE ",\"network\":{\"mode\":\"bridge\",\"bridge\":" BR_CREATE ","
+                         "\"address\":\"10.79.0.2/24\"},\"process\":{\"args\":[\"nc\",\"-l\","
+                         "\"-p\",\"7000\"]}}", rootfs);
+    if (rc)
+        fail_msg("create: %s", vmcore_ctx_last_error(a.ctx));
+    run_start(&a);
+    assert_true(if_nametoindex("vtbr0") > 0);
+    assert_true(nft_table_exists("vmcore_vtbr0"));
+    assert_int_equal(bridge_nports("vtbr0"), 1);
+    /* The second names the bridge without create. */
+    const char *cmd =
+        "ip -4 addr show eth0 | grep -o 'inet [0-9./]*'; "
+        "ip route | grep -o '^default via [0-9.]* dev eth0'; "
+        "ping -c 1 -W 10 10.79.0.1 >/dev/null && echo bridge; "
+        "ping -c 1 -W 10 10.79.0.2 >/dev/null && echo peer; "
+        "for i in $(seq 200); do echo hello | nc 10.79.0.2 7000 && break; sleep 0.05; done";
+    char esc[1024];
+    size_t j = 0;
+    for (const char *p = cmd; *p; p++) {
+        if (*p == '"')
+            esc[j++] = '\\';
+        esc[j++] = *p;
+    }
+    esc[j] = 0;
+    rc = run_new(&b, "{" BASE ",\"network\":{\"mode\":\"bridge\",\"bridge\":\"vtbr0\","
+                     "\"address\":\"10.79.0.3/24\"},\"process\":{\"args\":[\"sh\",\"-c\",\"%s\"]}}",
+                 rootfs, esc);
+    if (rc)
+        fail_msg("create: %s", vmcore_ctx_last_error(b.ctx));
+    run_start(&b);
+    run_wait(&b);
+    if (b.exit.status != 0)
+        fail_msg("status %d out [%s] err [%s]", b.exit.status, b.out, b.err);
+    /* no default route: the bridge was created by another domain, whose address this
+     * config does not name */
+    assert_string_equal(b.out, "inet 10.79.0.3/24\nbridge\npeer\n");
+    run_wait(&a);
+    assert_int_equal(a.exit.status, 0);
+    assert_string_equal(a.out, "hello\n");
+    /* The creator closes first: the other domain still uses the bridge, which stays with
+     * its table until that one closes too. (run_close's checks of nothing left run once,
+     * for both, at the second.) */
+    vmcore_domain_close(a.d, on_closed, &a);
+    assert_true(vt_run_until(a.ctx, &a.closed, 60000));
+    assert_int_equal(vmcore_ctx_free(a.ctx), 0);
+    assert_true(if_nametoindex("vtbr0") > 0);
+    assert_true(nft_table_exists("vmcore_vtbr0"));
+    assert_int_equal(bridge_nports("vtbr0"), 0); /* both containers' veths went with them */
+    b.fds_before = a.fds_before;
+    run_close(&b);
+    assert_int_equal(if_nametoindex("vtbr0"), 0);
+    assert_false(nft_table_exists("vmcore_vtbr0"));
+    assert_int_equal(vt_count_threads(), threads);
+}
+
+/* The creator's own view: its default route through the bridge's address. */
+static void test_bridge_default_route(void **state)
+{
+    (void)state;
+    REQUIRE();
+    struct run r;
+    sh(&r, "\"network\":{\"mode\":\"bridge\",\"bridge\":{\"name\":\"vtbr1\",\"create\":true,"
+           "\"address\":\"10.81.0.1/24\"},\"address\":\"10.81.0.9/24\"},",
+       "ip -4 addr show eth0 | grep -o 'inet [0-9./]*'; "
+       "ip route | grep -o '^default via [0-9.]* dev eth0'; "
+       "ping -c 1 -W 10 10.81.0.1 >/dev/null && echo bridge");
+    if (r.exit.status != 0)
+        fail_msg("status %d out [%s] err [%s]", r.exit.status, r.out, r.err);
+    assert_string_equal(r.out, "inet 10.81.0.9/24\ndefault via 10.81.0.1 dev eth0\nbridge\n");
+    assert_false(nft_table_exists("vmcore_vtbr1")); /* no nat asked */
+    run_close(&r);
+    assert_int_equal(if_nametoindex("vtbr1"), 0);
+}
+
+static int count_links(void)
+{
+    struct if_nameindex *l = if_nameindex();
+    assert_non_null(l);
+    int n = 0;
+    while (l[n].if_index)
+        n++;
+    if_freenameindex(l);
+    return n;
+}
+
+/* A start that fails on the bridge leaves no veth, bridge, table, process or fd. */
+static void expect_start_error(const char *net, const char *cwd, int code, const char *path,
+                               const char *needle)
+{
+    struct run r;
+    int links = count_links();
+    int rc = run_new(&r, "{" BASE ",\"network\":%s,\"process\":{\"args\":[\"/bin/true\"],"
+                     "\"cwd\":\"%s\"}}", rootfs, net, cwd);
+    if (rc)
+        fail_msg("create: %s", vmcore_ctx_last_error(r.ctx));
+    rc = vmcore_domain_start(r.d, NULL, NULL);
+    if (code ? rc != code : rc == 0)
+        fail_msg("expected %s, got %s (%s)", vmcore_error_name(code), vmcore_error_name(rc),
+                 vmcore_domain_last_error(r.d));
+    const char *msg = vmcore_domain_last_error(r.d);
+    if (!strstr(msg, path) || !strstr(msg, needle))
+        fail_msg("message '%s' does not name %s with '%s'", msg, path, needle);
+    assert_int_equal(vt_count_children(), 0);
+    assert_int_equal(count_links(), links);
+    run_close(&r);
+}
+
+static void test_bridge_start_errors(void **state)
+{
+    (void)state;
+    REQUIRE();
+    expect_start_error("{\"mode\":\"bridge\",\"bridge\":\"nosuchbr\",\"address\":\"10.82.0.2/24\"}",
+                       "/", VMCORE_ENOENT, "network.bridge.name", "no interface nosuchbr");
+    expect_start_error("{\"mode\":\"bridge\",\"bridge\":\"lo\",\"address\":\"10.82.0.2/24\"}",
+                       "/", VMCORE_ECONFIG, "network.bridge.name", "not a bridge");
+    expect_start_error("{\"mode\":\"bridge\",\"bridge\":{\"name\":\"vtbr2\",\"create\":true,"
+                       "\"address\":\"127.0.0.2/8\"},\"address\":\"127.0.0.3/8\"}", "/",
+                       VMCORE_ECONFIG, "network.bridge.address", "clashes");
+    assert_int_equal(if_nametoindex("vtbr2"), 0);
+    /* The child fails after the veth was made and attached: all of it goes. */
+    expect_start_error("{\"mode\":\"bridge\",\"bridge\":{\"name\":\"vtbr2\",\"create\":true,"
+                       "\"address\":\"10.82.0.1/24\",\"nat\":true},\"address\":\"10.82.0.2/24\"}",
+                       "/no/such", 0, "process.cwd", "");
+    assert_int_equal(if_nametoindex("vtbr2"), 0);
+    assert_false(nft_table_exists("vmcore_vtbr2"));
+}
+
 int main(void)
 {
     only = getenv("VT_ONLY");
@@ -443,6 +619,9 @@ int main(void)
         cmocka_unit_test(test_user_start_failure_leaves_nothing),
         cmocka_unit_test(test_user_bad_config),
         cmocka_unit_test(test_user_rootless),
+        cmocka_unit_test(test_bridge_two_containers),
+        cmocka_unit_test(test_bridge_default_route),
+        cmocka_unit_test(test_bridge_start_errors),
     };
     return cmocka_run_group_tests(tests, ctrun_setup, ctrun_teardown);
 }

@@ -3,7 +3,9 @@
  * through an AF_PACKET socket. Everything runs in a network namespace of the test's own
  * (unshare(CLONE_NEWNET) in main), so no frame leaves the process's private namespace.
  * Then: a tap that exists before the domain (kept afterwards), errors naming
- * nics[0].ifname with nothing left behind, and hostile chains. */
+ * nics[0].ifname with nothing left behind, hostile chains, and mode "bridge": the tap a
+ * port of a bridge the library creates (with its NAT table) and removes with the last
+ * machine on it. */
 #include "vt.h"
 
 #include <arpa/inet.h>
@@ -11,6 +13,7 @@
 #include <fcntl.h>
 #include <linux/if_packet.h>
 #include <linux/if_tun.h>
+#include <nftables/libnftables.h>
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <poll.h>
@@ -22,6 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/bridge.h"
 #include "core/config.h"
 #include "machine/machine.h"
 #include "machine/net_backend.h"
@@ -511,6 +515,177 @@ static void test_hostile(void **state)
     assert_int_equal(used_len(f, 1, 0), 0);
 }
 
+/* --- mode "bridge" --------------------------------------------------------------------- */
+
+/* Whether nftables has the table ip @name (asked through libnftables, as `nft list table`). */
+static bool nft_table_exists(const char *name)
+{
+    struct nft_ctx *n = nft_ctx_new(NFT_CTX_DEFAULT);
+    assert_non_null(n);
+    nft_ctx_buffer_output(n);
+    nft_ctx_buffer_error(n);
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "list table ip %s", name);
+    int rc = nft_run_cmd_from_buffer(n, cmd);
+    nft_ctx_free(n);
+    return rc == 0;
+}
+
+/* The ports of bridge @br, as `ip -o link show master BR` lists them: "vmtap0 vmtap1 ". */
+static void bridge_ports(const char *br, char *out, size_t len)
+{
+    char cmd[128], line[512];
+    snprintf(cmd, sizeof cmd, "ip -o link show master %s", br);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    out[0] = 0;
+    while (fgets(line, sizeof line, p)) {
+        char name[32];
+        if (sscanf(line, "%*d: %31[^:@]", name) == 1)
+            snprintf(out + strlen(out), len - strlen(out), "%s ", name);
+    }
+    pclose(p);
+}
+
+/* A machine whose card is on a bridge the library creates with an address and NAT: the
+ * tap is the bridge's port, a guest's broadcast reaches the bridge, the NAT table exists.
+ * A second machine naming the bridge (without create) shares it; the bridge and its table
+ * stay until the last of the two is gone, with the taps. */
+static void test_bridge(void **state)
+{
+    struct fx *f = *state;
+    vt_require(have_netns, "needs root for a private network namespace, a tap and a bridge");
+    write_sysctl("/proc/sys/net/ipv4/ip_forward", "1");
+    char table[32];
+    bridge_nat_table("vtbr0", table, sizeof table);
+    assert_string_equal(table, "vmcore_vtbr0");
+    f->nic.mode = NIC_MODE_BRIDGE;
+    f->nic.bridge = (struct config_bridge){ .name = "vtbr0", .create = true,
+                                            .address = "10.78.0.1/24", .nat = true };
+    struct vmcore_err err = { 0 };
+    if (create(f, &err))
+        fail_msg("create: %s", err.msg);
+    assert_true(if_nametoindex("vtbr0") > 0);
+    assert_true(nft_table_exists(table));
+    char ports[256];
+    bridge_ports("vtbr0", ports, sizeof ports);
+    assert_string_equal(ports, "vmtap0 ");
+    init_dev(f);
+    open_packet(f, "vtbr0");
+    uint8_t frame[256], got[512];
+    static const uint8_t zero[12];
+    size_t len = make_frame(frame, f->nic.mac, 64, 11);
+    guest_tx(f, zero, frame, len);
+    assert_int_equal(host_recv(f, got, sizeof got), (ssize_t)len);
+    assert_memory_equal(got, frame, len);
+
+    /* A second machine on the same bridge, by name. */
+    struct fx g = { 0 };
+    memcpy(g.kernel, f->kernel, sizeof g.kernel);
+    memcpy(g.nic.mac, "\x52\x54\x00\xab\xcd\xf0", 6);
+    g.nic.mode = NIC_MODE_BRIDGE;
+    g.nic.bridge = (struct config_bridge){ .name = "vtbr0" };
+    if (create(&g, &err))
+        fail_msg("create: %s", err.msg);
+    bridge_ports("vtbr0", ports, sizeof ports);
+    assert_string_equal(ports, "vmtap0 vmtap1 ");
+
+    /* The creator goes first: the other still uses the bridge. */
+    close(f->pk);
+    f->pk = -1;
+    machine_destroy(f->m);
+    f->m = NULL;
+    assert_int_equal(if_nametoindex("vmtap0"), 0);
+    assert_true(if_nametoindex("vtbr0") > 0);
+    assert_true(nft_table_exists(table));
+    bridge_ports("vtbr0", ports, sizeof ports);
+    assert_string_equal(ports, "vmtap1 ");
+    machine_destroy(g.m);
+    assert_int_equal(if_nametoindex("vmtap1"), 0);
+    assert_int_equal(if_nametoindex("vtbr0"), 0);
+    assert_false(nft_table_exists(table));
+}
+
+static int count_links(void)
+{
+    struct if_nameindex *l = if_nameindex();
+    assert_non_null(l);
+    int n = 0;
+    while (l[n].if_index)
+        n++;
+    if_freenameindex(l);
+    return n;
+}
+
+/* Bad bridges: errors naming the path, and nothing made (no tap, bridge, table, fd). */
+static void expect_bridge_error(struct fx *f, struct config_bridge b, int code, const char *path,
+                                const char *text)
+{
+    struct vmcore_err err = { 0 };
+    f->nic.mode = NIC_MODE_BRIDGE;
+    f->nic.bridge = b;
+    int fds = vt_count_fds(), threads = vt_count_threads(), links = count_links();
+    assert_int_equal(create(f, &err), code);
+    assert_null(f->m);
+    assert_string_equal(err.path, path);
+    if (!strstr(err.msg, text))
+        fail_msg("error \"%s\" does not say \"%s\"", err.msg, text);
+    assert_int_equal(count_links(), links);
+    assert_int_equal(vt_count_fds(), fds);
+    assert_int_equal(vt_count_threads(), threads);
+}
+
+static void test_bridge_errors(void **state)
+{
+    struct fx *f = *state;
+    vt_require(have_netns, "needs root for a private network namespace, a tap and a bridge");
+    expect_bridge_error(f, (struct config_bridge){ .name = "nosuchbr" }, VMCORE_ENOENT,
+                        "nics[0].bridge.name", "no interface nosuchbr");
+    expect_bridge_error(f, (struct config_bridge){ .name = "lo" }, VMCORE_ECONFIG,
+                        "nics[0].bridge.name", "lo is not a bridge");
+    expect_bridge_error(f, (struct config_bridge){ .name = "lo", .create = true }, VMCORE_EBUSY,
+                        "nics[0].bridge.name", "exists already");
+    /* 127.0.0.1/8 is lo's. */
+    expect_bridge_error(f, (struct config_bridge){ .name = "vtbr1", .create = true,
+                                                   .address = "127.1.0.1/16" },
+                        VMCORE_ECONFIG, "nics[0].bridge.address", "clashes with the address of lo");
+    assert_int_equal(if_nametoindex("vtbr1"), 0);
+    write_sysctl("/proc/sys/net/ipv4/ip_forward", "0");
+    expect_bridge_error(f, (struct config_bridge){ .name = "vtbr1", .create = true,
+                                                   .address = "10.79.0.1/24", .nat = true },
+                        VMCORE_EUNAVAIL, "nics[0].bridge.nat", "net.ipv4.ip_forward");
+    assert_int_equal(if_nametoindex("vtbr1"), 0);
+    assert_false(nft_table_exists("vmcore_vtbr1"));
+    write_sysctl("/proc/sys/net/ipv4/ip_forward", "1");
+    /* A table of that name exists already (a crashed process's): the start fails, and
+     * the bridge made before the NAT is removed again. */
+    struct nft_ctx *n = nft_ctx_new(NFT_CTX_DEFAULT);
+    assert_int_equal(nft_run_cmd_from_buffer(n, "add table ip vmcore_vtbr1"), 0);
+    expect_bridge_error(f, (struct config_bridge){ .name = "vtbr1", .create = true,
+                                                   .address = "10.79.0.1/24", .nat = true },
+                        VMCORE_ESYS, "nics[0].bridge.nat", "nftables");
+    assert_int_equal(if_nametoindex("vtbr1"), 0);
+    assert_int_equal(nft_run_cmd_from_buffer(n, "delete table ip vmcore_vtbr1"), 0);
+    nft_ctx_free(n);
+    /* Shared with another address than the creator's. */
+    struct fx g = { 0 };
+    memcpy(g.kernel, f->kernel, sizeof g.kernel);
+    g.nic.mode = NIC_MODE_BRIDGE;
+    g.nic.bridge = (struct config_bridge){ .name = "vtbr2", .create = true,
+                                           .address = "10.80.0.1/24" };
+    struct vmcore_err err = { 0 };
+    if (create(&g, &err))
+        fail_msg("create: %s", err.msg);
+    expect_bridge_error(f, (struct config_bridge){ .name = "vtbr2", .create = true,
+                                                   .address = "10.80.0.1/25" },
+                        VMCORE_ECONFIG, "nics[0].bridge.address", "another address");
+    char ports[256];
+    bridge_ports("vtbr2", ports, sizeof ports);
+    assert_string_equal(ports, "vmtap0 ");
+    machine_destroy(g.m);
+    assert_int_equal(if_nametoindex("vtbr2"), 0);
+}
+
 /* --- the "user" backend (libslirp), without a device: frames in and out of its fd ------ */
 
 static int free_port(void)
@@ -628,6 +803,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_existing_tap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bridge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bridge_errors, setup, teardown),
         cmocka_unit_test(test_user_backend),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,6 +6,7 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <net/if.h>
 #include <signal.h>
 #include <stddef.h>
@@ -23,6 +24,7 @@
 
 #include "core/backend.h"
 #include "ct.h"
+#include "core/bridge.h"
 #include "machine/net_backend.h"
 
 #ifndef P_PIDFD
@@ -84,6 +86,9 @@ struct ct {
     bool userns;                /* configured, or implied by running unprivileged */
     bool cg_made, veth_made, started;
     struct net_backend *slirp;  /* network.mode "user": the NAT, its thread and the tap */
+    char host_if[IFNAMSIZ];     /* veth, bridge: the veth's host end */
+    char gateway[INET_ADDRSTRLEN]; /* bridge: the created bridge's address, or "" */
+    struct bridge_ref *bridge;  /* network.mode "bridge": the host end's bridge */
     struct winsize winsize;     /* process.terminal: the size for the pty (0 x 0: unset) */
     struct ct_run *init;
     struct ct_run *execs;
@@ -462,11 +467,10 @@ static int run_start(struct ct *ct, struct ct_run *r, const char *exe, const cha
     s.caps = caps_default_mask();
     if (!cgroup_has_device_policy(&ct->cg))
         s.caps &= ~(1ull << CAP_MKNOD);
+    bool veth = cfg->network.mode == NET_MODE_VETH || cfg->network.mode == NET_MODE_BRIDGE;
     s.new_net = cfg->network.mode != NET_MODE_HOST;
-    s.veth_addr = cfg->network.mode == NET_MODE_VETH ? cfg->network.address
-                  : user_net                             ? USER_NET_ADDR
-                                                         : NULL;
-    s.gateway = user_net ? USER_NET_GW : NULL;
+    s.veth_addr = veth ? cfg->network.address : user_net ? USER_NET_ADDR : NULL;
+    s.gateway = user_net ? USER_NET_GW : ct->gateway[0] ? ct->gateway : NULL;
     s.tap_sock = tap_sv[1];
     s.cgroup_fd = ct->cg.v2_fd;
     s.join_pidfd = r->is_exec ? ct->init->proc.pidfd : -1;
@@ -494,11 +498,13 @@ static int run_start(struct ct *ct, struct ct_run *r, const char *exe, const cha
                             "userns.gid_map", err)) < 0)
             goto fail_proc;
     }
-    if (!r->is_exec && cfg->network.mode == NET_MODE_VETH) {
-        if ((rc = net_veth_create(cfg->network.host_ifname, VETH_INSIDE, r->proc.pid,
+    if (!r->is_exec && veth) {
+        if ((rc = net_veth_create(ct->host_if, VETH_INSIDE, r->proc.pid,
                                   cfg->network.host_address, err)) < 0)
             goto fail_proc;
         ct->veth_made = true;
+        if (ct->bridge && (rc = bridge_attach(ct->bridge, ct->host_if, "network.bridge", err)) < 0)
+            goto fail_proc; /* the caller deletes the veth */
     }
     if ((rc = ct_spawn_release(&r->proc, err)) < 0)
         goto fail; /* the child is reaped already */
@@ -617,10 +623,24 @@ static int container_probe(vmcore_probe_result *out)
  * schema, ranges, names, addresses and paths were all validated there, once. */
 static int check_host(const struct vmcore_config *cfg, struct vmcore_err *err)
 {
-    if (cfg->network.mode == NET_MODE_VETH && if_nametoindex(cfg->network.host_ifname))
+    if ((cfg->network.mode == NET_MODE_VETH || cfg->network.mode == NET_MODE_BRIDGE) &&
+        cfg->network.host_ifname && if_nametoindex(cfg->network.host_ifname))
         return err_config(err, VMCORE_ECONFIG, "network.host_ifname",
                           "an interface named %s already exists", cfg->network.host_ifname);
     return 0;
+}
+
+/* The veth's host end: network.host_ifname, or in mode "bridge" without one a name of
+ * this process's, "vb" + pid + "." + a counter (hex, at most 15 characters). */
+static void host_ifname(struct ct *ct)
+{
+    static unsigned counter;
+    const struct vmcore_config *cfg = ct->cfg;
+    if (cfg->network.host_ifname)
+        snprintf(ct->host_if, sizeof ct->host_if, "%s", cfg->network.host_ifname);
+    else if (cfg->network.mode == NET_MODE_BRIDGE)
+        snprintf(ct->host_if, sizeof ct->host_if, "vb%x.%x", (unsigned)getpid() & 0xffffff,
+                 __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED) & 0xffffff);
 }
 
 static int container_create(vmcore_domain *d, const struct vmcore_config *cfg, void **priv,
@@ -635,6 +655,7 @@ static int container_create(vmcore_domain *d, const struct vmcore_config *cfg, v
     ct->d = d;
     ct->cfg = cfg;
     ct->cg.v2_fd = -1;
+    host_ifname(ct);
     /* Without root, a user namespace is what grants the rights the setup needs. */
     ct->userns = cfg->userns.enabled || geteuid() != 0;
     if ((rc = rootfs_check_exe(cfg->rootfs, cfg->process.args[0], cfg->process.env, ct->exe,
@@ -656,6 +677,17 @@ static void user_net_close(struct ct *ct)
     ct->slirp = NULL;
 }
 
+/* The veth (its peer goes with it) and then the bridge reference: the last domain on a
+ * bridge the library created removes it and its NAT table. */
+static void veth_close(struct ct *ct)
+{
+    if (ct->veth_made)
+        net_link_delete(ct->host_if);
+    ct->veth_made = false;
+    bridge_release(ct->bridge);
+    ct->bridge = NULL;
+}
+
 static int container_start(vmcore_domain *d, void *priv, struct vmcore_err *err)
 {
     (void)d;
@@ -669,6 +701,16 @@ static int container_start(vmcore_domain *d, void *priv, struct vmcore_err *err)
     if (cfg->network.mode == NET_MODE_USER &&
         (rc = net_slirp_open_tap(cfg->network.ports, cfg->network.nports, &ct->slirp, err)) < 0)
         return rc;
+    if (cfg->network.mode == NET_MODE_BRIDGE) {
+        if ((rc = bridge_acquire(&cfg->network.bridge, "network.bridge", &ct->bridge, err)) < 0)
+            return rc;
+        uint32_t a;
+        unsigned prefix;
+        ct->gateway[0] = 0;
+        if (cfg->network.bridge.address &&
+            net_parse_cidr(cfg->network.bridge.address, &a, &prefix) == 0)
+            inet_ntop(AF_INET, &a, ct->gateway, sizeof ct->gateway);
+    }
     rc = cgroup_create(&ct->cg, name, cfg, err);
     if ((rc == VMCORE_EPERM || rc == VMCORE_EUNAVAIL) && !limits && geteuid() != 0) {
         /* Rootless without a delegated cgroup: run, just without pause and stats. */
@@ -677,6 +719,7 @@ static int container_start(vmcore_domain *d, void *priv, struct vmcore_err *err)
         ct->cg.v2_fd = -1;
     } else if (rc < 0) {
         user_net_close(ct);
+        veth_close(ct);
         return rc;
     } else {
         ct->cg_made = true;
@@ -684,14 +727,13 @@ static int container_start(vmcore_domain *d, void *priv, struct vmcore_err *err)
     ct->init = run_new(ct, false, NULL);
     if (!ct->init) {
         user_net_close(ct);
+        veth_close(ct);
         return err_set(err, VMCORE_ENOMEM, "out of memory");
     }
     if ((rc = run_start(ct, ct->init, ct->exe, NULL, err)) < 0) {
         run_free(ct->init);
         ct->init = NULL;
-        if (ct->veth_made)
-            net_link_delete(ct->cfg->network.host_ifname);
-        ct->veth_made = false;
+        veth_close(ct);
         user_net_close(ct);
         cgroup_destroy(&ct->cg);
         ct->cg_made = false;
@@ -789,7 +831,7 @@ static int container_stats(vmcore_domain *d, void *priv, vmcore_stats *out, stru
     (void)d;
     struct ct *ct = priv;
     if (ct->veth_made)
-        net_link_counters(ct->cfg->network.host_ifname, out);
+        net_link_counters(ct->host_if, out);
     if (ct->slirp)
         net_slirp_counters(ct->slirp, &out->net_rx_bytes, &out->net_rx_packets,
                            &out->net_tx_bytes, &out->net_tx_packets);
@@ -928,8 +970,7 @@ static void container_destroy(vmcore_domain *d, void *priv)
     }
     if (ct->init)
         run_free(ct->init);
-    if (ct->veth_made)
-        net_link_delete(ct->cfg->network.host_ifname);
+    veth_close(ct);
     user_net_close(ct);
     if (ct->cg_made)
         cgroup_destroy(&ct->cg);
