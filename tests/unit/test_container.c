@@ -1028,6 +1028,8 @@ static void test_bad_input(void **state)
     snprintf(json, sizeof json, "{" BASE ",\"limits\":{\"pids\":0},\"process\":{\"args\":[\"/bin/true\"]}}", rootfs);
     expect_create_error(json, VMCORE_ECONFIG, "limits.pids");
     snprintf(json, sizeof json, "{" BASE ",\"network\":{\"mode\":\"bridge\"},\"process\":{\"args\":[\"/bin/true\"]}}", rootfs);
+    expect_create_error(json, VMCORE_ECONFIG, "network.bridge");
+    snprintf(json, sizeof json, "{" BASE ",\"network\":{\"mode\":\"wormhole\"},\"process\":{\"args\":[\"/bin/true\"]}}", rootfs);
     expect_create_error(json, VMCORE_ECONFIG, "network.mode");
     snprintf(json, sizeof json, "{" BASE ",\"network\":{\"mode\":\"veth\",\"host_ifname\":\"lo\",\"address\":\"10.213.0.2/30\"},"
                                 "\"process\":{\"args\":[\"/bin/true\"]}}", rootfs);

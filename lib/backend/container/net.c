@@ -289,24 +289,50 @@ int net_link_delete(const char *ifname)
     return r == -ENODEV ? 0 : r;
 }
 
-static uint64_t sys_counter(const char *ifname, const char *name)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/sys/class/net/%s/statistics/%s", ifname, name);
-    FILE *f = fopen(path, "re");
-    unsigned long long v = 0;
-    if (f) {
-        if (fscanf(f, "%llu", &v) != 1)
-            v = 0;
-        fclose(f);
-    }
-    return v;
-}
-
+/* The traffic of the container behind host interface @ifname: RTM_GETLINK's
+ * IFLA_STATS64 through a netlink socket, which answers for this process's network
+ * namespace (/sys/class/net shows the namespace sysfs was mounted in, which may be
+ * another). */
 void net_link_counters(const char *ifname, vmcore_stats *out)
 {
-    out->net_rx_bytes = sys_counter(ifname, "tx_bytes");
-    out->net_rx_packets = sys_counter(ifname, "tx_packets");
-    out->net_tx_bytes = sys_counter(ifname, "rx_bytes");
-    out->net_tx_packets = sys_counter(ifname, "rx_packets");
+    unsigned idx = if_nametoindex(ifname);
+    if (!idx)
+        return;
+    struct nlmsg m;
+    nl_begin(&m, RTM_GETLINK, 0);
+    struct ifinfomsg *ifi = nl_put(&m, NULL, sizeof *ifi);
+    ifi->ifi_family = AF_UNSPEC;
+    ifi->ifi_index = (int)idx;
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0)
+        return;
+    struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+    char buf[16384] __attribute__((aligned(NLMSG_ALIGNTO)));
+    ssize_t n;
+    if (sendto(fd, &m, m.h.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof sa) < 0)
+        goto out;
+    do
+        n = recv(fd, buf, sizeof buf, 0);
+    while (n < 0 && errno == EINTR);
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; n > 0 && NLMSG_OK(h, (unsigned)n);
+         h = NLMSG_NEXT(h, n)) {
+        if (h->nlmsg_type != RTM_NEWLINK)
+            continue;
+        struct ifinfomsg *info = NLMSG_DATA(h);
+        int len = (int)IFLA_PAYLOAD(h);
+        for (struct rtattr *a = IFLA_RTA(info); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+            if (a->rta_type != IFLA_STATS64 ||
+                RTA_PAYLOAD(a) < sizeof(struct rtnl_link_stats64))
+                continue;
+            struct rtnl_link_stats64 st;
+            memcpy(&st, RTA_DATA(a), sizeof st);
+            /* the host end's rx is what the container sent */
+            out->net_rx_bytes = st.tx_bytes;
+            out->net_rx_packets = st.tx_packets;
+            out->net_tx_bytes = st.rx_bytes;
+            out->net_tx_packets = st.rx_packets;
+        }
+    }
+out:
+    close(fd);
 }
