@@ -1,5 +1,7 @@
 /* SSE/SSE2: the subset compiled x86-64 code uses (moves, logic, integer and floating-point
  * arithmetic, compares, shuffles, conversions), FXSAVE/FXRSTOR, LDMXCSR/STMXCSR, fences.
+ * SSE3: ADDSUBPS/PD, HADDPS/PD, HSUBPS/PD, MOVDDUP, MOVSLDUP, MOVSHDUP, LDDQU (FISTTP is
+ * x87.c's; MONITOR/MWAIT are not implemented and not reported).
  * MMX forms (no 66 prefix on integer ops) raise #UD: CPUID does not report MMX.
  * Floating point uses the host's SSE through C (same IEEE results; MXCSR exception flags
  * are not accumulated, and rounding control other than round-to-nearest is ignored). */
@@ -149,6 +151,34 @@ static double dop(unsigned op, double a, double b)
     default: return a > b ? a : b;
     }
 }
+
+/* Arithmetic with the SSE NaN rules spelled out, not left to the C compiler's choice of
+ * operand order: the first NaN operand (quieted) wins; otherwise the host's result (whose
+ * invalid operations give the same default NaN). */
+static inline float qnanf(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    u |= 0x00400000u;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+static inline double qnan(double x)
+{
+    uint64_t u;
+    memcpy(&u, &x, 8);
+    u |= 1ULL << 51;
+    memcpy(&x, &u, 8);
+    return x;
+}
+
+static float fadd(float a, float b) { return isnan(a) ? qnanf(a) : isnan(b) ? qnanf(b) : a + b; }
+static float fsub(float a, float b) { return isnan(a) ? qnanf(a) : isnan(b) ? qnanf(b) : a - b; }
+static inline float fmul(float a, float b) { return isnan(a) ? qnanf(a) : isnan(b) ? qnanf(b) : a * b; }
+static double dadd(double a, double b) { return isnan(a) ? qnan(a) : isnan(b) ? qnan(b) : a + b; }
+static double dsub(double a, double b) { return isnan(a) ? qnan(a) : isnan(b) ? qnan(b) : a - b; }
+static inline double dmul(double a, double b) { return isnan(a) ? qnan(a) : isnan(b) ? qnan(b) : a * b; }
 
 static bool fcmp(unsigned pred, double a, double b)
 {
@@ -300,6 +330,17 @@ OP(op_sse)
         return;
     }
     case 0x12: case 0x13:                       /* MOVLPS/PD, MOVHLPS */
+        if (op == 0x12 && pf == 0xf2) {         /* MOVDDUP (SSE3) */
+            s = src_rm(c, i, 8, false);
+            d->q[0] = d->q[1] = s.q[0];
+            return;
+        }
+        if (op == 0x12 && pf == 0xf3) {         /* MOVSLDUP (SSE3) */
+            s = src_rm(c, i, 16, true);
+            d->d[0] = d->d[1] = s.d[0];
+            d->d[2] = d->d[3] = s.d[2];
+            return;
+        }
         if (pf == 0xf3 || pf == 0xf2)
             cpu_ud(c);
         if (op == 0x13) {
@@ -311,6 +352,12 @@ OP(op_sse)
         }
         return;
     case 0x16: case 0x17:                       /* MOVHPS/PD, MOVLHPS */
+        if (op == 0x16 && pf == 0xf3) {         /* MOVSHDUP (SSE3) */
+            s = src_rm(c, i, 16, true);
+            d->d[0] = d->d[1] = s.d[1];
+            d->d[2] = d->d[3] = s.d[3];
+            return;
+        }
         if (pf == 0xf3 || pf == 0xf2)
             cpu_ud(c);
         if (op == 0x17) {
@@ -482,6 +529,44 @@ OP(op_sse)
     }
     case 0x71: case 0x72: case 0x73:
         shift_imm(c, i);
+        return;
+    case 0x7c: case 0x7d: {                     /* HADDPD/PS, HSUBPD/PS (SSE3) */
+        xmm_t r;
+        s = src_rm(c, i, 16, true);
+        if (pf == 0x66) {
+            r.fd[0] = op == 0x7c ? dadd(d->fd[0], d->fd[1]) : dsub(d->fd[0], d->fd[1]);
+            r.fd[1] = op == 0x7c ? dadd(s.fd[0], s.fd[1]) : dsub(s.fd[0], s.fd[1]);
+        } else if (pf == 0xf2) {
+            for (k = 0; k < 2; k++) {
+                r.f[k] = op == 0x7c ? fadd(d->f[2 * k], d->f[2 * k + 1])
+                                    : fsub(d->f[2 * k], d->f[2 * k + 1]);
+                r.f[k + 2] = op == 0x7c ? fadd(s.f[2 * k], s.f[2 * k + 1])
+                                        : fsub(s.f[2 * k], s.f[2 * k + 1]);
+            }
+        } else {
+            cpu_ud(c);
+        }
+        *d = r;
+        return;
+    }
+    case 0xd0:                                  /* ADDSUBPD/PS (SSE3) */
+        s = src_rm(c, i, 16, true);
+        if (pf == 0x66) {
+            d->fd[0] = dsub(d->fd[0], s.fd[0]);
+            d->fd[1] = dadd(d->fd[1], s.fd[1]);
+        } else if (pf == 0xf2) {
+            for (k = 0; k < 4; k += 2) {
+                d->f[k] = fsub(d->f[k], s.f[k]);
+                d->f[k + 1] = fadd(d->f[k + 1], s.f[k + 1]);
+            }
+        } else {
+            cpu_ud(c);
+        }
+        return;
+    case 0xf0:                                  /* LDDQU (SSE3): an unaligned load */
+        if (pf != 0xf2 || i->mod == 3)
+            cpu_ud(c);
+        *d = src_rm(c, i, 16, false);
         return;
     case 0x7e:
         if (pf == 0x66) {

@@ -415,7 +415,10 @@ static void test_cpuid(void **state)
     assert_true(ecx1 & (1u << 13));     /* CX16 */
     assert_true(edx1 & 1u);             /* x87 FPU (x87.c) */
     assert_false(ecx1 & (1u << 28));    /* no AVX */
-    assert_false(ecx1 & (1u << 0));     /* no SSE3 */
+    assert_true(ecx1 & (1u << 0));      /* SSE3 */
+    assert_false(ecx1 & (1u << 3));     /* no MONITOR/MWAIT */
+    /* exactly the implemented set: SSE3, CX16, POPCNT (no SSSE3, SSE4.x, AVX, XSAVE...) */
+    assert_int_equal(ecx1, (1u << 0) | (1u << 13) | (1u << 23));
 
     /* mov eax,0 / cpuid / mov r8d,eax / mov eax,7 / xor ecx,ecx / cpuid / mov r9d,edx /
      * mov r10d,ebx / mov ecx,0x10a / rdmsr / hlt: leaf 7 says IA32_ARCH_CAPABILITIES, whose
