@@ -244,6 +244,11 @@ static const struct opent map2[256] = {
     SSE(0xf9), SSE(0xfa), SSE(0xfb), SSE(0xfc), SSE(0xfd), SSE(0xfe),
 };
 
+/* Opcodes of the 0F 38 and 0F 3A maps that sse.c implements (bit n of word n / 32): SSSE3's
+ * 0F 38 00-0B, 1C-1E and 0F 3A 0F. */
+static const uint32_t map38[8] = { 0x70000fffu };
+static const uint32_t map3a[8] = { 0x00008000u };
+
 /* 16-bit addressing: (base, index) per ModRM.rm. */
 static const uint8_t ea16[8][2] = {
     { 3, 6 }, { 3, 7 }, { 5, 6 }, { 5, 7 }, { 6, 0xff }, { 7, 0xff }, { 5, 0xff }, { 3, 0xff },
@@ -254,6 +259,7 @@ unsigned decode(struct cpu *c, const uint8_t *buf, unsigned avail, struct insn *
     unsigned n = 0, rex = 0, osz, asz, b, imm;
     bool p66 = false, p67 = false;
     const struct opent *e;
+    struct opent e3;
     struct insn *i = out;
     int csz = c->csz;
     int segov = -1;
@@ -292,10 +298,23 @@ prefixes_done:
     if (b == 0x0f) {
         NEED(1);
         b = buf[n++];
-        if (b == 0x38 || b == 0x3a)
-            goto ud;
-        e = &map2[b];
-        b |= 0x100;
+        if (b == 0x38 || b == 0x3a) {
+            /* the three-byte maps: what sse.c implements, every other opcode #UD */
+            unsigned map = b;
+            NEED(1);
+            b = buf[n++];
+            if (!((map == 0x38 ? map38 : map3a)[b >> 5] >> (b & 31) & 1))
+                goto ud;
+            e3.fn = map == 0x38 ? op_sse38 : op_sse3a;
+            e3.f = M;
+            e3.imm = map == 0x38 ? I_NONE : I_B;
+            e3.op = (uint8_t)b;
+            e = &e3;
+            b |= map == 0x38 ? 0x200 : 0x300;
+        } else {
+            e = &map2[b];
+            b |= 0x100;
+        }
     } else {
         e = &map1[b];
         if (csz == 8 && (b == 0xc4 || b == 0xc5))

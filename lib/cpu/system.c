@@ -628,6 +628,7 @@ static void cpuid_leaf(const struct cpu *c, uint32_t leaf, uint32_t sub, uint32_
         r[0] = CPUID_SIGNATURE;     /* family 6, model 15, stepping 11 */
         r[1] = 0x00010800;          /* CLFLUSH 64 bytes, 1 logical CPU, APIC id 0 */
         r[2] = (1u << 0)            /* SSE3 (sse.c; FISTTP in x87.c); no MONITOR/MWAIT */
+             | (1u << 9)            /* SSSE3 (sse.c: the XMM forms; MMX is not reported) */
              | (1u << 13)           /* CMPXCHG16B */
              | (1u << 23);          /* POPCNT */
         r[3] = (x87_available() ? 1u : 0u)  /* FPU (x87.c) */

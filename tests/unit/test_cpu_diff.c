@@ -881,6 +881,23 @@ static const struct xform xforms[] = {
     { "movsldup", 0xf3, 0, 0x12, 0, DT_F32, RM_ANY, FEAT_SSE3, 0, 0, 0 },
     { "movshdup", 0xf3, 0, 0x16, 0, DT_F32, RM_ANY, FEAT_SSE3, 0, 0, 0 },
     { "lddqu", 0xf2, 0, 0xf0, 0, DT_INT, RM_MEM, FEAT_SSE3, 0, 1, 0 },
+    /* SSSE3 (66-prefixed XMM forms) */
+    { "pshufb", 0x66, 0x38, 0x00, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "phaddw", 0x66, 0x38, 0x01, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "phaddd", 0x66, 0x38, 0x02, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "phaddsw", 0x66, 0x38, 0x03, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "pmaddubsw", 0x66, 0x38, 0x04, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "phsubw", 0x66, 0x38, 0x05, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "phsubd", 0x66, 0x38, 0x06, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "phsubsw", 0x66, 0x38, 0x07, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "psignb", 0x66, 0x38, 0x08, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "psignw", 0x66, 0x38, 0x09, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "psignd", 0x66, 0x38, 0x0a, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "pmulhrsw", 0x66, 0x38, 0x0b, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "pabsb", 0x66, 0x38, 0x1c, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "pabsw", 0x66, 0x38, 0x1d, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "pabsd", 0x66, 0x38, 0x1e, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "palignr", 0x66, 0x3a, 0x0f, 1, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
 };
 
 static void test_sse_ext(void **state)

@@ -157,6 +157,53 @@ static void test_ud(void **state)
     expect(run_code(c, sizeof c, CPU_EXIT_HLT), 6, 0, CODE + 7);
 }
 
+/* SSE3 and later: the forms CPUID does not cover are #UD (the MMX forms of SSSE3, wrong
+ * prefixes, register forms of memory-only instructions, opcodes not implemented), the
+ * implemented ones run. mov rax,cr4 / or eax,0x200 (OSFXSR) / mov cr4,rax /
+ * lea r15,[rel next] / the instruction / next: hlt */
+static void test_sse_ud(void **state)
+{
+    static const struct { uint8_t len, ud, b[7]; } cases[] = {
+        { 4, 1, { 0x0f, 0x38, 0x00, 0xc1 } },               /* pshufb mm (MMX) */
+        { 4, 1, { 0x0f, 0x38, 0x1c, 0xc1 } },               /* pabsb mm */
+        { 5, 1, { 0x0f, 0x3a, 0x0f, 0xc1, 0x03 } },         /* palignr mm */
+        { 6, 1, { 0x66, 0xf3, 0x0f, 0x38, 0x00, 0xc1 } },   /* F3 on pshufb */
+        { 5, 1, { 0xf2, 0x0f, 0x38, 0x01, 0xc1 } },
+        { 3, 1, { 0x0f, 0xd0, 0xc1 } },                     /* addsub without a prefix */
+        { 3, 1, { 0x0f, 0x7c, 0xc1 } },
+        { 4, 1, { 0x66, 0x0f, 0xf0, 0xc1 } },
+        { 4, 1, { 0xf2, 0x0f, 0xf0, 0xc1 } },               /* lddqu xmm, xmm */
+        { 5, 1, { 0x66, 0x0f, 0x38, 0x37, 0xc1 } },         /* pcmpgtq (SSE4.2) */
+        { 6, 1, { 0x66, 0x0f, 0x3a, 0x60, 0xc1, 0 } },      /* pcmpestrm (SSE4.2) */
+        { 5, 1, { 0xf2, 0x0f, 0x38, 0xf0, 0xc1 } },         /* crc32 (SSE4.2) */
+        { 5, 1, { 0x66, 0x0f, 0x38, 0x0c, 0xc1 } },         /* a hole in the map */
+        { 5, 1, { 0x66, 0x0f, 0x38, 0x10, 0xc1 } },         /* pblendvb (SSE4.1) */
+        { 4, 0, { 0xf2, 0x0f, 0xd0, 0xc1 } },               /* addsubps */
+        { 4, 0, { 0xf2, 0x0f, 0x12, 0xc1 } },               /* movddup */
+        { 4, 0, { 0xf3, 0x0f, 0x16, 0xc1 } },               /* movshdup */
+        { 5, 0, { 0x66, 0x0f, 0x38, 0x00, 0xc1 } },         /* pshufb */
+        { 6, 0, { 0x66, 0x41, 0x0f, 0x38, 0x1e, 0xc7 } },   /* pabsd xmm0, xmm15 */
+        { 6, 0, { 0x66, 0x0f, 0x3a, 0x0f, 0xc1, 0x05 } },   /* palignr */
+    };
+    (void)state;
+    for (unsigned k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        uint8_t c[40] = { 0x0f, 0x20, 0xe0, 0x0d, 0x00, 0x02, 0, 0, 0x0f, 0x22, 0xe0,
+                          0x4c, 0x8d, 0x3d };
+        unsigned n = 14;
+        c[n++] = cases[k].len;
+        c[n++] = 0; c[n++] = 0; c[n++] = 0;
+        memcpy(c + n, cases[k].b, cases[k].len);
+        n += cases[k].len;
+        c[n++] = 0xf4;
+        setup_machine();
+        struct rec r = run_code(c, n, CPU_EXIT_HLT);
+        if (cases[k].ud)
+            expect(r, 6, 0, CODE + 18);
+        else
+            assert_int_equal(r.count, 0);
+    }
+}
+
 /* lea r15,[rel next] / xor ecx,ecx / div ecx / next: hlt */
 static void test_de(void **state)
 {
@@ -417,8 +464,8 @@ static void test_cpuid(void **state)
     assert_false(ecx1 & (1u << 28));    /* no AVX */
     assert_true(ecx1 & (1u << 0));      /* SSE3 */
     assert_false(ecx1 & (1u << 3));     /* no MONITOR/MWAIT */
-    /* exactly the implemented set: SSE3, CX16, POPCNT (no SSSE3, SSE4.x, AVX, XSAVE...) */
-    assert_int_equal(ecx1, (1u << 0) | (1u << 13) | (1u << 23));
+    /* exactly the implemented set: SSE3, SSSE3, CX16, POPCNT (no SSE4.x, AVX, XSAVE...) */
+    assert_int_equal(ecx1, (1u << 0) | (1u << 9) | (1u << 13) | (1u << 23));
 
     /* mov eax,0 / cpuid / mov r8d,eax / mov eax,7 / xor ecx,ecx / cpuid / mov r9d,edx /
      * mov r10d,ebx / mov ecx,0x10a / rdmsr / hlt: leaf 7 says IA32_ARCH_CAPABILITIES, whose
@@ -583,6 +630,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ud),
+        cmocka_unit_test(test_sse_ud),
         cmocka_unit_test(test_de),
         cmocka_unit_test(test_pf_not_present),
         cmocka_unit_test(test_pf_write_protect),
