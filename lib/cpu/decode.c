@@ -244,10 +244,11 @@ static const struct opent map2[256] = {
     SSE(0xf9), SSE(0xfa), SSE(0xfb), SSE(0xfc), SSE(0xfd), SSE(0xfe),
 };
 
-/* Opcodes of the 0F 38 and 0F 3A maps that sse.c implements (bit n of word n / 32): SSSE3's
- * 0F 38 00-0B, 1C-1E and 0F 3A 0F. */
-static const uint32_t map38[8] = { 0x70000fffu };
-static const uint32_t map3a[8] = { 0x00008000u };
+/* Opcodes of the 0F 38 and 0F 3A maps that sse.c implements (bit n % 32 of word n / 32):
+ * SSSE3's 0F 38 00-0B, 1C-1E and 0F 3A 0F; SSE4.1's 0F 38 10, 14, 15, 17, 20-25, 28-2B,
+ * 30-35, 38-41 and 0F 3A 08-0E, 14-17, 20-22, 40-42. */
+static const uint32_t map38[8] = { 0x70b10fffu, 0xff3f0f3fu, 0x00000003u };
+static const uint32_t map3a[8] = { 0x00f0ff00u, 0x00000007u, 0x00000007u };
 
 /* 16-bit addressing: (base, index) per ModRM.rm. */
 static const uint8_t ea16[8][2] = {

@@ -177,7 +177,12 @@ static void test_sse_ud(void **state)
         { 6, 1, { 0x66, 0x0f, 0x3a, 0x60, 0xc1, 0 } },      /* pcmpestrm (SSE4.2) */
         { 5, 1, { 0xf2, 0x0f, 0x38, 0xf0, 0xc1 } },         /* crc32 (SSE4.2) */
         { 5, 1, { 0x66, 0x0f, 0x38, 0x0c, 0xc1 } },         /* a hole in the map */
-        { 5, 1, { 0x66, 0x0f, 0x38, 0x10, 0xc1 } },         /* pblendvb (SSE4.1) */
+        { 4, 1, { 0x0f, 0x38, 0x10, 0xc1 } },               /* pblendvb without 66 */
+        { 5, 1, { 0x66, 0x0f, 0x38, 0x2a, 0xc1 } },         /* movntdqa xmm, xmm */
+        { 6, 1, { 0x66, 0x0f, 0x3a, 0x44, 0xc1, 0 } },      /* pclmulqdq */
+        { 5, 0, { 0x66, 0x0f, 0x38, 0x10, 0xc1 } },         /* pblendvb */
+        { 6, 0, { 0x66, 0x0f, 0x3a, 0x0b, 0xc1, 0x0c } },   /* roundsd */
+        { 7, 0, { 0x66, 0x48, 0x0f, 0x3a, 0x16, 0xc1, 1 } },/* pextrq rcx, xmm0, 1 */
         { 4, 0, { 0xf2, 0x0f, 0xd0, 0xc1 } },               /* addsubps */
         { 4, 0, { 0xf2, 0x0f, 0x12, 0xc1 } },               /* movddup */
         { 4, 0, { 0xf3, 0x0f, 0x16, 0xc1 } },               /* movshdup */
@@ -464,8 +469,9 @@ static void test_cpuid(void **state)
     assert_false(ecx1 & (1u << 28));    /* no AVX */
     assert_true(ecx1 & (1u << 0));      /* SSE3 */
     assert_false(ecx1 & (1u << 3));     /* no MONITOR/MWAIT */
-    /* exactly the implemented set: SSE3, SSSE3, CX16, POPCNT (no SSE4.x, AVX, XSAVE...) */
-    assert_int_equal(ecx1, (1u << 0) | (1u << 9) | (1u << 13) | (1u << 23));
+    /* exactly the implemented set: SSE3, SSSE3, CX16, SSE4.1, POPCNT (no SSE4.2, AVX,
+     * XSAVE...) */
+    assert_int_equal(ecx1, (1u << 0) | (1u << 9) | (1u << 13) | (1u << 19) | (1u << 23));
 
     /* mov eax,0 / cpuid / mov r8d,eax / mov eax,7 / xor ecx,ecx / cpuid / mov r9d,edx /
      * mov r10d,ebx / mov ecx,0x10a / rdmsr / hlt: leaf 7 says IA32_ARCH_CAPABILITIES, whose
@@ -503,7 +509,8 @@ static int msr_op(bool write, uint32_t msr, uint64_t *value)
     return r.count ? (int)r.vec : -1;
 }
 
-/* The identity: GenuineIntel family 6 model 15 stepping 11 (Core 2), and the registers such
+/* The identity: GenuineIntel family 6 model 23 stepping 10 (Core 2 Penryn, the model with
+ * exactly the SSE set implemented), and the registers such
  * a CPU has; #GP where that CPU gives it (AMD's MSRs, reserved bits, a locked
  * IA32_FEATURE_CONTROL). RDTSCP returns IA32_TSC_AUX. */
 static void test_identity_msrs(void **state)
@@ -528,7 +535,7 @@ static void test_identity_msrs(void **state)
     memcpy(vendor + 4, &st.gpr[9], 4);
     memcpy(vendor + 8, &st.gpr[10], 4);
     assert_string_equal(vendor, "GenuineIntel");
-    assert_int_equal((uint32_t)st.gpr[11], 0x6fb);
+    assert_int_equal((uint32_t)st.gpr[11], 0x1067a);
     assert_true(st.gpr[12] & (1u << 8));                    /* invariant TSC */
 
     v = 0;
@@ -537,7 +544,7 @@ static void test_identity_msrs(void **state)
     v = 0;
     assert_int_equal(msr_op(true, 0x8b, &v), -1);           /* IA32_BIOS_SIGN_ID */
     assert_int_equal(msr_op(false, 0x8b, &v), -1);
-    assert_int_equal(v >> 32, 0xba);
+    assert_int_equal(v >> 32, 0xa0b);
     v = 1ULL << 2;                                          /* VMX: not offered */
     assert_int_equal(msr_op(true, 0x3a, &v), 13);
     v = 1;
