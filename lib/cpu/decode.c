@@ -537,8 +537,9 @@ prefixes_done:
     default:
         break;
     }
-    /* LOCK is only valid on read-modify-write memory forms */
-    if (i->lock && (i->mod == 3 || !(e->f & M)))
+    /* LOCK is only valid on read-modify-write memory forms, and never on SSE */
+    if (i->lock && (i->mod == 3 || !(e->f & M) || e->fn == op_sse || e->fn == op_sse38 ||
+                    e->fn == op_sse3a))
         goto ud;
     i->len = (uint8_t)n;
     specialize(i);
