@@ -200,7 +200,7 @@ static const struct opent map2[256] = {
     SSE(0x60), SSE(0x61), SSE(0x62), SSE(0x63), SSE(0x64), SSE(0x65), SSE(0x66), SSE(0x67),
     SSE(0x68), SSE(0x69), SSE(0x6a), SSE(0x6b), SSE(0x6c), SSE(0x6d), SSE(0x6e), SSE(0x6f),
     SSEI(0x70), SSEI(0x71), SSEI(0x72), SSEI(0x73), SSE(0x74), SSE(0x75), SSE(0x76),
-    SSE(0x7e), SSE(0x7f),
+    SSE(0x7c), SSE(0x7d), SSE(0x7e), SSE(0x7f),
     CC16(0x80, op_jcc, F64 | END, I_Z),
     CC16(0x90, op_setcc, M | B, I_NONE),
     [0xa0] = { op_push_seg, D64, I_NONE, CPU_FS },
@@ -236,13 +236,19 @@ static const struct opent map2[256] = {
     SSEI(0xc2), SSE(0xc3), SSEI(0xc4), SSEI(0xc5), SSEI(0xc6),
     [0xc7] = { op_cmpxchg8b, M, I_NONE, 0 },
     X8(0xc8, { op_bswap, 0, I_NONE, 0 }),
-    SSE(0xd1), SSE(0xd2), SSE(0xd3), SSE(0xd4), SSE(0xd5), SSE(0xd6), SSE(0xd7),
+    SSE(0xd0), SSE(0xd1), SSE(0xd2), SSE(0xd3), SSE(0xd4), SSE(0xd5), SSE(0xd6), SSE(0xd7),
     SSE(0xd8), SSE(0xd9), SSE(0xda), SSE(0xdb), SSE(0xdc), SSE(0xdd), SSE(0xde), SSE(0xdf),
     SSE(0xe0), SSE(0xe1), SSE(0xe2), SSE(0xe3), SSE(0xe4), SSE(0xe5), SSE(0xe6), SSE(0xe7),
     SSE(0xe8), SSE(0xe9), SSE(0xea), SSE(0xeb), SSE(0xec), SSE(0xed), SSE(0xee), SSE(0xef),
-    SSE(0xf1), SSE(0xf2), SSE(0xf3), SSE(0xf4), SSE(0xf5), SSE(0xf6), SSE(0xf7), SSE(0xf8),
+    SSE(0xf0), SSE(0xf1), SSE(0xf2), SSE(0xf3), SSE(0xf4), SSE(0xf5), SSE(0xf6), SSE(0xf7), SSE(0xf8),
     SSE(0xf9), SSE(0xfa), SSE(0xfb), SSE(0xfc), SSE(0xfd), SSE(0xfe),
 };
+
+/* Opcodes of the 0F 38 and 0F 3A maps that sse.c implements (bit n % 32 of word n / 32):
+ * SSSE3's 0F 38 00-0B, 1C-1E and 0F 3A 0F; SSE4.1's 0F 38 10, 14, 15, 17, 20-25, 28-2B,
+ * 30-35, 38-41 and 0F 3A 08-0E, 14-17, 20-22, 40-42. */
+static const uint32_t map38[8] = { 0x70b10fffu, 0xff3f0f3fu, 0x00000003u };
+static const uint32_t map3a[8] = { 0x00f0ff00u, 0x00000007u, 0x00000007u };
 
 /* 16-bit addressing: (base, index) per ModRM.rm. */
 static const uint8_t ea16[8][2] = {
@@ -254,6 +260,7 @@ unsigned decode(struct cpu *c, const uint8_t *buf, unsigned avail, struct insn *
     unsigned n = 0, rex = 0, osz, asz, b, imm;
     bool p66 = false, p67 = false;
     const struct opent *e;
+    struct opent e3;
     struct insn *i = out;
     int csz = c->csz;
     int segov = -1;
@@ -292,10 +299,23 @@ prefixes_done:
     if (b == 0x0f) {
         NEED(1);
         b = buf[n++];
-        if (b == 0x38 || b == 0x3a)
-            goto ud;
-        e = &map2[b];
-        b |= 0x100;
+        if (b == 0x38 || b == 0x3a) {
+            /* the three-byte maps: what sse.c implements, every other opcode #UD */
+            unsigned map = b;
+            NEED(1);
+            b = buf[n++];
+            if (!((map == 0x38 ? map38 : map3a)[b >> 5] >> (b & 31) & 1))
+                goto ud;
+            e3.fn = map == 0x38 ? op_sse38 : op_sse3a;
+            e3.f = M;
+            e3.imm = map == 0x38 ? I_NONE : I_B;
+            e3.op = (uint8_t)b;
+            e = &e3;
+            b |= map == 0x38 ? 0x200 : 0x300;
+        } else {
+            e = &map2[b];
+            b |= 0x100;
+        }
     } else {
         e = &map1[b];
         if (csz == 8 && (b == 0xc4 || b == 0xc5))
@@ -517,8 +537,9 @@ prefixes_done:
     default:
         break;
     }
-    /* LOCK is only valid on read-modify-write memory forms */
-    if (i->lock && (i->mod == 3 || !(e->f & M)))
+    /* LOCK is only valid on read-modify-write memory forms, and never on SSE */
+    if (i->lock && (i->mod == 3 || !(e->f & M) || e->fn == op_sse || e->fn == op_sse38 ||
+                    e->fn == op_sse3a))
         goto ud;
     i->len = (uint8_t)n;
     specialize(i);

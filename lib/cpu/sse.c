@@ -1,8 +1,18 @@
 /* SSE/SSE2: the subset compiled x86-64 code uses (moves, logic, integer and floating-point
  * arithmetic, compares, shuffles, conversions), FXSAVE/FXRSTOR, LDMXCSR/STMXCSR, fences.
+ * SSE3: ADDSUBPS/PD, HADDPS/PD, HSUBPS/PD, MOVDDUP, MOVSLDUP, MOVSHDUP, LDDQU (FISTTP is
+ * x87.c's; MONITOR/MWAIT are not implemented and not reported).
+ * SSSE3 (0F 38, 0F 3A 0F; the 66-prefixed XMM forms): PSHUFB, PHADDW/D/SW, PHSUBW/D/SW,
+ * PMADDUBSW, PMULHRSW, PSIGNB/W/D, PABSB/W/D, PALIGNR.
+ * SSE4.1 (0F 38, 0F 3A): PMOVSX/ZX*, PMIN/PMAXSB/SD/UW/UD, PMULLD, PMULDQ, PCMPEQQ,
+ * PACKUSDW, PTEST, PBLENDW, PBLENDVB/BLENDVPS/BLENDVPD (mask in XMM0), BLENDPS/PD,
+ * PEXTRB/W/D/Q, EXTRACTPS, PINSRB/D/Q, INSERTPS, PHMINPOSUW, ROUNDSS/SD/PS/PD (the
+ * immediate's rounding mode, or MXCSR.RC when its bit 2 is set), DPPS/DPPD, MPSADBW,
+ * MOVNTDQA. Not SSE4.2 (PCMPGTQ, CRC32, the string compares): those opcodes are #UD.
  * MMX forms (no 66 prefix on integer ops) raise #UD: CPUID does not report MMX.
  * Floating point uses the host's SSE through C (same IEEE results; MXCSR exception flags
- * are not accumulated, and rounding control other than round-to-nearest is ignored). */
+ * are not accumulated, and rounding control other than round-to-nearest is ignored but by
+ * ROUNDxx). */
 
 #include "x86.h"
 #include "x87.h"
@@ -149,6 +159,34 @@ static double dop(unsigned op, double a, double b)
     default: return a > b ? a : b;
     }
 }
+
+/* Arithmetic with the SSE NaN rules spelled out, not left to the C compiler's choice of
+ * operand order: the first NaN operand (quieted) wins; otherwise the host's result (whose
+ * invalid operations give the same default NaN). */
+static inline float qnanf(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    u |= 0x00400000u;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+static inline double qnan(double x)
+{
+    uint64_t u;
+    memcpy(&u, &x, 8);
+    u |= 1ULL << 51;
+    memcpy(&x, &u, 8);
+    return x;
+}
+
+static float fadd(float a, float b) { return isnan(a) ? qnanf(a) : isnan(b) ? qnanf(b) : a + b; }
+static float fsub(float a, float b) { return isnan(a) ? qnanf(a) : isnan(b) ? qnanf(b) : a - b; }
+static float fmul(float a, float b) { return isnan(a) ? qnanf(a) : isnan(b) ? qnanf(b) : a * b; }
+static double dadd(double a, double b) { return isnan(a) ? qnan(a) : isnan(b) ? qnan(b) : a + b; }
+static double dsub(double a, double b) { return isnan(a) ? qnan(a) : isnan(b) ? qnan(b) : a - b; }
+static double dmul(double a, double b) { return isnan(a) ? qnan(a) : isnan(b) ? qnan(b) : a * b; }
 
 static bool fcmp(unsigned pred, double a, double b)
 {
@@ -300,6 +338,17 @@ OP(op_sse)
         return;
     }
     case 0x12: case 0x13:                       /* MOVLPS/PD, MOVHLPS */
+        if (op == 0x12 && pf == 0xf2) {         /* MOVDDUP (SSE3) */
+            s = src_rm(c, i, 8, false);
+            d->q[0] = d->q[1] = s.q[0];
+            return;
+        }
+        if (op == 0x12 && pf == 0xf3) {         /* MOVSLDUP (SSE3) */
+            s = src_rm(c, i, 16, true);
+            d->d[0] = d->d[1] = s.d[0];
+            d->d[2] = d->d[3] = s.d[2];
+            return;
+        }
         if (pf == 0xf3 || pf == 0xf2)
             cpu_ud(c);
         if (op == 0x13) {
@@ -311,6 +360,12 @@ OP(op_sse)
         }
         return;
     case 0x16: case 0x17:                       /* MOVHPS/PD, MOVLHPS */
+        if (op == 0x16 && pf == 0xf3) {         /* MOVSHDUP (SSE3) */
+            s = src_rm(c, i, 16, true);
+            d->d[0] = d->d[1] = s.d[1];
+            d->d[2] = d->d[3] = s.d[3];
+            return;
+        }
         if (pf == 0xf3 || pf == 0xf2)
             cpu_ud(c);
         if (op == 0x17) {
@@ -482,6 +537,44 @@ OP(op_sse)
     }
     case 0x71: case 0x72: case 0x73:
         shift_imm(c, i);
+        return;
+    case 0x7c: case 0x7d: {                     /* HADDPD/PS, HSUBPD/PS (SSE3) */
+        xmm_t r;
+        s = src_rm(c, i, 16, true);
+        if (pf == 0x66) {
+            r.fd[0] = op == 0x7c ? dadd(d->fd[0], d->fd[1]) : dsub(d->fd[0], d->fd[1]);
+            r.fd[1] = op == 0x7c ? dadd(s.fd[0], s.fd[1]) : dsub(s.fd[0], s.fd[1]);
+        } else if (pf == 0xf2) {
+            for (k = 0; k < 2; k++) {
+                r.f[k] = op == 0x7c ? fadd(d->f[2 * k], d->f[2 * k + 1])
+                                    : fsub(d->f[2 * k], d->f[2 * k + 1]);
+                r.f[k + 2] = op == 0x7c ? fadd(s.f[2 * k], s.f[2 * k + 1])
+                                        : fsub(s.f[2 * k], s.f[2 * k + 1]);
+            }
+        } else {
+            cpu_ud(c);
+        }
+        *d = r;
+        return;
+    }
+    case 0xd0:                                  /* ADDSUBPD/PS (SSE3) */
+        s = src_rm(c, i, 16, true);
+        if (pf == 0x66) {
+            d->fd[0] = dsub(d->fd[0], s.fd[0]);
+            d->fd[1] = dadd(d->fd[1], s.fd[1]);
+        } else if (pf == 0xf2) {
+            for (k = 0; k < 4; k += 2) {
+                d->f[k] = fsub(d->f[k], s.f[k]);
+                d->f[k + 1] = fadd(d->f[k + 1], s.f[k + 1]);
+            }
+        } else {
+            cpu_ud(c);
+        }
+        return;
+    case 0xf0:                                  /* LDDQU (SSE3): an unaligned load */
+        if (pf != 0xf2 || i->mod == 3)
+            cpu_ud(c);
+        *d = src_rm(c, i, 16, false);
         return;
     case 0x7e:
         if (pf == 0x66) {
@@ -660,6 +753,351 @@ OP(op_grp15)
         return;
     case 7:             /* CLFLUSH */
         (void)mem_read(c, ea(c, i), 1);
+        return;
+    default:
+        cpu_ud(c);
+    }
+}
+
+/* ---- the three-byte maps, 66-prefixed XMM forms only (the MMX forms are #UD: CPUID does
+ * not report MMX); decode.c lets through only the opcodes implemented here ---- */
+
+static void check_66(struct cpu *c, const struct insn *i)
+{
+    if (!i->pfx66 || i->rep)
+        cpu_ud(c);
+    sse_check(c);
+}
+
+/* SSE4.1's PMOVSX/PMOVZX: the source's size (the low part of an xmm register, or that many
+ * bytes of memory, unaligned) */
+static unsigned pmov_size(unsigned op)
+{
+    switch (op & 0xf) {
+    case 0: case 3: case 5: return 8;
+    case 1: case 4: return 4;
+    default: return 2;
+    }
+}
+
+/* 0F 38: SSSE3 and SSE4.1 */
+OP(op_sse38)
+{
+    xmm_t *d = XR(i->reg & 15), s, r;
+    const xmm_t *x0 = XR(0);
+    unsigned k, op = i->op;
+
+    check_66(c, i);
+    if ((op & 0xe8) == 0x20 && (op & 7) < 6) {          /* PMOVSX/ZX: 20-25, 30-35 */
+        s = src_rm(c, i, pmov_size(op), false);
+    } else {
+        if (op == 0x2a && i->mod == 3)                  /* MOVNTDQA: memory only */
+            cpu_ud(c);
+        s = src_rm(c, i, 16, true);
+    }
+    r = *d;
+    switch (op) {
+    case 0x00:                                  /* PSHUFB */
+        for (k = 0; k < 16; k++)
+            r.b[k] = (s.b[k] & 0x80) ? 0 : d->b[s.b[k] & 15];
+        break;
+    case 0x01: case 0x03: case 0x05: case 0x07: /* PHADDW, PHADDSW, PHSUBW, PHSUBSW */
+        for (k = 0; k < 8; k++) {
+            const xmm_t *v = k < 4 ? d : &s;
+            int a = v->sw[2 * (k & 3)], b = v->sw[2 * (k & 3) + 1];
+            int x = op <= 0x03 ? a + b : a - b;
+            r.sw[k] = (op & 2) ? sat_s16(x) : (int16_t)x;
+        }
+        break;
+    case 0x02: case 0x06:                       /* PHADDD, PHSUBD */
+        for (k = 0; k < 4; k++) {
+            const xmm_t *v = k < 2 ? d : &s;
+            uint32_t a = v->d[2 * (k & 1)], b = v->d[2 * (k & 1) + 1];
+            r.d[k] = op == 0x02 ? a + b : a - b;
+        }
+        break;
+    case 0x04:                                  /* PMADDUBSW: unsigned dest x signed source */
+        for (k = 0; k < 8; k++)
+            r.sw[k] = sat_s16(d->b[2 * k] * s.sb[2 * k] + d->b[2 * k + 1] * s.sb[2 * k + 1]);
+        break;
+    case 0x08:                                  /* PSIGNB */
+        for (k = 0; k < 16; k++)
+            r.b[k] = s.sb[k] < 0 ? (uint8_t)-d->b[k] : s.sb[k] ? d->b[k] : 0;
+        break;
+    case 0x09:                                  /* PSIGNW */
+        for (k = 0; k < 8; k++)
+            r.w[k] = s.sw[k] < 0 ? (uint16_t)-d->w[k] : s.sw[k] ? d->w[k] : 0;
+        break;
+    case 0x0a:                                  /* PSIGND */
+        for (k = 0; k < 4; k++)
+            r.d[k] = s.sd[k] < 0 ? -d->d[k] : s.sd[k] ? d->d[k] : 0;
+        break;
+    case 0x0b:                                  /* PMULHRSW */
+        for (k = 0; k < 8; k++)
+            r.w[k] = (uint16_t)((((int32_t)d->sw[k] * s.sw[k] >> 14) + 1) >> 1);
+        break;
+    case 0x1c:                                  /* PABSB */
+        for (k = 0; k < 16; k++)
+            r.b[k] = (uint8_t)(s.sb[k] < 0 ? -s.sb[k] : s.sb[k]);
+        break;
+    case 0x1d:                                  /* PABSW */
+        for (k = 0; k < 8; k++)
+            r.w[k] = (uint16_t)(s.sw[k] < 0 ? -s.sw[k] : s.sw[k]);
+        break;
+    case 0x1e:                                  /* PABSD */
+        for (k = 0; k < 4; k++)
+            r.d[k] = s.sd[k] < 0 ? 0u - s.d[k] : s.d[k];
+        break;
+    /* SSE4.1 */
+    case 0x10:                                  /* PBLENDVB: XMM0's sign bits select */
+        for (k = 0; k < 16; k++)
+            if (x0->b[k] & 0x80)
+                r.b[k] = s.b[k];
+        break;
+    case 0x14:                                  /* BLENDVPS */
+        for (k = 0; k < 4; k++)
+            if (x0->d[k] >> 31)
+                r.d[k] = s.d[k];
+        break;
+    case 0x15:                                  /* BLENDVPD */
+        for (k = 0; k < 2; k++)
+            if (x0->q[k] >> 63)
+                r.q[k] = s.q[k];
+        break;
+    case 0x17: {                                /* PTEST */
+        uint64_t f = 0;
+        if (!((d->q[0] & s.q[0]) | (d->q[1] & s.q[1])))
+            f |= F_ZF;
+        if (!((~d->q[0] & s.q[0]) | (~d->q[1] & s.q[1])))
+            f |= F_CF;
+        flags_set_arith(c, F_ARITH, f);
+        return;
+    }
+    case 0x20: for (k = 0; k < 8; k++) r.sw[k] = s.sb[k]; break;     /* PMOVSXBW */
+    case 0x21: for (k = 0; k < 4; k++) r.sd[k] = s.sb[k]; break;     /* PMOVSXBD */
+    case 0x22: for (k = 0; k < 2; k++) r.sq[k] = s.sb[k]; break;     /* PMOVSXBQ */
+    case 0x23: for (k = 0; k < 4; k++) r.sd[k] = s.sw[k]; break;     /* PMOVSXWD */
+    case 0x24: for (k = 0; k < 2; k++) r.sq[k] = s.sw[k]; break;     /* PMOVSXWQ */
+    case 0x25: for (k = 0; k < 2; k++) r.sq[k] = s.sd[k]; break;     /* PMOVSXDQ */
+    case 0x30: for (k = 0; k < 8; k++) r.w[k] = s.b[k]; break;       /* PMOVZXBW */
+    case 0x31: for (k = 0; k < 4; k++) r.d[k] = s.b[k]; break;       /* PMOVZXBD */
+    case 0x32: for (k = 0; k < 2; k++) r.q[k] = s.b[k]; break;       /* PMOVZXBQ */
+    case 0x33: for (k = 0; k < 4; k++) r.d[k] = s.w[k]; break;       /* PMOVZXWD */
+    case 0x34: for (k = 0; k < 2; k++) r.q[k] = s.w[k]; break;       /* PMOVZXWQ */
+    case 0x35: for (k = 0; k < 2; k++) r.q[k] = s.d[k]; break;       /* PMOVZXDQ */
+    case 0x28:                                  /* PMULDQ */
+        for (k = 0; k < 2; k++)
+            r.sq[k] = (int64_t)d->sd[2 * k] * s.sd[2 * k];
+        break;
+    case 0x29:                                  /* PCMPEQQ */
+        for (k = 0; k < 2; k++)
+            r.q[k] = d->q[k] == s.q[k] ? ~0ULL : 0;
+        break;
+    case 0x2a:                                  /* MOVNTDQA: an aligned load */
+        r = s;
+        break;
+    case 0x2b:                                  /* PACKUSDW */
+        for (k = 0; k < 4; k++) {
+            r.w[k] = d->sd[k] < 0 ? 0 : d->sd[k] > 65535 ? 65535 : (uint16_t)d->sd[k];
+            r.w[k + 4] = s.sd[k] < 0 ? 0 : s.sd[k] > 65535 ? 65535 : (uint16_t)s.sd[k];
+        }
+        break;
+    case 0x38: for (k = 0; k < 16; k++) r.sb[k] = d->sb[k] < s.sb[k] ? d->sb[k] : s.sb[k]; break;
+    case 0x39: for (k = 0; k < 4; k++) r.sd[k] = d->sd[k] < s.sd[k] ? d->sd[k] : s.sd[k]; break;
+    case 0x3a: for (k = 0; k < 8; k++) r.w[k] = d->w[k] < s.w[k] ? d->w[k] : s.w[k]; break;
+    case 0x3b: for (k = 0; k < 4; k++) r.d[k] = d->d[k] < s.d[k] ? d->d[k] : s.d[k]; break;
+    case 0x3c: for (k = 0; k < 16; k++) r.sb[k] = d->sb[k] > s.sb[k] ? d->sb[k] : s.sb[k]; break;
+    case 0x3d: for (k = 0; k < 4; k++) r.sd[k] = d->sd[k] > s.sd[k] ? d->sd[k] : s.sd[k]; break;
+    case 0x3e: for (k = 0; k < 8; k++) r.w[k] = d->w[k] > s.w[k] ? d->w[k] : s.w[k]; break;
+    case 0x3f: for (k = 0; k < 4; k++) r.d[k] = d->d[k] > s.d[k] ? d->d[k] : s.d[k]; break;
+    case 0x40:                                  /* PMULLD: the low halves */
+        for (k = 0; k < 4; k++)
+            r.d[k] = d->d[k] * s.d[k];
+        break;
+    case 0x41: {                                /* PHMINPOSUW: the first minimum, its index */
+        unsigned m = 0;
+        for (k = 1; k < 8; k++)
+            if (s.w[k] < s.w[m])
+                m = k;
+        memset(&r, 0, sizeof r);
+        r.w[0] = s.w[m];
+        r.w[1] = (uint16_t)m;
+        break;
+    }
+    default:
+        cpu_ud(c);
+    }
+    *d = r;
+}
+
+/* ROUNDxx: @x rounded to an integer by @mode (0 nearest-even, 1 down, 2 up, 3 toward
+ * zero); NaNs are quieted, infinities and values of 2^52 or more are integers already; a
+ * zero result keeps the operand's sign. Floats go through here exactly (every float below
+ * 2^24 is a double below 2^52, and the rounded value fits a float again). */
+static double round_mode(double x, unsigned mode)
+{
+    const double big = 4503599627370496.0;     /* 2^52 */
+    double t;
+    uint64_t ub, ux;
+    if (isnan(x))
+        return qnan(x);
+    if (!(x < big && x > -big))
+        return x;
+    if (mode == 0) {
+        t = round_even(x);
+    } else {
+        t = (double)(int64_t)x;                 /* toward zero */
+        if (mode == 1 && t > x)
+            t -= 1;
+        else if (mode == 2 && t < x)
+            t += 1;
+    }
+    memcpy(&ub, &t, 8);
+    memcpy(&ux, &x, 8);
+    ub = (ub & ~(1ULL << 63)) | (ux & (1ULL << 63));
+    memcpy(&t, &ub, 8);
+    return t;
+}
+
+static float round_mode_f(float x, unsigned mode)
+{
+    return isnan(x) ? qnanf(x) : (float)round_mode(x, mode);
+}
+
+/* 0F 3A: SSSE3's PALIGNR and SSE4.1 */
+OP(op_sse3a)
+{
+    xmm_t *d = XR(i->reg & 15), s, r;
+    unsigned k, im = (unsigned)(i->imm & 0xff);
+    unsigned mode = (im & 4) ? (c->mxcsr >> 13) & 3 : im & 3;
+    bool q = i->osz == 8;                       /* REX.W: PEXTRQ, PINSRQ */
+
+    check_66(c, i);
+    switch (i->op) {
+    case 0x08:                                  /* ROUNDPS */
+        s = src_rm(c, i, 16, true);
+        for (k = 0; k < 4; k++)
+            d->f[k] = round_mode_f(s.f[k], mode);
+        return;
+    case 0x09:                                  /* ROUNDPD */
+        s = src_rm(c, i, 16, true);
+        for (k = 0; k < 2; k++)
+            d->fd[k] = round_mode(s.fd[k], mode);
+        return;
+    case 0x0a:                                  /* ROUNDSS: the rest of dest is kept */
+        s = src_rm(c, i, 4, false);
+        d->f[0] = round_mode_f(s.f[0], mode);
+        return;
+    case 0x0b:                                  /* ROUNDSD */
+        s = src_rm(c, i, 8, false);
+        d->fd[0] = round_mode(s.fd[0], mode);
+        return;
+    case 0x0c:                                  /* BLENDPS */
+        s = src_rm(c, i, 16, true);
+        for (k = 0; k < 4; k++)
+            if (im >> k & 1)
+                d->d[k] = s.d[k];
+        return;
+    case 0x0d:                                  /* BLENDPD */
+        s = src_rm(c, i, 16, true);
+        for (k = 0; k < 2; k++)
+            if (im >> k & 1)
+                d->q[k] = s.q[k];
+        return;
+    case 0x0e:                                  /* PBLENDW */
+        s = src_rm(c, i, 16, true);
+        for (k = 0; k < 8; k++)
+            if (im >> k & 1)
+                d->w[k] = s.w[k];
+        return;
+    /* PEXTRx/EXTRACTPS r/m, xmm (ModRM.reg), imm: a register destination is zero-extended
+     * to 64 bits */
+    case 0x14:                                  /* PEXTRB */
+        if (i->mod == 3)
+            reg_set(c, i->rm, 8, d->b[im & 15]);
+        else
+            mem_write(c, ea(c, i), 1, d->b[im & 15]);
+        return;
+    case 0x15:                                  /* PEXTRW */
+        if (i->mod == 3)
+            reg_set(c, i->rm, 8, d->w[im & 7]);
+        else
+            mem_write(c, ea(c, i), 2, d->w[im & 7]);
+        return;
+    case 0x16:                                  /* PEXTRD, PEXTRQ */
+        if (i->mod == 3)
+            reg_set(c, i->rm, 8, q ? d->q[im & 1] : d->d[im & 3]);
+        else
+            mem_write(c, ea(c, i), q ? 8 : 4, q ? d->q[im & 1] : d->d[im & 3]);
+        return;
+    case 0x17:                                  /* EXTRACTPS */
+        if (i->mod == 3)
+            reg_set(c, i->rm, 8, d->d[im & 3]);
+        else
+            mem_write(c, ea(c, i), 4, d->d[im & 3]);
+        return;
+    case 0x20:                                  /* PINSRB xmm, r32/m8 */
+        d->b[im & 15] = (uint8_t)(i->mod == 3 ? c->r[i->rm] : mem_read(c, ea(c, i), 1));
+        return;
+    case 0x21: {                                /* INSERTPS */
+        uint32_t v;
+        if (i->mod == 3)
+            v = XR(i->rm)->d[im >> 6];
+        else
+            v = (uint32_t)mem_read(c, ea(c, i), 4);
+        d->d[(im >> 4) & 3] = v;
+        for (k = 0; k < 4; k++)
+            if (im >> k & 1)
+                d->d[k] = 0;
+        return;
+    }
+    case 0x22:                                  /* PINSRD, PINSRQ */
+        if (q)
+            d->q[im & 1] = i->mod == 3 ? c->r[i->rm] : mem_read(c, ea(c, i), 8);
+        else
+            d->d[im & 3] = (uint32_t)(i->mod == 3 ? c->r[i->rm] : mem_read(c, ea(c, i), 4));
+        return;
+    case 0x40: {                                /* DPPS: ((p0 + p1) + (p2 + p3)) */
+        float p[4];
+        s = src_rm(c, i, 16, true);
+        for (k = 0; k < 4; k++)
+            p[k] = (im >> (4 + k) & 1) ? fmul(d->f[k], s.f[k]) : 0.0f;
+        float sum = fadd(fadd(p[0], p[1]), fadd(p[2], p[3]));
+        for (k = 0; k < 4; k++)
+            d->f[k] = (im >> k & 1) ? sum : 0.0f;
+        return;
+    }
+    case 0x41: {                                /* DPPD */
+        double p[2];
+        s = src_rm(c, i, 16, true);
+        for (k = 0; k < 2; k++)
+            p[k] = (im >> (4 + k) & 1) ? dmul(d->fd[k], s.fd[k]) : 0.0;
+        double sum = dadd(p[0], p[1]);
+        for (k = 0; k < 2; k++)
+            d->fd[k] = (im >> k & 1) ? sum : 0.0;
+        return;
+    }
+    case 0x42: {                                /* MPSADBW */
+        unsigned o1 = (im >> 2 & 1) * 4, o2 = (im & 3) * 4;
+        s = src_rm(c, i, 16, true);
+        for (k = 0; k < 8; k++) {
+            unsigned sum = 0;
+            for (unsigned j = 0; j < 4; j++) {
+                int df = d->b[o1 + k + j] - s.b[o2 + j];
+                sum += (unsigned)(df < 0 ? -df : df);
+            }
+            r.w[k] = (uint16_t)sum;
+        }
+        *d = r;
+        return;
+    }
+    case 0x0f:                                  /* PALIGNR: (dest:src) >> 8 * imm */
+        s = src_rm(c, i, 16, true);
+        for (k = 0; k < 16; k++) {
+            unsigned x = im + k;
+            r.b[k] = x < 16 ? s.b[x] : x < 32 ? d->b[x - 16] : 0;
+        }
+        *d = r;
         return;
     default:
         cpu_ud(c);

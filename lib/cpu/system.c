@@ -470,11 +470,12 @@ OP(op_invd)
                                (1ULL << 13) | (1ULL << 14) | (1ULL << 15) | (1ULL << 20) | \
                                (1ULL << 24) | (1ULL << 26) | (1ULL << 27))
 
-/* The identity CPUID presents: an Intel family 6 model 15 stepping 11 (Core 2, "Merom"), the
- * model QEMU's core2duo names, with only the features this emulator implements. These are
- * the registers that identity implies beyond the architectural ones. */
-#define CPUID_SIGNATURE 0x000006fbu
-#define UCODE_REVISION 0xbaULL                  /* IA32_BIOS_SIGN_ID[63:32] */
+/* The identity CPUID presents: an Intel family 6 model 23 stepping 10 (Core 2, "Penryn"
+ * E0: SSE4.1 but not SSE4.2, the set this emulator implements), with only the features this
+ * emulator implements. These are the registers that identity implies beyond the
+ * architectural ones. */
+#define CPUID_SIGNATURE 0x0001067au
+#define UCODE_REVISION 0xa0bULL                 /* IA32_BIOS_SIGN_ID[63:32] */
 #define FEATURE_CONTROL_LOCK 1ULL               /* no VMX/SMX: the lock is the only bit */
 #define MISC_ENABLE_FAST_STRING 1ULL
 #define MISC_ENABLE_LIMIT_CPUID (1ULL << 22)
@@ -541,7 +542,7 @@ OP(op_wrmsr)
         break;
     case MSR_BIOS_SIGN_ID: break;       /* the write before CPUID that latches the revision */
     /* Two general counters that never count: CPUID leaf 0xA reports no architectural PMU
-     * and Linux's P6 driver does not know model 15, so nothing expects them to. */
+     * and Linux's P6 driver does not know model 23, so nothing expects them to. */
     case MSR_PMC0: case MSR_PMC1: c->pmc[c->r[1] & 1 ? 0 : 1] = v & 0xffffffffffULL; break;
     case MSR_PERFEVTSEL0: case MSR_PERFEVTSEL1:
         if (v >> 32)
@@ -625,9 +626,12 @@ static void cpuid_leaf(const struct cpu *c, uint32_t leaf, uint32_t sub, uint32_
         memcpy(&r[2], "ntel", 4);
         break;
     case 1:
-        r[0] = CPUID_SIGNATURE;     /* family 6, model 15, stepping 11 */
+        r[0] = CPUID_SIGNATURE;     /* family 6, model 23, stepping 10 */
         r[1] = 0x00010800;          /* CLFLUSH 64 bytes, 1 logical CPU, APIC id 0 */
-        r[2] = (1u << 13)           /* CMPXCHG16B */
+        r[2] = (1u << 0)            /* SSE3 (sse.c; FISTTP in x87.c); no MONITOR/MWAIT */
+             | (1u << 9)            /* SSSE3 (sse.c: the XMM forms; MMX is not reported) */
+             | (1u << 13)           /* CMPXCHG16B */
+             | (1u << 19)           /* SSE4.1 (sse.c); not SSE4.2 */
              | (1u << 23);          /* POPCNT */
         r[3] = (x87_available() ? 1u : 0u)  /* FPU (x87.c) */
              | (1u << 3)            /* PSE */

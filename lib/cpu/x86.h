@@ -568,6 +568,6 @@ OP(op_grp7); OP(op_mov_rm_seg); OP(op_mov_seg_rm); OP(op_lxs); OP(op_clts); OP(o
 OP(op_sysret); OP(op_sysenter); OP(op_sysexit); OP(op_ud); OP(op_invd); OP(op_grp15);
 OP(op_lar); OP(op_lsl);
 /* sse.c */
-OP(op_sse); OP(op_x87);
+OP(op_sse); OP(op_sse38); OP(op_sse3a); OP(op_x87);
 
 #endif

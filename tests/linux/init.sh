@@ -35,6 +35,9 @@ echo "VMCORE-END-INTERRUPTS"
 echo "VMCORE-BEGIN-DMESG"
 dmesg | grep -iE "RSDP|MADT|config space|ACPI|IOAPIC|PCI"
 echo "VMCORE-END-DMESG"
+echo "VMCORE-BEGIN-CPUINFO"
+grep -E "^(vendor_id|cpu family|model|stepping|flags)[[:space:]]*:" /proc/cpuinfo
+echo "VMCORE-END-CPUINFO"
 
 # The ACPI SCI's count, summed over the CPUs: the numbers after the "N:" label of the
 # /proc/interrupts line whose last field is "acpi" (0 while there is no such line).

@@ -141,6 +141,21 @@ def test_no_missing_platform_lines(poweroff: Boot, line: str) -> None:
     assert line not in section(poweroff.console, "DMESG")
 
 
+def test_cpuinfo_identity_and_flags(poweroff: Boot) -> None:
+    # the kernel's view of CPUID: the Penryn identity and exactly the SSE levels emu
+    # implements (pni is SSE3), none of the ones it does not
+    info = section(poweroff.console, "CPUINFO")
+    fields = dict((k.strip(), v.strip()) for k, _, v in
+                  (line.partition(":") for line in info.splitlines()))
+    assert fields.get("vendor_id") == "GenuineIntel", info
+    assert (fields.get("cpu family"), fields.get("model"), fields.get("stepping")) == \
+        ("6", "23", "10"), info
+    flags = set(fields.get("flags", "").split())
+    assert {"sse", "sse2", "pni", "ssse3", "sse4_1", "cx16", "popcnt"} <= flags, info
+    assert not flags & {"sse4_2", "avx", "monitor", "mmx", "xsave"}, info
+    assert "unchecked MSR access" not in poweroff.console
+
+
 def test_pci_host_bridge(poweroff: Boot) -> None:
     pci = section(poweroff.console, "PCI")
     m = re.search(r"^0000:00:00\.0 vendor=\S+ device=\S+ class=(0x[0-9a-f]+)$", pci, re.M)

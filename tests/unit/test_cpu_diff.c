@@ -93,7 +93,7 @@ static int run_case(const uint8_t *code, unsigned n, const struct cg_regs *in, u
 {
     struct cg_regs nat = *in;
     struct cpu_state st;
-    char hex[3 * 64 + 1];
+    char hex[3 * 256 + 1];
     int bad = 0;
 
     memcpy(data_init, ram + DATA, DATA_LEN);
@@ -678,6 +678,297 @@ static void test_sse(void **state)
     assert_int_equal(fails, 0);
 }
 
+/* ---- SSE3 and later: directed forms, edge values, the host's CPU as the oracle ---- */
+
+enum { FEAT_SSE3, FEAT_SSSE3, FEAT_SSE41, FEAT_SSE42 };
+enum { DT_INT, DT_F32, DT_F64 };
+/* rm kinds: an xmm register or memory; memory only; register only; a general register or
+ * memory (PEXTR*, PINSR*, EXTRACTPS); a general register only */
+enum { RM_ANY, RM_MEM, RM_REG, RM_GPR, RM_GPR_REG };
+
+struct xform {
+    const char *name;
+    uint8_t pfx, map, op;       /* map: 0 = 0F, 0x38 = 0F 38, 0x3a = 0F 3A */
+    uint8_t imm, dt, rm, feat;
+    uint8_t rexw, unal, mxcsr;  /* REX.W; memory operand need not be aligned; random MXCSR.RC */
+};
+
+static bool host_has(unsigned feat)
+{
+    __builtin_cpu_init();
+    switch (feat) {
+    case FEAT_SSE3: return __builtin_cpu_supports("sse3");
+    case FEAT_SSSE3: return __builtin_cpu_supports("ssse3");
+    case FEAT_SSE41: return __builtin_cpu_supports("sse4.1");
+    default: return __builtin_cpu_supports("sse4.2");
+    }
+}
+
+static const char *const feat_name[] = { "SSE3", "SSSE3", "SSE4.1", "SSE4.2" };
+
+/* Lane values where results go wrong: signed zeros, halves (rounding), integers at the
+ * edge of exact representation, infinities, quiet and signalling NaNs with payloads,
+ * denormals, the extremes. */
+static uint32_t rnd_f32(void)
+{
+    static const uint32_t edge[] = {
+        0x00000000, 0x80000000, 0x3f800000, 0xbf800000, 0x3f000000, 0xbf000000, 0x3fc00000,
+        0xbfc00000, 0x40200000, 0xc0200000, 0x40600000, 0x3effffff, 0x4b000000, 0xcb000001,
+        0x4afffffe, 0x4affffff, 0x7f7fffff, 0xff7fffff, 0x00800000, 0x00000001, 0x807fffff,
+        0x7f800000, 0xff800000, 0x7fc00000, 0xffc00000, 0x7fc12345, 0xffc00001, 0x7f800001,
+        0xff812345, 0x7fbfffff, 0x4f000000, 0xcf000000, 0x5f000000 };
+    float f;
+    uint32_t u;
+    switch (cg_rnd() % 4) {
+    case 0: case 1: return edge[cg_rnd() % (sizeof edge / sizeof edge[0])];
+    case 2:
+        f = (float)((int)(cg_rnd() % 20001) - 10000) / (float)(1 + cg_rnd() % 8);
+        memcpy(&u, &f, 4);
+        return u;
+    default: return (uint32_t)cg_rnd();
+    }
+}
+
+static uint64_t rnd_f64(void)
+{
+    static const uint64_t edge[] = {
+        0, 0x8000000000000000ULL, 0x3ff0000000000000ULL, 0xbff0000000000000ULL,
+        0x3fe0000000000000ULL, 0xbfe0000000000000ULL, 0x3ff8000000000000ULL,
+        0xbff8000000000000ULL, 0x4004000000000000ULL, 0xc004000000000000ULL,
+        0x3fdfffffffffffffULL, 0x4330000000000000ULL, 0xc330000000000001ULL,
+        0x432fffffffffffffULL, 0x4337ffffffffffffULL, 0x7fefffffffffffffULL,
+        0x0010000000000000ULL, 0x0000000000000001ULL, 0x800fffffffffffffULL,
+        0x7ff0000000000000ULL, 0xfff0000000000000ULL, 0x7ff8000000000000ULL,
+        0xfff8000000000000ULL, 0x7ff8000012345678ULL, 0x7ff0000000000001ULL,
+        0xfff4000000000000ULL, 0x7ff7ffffffffffffULL, 0x43e0000000000000ULL };
+    double d;
+    uint64_t u;
+    switch (cg_rnd() % 4) {
+    case 0: case 1: return edge[cg_rnd() % (sizeof edge / sizeof edge[0])];
+    case 2:
+        d = (double)(int64_t)(cg_rnd() % 2000001 - 1000000) / (double)(1 + cg_rnd() % 16);
+        memcpy(&u, &d, 8);
+        return u;
+    default: return cg_rnd();
+    }
+}
+
+static uint8_t rnd_int8(void)
+{
+    static const uint8_t edge[] = { 0, 1, 0x7f, 0x80, 0x81, 0xff, 0xfe, 0x40, 0x0f, 0x8f };
+    return cg_rnd() % 2 ? edge[cg_rnd() % sizeof edge] : (uint8_t)cg_rnd();
+}
+
+/* 0x100 bytes at @p: 16 vectors of lanes of type @dt (integer vectors get edge bytes,
+ * words and dwords so saturation and sign cases come up) */
+static void fill_vectors(uint8_t *p, unsigned dt)
+{
+    for (unsigned k = 0; k < 0x100; k += 8) {
+        uint64_t v;
+        uint32_t a, b;
+        if (dt == DT_F64 || (dt == DT_INT && cg_rnd() % 4 == 0)) {
+            v = rnd_f64();
+        } else if (dt == DT_F32) {
+            a = rnd_f32();
+            b = rnd_f32();
+            v = a | (uint64_t)b << 32;
+        } else {
+            static const uint16_t we[] = { 0, 1, 0x7fff, 0x8000, 0x8001, 0xffff, 0x4000,
+                                           0xc000, 0x00ff, 0xff00 };
+            v = 0;
+            switch (cg_rnd() % 3) {
+            case 0:
+                for (unsigned j = 0; j < 8; j++)
+                    v |= (uint64_t)rnd_int8() << 8 * j;
+                break;
+            case 1:
+                for (unsigned j = 0; j < 4; j++)
+                    v |= (uint64_t)(cg_rnd() % 2 ? we[cg_rnd() % 10] : (uint16_t)cg_rnd()) << 16 * j;
+                break;
+            default:
+                v = rnd_operand();
+                break;
+            }
+        }
+        memcpy(p + k, &v, 8);
+    }
+    if (cg_rnd() % 8 == 0)      /* equal vectors: PTEST, compares, min/max ties */
+        memcpy(p + 16 * (cg_rnd() % 8), p + 16 * (cg_rnd() % 8), 16);
+}
+
+static unsigned rnd_gpr(unsigned rexb)
+{
+    static const unsigned lo[] = { 0, 1, 2, 5, 6, 7 };
+    return rexb ? cg_rnd() % 8 : lo[cg_rnd() % 6];
+}
+
+/* xmm0-3 and xmm8-11 loaded from [rbx + 0..0x70], the instruction (memory operands in
+ * the same 0x80 bytes), every register stored to [rbx + 0x100..0x170]; rbx = DATA + 0xf00.
+ * With @f->mxcsr the instruction runs under a random MXCSR (rounding control). */
+static int xform_case(const struct xform *f)
+{
+    uint8_t code[192];
+    struct cg_regs r;
+    unsigned n = 0, reg, rm, rexr = cg_rnd() & 1, rexb = cg_rnd() & 1, rex;
+    bool mem;
+    uint8_t *base = ram + DATA + 0xf00;
+
+    random_regs(&r);
+    r.gpr[3] = GBASE + DATA + 0xf00;
+    fill_vectors(base, f->dt);
+    memset(base + 0x100, 0, 0x100);
+    for (unsigned x = 0; x < 8; x++) {          /* movdqu xmm, [rbx + 16x] */
+        code[n++] = 0xf3;
+        if (x >= 4)
+            code[n++] = 0x44;
+        code[n++] = 0x0f; code[n++] = 0x6f;
+        code[n++] = (uint8_t)(0x43 | (x & 3) << 3); code[n++] = (uint8_t)(16 * x);
+    }
+    if (f->mxcsr) {                             /* ldmxcsr [rbx + 0x1f0] */
+        uint32_t mx = 0x1f80 | (uint32_t)(cg_rnd() % 4) << 13;
+        memcpy(base + 0x1f0, &mx, 4);
+        mx = 0x1f80;
+        memcpy(base + 0x1f8, &mx, 4);
+        code[n++] = 0x0f; code[n++] = 0xae; code[n++] = 0x93;
+        code[n++] = 0xf0; code[n++] = 0x01; code[n++] = 0; code[n++] = 0;
+    }
+    mem = f->rm == RM_MEM || ((f->rm == RM_ANY || f->rm == RM_GPR) && cg_rnd() % 3 == 0);
+    if (mem)
+        rexb = 0;
+    reg = (unsigned)(cg_rnd() % 4);
+    rm = f->rm >= RM_GPR ? rnd_gpr(rexb) : (unsigned)(cg_rnd() % 4);
+    if (f->pfx)
+        code[n++] = f->pfx;
+    rex = (f->rexw ? 8 : 0) | rexr << 2 | rexb;
+    if (rex)
+        code[n++] = (uint8_t)(0x40 | rex);
+    code[n++] = 0x0f;
+    if (f->map)
+        code[n++] = f->map;
+    code[n++] = f->op;
+    if (mem) {
+        code[n++] = (uint8_t)(0x43 | reg << 3);
+        code[n++] = (uint8_t)(16 * (cg_rnd() % 7) + (f->unal ? cg_rnd() % 16 : 0));
+    } else {
+        code[n++] = (uint8_t)(0xc0 | reg << 3 | rm);
+    }
+    if (f->imm)
+        code[n++] = (uint8_t)cg_rnd();
+    if (f->mxcsr) {                             /* ldmxcsr [rbx + 0x1f8] */
+        code[n++] = 0x0f; code[n++] = 0xae; code[n++] = 0x93;
+        code[n++] = 0xf8; code[n++] = 0x01; code[n++] = 0; code[n++] = 0;
+    }
+    for (unsigned x = 0; x < 8; x++) {          /* movdqu [rbx + 0x100 + 16x], xmm */
+        code[n++] = 0xf3;
+        if (x >= 4)
+            code[n++] = 0x44;
+        code[n++] = 0x0f; code[n++] = 0x7f;
+        code[n++] = (uint8_t)(0x83 | (x & 3) << 3);
+        code[n++] = (uint8_t)(16 * x); code[n++] = 0x01; code[n++] = 0; code[n++] = 0;
+    }
+    return run_case(code, n, &r, F_ARITH, f->name);
+}
+
+static const struct xform xforms[] = {
+    /* SSE3 */
+    { "addsubps", 0xf2, 0, 0xd0, 0, DT_F32, RM_ANY, FEAT_SSE3, 0, 0, 0 },
+    { "addsubpd", 0x66, 0, 0xd0, 0, DT_F64, RM_ANY, FEAT_SSE3, 0, 0, 0 },
+    { "haddps", 0xf2, 0, 0x7c, 0, DT_F32, RM_ANY, FEAT_SSE3, 0, 0, 0 },
+    { "haddpd", 0x66, 0, 0x7c, 0, DT_F64, RM_ANY, FEAT_SSE3, 0, 0, 0 },
+    { "hsubps", 0xf2, 0, 0x7d, 0, DT_F32, RM_ANY, FEAT_SSE3, 0, 0, 0 },
+    { "hsubpd", 0x66, 0, 0x7d, 0, DT_F64, RM_ANY, FEAT_SSE3, 0, 0, 0 },
+    { "movddup", 0xf2, 0, 0x12, 0, DT_F64, RM_ANY, FEAT_SSE3, 0, 1, 0 },
+    { "movsldup", 0xf3, 0, 0x12, 0, DT_F32, RM_ANY, FEAT_SSE3, 0, 0, 0 },
+    { "movshdup", 0xf3, 0, 0x16, 0, DT_F32, RM_ANY, FEAT_SSE3, 0, 0, 0 },
+    { "lddqu", 0xf2, 0, 0xf0, 0, DT_INT, RM_MEM, FEAT_SSE3, 0, 1, 0 },
+    /* SSSE3 (66-prefixed XMM forms) */
+    { "pshufb", 0x66, 0x38, 0x00, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "phaddw", 0x66, 0x38, 0x01, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "phaddd", 0x66, 0x38, 0x02, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "phaddsw", 0x66, 0x38, 0x03, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "pmaddubsw", 0x66, 0x38, 0x04, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "phsubw", 0x66, 0x38, 0x05, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "phsubd", 0x66, 0x38, 0x06, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "phsubsw", 0x66, 0x38, 0x07, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "psignb", 0x66, 0x38, 0x08, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "psignw", 0x66, 0x38, 0x09, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "psignd", 0x66, 0x38, 0x0a, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "pmulhrsw", 0x66, 0x38, 0x0b, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "pabsb", 0x66, 0x38, 0x1c, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "pabsw", 0x66, 0x38, 0x1d, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "pabsd", 0x66, 0x38, 0x1e, 0, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    { "palignr", 0x66, 0x3a, 0x0f, 1, DT_INT, RM_ANY, FEAT_SSSE3, 0, 0, 0 },
+    /* SSE4.1 */
+    { "pblendvb", 0x66, 0x38, 0x10, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 0, 0 },
+    { "blendvps", 0x66, 0x38, 0x14, 0, DT_F32, RM_ANY, FEAT_SSE41, 0, 0, 0 },
+    { "blendvpd", 0x66, 0x38, 0x15, 0, DT_F64, RM_ANY, FEAT_SSE41, 0, 0, 0 },
+    { "ptest", 0x66, 0x38, 0x17, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 0, 0 },
+    { "pmovsxbw", 0x66, 0x38, 0x20, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 1, 0 },
+    { "pmovsxbd", 0x66, 0x38, 0x21, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 1, 0 },
+    { "pmovsxbq", 0x66, 0x38, 0x22, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 1, 0 },
+    { "pmovsxwd", 0x66, 0x38, 0x23, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 1, 0 },
+    { "pmovsxwq", 0x66, 0x38, 0x24, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 1, 0 },
+    { "pmovsxdq", 0x66, 0x38, 0x25, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 1, 0 },
+    { "pmuldq", 0x66, 0x38, 0x28, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 0, 0 },
+    { "pcmpeqq", 0x66, 0x38, 0x29, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 0, 0 },
+    { "movntdqa", 0x66, 0x38, 0x2a, 0, DT_INT, RM_MEM, FEAT_SSE41, 0, 0, 0 },
+    { "packusdw", 0x66, 0x38, 0x2b, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 0, 0 },
+    { "pmovzxbw", 0x66, 0x38, 0x30, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 1, 0 },
+    { "pmovzxbd", 0x66, 0x38, 0x31, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 1, 0 },
+    { "pmovzxbq", 0x66, 0x38, 0x32, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 1, 0 },
+    { "pmovzxwd", 0x66, 0x38, 0x33, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 1, 0 },
+    { "pmovzxwq", 0x66, 0x38, 0x34, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 1, 0 },
+    { "pmovzxdq", 0x66, 0x38, 0x35, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 1, 0 },
+    { "pminsb", 0x66, 0x38, 0x38, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 0, 0 },
+    { "pminsd", 0x66, 0x38, 0x39, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 0, 0 },
+    { "pminuw", 0x66, 0x38, 0x3a, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 0, 0 },
+    { "pminud", 0x66, 0x38, 0x3b, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 0, 0 },
+    { "pmaxsb", 0x66, 0x38, 0x3c, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 0, 0 },
+    { "pmaxsd", 0x66, 0x38, 0x3d, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 0, 0 },
+    { "pmaxuw", 0x66, 0x38, 0x3e, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 0, 0 },
+    { "pmaxud", 0x66, 0x38, 0x3f, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 0, 0 },
+    { "pmulld", 0x66, 0x38, 0x40, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 0, 0 },
+    { "phminposuw", 0x66, 0x38, 0x41, 0, DT_INT, RM_ANY, FEAT_SSE41, 0, 0, 0 },
+    { "roundps", 0x66, 0x3a, 0x08, 1, DT_F32, RM_ANY, FEAT_SSE41, 0, 0, 1 },
+    { "roundpd", 0x66, 0x3a, 0x09, 1, DT_F64, RM_ANY, FEAT_SSE41, 0, 0, 1 },
+    { "roundss", 0x66, 0x3a, 0x0a, 1, DT_F32, RM_ANY, FEAT_SSE41, 0, 1, 1 },
+    { "roundsd", 0x66, 0x3a, 0x0b, 1, DT_F64, RM_ANY, FEAT_SSE41, 0, 1, 1 },
+    { "blendps", 0x66, 0x3a, 0x0c, 1, DT_F32, RM_ANY, FEAT_SSE41, 0, 0, 0 },
+    { "blendpd", 0x66, 0x3a, 0x0d, 1, DT_F64, RM_ANY, FEAT_SSE41, 0, 0, 0 },
+    { "pblendw", 0x66, 0x3a, 0x0e, 1, DT_INT, RM_ANY, FEAT_SSE41, 0, 0, 0 },
+    { "pextrb", 0x66, 0x3a, 0x14, 1, DT_INT, RM_GPR, FEAT_SSE41, 0, 1, 0 },
+    { "pextrb.w", 0x66, 0x3a, 0x14, 1, DT_INT, RM_GPR, FEAT_SSE41, 1, 1, 0 },
+    { "pextrw", 0x66, 0x3a, 0x15, 1, DT_INT, RM_GPR, FEAT_SSE41, 0, 1, 0 },
+    { "pextrd", 0x66, 0x3a, 0x16, 1, DT_INT, RM_GPR, FEAT_SSE41, 0, 1, 0 },
+    { "pextrq", 0x66, 0x3a, 0x16, 1, DT_INT, RM_GPR, FEAT_SSE41, 1, 1, 0 },
+    { "extractps", 0x66, 0x3a, 0x17, 1, DT_F32, RM_GPR, FEAT_SSE41, 0, 1, 0 },
+    { "extractps.w", 0x66, 0x3a, 0x17, 1, DT_F32, RM_GPR, FEAT_SSE41, 1, 1, 0 },
+    { "pinsrb", 0x66, 0x3a, 0x20, 1, DT_INT, RM_GPR, FEAT_SSE41, 0, 1, 0 },
+    { "insertps", 0x66, 0x3a, 0x21, 1, DT_F32, RM_ANY, FEAT_SSE41, 0, 1, 0 },
+    { "pinsrd", 0x66, 0x3a, 0x22, 1, DT_INT, RM_GPR, FEAT_SSE41, 0, 1, 0 },
+    { "pinsrq", 0x66, 0x3a, 0x22, 1, DT_INT, RM_GPR, FEAT_SSE41, 1, 1, 0 },
+    { "dpps", 0x66, 0x3a, 0x40, 1, DT_F32, RM_ANY, FEAT_SSE41, 0, 0, 0 },
+    { "dppd", 0x66, 0x3a, 0x41, 1, DT_F64, RM_ANY, FEAT_SSE41, 0, 0, 0 },
+    { "mpsadbw", 0x66, 0x3a, 0x42, 1, DT_INT, RM_ANY, FEAT_SSE41, 0, 0, 0 },
+};
+
+static void test_sse_ext(void **state)
+{
+    (void)state;
+    unsigned nf = sizeof xforms / sizeof xforms[0];
+    int fails = 0;
+    for (unsigned ft = 0; ft < 4; ft++)
+        if (!host_has(ft))
+            fprintf(stderr, "host CPU lacks %s: its forms are not compared\n", feat_name[ft]);
+    for (unsigned f = 0; f < nf && fails < 10; f++) {
+        if (!host_has(xforms[f].feat))
+            continue;
+        for (int t = 0; t < 400 && fails < 10; t++)
+            fails += xform_case(&xforms[f]);
+    }
+    assert_int_equal(fails, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -689,6 +980,7 @@ int main(void)
         cmocka_unit_test(test_string),
         cmocka_unit_test(test_branch),
         cmocka_unit_test(test_sse),
+        cmocka_unit_test(test_sse_ext),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

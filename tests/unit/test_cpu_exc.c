@@ -157,6 +157,103 @@ static void test_ud(void **state)
     expect(run_code(c, sizeof c, CPU_EXIT_HLT), 6, 0, CODE + 7);
 }
 
+/* SSE3 and later: the forms CPUID does not cover are #UD (the MMX forms of SSSE3, wrong
+ * prefixes, register forms of memory-only instructions, opcodes not implemented), the
+ * implemented ones run. mov rax,cr4 / or eax,0x200 (OSFXSR) / mov cr4,rax /
+ * lea r15,[rel next] / the instruction / next: hlt */
+static void test_sse_ud(void **state)
+{
+    static const struct { uint8_t len, ud, b[7]; } cases[] = {
+        { 4, 1, { 0x0f, 0x38, 0x00, 0xc1 } },               /* pshufb mm (MMX) */
+        { 4, 1, { 0x0f, 0x38, 0x1c, 0xc1 } },               /* pabsb mm */
+        { 5, 1, { 0x0f, 0x3a, 0x0f, 0xc1, 0x03 } },         /* palignr mm */
+        { 6, 1, { 0x66, 0xf3, 0x0f, 0x38, 0x00, 0xc1 } },   /* F3 on pshufb */
+        { 5, 1, { 0xf2, 0x0f, 0x38, 0x01, 0xc1 } },
+        { 3, 1, { 0x0f, 0xd0, 0xc1 } },                     /* addsub without a prefix */
+        { 3, 1, { 0x0f, 0x7c, 0xc1 } },
+        { 4, 1, { 0x66, 0x0f, 0xf0, 0xc1 } },
+        { 4, 1, { 0xf2, 0x0f, 0xf0, 0xc1 } },               /* lddqu xmm, xmm */
+        { 5, 1, { 0x66, 0x0f, 0x38, 0x37, 0xc1 } },         /* pcmpgtq (SSE4.2) */
+        { 6, 1, { 0x66, 0x0f, 0x3a, 0x60, 0xc1, 0 } },      /* pcmpestrm (SSE4.2) */
+        { 5, 1, { 0xf2, 0x0f, 0x38, 0xf0, 0xc1 } },         /* crc32 (SSE4.2) */
+        { 5, 1, { 0x66, 0x0f, 0x38, 0x0c, 0xc1 } },         /* a hole in the map */
+        { 6, 1, { 0xf0, 0x66, 0x0f, 0x38, 0x00, 0x00 } },   /* lock pshufb xmm0, [rax] */
+        { 5, 1, { 0xf0, 0xf2, 0x0f, 0xd0, 0x00 } },         /* lock addsubps */
+        { 4, 1, { 0xf0, 0x0f, 0x58, 0x00 } },               /* lock addps (SSE) */
+        { 4, 1, { 0x0f, 0x38, 0x10, 0xc1 } },               /* pblendvb without 66 */
+        { 5, 1, { 0x66, 0x0f, 0x38, 0x2a, 0xc1 } },         /* movntdqa xmm, xmm */
+        { 6, 1, { 0x66, 0x0f, 0x3a, 0x44, 0xc1, 0 } },      /* pclmulqdq */
+        { 5, 0, { 0x66, 0x0f, 0x38, 0x10, 0xc1 } },         /* pblendvb */
+        { 6, 0, { 0x66, 0x0f, 0x3a, 0x0b, 0xc1, 0x0c } },   /* roundsd */
+        { 7, 0, { 0x66, 0x48, 0x0f, 0x3a, 0x16, 0xc1, 1 } },/* pextrq rcx, xmm0, 1 */
+        { 4, 0, { 0xf2, 0x0f, 0xd0, 0xc1 } },               /* addsubps */
+        { 4, 0, { 0xf2, 0x0f, 0x12, 0xc1 } },               /* movddup */
+        { 4, 0, { 0xf3, 0x0f, 0x16, 0xc1 } },               /* movshdup */
+        { 5, 0, { 0x66, 0x0f, 0x38, 0x00, 0xc1 } },         /* pshufb */
+        { 6, 0, { 0x66, 0x41, 0x0f, 0x38, 0x1e, 0xc7 } },   /* pabsd xmm0, xmm15 */
+        { 6, 0, { 0x66, 0x0f, 0x3a, 0x0f, 0xc1, 0x05 } },   /* palignr */
+    };
+    (void)state;
+    for (unsigned k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        uint8_t c[40] = { 0x0f, 0x20, 0xe0, 0x0d, 0x00, 0x02, 0, 0, 0x0f, 0x22, 0xe0,
+                          0x4c, 0x8d, 0x3d };
+        unsigned n = 14;
+        c[n++] = cases[k].len;
+        c[n++] = 0; c[n++] = 0; c[n++] = 0;
+        memcpy(c + n, cases[k].b, cases[k].len);
+        n += cases[k].len;
+        c[n++] = 0xf4;
+        setup_machine();
+        struct rec r = run_code(c, n, CPU_EXIT_HLT);
+        if (cases[k].ud)
+            expect(r, 6, 0, CODE + 18);
+        else
+            assert_int_equal(r.count, 0);
+    }
+}
+
+/* 16-byte memory operands of the legacy SSE forms must be aligned (#GP(0)) except where the
+ * instruction says otherwise: the smaller operands, LDDQU. Probed on the host with a
+ * SIGSEGV handler. mov rax,cr4 / or eax,0x200 / mov cr4,rax / mov rax,rsp /
+ * lea r15,[rel next] / the instruction on [rax - 0x41] / next: hlt */
+static void test_sse_align(void **state)
+{
+    static const struct { uint8_t len, gp, b[7]; } cases[] = {
+        { 6, 1, { 0x66, 0x0f, 0x38, 0x00, 0x40, 0xbf } },           /* pshufb */
+        { 6, 1, { 0x66, 0x0f, 0x38, 0x17, 0x40, 0xbf } },           /* ptest */
+        { 6, 1, { 0x66, 0x0f, 0x38, 0x2a, 0x40, 0xbf } },           /* movntdqa */
+        { 6, 0, { 0x66, 0x0f, 0x38, 0x20, 0x40, 0xbf } },           /* pmovsxbw m64 */
+        { 7, 0, { 0x66, 0x0f, 0x3a, 0x0b, 0x40, 0xbf, 0x04 } },     /* roundsd m64 */
+        { 7, 1, { 0x66, 0x0f, 0x3a, 0x09, 0x40, 0xbf, 0x04 } },     /* roundpd */
+        { 7, 1, { 0x66, 0x0f, 0x3a, 0x0f, 0x40, 0xbf, 0x03 } },     /* palignr */
+        { 7, 0, { 0x66, 0x0f, 0x3a, 0x21, 0x40, 0xbf, 0x10 } },     /* insertps m32 */
+        { 7, 0, { 0x66, 0x0f, 0x3a, 0x16, 0x40, 0xbf, 0x01 } },     /* pextrd m32 */
+        { 7, 1, { 0x66, 0x0f, 0x3a, 0x40, 0x40, 0xbf, 0xff } },     /* dpps */
+        { 5, 0, { 0xf2, 0x0f, 0xf0, 0x40, 0xbf } },                 /* lddqu */
+        { 5, 1, { 0xf2, 0x0f, 0x7c, 0x40, 0xbf } },                 /* haddps */
+        { 5, 0, { 0xf2, 0x0f, 0x12, 0x40, 0xbf } },                 /* movddup m64 */
+        { 5, 1, { 0xf3, 0x0f, 0x16, 0x40, 0xbf } },                 /* movshdup */
+        { 5, 1, { 0x66, 0x0f, 0xd0, 0x40, 0xbf } },                 /* addsubpd */
+    };
+    (void)state;
+    for (unsigned k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        uint8_t c[40] = { 0x0f, 0x20, 0xe0, 0x0d, 0x00, 0x02, 0, 0, 0x0f, 0x22, 0xe0,
+                          0x48, 0x89, 0xe0, 0x4c, 0x8d, 0x3d };
+        unsigned n = 17;
+        c[n++] = cases[k].len;
+        c[n++] = 0; c[n++] = 0; c[n++] = 0;
+        memcpy(c + n, cases[k].b, cases[k].len);
+        n += cases[k].len;
+        c[n++] = 0xf4;
+        setup_machine();
+        struct rec r = run_code(c, n, CPU_EXIT_HLT);
+        if (cases[k].gp)
+            expect(r, 13, 0, CODE + 21);
+        else
+            assert_int_equal(r.count, 0);
+    }
+}
+
 /* lea r15,[rel next] / xor ecx,ecx / div ecx / next: hlt */
 static void test_de(void **state)
 {
@@ -415,7 +512,11 @@ static void test_cpuid(void **state)
     assert_true(ecx1 & (1u << 13));     /* CX16 */
     assert_true(edx1 & 1u);             /* x87 FPU (x87.c) */
     assert_false(ecx1 & (1u << 28));    /* no AVX */
-    assert_false(ecx1 & (1u << 0));     /* no SSE3 */
+    assert_true(ecx1 & (1u << 0));      /* SSE3 */
+    assert_false(ecx1 & (1u << 3));     /* no MONITOR/MWAIT */
+    /* exactly the implemented set: SSE3, SSSE3, CX16, SSE4.1, POPCNT (no SSE4.2, AVX,
+     * XSAVE...) */
+    assert_int_equal(ecx1, (1u << 0) | (1u << 9) | (1u << 13) | (1u << 19) | (1u << 23));
 
     /* mov eax,0 / cpuid / mov r8d,eax / mov eax,7 / xor ecx,ecx / cpuid / mov r9d,edx /
      * mov r10d,ebx / mov ecx,0x10a / rdmsr / hlt: leaf 7 says IA32_ARCH_CAPABILITIES, whose
@@ -453,7 +554,8 @@ static int msr_op(bool write, uint32_t msr, uint64_t *value)
     return r.count ? (int)r.vec : -1;
 }
 
-/* The identity: GenuineIntel family 6 model 15 stepping 11 (Core 2), and the registers such
+/* The identity: GenuineIntel family 6 model 23 stepping 10 (Core 2 Penryn, the model with
+ * exactly the SSE set implemented), and the registers such
  * a CPU has; #GP where that CPU gives it (AMD's MSRs, reserved bits, a locked
  * IA32_FEATURE_CONTROL). RDTSCP returns IA32_TSC_AUX. */
 static void test_identity_msrs(void **state)
@@ -478,7 +580,7 @@ static void test_identity_msrs(void **state)
     memcpy(vendor + 4, &st.gpr[9], 4);
     memcpy(vendor + 8, &st.gpr[10], 4);
     assert_string_equal(vendor, "GenuineIntel");
-    assert_int_equal((uint32_t)st.gpr[11], 0x6fb);
+    assert_int_equal((uint32_t)st.gpr[11], 0x1067a);
     assert_true(st.gpr[12] & (1u << 8));                    /* invariant TSC */
 
     v = 0;
@@ -487,7 +589,7 @@ static void test_identity_msrs(void **state)
     v = 0;
     assert_int_equal(msr_op(true, 0x8b, &v), -1);           /* IA32_BIOS_SIGN_ID */
     assert_int_equal(msr_op(false, 0x8b, &v), -1);
-    assert_int_equal(v >> 32, 0xba);
+    assert_int_equal(v >> 32, 0xa0b);
     v = 1ULL << 2;                                          /* VMX: not offered */
     assert_int_equal(msr_op(true, 0x3a, &v), 13);
     v = 1;
@@ -580,6 +682,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ud),
+        cmocka_unit_test(test_sse_ud),
+        cmocka_unit_test(test_sse_align),
         cmocka_unit_test(test_de),
         cmocka_unit_test(test_pf_not_present),
         cmocka_unit_test(test_pf_write_protect),
