@@ -774,6 +774,10 @@ void specialize(struct insn *i)
         i->jk = i->osz >= 4 ? JK_LDZX : JK_NONE;
         return;
     }
+    if (i->osz == 1 && i->mod == 3 && (i->fn == op_mov_rm_r || i->fn == op_mov_r_rm)) {
+        i->jk = JK_MOV_RR8;     /* the generic handlers stay */
+        return;
+    }
     if (i->osz == 1 && i->mod != 3 && !i->lock) {
         if (i->fn == op_mov_rm_r) {
             i->fn = op_mov_st1;

@@ -930,7 +930,7 @@ static int classify(const struct ctx *x, unsigned k, bool *inl)
     unsigned op = i->op & 7;
     *inl = true;
     switch (i->jk) {
-    case JK_MOV_RR: case JK_MOV_RI: case JK_MOVZX_B_RR:
+    case JK_MOV_RR: case JK_MOV_RI: case JK_MOVZX_B_RR: case JK_MOV_RR8:
         return C_NEUTRAL;
     case JK_LEA:
         *inl = mem_ok(x, i);
@@ -1102,6 +1102,13 @@ static bool emit_inline(struct ctx *x, unsigned k)
         mov_store(e, 8, wr(x, i->reg), RAX);
         x->hf = hf;
         return true;
+    case JK_MOV_RR8: {
+        bool to_rm = i->fn == op_mov_rm_r;
+        movzx8(e, RAX, rd8(x, to_rm ? i->reg : i->rm));
+        mov_store(e, 1, wr8(x, to_rm ? i->rm : i->reg), RAX);   /* through struct cpu */
+        x->hf = hf;
+        return true;
+    }
     case JK_ALU_RR: case JK_ALU_RI: case JK_ALU_RRM: {
         unsigned op = i->op & 7, dst, dreg = i->jk == JK_ALU_RRM ? i->reg : i->rm;
         struct opnd d;

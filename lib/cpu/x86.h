@@ -76,6 +76,8 @@ enum jit_kind {
     JK_TEST,        /* TEST r/m, r / r/m, imm / AL..RAX, imm (op_test_*), osz 1/4/8 */
     JK_MOVSX,       /* MOVSX r, r/m8/16 (op 1/2), MOVSXD r64, r/m32; osz 4/8 */
     JK_SSE,         /* op_sse: jit.c picks the moves and integer/logic ops it runs on the host */
+    JK_MOV_RR8,     /* 8-bit MOV r/m8, r8 (op_mov_rm_r) or r8, r/m8 (op_mov_r_rm), mod 3,
+                     * AH..BH too */
     JK_ROT,         /* op_shift: ROL/ROR (op & 7 = 0/1) of register rm, osz 1 (AH..BH too)
                      * to 8, by 1 (op >> 4 = 0), imm8 (1) or CL (2); CF/OF as op_shift */
 };

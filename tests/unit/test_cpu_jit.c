@@ -410,10 +410,10 @@ static void rand_insn(struct as *a)
     case 6:                                                              /* ALU r, r/m */
         i1(a, osz, rn(8) * 8 + 3, (unsigned)s, RR(d));
         break;
-    case 7:                                                              /* 8-bit ALU rr */
+    case 7:                                                 /* 8-bit ALU rr, MOV rr */
         rex = byte_regs(a, &x, &y);
-        insn(a, 1, (const uint8_t[]){ (uint8_t)(rn(8) * 8 + (rn(2) ? 0 : 2)) }, 1,
-             (unsigned)x, RR(y), rex, 0, 0);
+        insn(a, 1, (const uint8_t[]){ (uint8_t)((rn(4) ? rn(8) * 8 : 0x88) + (rn(2) ? 0 : 2)) },
+             1, (unsigned)x, RR(y), rex, 0, 0);
         break;
     case 8: case 9: {                                                    /* ALU r, imm */
         unsigned op = rn(8);
@@ -1427,6 +1427,14 @@ static void rot_program(struct as *a, unsigned sz, unsigned op, unsigned form, u
             i1(a, 4, pre == 8 ? 0x01 : 0x31, (unsigned)y, RR(x));
         i1(a, 4, 0x8b, (unsigned)y, MB(-1, -1, 0, (int32_t)DATA));
         break;
+    case 12: {                          /* xor; mov r8, r8 (the count, often): flags kept */
+        int p, q;
+        bool rex = byte_regs(a, &p, &q);
+        i1(a, 4, 0x31, (unsigned)y, RR(x));
+        insn(a, 1, (const uint8_t[]){ rn(2) ? 0x88 : 0x8a }, 1, (unsigned)p,
+             RR(rn(2) ? 1 : q), rex, 0, 0);
+        break;
+    }
     default: break;
     }
     rot_insn(a, sz, op, form, cnt, d);
@@ -1468,7 +1476,7 @@ static void rotates_case(struct rig *r, bool m64, unsigned *failures, unsigned *
     for (unsigned op = 0; op < 2; op++)
     for (unsigned form = 0; form < 3; form++)
     for (unsigned ci = 0; ci < (form ? sizeof rot_counts / sizeof rot_counts[0] : 1); ci++)
-    for (unsigned pre = 0; pre < 12; pre++)
+    for (unsigned pre = 0; pre < 13; pre++)
     for (unsigned post = 0; post < 8; post++) {
         unsigned sz = sizes[si], cnt = form ? rot_counts[ci] : 1;
         int d = sz == 1 && !m64 ? (int)rn(8)
