@@ -787,7 +787,7 @@ void specialize(struct insn *i)
             i->jk = JK_LD;
         }
     }
-    if (specialize_shift(i) || specialize_jcc32(i) || specialize_muldiv(i))
+    if (specialize_shift(i) || specialize_jcc32(i) || specialize_muldiv(i) || specialize_bt(i))
         return;
     unsigned s = i->osz == 8 ? 1 : 0;
     if (i->osz == 8 && !i->lock && specialize_control(i))

@@ -720,6 +720,12 @@ static void rot_flags_call(struct cpu *c, uint64_t r, unsigned how)
     flags_set_arith(c, F_CF | F_OF, (cf ? F_CF : 0) | (of ? F_OF : 0));
 }
 
+/* BT..BTC whose flags someone reads, with the lazy state unknown here: CF = @cf. */
+static void bt_flags_call(struct cpu *c, unsigned cf)
+{
+    flags_set_arith(c, F_CF, cf ? F_CF : 0);
+}
+
 /* The host's arithmetic flags become the guest's, materialized in struct cpu (rflags,
  * lf_op = LF_NONE). @af0: the host's AF is undefined here and the guest's is 0 (after
  * AND/OR/XOR/TEST, as flags_get() has it). Clobbers RAX and the host flags. */
@@ -981,8 +987,8 @@ static int classify(const struct ctx *x, unsigned k, bool *inl)
     case JK_SSE:
         *inl = sse_kind(i) != SSE_NO && (i->mod == 3 || mem_ok(x, i));
         return C_READER;     /* the stub may raise #UD, #NM or #GP */
-    case JK_ROT:
-        return C_NEUTRAL;    /* CF/OF written, the rest passed on: live before = live after */
+    case JK_ROT: case JK_BT:
+        return C_NEUTRAL;    /* CF(/OF) written, the rest passed on: live before = after */
     default:
         *inl = false;
         return C_READER;
@@ -1294,6 +1300,54 @@ static bool emit_inline(struct ctx *x, unsigned k)
          * where a CL of 0 left the old state (unless that was LF_NONE too) */
         x->lf_sz = -1;
         x->lf_op = live && (kind != 2 || memf) ? LF_NONE : -1;
+        return true;
+    }
+    case JK_BT: {
+        /* the same host instruction on the cached register; CF (setc) into the guest's
+         * flags like a rotate's: under the host's own flags pushed before it, straight into
+         * materialized ones, or through bt_flags_call() */
+        static const unsigned opc_r[4] = { 0x0fa3, 0x0fab, 0x0fb3, 0x0fbb };
+        unsigned op = i->op & 3;
+        bool imm = i->fn == op_bt_rm_imm, live = x->live[k];
+        bool hostf = live && (hf == HF_ALL || hf == HF_NOCF) && x->lf_op >= 0;
+        bool memf = live && !hostf && x->lf_op == LF_NONE;
+        bool af0 = x->lf_op == LF_LOGIC;
+        struct opnd d;
+        if (live && !hostf && !memf && x->lf_op >= 0 && emit_native_flags(x, 4) >= 0)
+            hostf = true;
+        if (hostf)
+            b1(e, 0x9c);                                /* pushfq: the guest's flags */
+        if (!imm)
+            load_zx(e, sz, RCX, rd(x, i->reg));         /* the bit offset */
+        rd(x, i->rm);
+        d = op ? wr(x, i->rm) : rd(x, i->rm);
+        if (imm) {
+            op_w(e, sz, 0x0fba, 4 + op, d);
+            b1(e, (unsigned)i->imm);
+        } else {
+            op_w(e, sz, opc_r[op], RCX, d);
+        }
+        if (live) {
+            enc(e, W32, 0x0f92, 0, R(RCX));             /* setc cl */
+            movzx8(e, RCX, R(RCX));
+            if (hostf) {
+                b1(e, 0x58);                            /* pop rax */
+                alu_imm(e, 4, 4, R(RAX), (int32_t)(F_ARITH & ~F_CF & ~(af0 ? F_AF : 0)));
+                alu_rr(e, 4, 1, R(RAX), RCX);
+                alu_imm(e, 8, 4, FLD(OFF(rflags)), (int32_t)~F_ARITH);
+                alu_rr(e, 8, 1, FLD(OFF(rflags)), RAX);
+                mov_mem_imm(e, 1, FLD(OFF(lf_op)), LF_NONE);
+            } else if (memf) {
+                alu_imm(e, 8, 4, FLD(OFF(rflags)), (int32_t)~F_CF);
+                alu_rr(e, 8, 1, FLD(OFF(rflags)), RCX);
+            } else {
+                mov_store(e, 4, R(RSI), RCX);
+                mov_store(e, 8, R(RDI), RBX);
+                call_abs(e, (const void *)bt_flags_call);
+            }
+        }
+        x->lf_sz = -1;
+        x->lf_op = live ? LF_NONE : -1;
         return true;
     }
     case JK_IMUL_RRI4:

@@ -12,8 +12,9 @@
  *   - smc_hot_loop: a compiled loop rewriting an immediate of its own block;
  *   - mmio_from_compiled_code: loads and stores outside RAM reach the mmio callback;
  *   - user_mode_perm: #PF from compiled stores/loads at CPL3 (U/S, R/W) and CPL0 (WP);
- *   - rotates_inline: ROL/ROR of every width, form and edge count after and before each
- *     kind of flag writer and reader the JIT tells apart.
+ *   - rotates_inline, bt_inline: ROL/ROR (every width, form and edge count) and BT..BTC
+ *     of registers after and before each kind of flag writer and reader the JIT tells
+ *     apart.
  * Guest code is assembled by the small encoder below. */
 #include <inttypes.h>
 #include <pthread.h>
@@ -1394,6 +1395,14 @@ static const unsigned rot_counts[] = { 0, 1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33,
 static void rot_insn(struct as *a, unsigned sz, unsigned op, unsigned form, unsigned cnt, int d)
 {
     static const uint8_t opc[3] = { 0xd1, 0xc1, 0xd3 };
+    if (op >= 4) {              /* BT/BTS/BTR/BTC (op 4-7) of @d by imm8 (form 1) or ECX */
+        if (form == 1)
+            insn(a, sz, (const uint8_t[]){ 0x0f, 0xba }, 2, op, RR(d), false, 1, cnt);
+        else
+            insn(a, sz, (const uint8_t[]){ 0x0f, (uint8_t)(0xa3 + 8 * (op - 4)) }, 2, 1, RR(d),
+                 false, 0, 0);
+        return;
+    }
     uint8_t o = (uint8_t)(opc[form] - (sz == 1 ? 1 : 0));
     insn(a, sz, &o, 1, op, RR(d), sz == 1 && a->m64, form == 1 ? 1 : 0, cnt);
 }
@@ -1465,16 +1474,18 @@ static void rot_program(struct as *a, unsigned sz, unsigned op, unsigned form, u
     ab(a, 0xf4);
 }
 
-static void rotates_case(struct rig *r, bool m64, unsigned *failures, unsigned *cases)
+/* @bt: BT/BTS/BTR/BTC (16-64 bit, by imm8 or ECX) instead of the rotates */
+static void rotates_case(struct rig *r, bool m64, bool bt, unsigned *failures,
+                         unsigned *cases)
 {
     static const int dst32[] = { 0, 1, 2, 3 };              /* not the capture regs */
     static const int dst64[] = { 0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12 };
     static const unsigned sizes[4] = { 1, 2, 4, 8 };
     struct as *a = malloc(sizeof *a);
     assert_non_null(a);
-    for (unsigned si = 0; si < (m64 ? 4u : 3u); si++)
-    for (unsigned op = 0; op < 2; op++)
-    for (unsigned form = 0; form < 3; form++)
+    for (unsigned si = bt ? 1 : 0; si < (m64 ? 4u : 3u); si++)
+    for (unsigned op = bt ? 4 : 0; op < (bt ? 8u : 2u); op++)
+    for (unsigned form = bt ? 1 : 0; form < 3; form++)
     for (unsigned ci = 0; ci < (form ? sizeof rot_counts / sizeof rot_counts[0] : 1); ci++)
     for (unsigned pre = 0; pre < 13; pre++)
     for (unsigned post = 0; post < 8; post++) {
@@ -1506,8 +1517,10 @@ static void rotates_case(struct rig *r, bool m64, unsigned *failures, unsigned *
                 continue;
             if (++*failures > 5)
                 continue;
+            static const char *const names[8] = { "rol", "ror", "", "", "bt", "bts", "btr",
+                                                  "btc" };
             fprintf(stderr, "MISMATCH %d-bit %s%u by %s%u (d %d, pre %u, post %u): %s vs "
-                    "interpreter\n", m64 ? 64 : 32, op ? "ror" : "rol", sz * 8,
+                    "interpreter\n", m64 ? 64 : 32, names[op], sz * 8,
                     form == 0 ? "1 " : form == 1 ? "imm " : "cl ", cnt, d, pre, post,
                     mode_name[m]);
             dump_bytes("code", a->b, a->n);
@@ -1538,13 +1551,32 @@ static void test_rotates_inline(void **state)
     unsigned failures = 0, cases = 0;
     cg_seed(0x707a7e0001ULL);
     struct rig *r = rig_new();
-    rotates_case(r, false, &failures, &cases);
+    rotates_case(r, false, false, &failures, &cases);
     rig_free(r);
     r = rig_new();
     setup64(r);
-    rotates_case(r, true, &failures, &cases);
+    rotates_case(r, true, false, &failures, &cases);
     rig_free(r);
     fprintf(stderr, "rotates: %u programs\n", cases);
+    assert_int_equal(failures, 0);
+}
+
+/* BT/BTS/BTR/BTC of a register by imm8 and by a register, 16 to 64-bit, the same bit
+ * offsets (in range, at the top, past the width), writers and followers as the rotates:
+ * CF is the bit, every other flag the writer's. */
+static void test_bt_inline(void **state)
+{
+    (void)state;
+    unsigned failures = 0, cases = 0;
+    cg_seed(0xb7b7b70001ULL);
+    struct rig *r = rig_new();
+    rotates_case(r, false, true, &failures, &cases);
+    rig_free(r);
+    r = rig_new();
+    setup64(r);
+    rotates_case(r, true, true, &failures, &cases);
+    rig_free(r);
+    fprintf(stderr, "bt: %u programs\n", cases);
     assert_int_equal(failures, 0);
 }
 
@@ -1565,6 +1597,7 @@ int main(void)
         cmocka_unit_test(test_cross_page_remap),
         cmocka_unit_test(test_indirect_branches),
         cmocka_unit_test(test_rotates_inline),
+        cmocka_unit_test(test_bt_inline),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(saved_env);
