@@ -774,6 +774,10 @@ void specialize(struct insn *i)
         i->jk = i->osz >= 4 ? JK_LDZX : JK_NONE;
         return;
     }
+    if (i->osz == 1 && i->mod == 3 && (i->fn == op_mov_rm_r || i->fn == op_mov_r_rm)) {
+        i->jk = JK_MOV_RR8;     /* the generic handlers stay */
+        return;
+    }
     if (i->osz == 1 && i->mod != 3 && !i->lock) {
         if (i->fn == op_mov_rm_r) {
             i->fn = op_mov_st1;
@@ -783,7 +787,7 @@ void specialize(struct insn *i)
             i->jk = JK_LD;
         }
     }
-    if (specialize_shift(i) || specialize_jcc32(i) || specialize_muldiv(i))
+    if (specialize_shift(i) || specialize_jcc32(i) || specialize_muldiv(i) || specialize_bt(i))
         return;
     unsigned s = i->osz == 8 ? 1 : 0;
     if (i->osz == 8 && !i->lock && specialize_control(i))

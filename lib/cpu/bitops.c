@@ -73,3 +73,16 @@ OP(op_popcnt)
     reg_set(c, i->reg, i->osz, (uint64_t)__builtin_popcountll(v));
     flags_set_arith(c, F_ARITH, v ? 0 : F_ZF);
 }
+
+/* BT/BTS/BTR/BTC of a register (by a register or imm8): the JIT compiles them inline; the
+ * handlers above stay (0F BA /0-/3 is #UD: not marked). */
+bool specialize_bt(struct insn *i)
+{
+    if (i->mod != 3 || i->lock)
+        return false;
+    if (i->fn == op_bt_rm_r || (i->fn == op_bt_rm_imm && (i->op & 7) >= 4)) {
+        i->jk = JK_BT;
+        return true;
+    }
+    return false;
+}

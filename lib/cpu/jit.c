@@ -703,6 +703,86 @@ static int emit_native_flags(struct ctx *x, unsigned cc)
 static bool cond_call(struct cpu *c, unsigned cc) { return cond_eval(c, cc); }
 static uint8_t cf_call(struct cpu *c) { return get_cf(c); }
 
+/* ROL/ROR whose flags someone reads, when the host's flags do not hold the guest's: CF
+ * and OF from the result @r as op_shift makes them (one rule for every count), the other
+ * flags as the lazy state had them. @how: operand size | 0x10 for ROR. */
+static void rot_flags_call(struct cpu *c, uint64_t r, unsigned how)
+{
+    unsigned bits = (how & 15) * 8;
+    bool cf, of;
+    if (how & 0x10) {
+        cf = (r >> (bits - 1)) & 1;
+        of = cf ^ ((r >> (bits - 2)) & 1);
+    } else {
+        cf = r & 1;
+        of = ((r >> (bits - 1)) & 1) ^ cf;
+    }
+    flags_set_arith(c, F_CF | F_OF, (cf ? F_CF : 0) | (of ? F_OF : 0));
+}
+
+/* BT..BTC whose flags someone reads, with the lazy state unknown here: CF = @cf. */
+static void bt_flags_call(struct cpu *c, unsigned cf)
+{
+    flags_set_arith(c, F_CF, cf ? F_CF : 0);
+}
+
+/* The host's arithmetic flags become the guest's, materialized in struct cpu (rflags,
+ * lf_op = LF_NONE). @af0: the host's AF is undefined here and the guest's is 0 (after
+ * AND/OR/XOR/TEST, as flags_get() has it). Clobbers RAX and the host flags. */
+static void emit_flags_from_host(struct ctx *x, bool af0)
+{
+    struct em *e = &x->e;
+    b1(e, 0x9c);                                        /* pushfq */
+    b1(e, 0x58);                                        /* pop rax */
+    alu_imm(e, 4, 4, R(RAX), (int32_t)(F_ARITH & ~(af0 ? F_AF : 0)));
+    alu_imm(e, 8, 4, FLD(OFF(rflags)), (int32_t)~F_ARITH);
+    alu_rr(e, 8, 1, FLD(OFF(rflags)), RAX);             /* or [rflags], rax */
+    mov_mem_imm(e, 1, FLD(OFF(lf_op)), LF_NONE);
+}
+
+/* ROL/ROR (@op 0/1) of @d (@sz bytes) by the constant @n (1..63): with @hostf the host's
+ * flags hold the guest's before it and the last step is a rotate by 1, whose CF and OF
+ * are op_shift's for the whole count (CF = the bit rotated in last; OF = the top bit
+ * xor CF after ROL, the top two bits' xor after ROR), the other flags left alone. */
+static void emit_rot_imm(struct em *e, unsigned sz, unsigned op, struct opnd d, unsigned n,
+                         bool hostf)
+{
+    if (hostf)
+        n--;
+    if (n == 1 && !hostf) {
+        op_w(e, sz, 0xd1, op, d);
+    } else if (n) {
+        op_w(e, sz, 0xc1, op, d);
+        b1(e, n);
+    }
+    if (hostf)
+        op_w(e, sz, 0xd1, op, d);
+}
+
+/* After ROL/ROR (@op 0/1) of @d (@sz bytes) when struct cpu holds materialized flags
+ * (lf_op == LF_NONE): CF and OF from the result, as op_shift has them, straight into
+ * rflags. Clobbers RAX, RCX and the host flags. */
+static void emit_rot_flags_mem(struct em *e, unsigned sz, unsigned op, struct opnd d)
+{
+    unsigned bits = sz * 8;
+    load_zx(e, sz, RAX, d);
+    mov_store(e, 8, R(RCX), RAX);
+    shift_imm(e, 8, 5, RCX, bits - 1);                  /* rcx = the top bit */
+    if (op == 0) {                                      /* ROL: CF = bit 0, OF = top ^ CF */
+        alu_imm(e, 4, 4, R(RAX), 1);
+        alu_rr(e, 4, 6, R(RCX), RAX);
+        shift_imm(e, 4, 4, RCX, 11);
+    } else {                                            /* ROR: CF = top, OF = top ^ next */
+        shift_imm(e, 8, 5, RAX, bits - 2);
+        alu_imm(e, 4, 4, R(RAX), 1);
+        alu_rr(e, 4, 6, R(RAX), RCX);
+        shift_imm(e, 4, 4, RAX, 11);
+    }
+    alu_rr(e, 4, 1, R(RAX), RCX);                       /* eax = CF | OF */
+    alu_imm(e, 8, 4, FLD(OFF(rflags)), (int32_t)~(F_CF | F_OF));
+    alu_rr(e, 8, 1, FLD(OFF(rflags)), RAX);
+}
+
 /* CF of the current lazy state into CL (for INC/DEC, which keep it). */
 static void emit_get_cf(struct ctx *x)
 {
@@ -722,6 +802,10 @@ static void emit_get_cf(struct ctx *x)
         return;
     case LF_INC: case LF_DEC: case LF_MUL:
         movzx8(e, RCX, FLD(OFF(lf_cin)));
+        return;
+    case LF_NONE:                       /* materialized (after a rotate) */
+        mov_load(e, 4, RCX, FLD(OFF(rflags)));
+        alu_imm(e, 4, 4, R(RCX), (int32_t)F_CF);
         return;
     default: {
         /* not known here: the common states inline, the rest through get_cf() */
@@ -852,7 +936,7 @@ static int classify(const struct ctx *x, unsigned k, bool *inl)
     unsigned op = i->op & 7;
     *inl = true;
     switch (i->jk) {
-    case JK_MOV_RR: case JK_MOV_RI: case JK_MOVZX_B_RR:
+    case JK_MOV_RR: case JK_MOV_RI: case JK_MOVZX_B_RR: case JK_MOV_RR8:
         return C_NEUTRAL;
     case JK_LEA:
         *inl = mem_ok(x, i);
@@ -903,6 +987,8 @@ static int classify(const struct ctx *x, unsigned k, bool *inl)
     case JK_SSE:
         *inl = sse_kind(i) != SSE_NO && (i->mod == 3 || mem_ok(x, i));
         return C_READER;     /* the stub may raise #UD, #NM or #GP */
+    case JK_ROT: case JK_BT:
+        return C_NEUTRAL;    /* CF(/OF) written, the rest passed on: live before = after */
     default:
         *inl = false;
         return C_READER;
@@ -1022,6 +1108,13 @@ static bool emit_inline(struct ctx *x, unsigned k)
         mov_store(e, 8, wr(x, i->reg), RAX);
         x->hf = hf;
         return true;
+    case JK_MOV_RR8: {
+        bool to_rm = i->fn == op_mov_rm_r;
+        movzx8(e, RAX, rd8(x, to_rm ? i->reg : i->rm));
+        mov_store(e, 1, wr8(x, to_rm ? i->rm : i->reg), RAX);   /* through struct cpu */
+        x->hf = hf;
+        return true;
+    }
     case JK_ALU_RR: case JK_ALU_RI: case JK_ALU_RRM: {
         unsigned op = i->op & 7, dst, dreg = i->jk == JK_ALU_RRM ? i->reg : i->rm;
         struct opnd d;
@@ -1124,6 +1217,137 @@ static bool emit_inline(struct ctx *x, unsigned k)
         mov_store(e, 8, wr(x, i->rm), RAX);
         if (!n)
             x->hf = hf;
+        return true;
+    }
+    case JK_ROT: {
+        /* in the cached host register (AH..BH: in struct cpu), as the same host rotate;
+         * flags: none when dead, from the host's when they hold the guest's before, else
+         * rot_flags_call(); a count of 0 (masked) changes nothing but zero-extends */
+        unsigned kind = i->op >> 4, op = i->op & 1, cmask = sz == 8 ? 0x3f : 0x1f;
+        unsigned n = (kind == 0 ? 1 : (unsigned)(i->imm & 0xff)) & cmask;
+        bool live = x->live[k];
+        bool hostf = live && (hf == HF_ALL || hf == HF_NOCF) && x->lf_op >= 0;
+        bool af0 = x->lf_op == LF_LOGIC;
+        struct opnd d;
+        unsigned skip = 0, done = 0;
+        bool memf = live && !hostf && x->lf_op == LF_NONE;
+        if (live && !hostf && !memf && x->lf_op >= 0 && emit_native_flags(x, 4) >= 0)
+            hostf = true;   /* the last writer redone on the host (all but CF, which the
+                             * rotate sets): its flags are the guest's again */
+        if (kind == 2) {
+            if (hostf)
+                b1(e, 0x9c);                            /* pushfq: the guest's flags */
+            mov_load(e, 4, RCX, rd(x, 1));              /* the count, before CH is uncached */
+        } else if (n == 0) {
+            if (sz == 4) {
+                rd(x, i->rm);
+                d = wr(x, i->rm);
+                mov_load(e, 4, d.reg, d);
+            }
+            x->hf = hf;
+            return true;
+        }
+        if (sz == 1 && (i->rm & 0x10)) {
+            d = wr8(x, i->rm);
+        } else {
+            rd(x, i->rm);
+            d = wr(x, i->rm);
+        }
+        if (kind != 2) {
+            emit_rot_imm(e, sz, op, d, n, hostf);
+        } else if (hostf) {
+            skip = new_label(e);
+            done = new_label(e);
+            alu_imm(e, 4, 4, R(RCX), (int32_t)cmask);
+            jcc_to(e, 4, skip);                         /* masked count 0: flags unchanged */
+            enc(e, W32, 0xff, 1, R(RCX));               /* dec ecx */
+            b1(e, 0x9d);                                /* popfq: the guest's flags again */
+            op_w(e, sz, 0xd3, op, d);                   /* by count - 1, then by 1 */
+            op_w(e, sz, 0xd1, op, d);
+        } else {
+            op_w(e, sz, 0xd3, op, d);                   /* the host masks the count alike */
+        }
+        if (kind == 2 && sz == 4)
+            mov_load(e, 4, d.reg, d);                   /* count 0 zero-extends too */
+        if (hostf) {
+            emit_flags_from_host(x, af0);
+            if (kind == 2) {
+                jmp_to(e, done);
+                bind(e, skip);
+                lea(e, 8, RSP, M(RSP, 8));              /* drop the saved flags */
+                if (sz == 4)
+                    mov_load(e, 4, d.reg, d);
+                bind(e, done);
+            }
+        } else if (live) {
+            if (kind == 2) {
+                skip = new_label(e);
+                alu_imm(e, 4, 4, R(RCX), (int32_t)cmask);
+                jcc_to(e, 4, skip);
+            }
+            if (memf) {
+                emit_rot_flags_mem(e, sz, op, d);
+            } else {
+                load_zx(e, sz, RSI, d);
+                mov_store(e, 8, R(RDI), RBX);
+                mov_imm64(e, RDX, sz | (op ? 0x10u : 0));
+                call_abs(e, (const void *)rot_flags_call);
+            }
+            if (kind == 2)
+                bind(e, skip);
+        }
+        /* struct cpu holds materialized flags now (LF_NONE) when they were live, except
+         * where a CL of 0 left the old state (unless that was LF_NONE too) */
+        x->lf_sz = -1;
+        x->lf_op = live && (kind != 2 || memf) ? LF_NONE : -1;
+        return true;
+    }
+    case JK_BT: {
+        /* the same host instruction on the cached register; CF (setc) into the guest's
+         * flags like a rotate's: under the host's own flags pushed before it, straight into
+         * materialized ones, or through bt_flags_call() */
+        static const unsigned opc_r[4] = { 0x0fa3, 0x0fab, 0x0fb3, 0x0fbb };
+        unsigned op = i->op & 3;
+        bool imm = i->fn == op_bt_rm_imm, live = x->live[k];
+        bool hostf = live && (hf == HF_ALL || hf == HF_NOCF) && x->lf_op >= 0;
+        bool memf = live && !hostf && x->lf_op == LF_NONE;
+        bool af0 = x->lf_op == LF_LOGIC;
+        struct opnd d;
+        if (live && !hostf && !memf && x->lf_op >= 0 && emit_native_flags(x, 4) >= 0)
+            hostf = true;
+        if (hostf)
+            b1(e, 0x9c);                                /* pushfq: the guest's flags */
+        if (!imm)
+            load_zx(e, sz, RCX, rd(x, i->reg));         /* the bit offset */
+        rd(x, i->rm);
+        d = op ? wr(x, i->rm) : rd(x, i->rm);
+        if (imm) {
+            op_w(e, sz, 0x0fba, 4 + op, d);
+            b1(e, (unsigned)i->imm);
+        } else {
+            op_w(e, sz, opc_r[op], RCX, d);
+        }
+        if (live) {
+            enc(e, W32, 0x0f92, 0, R(RCX));             /* setc cl */
+            movzx8(e, RCX, R(RCX));
+            if (hostf) {
+                b1(e, 0x58);                            /* pop rax */
+                alu_imm(e, 4, 4, R(RAX), (int32_t)(F_ARITH & ~F_CF & ~(af0 ? F_AF : 0)));
+                alu_rr(e, 4, 1, R(RAX), RCX);
+                alu_imm(e, 8, 4, FLD(OFF(rflags)), (int32_t)~F_ARITH);
+                alu_rr(e, 8, 1, FLD(OFF(rflags)), RAX);
+                mov_mem_imm(e, 1, FLD(OFF(lf_op)), LF_NONE);
+            } else if (memf) {
+                alu_imm(e, 8, 4, FLD(OFF(rflags)), (int32_t)~F_CF);
+                alu_rr(e, 8, 1, FLD(OFF(rflags)), RCX);
+            } else {
+                mov_store(e, 4, R(RSI), RCX);
+                mov_store(e, 8, R(RDI), RBX);
+                call_abs(e, (const void *)bt_flags_call);
+            }
+        }
+        x->lf_sz = -1;
+        x->lf_op = live ? LF_NONE : -1;
         return true;
     }
     case JK_IMUL_RRI4:

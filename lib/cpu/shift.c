@@ -177,6 +177,10 @@ static OP(op_shift_fast)
 bool specialize_shift(struct insn *i)
 {
     unsigned op = i->op & 7;
+    if (i->fn == op_shift && i->mod == 3 && op < 2) {
+        i->jk = JK_ROT;         /* ROL/ROR of a register: op_shift stays the handler */
+        return true;
+    }
     if (i->fn != op_shift || i->mod != 3 || i->osz < 4 || op < 4)
         return false;
     i->fn = op_shift_fast;

@@ -76,6 +76,12 @@ enum jit_kind {
     JK_TEST,        /* TEST r/m, r / r/m, imm / AL..RAX, imm (op_test_*), osz 1/4/8 */
     JK_MOVSX,       /* MOVSX r, r/m8/16 (op 1/2), MOVSXD r64, r/m32; osz 4/8 */
     JK_SSE,         /* op_sse: jit.c picks the moves and integer/logic ops it runs on the host */
+    JK_MOV_RR8,     /* 8-bit MOV r/m8, r8 (op_mov_rm_r) or r8, r/m8 (op_mov_r_rm), mod 3,
+                     * AH..BH too */
+    JK_BT,          /* op_bt_rm_r / op_bt_rm_imm (op 4-7: BT, BTS, BTR, BTC) of register rm,
+                     * osz 2/4/8; CF = the bit, other flags kept */
+    JK_ROT,         /* op_shift: ROL/ROR (op & 7 = 0/1) of register rm, osz 1 (AH..BH too)
+                     * to 8, by 1 (op >> 4 = 0), imm8 (1) or CL (2); CF/OF as op_shift */
 };
 
 /* Lazy arithmetic flags: the last flag-setting operation and its operands. */
@@ -528,6 +534,7 @@ bool specialize_control(struct insn *i);
 bool specialize_shift(struct insn *i);
 bool specialize_jcc32(struct insn *i);
 bool specialize_muldiv(struct insn *i);
+bool specialize_bt(struct insn *i);
 /* Memory forms with 32-bit addressing outside 64-bit code: handlers per address shape. */
 void specialize_ea32(struct insn *i);
 /* Turn a conditional branch into a block side exit; false if @i is not one. */

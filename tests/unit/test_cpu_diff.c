@@ -333,6 +333,77 @@ static void test_shift(void **state)
     assert_int_equal(fails, 0);
 }
 
+/* Rotates leave SF/ZF/AF/PF alone (and, with a masked count of 0, every flag): an ADD/ADC/
+ * SBB/SUB/CMP of registers or INC/DEC (AF defined) first, then one or two rotates of any
+ * size, form and count, then maybe SETcc of a flag they leave defined. Every arithmetic flag
+ * is compared (OF only where the last rotate that changed the flags counted 1). In the _jit
+ * variant the block is compiled: the rotates take jit.c's host-flags path. */
+static void test_rotate_after_alu(void **state)
+{
+    (void)state;
+    static const unsigned aop[] = { 0, 2, 3, 5, 7 }, psizes[] = { 1, 4, 8 };
+    int fails = 0;
+    for (int t = 0; t < 6000 && fails < 10; t++) {
+        uint8_t code[64];
+        struct cg_regs r;
+        struct rmop o;
+        unsigned n = 0, last = 0, psz = psizes[cg_rnd() % 3], cl = 0;
+        bool have_cl = false;
+        random_regs(&r);
+        rnd_rmop(&o, false);
+        if (o.rm == 1 && !o.rexb)
+            o.rm = 2;                                   /* CL: the rotates' count */
+        if (psz != 1 && cg_rnd() % 4 == 0) {               /* inc/dec r */
+            n += emit_prefix(code + n, psz, 0, o.rexb);
+            code[n++] = 0xff;
+            n += emit_modrm(code + n, &o, cg_rnd() & 1);
+        } else {
+            n += emit_prefix(code + n, psz, o.rexr, o.rexb);
+            code[n++] = (uint8_t)(aop[cg_rnd() % 5] * 8 + (psz == 1 ? 0 : 1));
+            n += emit_modrm(code + n, &o, o.reg);
+        }
+        for (unsigned k = 1 + cg_rnd() % 2; k; k--) {
+            unsigned sz = sizes[cg_rnd() % 4], op = cg_rnd() % 2, form = cg_rnd() % 3, cnt;
+            struct rmop q;
+            rnd_rmop(&q, false);
+            if (q.rm == 1 && !q.rexb)
+                q.rm = 2;                               /* CL stays the count */
+            cnt = (unsigned)(cg_rnd() % 70);
+            if (cg_rnd() % 4 == 0)
+                cnt = 1;
+            else if (cg_rnd() % 6 == 0)
+                cnt = 0;
+            if (form == 1) {
+                if (!have_cl) {
+                    cl = cnt;
+                    have_cl = true;
+                    r.gpr[1] = (r.gpr[1] & ~0xffULL) | cl;
+                }
+                cnt = cl;
+            }
+            n += emit_prefix(code + n, sz, 0, q.rexb);
+            code[n++] = (uint8_t)((form == 0 ? 0xd1 : form == 1 ? 0xd3 : 0xc1) - (sz == 1));
+            if (form == 0)
+                cnt = 1;
+            n += emit_modrm(code + n, &q, op);
+            if (form == 2)
+                code[n++] = (uint8_t)cnt;
+            if (cnt & (sz == 8 ? 63 : 31))
+                last = cnt & (sz == 8 ? 63 : 31);
+        }
+        if (cg_rnd() % 2) {                             /* setcc al */
+            static const unsigned cc_nof[] = { 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 };
+            unsigned cc = last > 1 ? cc_nof[cg_rnd() % 10] : (unsigned)(cg_rnd() % 16);
+            code[n++] = 0x0f;
+            code[n++] = (uint8_t)(0x90 + cc);
+            code[n++] = 0xc0;
+        }
+        uint64_t fm = last > 1 ? F_ARITH & ~F_OF : F_ARITH;
+        fails += run_case(code, n, &r, fm, "rotate after alu");
+    }
+    assert_int_equal(fails, 0);
+}
+
 static void test_muldiv(void **state)
 {
     (void)state;
@@ -975,6 +1046,7 @@ int main(void)
         cmocka_unit_test(test_alu),
         cmocka_unit_test(test_unary),
         cmocka_unit_test(test_shift),
+        cmocka_unit_test(test_rotate_after_alu),
         cmocka_unit_test(test_muldiv),
         cmocka_unit_test(test_misc),
         cmocka_unit_test(test_string),

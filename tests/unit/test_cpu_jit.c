@@ -11,7 +11,10 @@
  *   - kick_stops_chained_loop: cpu_kick() from another thread ends cpu_run(0);
  *   - smc_hot_loop: a compiled loop rewriting an immediate of its own block;
  *   - mmio_from_compiled_code: loads and stores outside RAM reach the mmio callback;
- *   - user_mode_perm: #PF from compiled stores/loads at CPL3 (U/S, R/W) and CPL0 (WP).
+ *   - user_mode_perm: #PF from compiled stores/loads at CPL3 (U/S, R/W) and CPL0 (WP);
+ *   - rotates_inline, bt_inline: ROL/ROR (every width, form and edge count) and BT..BTC
+ *     of registers after and before each kind of flag writer and reader the JIT tells
+ *     apart.
  * Guest code is assembled by the small encoder below. */
 #include <inttypes.h>
 #include <pthread.h>
@@ -408,10 +411,10 @@ static void rand_insn(struct as *a)
     case 6:                                                              /* ALU r, r/m */
         i1(a, osz, rn(8) * 8 + 3, (unsigned)s, RR(d));
         break;
-    case 7:                                                              /* 8-bit ALU rr */
+    case 7:                                                 /* 8-bit ALU rr, MOV rr */
         rex = byte_regs(a, &x, &y);
-        insn(a, 1, (const uint8_t[]){ (uint8_t)(rn(8) * 8 + (rn(2) ? 0 : 2)) }, 1,
-             (unsigned)x, RR(y), rex, 0, 0);
+        insn(a, 1, (const uint8_t[]){ (uint8_t)((rn(4) ? rn(8) * 8 : 0x88) + (rn(2) ? 0 : 2)) },
+             1, (unsigned)x, RR(y), rex, 0, 0);
         break;
     case 8: case 9: {                                                    /* ALU r, imm */
         unsigned op = rn(8);
@@ -475,14 +478,23 @@ static void rand_insn(struct as *a)
         i1(a, osz, 0x8d, (unsigned)d, m);
         break;
     }
-    case 15: case 16: {                                                  /* shifts */
-        static const unsigned ops[] = { 4, 5, 7 };
-        unsigned op = ops[rn(3)];
-        if (rn(4) == 0)
+    case 15: case 16: {                                                  /* shifts, rotates */
+        static const unsigned ops[] = { 4, 5, 7, 0, 1 };
+        unsigned op = ops[rn(5)];
+        if (op < 2 && rn(4) == 0) {     /* 8-bit rotate, by imm or CL */
+            rex = byte_regs(a, &x, &y);
+            if (rn(2))
+                insn(a, 1, (const uint8_t[]){ 0xd2 }, 1, op, RR(x), rex, 0, 0);
+            else
+                insn(a, 1, (const uint8_t[]){ 0xc0 }, 1, op, RR(x), rex, 1, rn(20));
+        } else if (op < 2 && rn(3) == 0) {
+            i1(a, rn(4) ? osz : 2, 0xd3, op, RR(d));
+        } else if (rn(4) == 0) {
             i1(a, osz, 0xd1, op, RR(d));
-        else
+        } else {
             insn(a, osz, (const uint8_t[]){ 0xc1 }, 1, op, RR(d), false, 1,
                  rn(4) ? rn(osz * 8) : rn(256));
+        }
         break;
     }
     case 17:                                                             /* imul r, r/m, imm */
@@ -1373,6 +1385,201 @@ static void test_code_arena_flush(void **state)
     rig_free(r);
 }
 
+/* ---- rotates: every inline form of ROL/ROR against the interpreter ---- */
+
+static const unsigned rot_counts[] = { 0, 1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65,
+                                       0xff };
+
+/* rotate (op 0 ROL, 1 ROR) of register @d, @sz bytes: form 0 by 1 (D0/D1), 1 by imm8
+ * (C0/C1), 2 by CL (D2/D3). 8-bit: 32-bit code's 4-7 are AH..BH, 64-bit code uses REX. */
+static void rot_insn(struct as *a, unsigned sz, unsigned op, unsigned form, unsigned cnt, int d)
+{
+    static const uint8_t opc[3] = { 0xd1, 0xc1, 0xd3 };
+    if (op >= 4) {              /* BT/BTS/BTR/BTC (op 4-7) of @d by imm8 (form 1) or ECX */
+        if (form == 1)
+            insn(a, sz, (const uint8_t[]){ 0x0f, 0xba }, 2, op, RR(d), false, 1, cnt);
+        else
+            insn(a, sz, (const uint8_t[]){ 0x0f, (uint8_t)(0xa3 + 8 * (op - 4)) }, 2, 1, RR(d),
+                 false, 0, 0);
+        return;
+    }
+    uint8_t o = (uint8_t)(opc[form] - (sz == 1 ? 1 : 0));
+    insn(a, sz, &o, 1, op, RR(d), sz == 1 && a->m64, form == 1 ? 1 : 0, cnt);
+}
+
+/* One loop body: [@pre: a flag writer] the rotate [@post: a reader, a writer, another
+ * rotate] pushf; pop cap; lea acc, [cap + acc*2] (every iteration's flags folded into acc,
+ * which the rig compares as a register). @pre 8-11: the writer, then a load, so that the
+ * host's flags are gone and jit.c redoes the writer from its lazy state. */
+static void rot_program(struct as *a, unsigned sz, unsigned op, unsigned form, unsigned cnt,
+                        unsigned pre, unsigned post, int d)
+{
+    int cap = a->m64 ? 14 : 7, acc = a->m64 ? 13 : 6, x = a->m64 ? 8 : 2, y = 3;
+    mov_ri32(a, counter_reg(a), ITERS);
+    if (form == 2)
+        mov_ri32(a, 1, cnt | 0x1200);           /* CL = the count (CH: noise) */
+    uint64_t loop = here(a);
+    switch (pre) {
+    case 1: i1(a, 4, 0x01, (unsigned)y, RR(x)); break;                  /* add x, y */
+    case 2: i1(a, 4, 0x31, (unsigned)y, RR(x)); break;                  /* xor: AF 0 */
+    case 3: i1(a, a->m64 ? 8 : 4, 0xff, 0, RR(x)); break;               /* inc: CF kept */
+    case 4: insn(a, 4, (const uint8_t[]){ 0x83 }, 1, 7, RR(x), false, 1, 0x40); break;
+    case 5: i1(a, 1, 0x00, 3, RR(0)); break;                            /* add al, bl */
+    case 6: i1(a, 4, 0x85, (unsigned)x, RR(x)); break;                  /* test x, x */
+    case 7: ab(a, 0xf9); break;                                         /* stc: a handler */
+    case 8: case 9: case 10: case 11:   /* add, xor, inc, cmp; then a load (host flags gone) */
+        if (pre == 10)
+            i1(a, a->m64 ? 8 : 4, 0xff, 0, RR(x));
+        else if (pre == 11)
+            insn(a, 4, (const uint8_t[]){ 0x83 }, 1, 7, RR(x), false, 1, 0x40);
+        else
+            i1(a, 4, pre == 8 ? 0x01 : 0x31, (unsigned)y, RR(x));
+        i1(a, 4, 0x8b, (unsigned)y, MB(-1, -1, 0, (int32_t)DATA));
+        break;
+    case 12: {                          /* xor; mov r8, r8 (the count, often): flags kept */
+        int p, q;
+        bool rex = byte_regs(a, &p, &q);
+        i1(a, 4, 0x31, (unsigned)y, RR(x));
+        insn(a, 1, (const uint8_t[]){ rn(2) ? 0x88 : 0x8a }, 1, (unsigned)p,
+             RR(rn(2) ? 1 : q), rex, 0, 0);
+        break;
+    }
+    default: break;
+    }
+    rot_insn(a, sz, op, form, cnt, d);
+    switch (post) {
+    case 1:                                                             /* setcc dl */
+        insn(a, 1, (const uint8_t[]){ 0x0f, (uint8_t)(0x90 + rn(16)) }, 2, 0, RR(2), false, 0, 0);
+        break;
+    case 2:                                                             /* jcc over not */
+        ab(a, 0x70 + rn(16));
+        ab(a, 2);
+        i1(a, 4, 0xf7, 2, RR(x));
+        break;
+    case 3: i1(a, 4, 0x01, (unsigned)x, RR(y)); break;                  /* add: flags dead */
+    case 4:                                                             /* another rotate */
+        rot_insn(a, rn(2) ? 1 : a->m64 ? 8 : 4, rn(2), rn(3), rn(40), rn(2) ? x : 0);
+        break;
+    case 7: i1(a, 4, 0xff, 0, RR(x)); break;                            /* inc: keeps CF */
+    case 5: i1(a, 4, 0x11, (unsigned)y, RR(x)); break;                  /* adc: reads CF */
+    case 6: i1(a, 4, 0x89, (unsigned)x, RR(0)); break;                  /* mov: neutral */
+    default: break;
+    }
+    ab(a, 0x9c);                                                        /* pushf */
+    if (cap & 8)
+        ab(a, 0x41);
+    ab(a, 0x58 + (cap & 7));                                            /* pop cap */
+    i1(a, a->m64 ? 8 : 4, 0x8d, (unsigned)acc, MB(cap, acc, 1, 0));     /* lea */
+    dec_jnz(a, 4, counter_reg(a), loop);
+    ab(a, 0xf4);
+}
+
+/* @bt: BT/BTS/BTR/BTC (16-64 bit, by imm8 or ECX) instead of the rotates */
+static void rotates_case(struct rig *r, bool m64, bool bt, unsigned *failures,
+                         unsigned *cases)
+{
+    static const int dst32[] = { 0, 1, 2, 3 };              /* not the capture regs */
+    static const int dst64[] = { 0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12 };
+    static const unsigned sizes[4] = { 1, 2, 4, 8 };
+    struct as *a = malloc(sizeof *a);
+    assert_non_null(a);
+    for (unsigned si = bt ? 1 : 0; si < (m64 ? 4u : 3u); si++)
+    for (unsigned op = bt ? 4 : 0; op < (bt ? 8u : 2u); op++)
+    for (unsigned form = bt ? 1 : 0; form < 3; form++)
+    for (unsigned ci = 0; ci < (form ? sizeof rot_counts / sizeof rot_counts[0] : 1); ci++)
+    for (unsigned pre = 0; pre < 13; pre++)
+    for (unsigned post = 0; post < 8; post++) {
+        unsigned sz = sizes[si], cnt = form ? rot_counts[ci] : 1;
+        int d = sz == 1 && !m64 ? (int)rn(8)
+                : m64 ? dst64[rn(sizeof dst64 / sizeof dst64[0])] : dst32[rn(4)];
+        struct cpu_state init;
+        struct result res[NMODES];
+        memset(a, 0, sizeof *a);
+        a->org = CODE;
+        a->m64 = m64;
+        rot_program(a, sz, op, form, cnt, pre, post, d);
+        if (m64)
+            state64(&init, CODE);
+        else
+            state32(&init, CODE);
+        for (int g = 0; g < 16; g++)
+            if (g != 4)
+                init.gpr[g] = cg_rnd();
+        init.rflags = 2 | (cg_rnd() & FL_ARITH);
+        rig_load(r, CODE, a->b, a->n);
+        run_all(r, &init, 100000, res);
+        (*cases)++;
+        for (int m = 1; m < NMODES; m++) {
+            if (res[m].exit == res[0].exit && res[m].st.rip == res[0].st.rip &&
+                !((res[m].st.rflags ^ res[0].st.rflags) & FL_ARITH) &&
+                !memcmp(res[m].st.gpr, res[0].st.gpr, sizeof res[0].st.gpr) &&
+                res[m].stats.instructions == res[0].stats.instructions)
+                continue;
+            if (++*failures > 5)
+                continue;
+            static const char *const names[8] = { "rol", "ror", "", "", "bt", "bts", "btr",
+                                                  "btc" };
+            fprintf(stderr, "MISMATCH %d-bit %s%u by %s%u (d %d, pre %u, post %u): %s vs "
+                    "interpreter\n", m64 ? 64 : 32, names[op], sz * 8,
+                    form == 0 ? "1 " : form == 1 ? "imm " : "cl ", cnt, d, pre, post,
+                    mode_name[m]);
+            dump_bytes("code", a->b, a->n);
+            fprintf(stderr, "  exit %d vs %d, flags 0x%" PRIx64 " vs 0x%" PRIx64 "\n",
+                    res[m].exit, res[0].exit, res[m].st.rflags & FL_ARITH,
+                    res[0].st.rflags & FL_ARITH);
+            for (int g = 0; g < 16; g++)
+                if (res[m].st.gpr[g] != res[0].st.gpr[g])
+                    fprintf(stderr, "  r%-2d init 0x%016" PRIx64 " got 0x%016" PRIx64
+                            " want 0x%016" PRIx64 "\n", g, init.gpr[g], res[m].st.gpr[g],
+                            res[0].st.gpr[g]);
+        }
+        if (res[0].exit != CPU_EXIT_HLT && ++*failures <= 5)
+            fprintf(stderr, "rotate program did not halt: exit %d (%s)\n", res[0].exit,
+                    cpu_error(r->cpu[0]));
+    }
+    free(a);
+}
+
+/* ROL/ROR of every width by 1, imm8 and CL, counts 0, 1, up to and past the width and
+ * the mask, after each kind of flag writer the JIT tracks (host flags valid, CF kept, AF
+ * undefined on the host, redone from the lazy state, unknown) and before readers, writers
+ * and a second rotate: compiled
+ * must equal interpreted in registers, all six arithmetic flags and instruction counts. */
+static void test_rotates_inline(void **state)
+{
+    (void)state;
+    unsigned failures = 0, cases = 0;
+    cg_seed(0x707a7e0001ULL);
+    struct rig *r = rig_new();
+    rotates_case(r, false, false, &failures, &cases);
+    rig_free(r);
+    r = rig_new();
+    setup64(r);
+    rotates_case(r, true, false, &failures, &cases);
+    rig_free(r);
+    fprintf(stderr, "rotates: %u programs\n", cases);
+    assert_int_equal(failures, 0);
+}
+
+/* BT/BTS/BTR/BTC of a register by imm8 and by a register, 16 to 64-bit, the same bit
+ * offsets (in range, at the top, past the width), writers and followers as the rotates:
+ * CF is the bit, every other flag the writer's. */
+static void test_bt_inline(void **state)
+{
+    (void)state;
+    unsigned failures = 0, cases = 0;
+    cg_seed(0xb7b7b70001ULL);
+    struct rig *r = rig_new();
+    rotates_case(r, false, true, &failures, &cases);
+    rig_free(r);
+    r = rig_new();
+    setup64(r);
+    rotates_case(r, true, true, &failures, &cases);
+    rig_free(r);
+    fprintf(stderr, "bt: %u programs\n", cases);
+    assert_int_equal(failures, 0);
+}
+
 int main(void)
 {
     const char *e = getenv("VMCORE_EMU_JIT");
@@ -1389,6 +1596,8 @@ int main(void)
         cmocka_unit_test(test_cross_page_smc),
         cmocka_unit_test(test_cross_page_remap),
         cmocka_unit_test(test_indirect_branches),
+        cmocka_unit_test(test_rotates_inline),
+        cmocka_unit_test(test_bt_inline),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(saved_env);
