@@ -318,7 +318,7 @@ static void test_out_of_range(void **state)
     check_bad_config("{ \"name\": \"x\", \"backend\": \"xen\" }", NULL, "backend");
     check_bad_config("{ \"name\": \"x\", \"backend\": \"container\", \"rootfs\": \"/\","
                      " \"process\": { \"args\": [ \"sh\" ] },"
-                     " \"network\": { \"mode\": \"bridge\" } }", NULL, "network.mode");
+                     " \"network\": { \"mode\": \"wormhole\" } }", NULL, "network.mode");
 }
 
 static void test_missing_kernel_file(void **state)
