@@ -1061,10 +1061,49 @@ static void host_destroy(struct machine_device *md)
     free(h);
 }
 
+/* Snapshot layout: the 0xcf8 address register (u32), the host bridge's configuration
+ * space (4096 bytes), the BAR mapping failures so far (u64). The bridge has no BARs or
+ * interrupts; the PCI devices (pdev_ops) save themselves, or cannot yet. */
+static int host_save(struct machine_device *md, struct snap_buf *b)
+{
+    struct pci_host *h = container_of(md, struct pci_host, base);
+    pthread_mutex_lock(&h->lock);
+    snap_buf_u32(b, h->cf8);
+    snap_buf_put(b, h->bridge.cfg, sizeof h->bridge.cfg);
+    snap_buf_u64(b, h->map_failures);
+    pthread_mutex_unlock(&h->lock);
+    return 0;
+}
+
+static int host_restore(struct machine_device *md, struct snap_rd *r, int64_t shift_ns)
+{
+    struct pci_host *h = container_of(md, struct pci_host, base);
+    uint8_t cfg[PCI_CONFIG_SIZE];
+    (void)shift_ns;
+    uint32_t cf8 = snap_rd_u32(r);
+    snap_rd_get(r, cfg, sizeof cfg);
+    uint64_t failures = snap_rd_u64(r);
+    if (r->failed)
+        return VMCORE_EIMAGE;
+    /* only what the guest could have written may differ from the registered state */
+    for (unsigned k = 0; k < PCI_CONFIG_SIZE; k++)
+        if ((cfg[k] ^ h->bridge.init[k]) & ~h->bridge.wmask[k] & ~h->bridge.w1c[k])
+            return snap_rd_fail(r, "host bridge config byte 0x%x is 0x%02x, read-only 0x%02x",
+                                k, cfg[k], h->bridge.init[k]);
+    pthread_mutex_lock(&h->lock);
+    h->cf8 = cf8;
+    memcpy(h->bridge.cfg, cfg, sizeof cfg);
+    h->map_failures = failures;
+    pthread_mutex_unlock(&h->lock);
+    return 0;
+}
+
 static const struct machine_device_ops host_dev_ops = {
     .type = PCI_HOST_NAME,
     .reset = host_reset,
     .destroy = host_destroy,
+    .save = host_save,
+    .restore = host_restore,
 };
 
 int pci_host_init(struct machine *m, const struct vmcore_config *cfg)
