@@ -530,6 +530,8 @@ static int vcpu_decode(struct snap_rd *r, struct cpu_snapshot *s, uint64_t *tsc)
         return snap_rd_fail(r, "CR0 0x%llx, CR4 0x%llx or EFER 0x%llx has reserved bits set",
                             (unsigned long long)s->arch.cr0, (unsigned long long)s->arch.cr4,
                             (unsigned long long)s->arch.efer);
+    /* EFER.LMA is not the file's to say: cpu_set_snapshot() derives it (LME and PG) */
+    s->arch.efer &= ~0x400ull;
     return 0;
 }
 
@@ -542,6 +544,9 @@ static int emu_save(vmcore_domain *d, void *priv, struct snap_writer *w, struct 
 {
     struct emu_vm *vm = priv;
     (void)d;
+    /* the guest ended (its exit is on its way to the loop): nothing left to continue */
+    if (machine_stopped(vm->m))
+        return err_set(err, VMCORE_ESTATE, "save: the guest has already ended");
     int rc = machine_check_savable(vm->m, err);
     if (rc)
         return rc;
