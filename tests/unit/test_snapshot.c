@@ -23,15 +23,17 @@
 #define NSAVES 20
 
 static char tmpdir[256];
+/* The guest the 20-point test runs (compute.bin or ticks.bin) and its snapshots' prefix. */
+static const char *cur_guest = "compute.bin", *cur_mode = "long";
 
 static const char *compute_json(const char *extra)
 {
     static char json[2048];
     snprintf(json, sizeof json,
              "{\"name\": \"compute\", \"backend\": \"emu\", \"memory_mib\": 16%s%s,"
-             " \"boot\": {\"kernel\": \"%s\", \"format\": \"raw\", \"mode\": \"long\","
+             " \"boot\": {\"kernel\": \"%s\", \"format\": \"raw\", \"mode\": \"%s\","
              " \"load_address\": 1048576}}",
-             extra ? ", " : "", extra ? extra : "", vt_guest("compute.bin"));
+             extra ? ", " : "", extra ? extra : "", vt_guest(cur_guest), cur_mode);
     return json;
 }
 
@@ -61,7 +63,7 @@ static void on_save_done(vmcore_domain *d, int status, void *arg)
 
 static void snap_path(char *buf, size_t n, unsigned k)
 {
-    snprintf(buf, n, "%s/snap%02u.vmsnap", tmpdir, k);
+    snprintf(buf, n, "%s/%.8s%02u.vmsnap", tmpdir, cur_guest, k);
 }
 
 static void on_event(const vmcore_event *ev, void *arg)
@@ -131,6 +133,12 @@ static int run_guest(struct run *r, const char *restore, bool saving)
     vmcore_domain_subscribe(r->d, VMCORE_EVENT_ALL, on_event, r);
     if ((rc = vmcore_domain_start(r->d, NULL, NULL)))
         return rc;
+    if (restore) {
+        /* the guests read one byte only once they are done: a restored one may be past
+         * its "ready" already, so it gets the byte at once (the UART queues it) */
+        r->sent_q = true;
+        vmcore_domain_console_write(r->d, "q", 1);
+    }
     return vt_run_until(r->ctx, &r->ended, WAIT_MS) ? 0 : VMCORE_ETIMEDOUT;
 }
 
@@ -214,9 +222,8 @@ static size_t line_end(const char *s, unsigned n)
     return off;
 }
 
-static void test_save_restore_20_points(void **state)
+static void save_restore_20_points(void)
 {
-    (void)state;
     make_tmpdir();
     struct run *ref = calloc(1, sizeof *ref), *sv = calloc(1, sizeof *sv);
     assert_non_null(ref);
@@ -226,7 +233,7 @@ static void test_save_restore_20_points(void **state)
     assert_int_equal(run_guest(ref, NULL, false), 0);
     assert_int_equal(ref->exit.kind, VMCORE_EXIT_STATUS);
     assert_int_equal(ref->exit.status, 0);
-    assert_non_null(strstr(ref->out, "checksum "));
+    assert_non_null(strstr(ref->out, "ready\n"));
     run_close(ref);
 
     /* the same guest, saved 20 times on the way, prints the same */
@@ -260,11 +267,31 @@ static void test_save_restore_20_points(void **state)
                      "\"%s\"", k, out, ref->out + line_end(ref->out, k + 1));
         /* the cut is at a line boundary: nothing was gathered in the UART at the save */
         assert_int_equal(ref->out[reflen - n - 1], '\n');
-        assert_non_null(strstr(out, strstr(ref->out, "checksum ")));
     }
     free(ref);
     free(sv);
     remove_tmpdir();
+}
+
+/* compute.bin: registers, RAM, the software CPU's caches (its loop is compiled code) */
+static void test_save_restore_20_points(void **state)
+{
+    (void)state;
+    cur_guest = "compute.bin";
+    cur_mode = "long";
+    save_restore_20_points();
+}
+
+/* ticks.bin: halted between PIT ticks (through the IOAPIC) and local APIC timer
+ * interrupts: the interrupt controllers' and timers' state, and a halted vCPU */
+static void test_save_restore_interrupts(void **state)
+{
+    (void)state;
+    cur_guest = "ticks.bin";
+    cur_mode = "protected";
+    save_restore_20_points();
+    cur_guest = "compute.bin";
+    cur_mode = "long";
 }
 
 /* ---- bad input ---- */
@@ -558,6 +585,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_save_restore_20_points),
+        cmocka_unit_test(test_save_restore_interrupts),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_save_refusals),
         cmocka_unit_test(test_restore_foreign_file),
