@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/snapshot.h"
+#include "rootfs.h"
 
 #define WAIT_MS 120000 /* a safety net for a hung test, not a speed expectation */
 #define NSAVES 20
@@ -501,6 +502,18 @@ static void test_bad_files(void **state)
                                                     "33554432", NULL });
     }
 
+    /* a snapshot of another backend: a consistent file whose domain section says kvm */
+    {
+        memcpy(c, b, n);
+        assert_memory_equal(c + secs[0].off + 4, "emu", 3);
+        memcpy(c + secs[0].off + 4, "kvm", 3);
+        put_le(c + secs[0].hdr + 16, snap_crc32(0, c + secs[0].off, secs[0].len), 4);
+        write_file(bad, c, n);
+        expect_restore_fails(bad, VMCORE_ENOTSUP,
+                             (const char *const[]){ "not implemented yet for backend kvm",
+                                                    NULL });
+    }
+
     /* overrides may not change what the guest sees */
     {
         vmcore_ctx *ctx;
@@ -563,6 +576,40 @@ static void test_save_refusals(void **state)
     remove_tmpdir();
 }
 
+/* A container says save is not implemented for it (root and busybox-static needed to run
+ * one; kvm, absent here, says the same through the same path: no save op). */
+static void test_container_save_not_implemented(void **state)
+{
+    (void)state;
+    vt_require_root();
+    char *rootfs = vt_rootfs_make();
+    vt_require(rootfs != NULL, "needs busybox-static at /bin/busybox");
+    char json[1024], path[600];
+    snprintf(json, sizeof json,
+             "{\"name\": \"ct\", \"backend\": \"container\", \"rootfs\": \"%s\","
+             " \"process\": {\"args\": [\"/bin/sleep\", \"60\"]}}", rootfs);
+    vmcore_ctx *ctx;
+    vmcore_domain *d;
+    int closed = 0;
+    assert_int_equal(vmcore_ctx_new(&ctx, NULL), 0);
+    int rc = vmcore_domain_new_json(&d, ctx, json);
+    if (rc) {
+        vt_rootfs_free(rootfs);
+        vmcore_ctx_free(ctx);
+        vt_require(0, "no container here: %s", "see test_container");
+    }
+    assert_int_equal(vmcore_domain_start(d, NULL, NULL), 0);
+    snprintf(path, sizeof path, "%s.vmsnap", rootfs);
+    assert_int_equal(vmcore_domain_save(d, path, 0, NULL, NULL), VMCORE_ENOTSUP);
+    assert_string_equal(vmcore_domain_last_error(d),
+                        "save: not implemented yet for backend container");
+    assert_int_equal(access(path, F_OK), -1);
+    vmcore_domain_close(d, on_closed, &closed);
+    assert_true(vt_run_until(ctx, &closed, WAIT_MS));
+    assert_int_equal(vmcore_ctx_free(ctx), 0);
+    vt_rootfs_free(rootfs);
+}
+
 /* A snapshot another program wrote from doc/snapshot.md alone (tests/fuzz/make_corpus.py,
  * seed_valid.vmsnap) restores and runs: the format page is enough to write one. */
 static void test_restore_foreign_file(void **state)
@@ -589,6 +636,7 @@ int main(void)
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_save_refusals),
         cmocka_unit_test(test_restore_foreign_file),
+        cmocka_unit_test(test_container_save_not_implemented),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
