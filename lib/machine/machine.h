@@ -77,6 +77,11 @@ struct machine_device_ops {
      * fails through snap_rd_fail() (which names the device and the offset) and may leave
      * the device half-loaded: the machine is then destroyed. */
     int (*restore)(struct machine_device *dev, struct snap_rd *r, int64_t shift_ns);
+    /* Optional: @on true, stop touching guest RAM and the device's state until called
+     * with false (a device with a thread of its own: it holds the lock that thread
+     * takes). A save brackets every device's save and the RAM with it, so what it
+     * writes is one moment. */
+    void (*quiesce)(struct machine_device *dev, bool on);
 };
 
 struct machine_device {

@@ -12,15 +12,45 @@
 #define RAM_RUN_MAX_PAGES 65536u
 #define DEVICE_STATE_VERSION 1
 
+static int check_savable(struct machine *m, struct vmcore_err *err);
+
+/* Every device's save runs once into a scratch buffer (the devices quiesced): a device that cannot be saved
+ * (yet, or now) says so before a file exists. */
+static void quiesce(struct machine *m, bool on);
+
 int machine_check_savable(struct machine *m, struct vmcore_err *err)
 {
-    for (struct machine_device *d = m->devices; d; d = d->next)
-        if (!d->ops->save || !d->ops->restore)
+    quiesce(m, true);
+    int rc = check_savable(m, err);
+    quiesce(m, false);
+    return rc;
+}
+
+static int check_savable(struct machine *m, struct vmcore_err *err)
+{
+    for (struct machine_device *d = m->devices; d; d = d->next) {
+        struct snap_buf b = { 0 };
+        int rc = d->ops->save && d->ops->restore ? d->ops->save(d, &b) : VMCORE_ENOTSUP;
+        bool oom = b.oom;
+        snap_buf_free(&b);
+        if (rc == VMCORE_ENOTSUP)
             return err_set(err, VMCORE_ENOTSUP,
                            "save: device '%s' (%s) cannot be saved yet: its state is not "
-                           "part of the snapshot format (virtio devices are not covered); "
-                           "nothing was written", d->name, d->ops->type ? d->ops->type : "?");
+                           "part of the snapshot format (of the virtio devices only "
+                           "virtio-rng is); nothing was written", d->name,
+                           d->ops->type ? d->ops->type : "?");
+        if (rc || oom)
+            return err_set(err, oom ? VMCORE_ENOMEM : rc, "save: device '%s': %s", d->name,
+                           vmcore_strerror(oom ? VMCORE_ENOMEM : rc));
+    }
     return 0;
+}
+
+static void quiesce(struct machine *m, bool on)
+{
+    for (struct machine_device *d = m->devices; d; d = d->next)
+        if (d->ops->quiesce)
+            d->ops->quiesce(d, on);
 }
 
 static bool page_zero(const uint8_t *p)
@@ -81,7 +111,17 @@ int machine_save_info(struct machine *m, struct snap_writer *w,
     return rc;
 }
 
+static int save_state(struct machine *m, struct snap_writer *w);
+
 int machine_save_state(struct machine *m, struct snap_writer *w)
+{
+    quiesce(m, true);
+    int rc = save_state(m, w);
+    quiesce(m, false);
+    return rc;
+}
+
+static int save_state(struct machine *m, struct snap_writer *w)
 {
     struct snap_buf b = { 0 };
     int rc;
