@@ -701,6 +701,24 @@ static bool handle_line(struct client *c, const char *line, size_t len)
             reply_err(c, req.id, VMCORE_ESTATE, "the domain has ended");
         else
             do_exec(c, &req);
+    } else if (!strcmp(meth, "save")) {
+        json_t *p = json_object_get(req.params, "path");
+        const char *path = json_string_value(p);
+        bool stop = false;
+        struct op *op = NULL;
+        if (!path || !path[0] || strlen(path) != json_string_length(p))
+            reply_err(c, req.id, VMCORE_EINVAL, "params.path: expected a file name");
+        else if (ctl_param_bool(&req, "stop", &stop, err, sizeof err) != 0)
+            reply_err(c, req.id, VMCORE_EINVAL, err);
+        else if (!live)
+            reply_err(c, req.id, VMCORE_ESTATE, "the domain has ended");
+        else if (!(op = op_new(c, req.id)))
+            reply_err(c, req.id, VMCORE_ENOMEM, NULL);
+        else if ((rc = vmcore_domain_save(m->d, path, stop ? VMCORE_SAVE_STOP : 0, on_op_done,
+                                          op)) != 0) {
+            reply_err(c, req.id, rc, vmcore_domain_last_error(m->d));
+            op_free(op);
+        }
     } else {
         snprintf(err, sizeof err, "method: unknown method '%.64s'", meth);
         reply_err(c, req.id, VMCORE_ENOTSUP, err);

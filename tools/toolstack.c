@@ -95,7 +95,7 @@ struct opts {
 };
 
 enum { OPT_JSON = 1, OPT_FOLLOW = 2, OPT_CREATE = 4, OPT_CONSOLE = 8, OPT_TIMEOUT = 16,
-       OPT_REST = 32 };
+       OPT_REST = 32, OPT_FILE = 64 /* the last positional is a file, not a name */ };
 
 /* Parse argv; returns -1 after printing help (exit 0), or an exit code > 0 for a usage
  * error, or 0. @min/@max: positional arguments. */
@@ -180,7 +180,7 @@ static int parse(int argc, char **argv, unsigned allowed, int min, int max, stru
         return EXIT_FAIL;
     }
     if (!(allowed & OPT_CREATE))
-        for (int i = 0; i < o->npos; i++)
+        for (int i = 0; i < o->npos - ((allowed & OPT_FILE) ? 1 : 0); i++)
             if (!ctl_valid_name(o->pos[i]))
                 return usage("'%s' is not a valid domain name", o->pos[i]);
     return 0;
@@ -787,6 +787,33 @@ static int simple_call(int argc, char **argv, const char *method, unsigned extra
         json_decref(r);
         ctl_close(fd);
     }
+    opts_free(&o);
+    return rc;
+}
+
+/* vmcore save NAME FILE: the monitor writes the file, so a relative name is made absolute
+ * here, against our own folder. */
+static int cmd_save(int argc, char **argv)
+{
+    PARSE(OPT_FILE, 2, 2);
+    const char *name = o.pos[0], *file = o.pos[1];
+    char cwd[PATH_MAX], *abs = NULL;
+    int rc = EXIT_FAIL;
+    if (file[0] != '/' && (!getcwd(cwd, sizeof cwd) || asprintf(&abs, "%s/%s", cwd, file) < 0)) {
+        say("save: cannot resolve %s: %s", file, strerror(errno));
+        opts_free(&o);
+        return EXIT_FAIL;
+    }
+    int fd = connect_or_say(&o, name, &rc);
+    if (fd >= 0) {
+        json_t *r = call_or_say(fd, name, "save", json_pack("{s:s}", "path", abs ? abs : file),
+                                -1);
+        if (r)
+            rc = 0;
+        json_decref(r);
+        ctl_close(fd);
+    }
+    free(abs);
     opts_free(&o);
     return rc;
 }
@@ -1415,6 +1442,12 @@ static const struct cmd cmds[] = {
       "\n"
       "Options:\n"
       "  -f, --follow  keep printing new output until the domain's monitor exits\n" ROOT_HELP },
+    { "save", cmd_save,
+      "Usage: vmcore save NAME FILE\n"
+      "\n"
+      "Write a running or paused VM's whole state to FILE (doc/snapshot.md); the domain\n"
+      "goes on as it was. `vmcore run --restore FILE` continues it. emu only, and only\n"
+      "machines without virtio devices, so far.\n\nOptions:\n" ROOT_HELP },
     { "pause", cmd_pause, "Usage: vmcore pause NAME\n\nFreeze a running domain.\n\nOptions:\n" ROOT_HELP },
     { "resume", cmd_resume, "Usage: vmcore resume NAME\n\nContinue a paused domain.\n\nOptions:\n" ROOT_HELP },
     { "shutdown", cmd_shutdown,

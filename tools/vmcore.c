@@ -62,6 +62,7 @@ static const char usage_main[] =
     "  console NAME                    attach to its console (Ctrl-] detaches)\n"
     "  logs [-f] NAME                  print its console log\n"
     "  pause NAME, resume NAME         freeze and continue it\n"
+    "  save NAME FILE                  write a VM's state to FILE (run --restore FILE)\n"
     "  shutdown [--timeout S] NAME     ask it to end, kill it after S seconds\n"
     "  kill NAME                       end it at once\n"
     "  destroy NAME                    kill it if it runs and remove it\n"
@@ -79,8 +80,10 @@ static const char usage_main[] =
 
 static const char usage_run[] =
     "Usage: vmcore run [--backend B] CONFIG.json\n"
+    "       vmcore run --restore SNAPSHOT [--name NAME]\n"
     "\n"
-    "Create the domain CONFIG.json describes, start it, copy its console to stdout (a\n"
+    "Create the domain CONFIG.json describes (or, with --restore, the one a snapshot holds:\n"
+    "doc/snapshot.md; it continues where it was saved), start it, copy its console to stdout (a\n"
     "container's stderr to stderr) and stdin (a terminal, pipe or file) to its console,\n"
     "wait for it to end and exit with its status: the debug-exit byte of a VM, the exit\n"
     "code of a container's process, 128 + signal if that process was killed, 125 if the\n"
@@ -88,6 +91,8 @@ static const char usage_run[] =
     "\n"
     "Options:\n"
     "  -b, --backend B  override the config's \"backend\": auto, kvm, emu or container\n"
+    "  --restore FILE   restore a snapshot instead of creating from a configuration\n"
+    "  --name NAME      with --restore: the restored domain's name\n"
     "  -h, --help       show this help\n"
     "\n"
     "SIGINT or SIGTERM asks the domain to shut down (killed after 10 s); a second one kills\n"
@@ -750,6 +755,7 @@ static int cmd_run(int argc, char **argv)
 {
     const char *backend = NULL;
     const char *config = NULL;
+    const char *restore = NULL, *name = NULL;
     bool options_done = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -765,6 +771,10 @@ static int cmd_run(int argc, char **argv)
             backend = argv[++i];
         } else if (!options_done && !strncmp(a, "--backend=", 10)) {
             backend = a + 10;
+        } else if (!options_done && (!strcmp(a, "--restore") || !strcmp(a, "--name"))) {
+            if (i + 1 >= argc)
+                return usage_error("run", "run: %s needs an argument", a);
+            *(a[2] == 'r' ? &restore : &name) = argv[++i];
         } else if (!options_done && a[0] == '-' && a[1] != '\0') {
             return usage_error("run", "run: unknown option '%s'", a);
         } else if (!config) {
@@ -773,7 +783,11 @@ static int cmd_run(int argc, char **argv)
             return usage_error("run", "run: one configuration file expected, got '%s' too", a);
         }
     }
-    if (!config)
+    if (restore && config)
+        return usage_error("run", "run: --restore takes no CONFIG.json (got '%s')", config);
+    if (name && !restore)
+        return usage_error("run", "run: --name is for --restore");
+    if (!config && !restore)
         return usage_error("run", "run: missing CONFIG.json");
     if (backend && !known_backend(backend)) {
         char names[128];
@@ -798,7 +812,23 @@ static int cmd_run(int argc, char **argv)
     r.err.saved_flags = -1;
 
     char err[2048];
-    rc = ctl_domain_new(&r.domain, r.ctx, config, backend, err, sizeof err);
+    if (restore) {
+        /* the overrides: host-side keys only (the library refuses the rest) */
+        json_t *o = json_object();
+        if (backend)
+            json_object_set_new(o, "backend", json_string(backend));
+        if (name)
+            json_object_set_new(o, "name", json_string(name));
+        char *ov = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        rc = vmcore_domain_new_restore(&r.domain, r.ctx, restore, ov);
+        free(ov);
+        if (rc != 0)
+            snprintf(err, sizeof err, "%s: %s", restore, vmcore_ctx_last_error(r.ctx));
+        config = restore;
+    } else {
+        rc = ctl_domain_new(&r.domain, r.ctx, config, backend, err, sizeof err);
+    }
     if (rc != 0) {
         say("%s", err);
         vmcore_ctx_free(r.ctx);

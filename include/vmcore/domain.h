@@ -297,6 +297,72 @@ VMCORE_API int vmcore_domain_subscribe(vmcore_domain *domain, unsigned int mask,
  */
 VMCORE_API int vmcore_domain_unsubscribe(vmcore_domain *domain, int id);
 
+/** Flags of vmcore_domain_save(). */
+typedef enum vmcore_save_flags {
+    VMCORE_SAVE_RESUME = 0,     /**< Afterwards the domain runs on (or stays paused). */
+    VMCORE_SAVE_STOP = 1u << 0  /**< Afterwards the domain ends (exit status 0, "saved"). */
+} vmcore_save_flags;
+
+/**
+ * Save a VM's whole state to a snapshot file (doc/snapshot.md): the configuration, the
+ * CPUID the guest saw, every vCPU, every device model and the non-zero pages of RAM.
+ *
+ * A running domain's vCPUs are paused while the file is written (no state events for
+ * that pause) and run again afterwards unless #VMCORE_SAVE_STOP is given; a paused domain
+ * stays paused. The file is written on the calling (loop) thread, before the call
+ * returns, to a temporary file next to @p path that is renamed over @p path once complete
+ * and synced: a failed save leaves no file behind and an existing @p path untouched. With
+ * #VMCORE_SAVE_STOP the domain then ends as if the guest had exited with status 0 (reason
+ * "saved to a snapshot"); its exit event follows.
+ *
+ * Today only the emu backend saves, and only machines without virtio devices.
+ *
+ * @param domain  A running or paused VM.
+ * @param path    The file to write.
+ * @param flags   #VMCORE_SAVE_RESUME or #VMCORE_SAVE_STOP.
+ * @param cb      Called on the loop once the file is complete (status 0); may be NULL. Not
+ *                called when this returns an error.
+ * @param arg     Passed to @p cb.
+ * @return 0; #VMCORE_EINVAL (NULL or empty path, unknown flags); #VMCORE_ESTATE (not
+ *         running or paused, or closing); #VMCORE_ENOTSUP (the backend cannot save yet:
+ *         kvm and container say "not implemented yet"; a device whose state the format
+ *         does not cover, a virtio device, is named); #VMCORE_ENOENT / #VMCORE_EPERM /
+ *         #VMCORE_EIO / #VMCORE_ELIMIT (the file cannot be created or written: no
+ *         folder, no permission, an I/O error, a full disk); #VMCORE_ENOMEM. The detail is
+ *         in vmcore_domain_last_error(); the domain runs on as before.
+ */
+VMCORE_API int vmcore_domain_save(vmcore_domain *domain, const char *path, unsigned flags,
+                                  vmcore_domain_cb cb, void *arg);
+
+/**
+ * Create a domain from a snapshot vmcore_domain_save() wrote. It is in
+ * #VMCORE_STATE_CREATED; vmcore_domain_start() continues the guest where it was saved.
+ *
+ * The file is read as hostile input: its structure and every section's CRC are checked
+ * before anything is created, and every value is range-checked as it is loaded; a bad
+ * file fails naming the section and the file offset, with nothing left allocated or open.
+ * The configuration recorded in the snapshot is validated as at creation, so the files it
+ * names (the boot image among them, which is not read again) must still exist.
+ *
+ * @param[out] out        Receives the domain; not set on failure.
+ * @param ctx             The context.
+ * @param path            The snapshot file.
+ * @param overrides_json  NULL, or a JSON object of host-side changes: `"name"` (a string),
+ *                        `"backend"` (only the snapshot's own). Any other key is an error
+ *                        naming it (`overrides.memory_mib`): guest-visible shape cannot
+ *                        change.
+ * @return 0; #VMCORE_EINVAL (NULL arguments); #VMCORE_ENOENT / #VMCORE_EIO (the file
+ *         cannot be read); #VMCORE_EIMAGE (not a snapshot, another format version,
+ *         truncated, a CRC mismatch, a value out of range, a RAM size or device set that
+ *         does not match the configuration, a CPUID this host's CPU does not present);
+ *         #VMCORE_EPARSE / #VMCORE_ECONFIG (bad overrides; vmcore_ctx_last_error_path()
+ *         names the key); #VMCORE_ENOTSUP (the snapshot's backend cannot restore yet, or
+ *         another backend was asked for); or any error of vmcore_domain_new_json() for the
+ *         recorded configuration. The detail is in vmcore_ctx_last_error().
+ */
+VMCORE_API int vmcore_domain_new_restore(vmcore_domain **out, vmcore_ctx *ctx,
+                                         const char *path, const char *overrides_json);
+
 /**
  * The detail of the last error on this domain.
  *

@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "snapshot.h"
 
 struct backend_ops {
     const char *name;
@@ -66,6 +67,19 @@ struct backend_ops {
      * domain_post_console() of this domain returned true (full). Loop thread. A backend
      * that stopped reading its output because of that starts again here. */
     void (*console_drained)(vmcore_domain *d, void *priv);
+    /* Optional (NULL: vmcore_domain_save() fails with VMCORE_ENOTSUP, "not implemented yet
+     * for this backend"): write every section after the core's DOMAIN section to @w
+     * (doc/snapshot.md). The core has paused the domain. On failure the core removes the
+     * file and resumes the domain if it ran. */
+    int (*save)(vmcore_domain *d, void *priv, struct snap_writer *w, struct vmcore_err *err);
+    /* Optional: the snapshot is committed and VMCORE_SAVE_STOP was asked: end the machine
+     * (the end arrives through domain_post_exit()). NULL: kill. */
+    void (*saved_stop)(vmcore_domain *d, void *priv);
+    /* Optional (NULL: vmcore_domain_new_restore() fails with VMCORE_ENOTSUP): create as
+     * create() does, but with the guest's state from @snap (already checked for bounds and
+     * CRCs) instead of booting @cfg's image. The domain's start continues the guest. */
+    int (*restore)(vmcore_domain *d, const struct vmcore_config *cfg,
+                   const struct snap_file *snap, void **priv, struct vmcore_err *err);
     /* Release everything. Called once, on the loop thread, after the exit was posted
      * (or when the domain never ran). */
     void (*destroy)(vmcore_domain *d, void *priv);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const state_names[] = { "created", "starting", "running", "paused",
                                            "stopping", "stopped", "crashed" };
@@ -129,8 +130,16 @@ static const struct backend_ops *pick_backend(const struct vmcore_config *cfg,
     return ops;
 }
 
-int domain_create_with_ops(vmcore_domain **out, vmcore_ctx *ctx, const json_t *root,
-                           const char *base_dir, const struct backend_ops *forced)
+static void domain_free_snapinfo(vmcore_domain *d)
+{
+    free(d->config_json);
+    free(d->base_dir);
+}
+
+/* Create (or, with @snap, restore) a domain. */
+static int domain_create_impl(vmcore_domain **out, vmcore_ctx *ctx, const json_t *root,
+                              const char *base_dir, const struct backend_ops *forced,
+                              const struct snap_file *snap)
 {
     struct vmcore_err err = { 0 };
     struct vmcore_config *cfg = NULL;
@@ -163,19 +172,37 @@ int domain_create_with_ops(vmcore_domain **out, vmcore_ctx *ctx, const json_t *r
     d->cfg = cfg;
     d->ops = ops;
     d->next_sub_id = 1;
-    /* Everything reporting the end needs, allocated now (libuv's caller-owned requests are
-     * the model): domain_post_exit() then cannot fail. */
-    d->exit_post = post_new(POST_EXIT, d, NULL, DOMAIN_EXIT_REASON_MAX);
-    atomic_init(&d->console_full, false);
-    if (!d->exit_post || pthread_cond_init(&d->console_cond, NULL) != 0) {
-        free(d->exit_post);
+    /* What a snapshot records of the configuration: the JSON as given, and the folder its
+     * relative paths resolved against. */
+    char cwd[4096];
+    d->config_json = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+    if (base_dir)
+        d->base_dir = strdup(base_dir);
+    else if (getcwd(cwd, sizeof cwd))
+        d->base_dir = strdup(cwd);
+    if (!d->config_json || !d->base_dir) {
+        domain_free_snapinfo(d);
         free(d);
         config_free(cfg);
         err_set(&err, VMCORE_ENOMEM, "out of memory");
         ctx_set_error(ctx, &err);
         return VMCORE_ENOMEM;
     }
-    rc = ops->create(d, cfg, &d->priv, &err);
+    /* Everything reporting the end needs, allocated now (libuv's caller-owned requests are
+     * the model): domain_post_exit() then cannot fail. */
+    d->exit_post = post_new(POST_EXIT, d, NULL, DOMAIN_EXIT_REASON_MAX);
+    atomic_init(&d->console_full, false);
+    if (!d->exit_post || pthread_cond_init(&d->console_cond, NULL) != 0) {
+        free(d->exit_post);
+        domain_free_snapinfo(d);
+        free(d);
+        config_free(cfg);
+        err_set(&err, VMCORE_ENOMEM, "out of memory");
+        ctx_set_error(ctx, &err);
+        return VMCORE_ENOMEM;
+    }
+    rc = snap ? ops->restore(d, cfg, snap, &d->priv, &err)
+              : ops->create(d, cfg, &d->priv, &err);
     if (rc) {
         if (!err.msg[0])
             err_set(&err, rc, "backend %s: %s", ops->name, vmcore_strerror(rc));
@@ -184,6 +211,7 @@ int domain_create_with_ops(vmcore_domain **out, vmcore_ctx *ctx, const json_t *r
         config_free(cfg);
         free(d->exit_post);
         pthread_cond_destroy(&d->console_cond);
+        domain_free_snapinfo(d);
         free(d);
         ctx_set_error(ctx, &err);
         return rc;
@@ -192,6 +220,12 @@ int domain_create_with_ops(vmcore_domain **out, vmcore_ctx *ctx, const json_t *r
     err_clear(&ctx->err);
     *out = d;
     return 0;
+}
+
+int domain_create_with_ops(vmcore_domain **out, vmcore_ctx *ctx, const json_t *root,
+                           const char *base_dir, const struct backend_ops *forced)
+{
+    return domain_create_impl(out, ctx, root, base_dir, forced, NULL);
 }
 
 static int domain_create(vmcore_domain **out, vmcore_ctx *ctx, const json_t *root,
@@ -412,6 +446,184 @@ VMCORE_API int vmcore_domain_kill(vmcore_domain *d, vmcore_domain_cb cb, void *a
     return do_kill(d);
 }
 
+/* ---------------------------------------------------------------- snapshots */
+
+/* The longest configuration a snapshot's domain section may carry. */
+#define SNAP_CONFIG_MAX (1u << 20)
+
+VMCORE_API int vmcore_domain_save(vmcore_domain *d, const char *path, unsigned flags,
+                                  vmcore_domain_cb cb, void *arg)
+{
+    if (!d)
+        return VMCORE_EINVAL;
+    if (!path || !*path)
+        return fail_msg(d, VMCORE_EINVAL, "save: path is %s", path ? "empty" : "NULL");
+    if (flags & ~(unsigned)VMCORE_SAVE_STOP)
+        return fail_msg(d, VMCORE_EINVAL, "save: unknown flags 0x%x",
+                        flags & ~(unsigned)VMCORE_SAVE_STOP);
+    if (d->closing || (d->state != VMCORE_STATE_RUNNING && d->state != VMCORE_STATE_PAUSED))
+        return fail_msg(d, VMCORE_ESTATE, "save: domain is %s, not running or paused",
+                        d->closing ? "closing" : vmcore_state_name(d->state));
+    if (!d->ops->save)
+        return fail_msg(d, VMCORE_ENOTSUP, "save: not implemented yet for backend %s",
+                        d->ops->name);
+    struct vmcore_err err = { 0 };
+    bool was_running = d->state == VMCORE_STATE_RUNNING;
+    int rc = 0;
+    if (was_running && (rc = d->ops->pause(d, d->priv, &err))) {
+        if (!err.msg[0])
+            err_set(&err, rc, "save: cannot pause: %s", vmcore_strerror(rc));
+        return fail(d, &err);
+    }
+    struct snap_writer w;
+    rc = snap_writer_open(&w, path, &err);
+    if (rc == 0) {
+        struct snap_buf b = { 0 };
+        snap_buf_str(&b, d->ops->name);
+        snap_buf_str(&b, d->config_json);
+        snap_buf_str(&b, d->base_dir);
+        rc = b.oom ? err_set(&err, VMCORE_ENOMEM, "save: out of memory")
+                   : snap_write_section(&w, SNAP_SEC_DOMAIN, 0, b.p, b.len);
+        snap_buf_free(&b);
+        if (rc == 0)
+            rc = d->ops->save(d, d->priv, &w, &err);
+        if (rc == 0)
+            rc = snap_writer_commit(&w);
+        else
+            snap_writer_abort(&w);
+    }
+    if (rc) {
+        if (!err.msg[0])
+            err_set(&err, rc, "save: %s", vmcore_strerror(rc));
+        if (was_running)
+            d->ops->resume(d, d->priv, &(struct vmcore_err){ 0 });
+        return fail(d, &err);
+    }
+    if (flags & VMCORE_SAVE_STOP) {
+        set_state(d, VMCORE_STATE_STOPPING);
+        if (d->ops->saved_stop)
+            d->ops->saved_stop(d, d->priv);
+        else
+            do_kill(d);
+    } else if (was_running) {
+        d->ops->resume(d, d->priv, &err);
+    }
+    queue_callback(d, cb, arg, 0);
+    return 0;
+}
+
+/* Apply @overrides (a JSON object text) to @root: host-side keys only. */
+static int apply_overrides(json_t *root, const char *overrides, const char *snap_backend,
+                           struct vmcore_err *err)
+{
+    if (!overrides)
+        return 0;
+    json_error_t je;
+    json_t *o = json_loads(overrides, JSON_REJECT_DUPLICATES, &je);
+    if (!o)
+        return err_set(err, VMCORE_EPARSE, "overrides: malformed JSON at line %d column %d: %s",
+                       je.line, je.column, je.text);
+    int rc = 0;
+    if (!json_is_object(o)) {
+        rc = err_config(err, VMCORE_ECONFIG, "overrides", "not a JSON object");
+        goto out;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v) {
+        char p[VMCORE_ERR_PATH_MAX];
+        snprintf(p, sizeof p, "overrides.%s", key);
+        if (!strcmp(key, "name")) {
+            if (!json_is_string(v)) {
+                rc = err_config(err, VMCORE_ECONFIG, p, "not a string");
+                goto out;
+            }
+            json_object_set(root, "name", v);
+        } else if (!strcmp(key, "backend")) {
+            if (!json_is_string(v) || strcmp(json_string_value(v), snap_backend) != 0) {
+                rc = err_config(err, VMCORE_ENOTSUP, p, "the snapshot was taken on %s; "
+                                "restoring it on another backend is not implemented yet",
+                                snap_backend);
+                goto out;
+            }
+        } else {
+            rc = err_config(err, VMCORE_ECONFIG, p, "cannot be overridden on restore: only "
+                            "host-side keys can (\"name\"; \"backend\" naming the snapshot's "
+                            "own); this one is guest-visible or not supported yet");
+            goto out;
+        }
+    }
+out:
+    json_decref(o);
+    return rc;
+}
+
+VMCORE_API int vmcore_domain_new_restore(vmcore_domain **out, vmcore_ctx *ctx, const char *path,
+                                         const char *overrides_json)
+{
+    if (out)
+        *out = NULL;
+    if (!ctx)
+        return VMCORE_EINVAL;
+    if (!out || !path) {
+        err_set(&ctx->err, VMCORE_EINVAL, "%s is NULL", out ? "path" : "out");
+        return VMCORE_EINVAL;
+    }
+    struct vmcore_err err = { 0 };
+    struct snap_file f;
+    int rc = snap_open(&f, path, &err);
+    if (rc) {
+        ctx_set_error(ctx, &err);
+        return rc;
+    }
+    char *backend = NULL, *config = NULL, *base = NULL;
+    json_t *root = NULL;
+    struct snap_rd r;
+    snap_rd_init(&r, &f.sec[0], "domain", &err);
+    backend = snap_rd_str(&r, 32);
+    config = backend ? snap_rd_str(&r, SNAP_CONFIG_MAX) : NULL;
+    base = config ? snap_rd_str(&r, 4096) : NULL;
+    if ((rc = snap_rd_end(&r)))
+        goto out;
+    const struct backend_ops *ops = backend_find(backend);
+    if (!ops) {
+        rc = err_set(&err, VMCORE_EIMAGE, "snapshot %s: section domain, file offset %llu: "
+                     "unknown backend \"%s\"", path, (unsigned long long)f.sec[0].offset,
+                     backend);
+        goto out;
+    }
+    if (!ops->restore) {
+        rc = err_set(&err, VMCORE_ENOTSUP, "restore: not implemented yet for backend %s",
+                     ops->name);
+        goto out;
+    }
+    json_error_t je;
+    root = json_loads(config, JSON_REJECT_DUPLICATES, &je);
+    if (!root || !json_is_object(root)) {
+        rc = err_set(&err, VMCORE_EIMAGE, "snapshot %s: section domain, file offset %llu: the "
+                     "configuration is not a JSON object (%s)", path,
+                     (unsigned long long)f.sec[0].offset, root ? "another type" : je.text);
+        goto out;
+    }
+    if ((rc = apply_overrides(root, overrides_json, ops->name, &err)))
+        goto out;
+    rc = domain_create_impl(out, ctx, root, *base ? base : NULL, ops, &f);
+    json_decref(root);
+    free(backend);
+    free(config);
+    free(base);
+    snap_close(&f);
+    return rc; /* domain_create_impl set the context's error */
+out:
+    json_decref(root);
+    free(backend);
+    free(config);
+    free(base);
+    snap_close(&f);
+    ctx_set_error(ctx, &err);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- close */
 
 /* The end of close: cancel what never reported, call the close callback, free. */
@@ -436,6 +648,7 @@ static void close_finish(vmcore_domain *d)
     }
     free(d->exit_reason);
     config_free(d->cfg);
+    domain_free_snapinfo(d);
     free(d->exit_post);
     pthread_cond_destroy(&d->console_cond);
     free(d);

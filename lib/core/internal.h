@@ -118,6 +118,10 @@ struct vmcore_domain {
     bool timer_open;
     struct exec_req *execs;
     struct vmcore_err err;
+    /* The configuration as given (compact JSON) and the folder its relative paths resolve
+     * against (NULL: the current directory at creation), for snapshots. */
+    char *config_json;
+    char *base_dir;
 };
 
 /* The longest exit reason a domain_post_exit() report carries (longer ones are cut). */

@@ -89,6 +89,32 @@ bool cpu_interruptible(const struct cpu *c);
 /* Why CPU_EXIT_ERROR / CPU_EXIT_SHUTDOWN happened ("triple fault at rip=0x..."). */
 const char *cpu_error(const struct cpu *c);
 
+/* Everything a snapshot keeps of a CPU: the architectural registers (cpu_state), the
+ * debug, system-call, time-stamp and other MSR state, SSE and x87, and whether the CPU is
+ * halted or in an interrupt shadow. tsc_offset is the guest's TSC minus the host's
+ * CLOCK_MONOTONIC in nanoseconds (the TSC runs at 1 GHz). */
+struct cpu_snapshot {
+    struct cpu_state arch;
+    uint64_t cr8, dr[8];
+    uint64_t star, lstar, cstar, sfmask, kgsbase;
+    uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
+    uint64_t pat, tsc_offset, apic_base, misc_enable, feature_control, tsc_aux;
+    uint64_t pmc[2], perfevtsel[2];
+    uint8_t xmm[16][16];
+    uint32_t mxcsr;
+    uint16_t fcw, fsw, ftw;
+    uint8_t fpr[8][10];
+    uint8_t sti_shadow, halted;
+};
+/* Read the whole state (between cpu_run() calls, on the CPU's thread or while it is
+ * parked). */
+void cpu_get_snapshot(const struct cpu *c, struct cpu_snapshot *out);
+/* Load it. Flushes the TLB, the translation cache, compiled code and the jump cache:
+ * nothing translated before survives, so RAM may have been replaced before this call. */
+void cpu_set_snapshot(struct cpu *c, const struct cpu_snapshot *s);
+/* What CPUID leaf @leaf, sub-leaf @subleaf returns to the guest (eax, ebx, ecx, edx). */
+void cpu_cpuid(const struct cpu *c, uint32_t leaf, uint32_t subleaf, uint32_t out[4]);
+
 struct cpu_stats {
     uint64_t instructions;
     uint64_t tcache_hits, tcache_misses;

@@ -611,7 +611,7 @@ OP(op_rdtscp)
 
 /* ---- CPUID: exactly what this emulator implements ---- */
 
-static void cpuid_leaf(const struct cpu *c, uint32_t leaf, uint32_t sub, uint32_t r[4])
+void cpu_cpuid_leaf(const struct cpu *c, uint32_t leaf, uint32_t sub, uint32_t r[4])
 {
     r[0] = r[1] = r[2] = r[3] = 0;
     /* Past the highest leaf an Intel CPU returns the highest basic leaf, 0xA here, which is
@@ -682,7 +682,7 @@ static void cpuid_leaf(const struct cpu *c, uint32_t leaf, uint32_t sub, uint32_
 OP(op_cpuid)
 {
     uint32_t r[4];
-    cpuid_leaf(c, (uint32_t)c->r[0], (uint32_t)c->r[1], r);
+    cpu_cpuid_leaf(c, (uint32_t)c->r[0], (uint32_t)c->r[1], r);
     reg_set(c, 0, 4, r[0]);
     reg_set(c, 3, 4, r[1]);
     reg_set(c, 1, 4, r[2]);

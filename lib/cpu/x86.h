@@ -370,6 +370,8 @@ uint64_t mem_read_sys(struct cpu *c, uint64_t lin, unsigned sz);
 void mem_write_sys(struct cpu *c, uint64_t lin, unsigned sz, uint64_t v);
 uint64_t mmu_translate(struct cpu *c, uint64_t lin, unsigned need, bool fault, bool *ok);
 void tlb_flush(struct cpu *c);
+/* system.c: what CPUID returns for @leaf/@sub. */
+void cpu_cpuid_leaf(const struct cpu *c, uint32_t leaf, uint32_t sub, uint32_t r[4]);
 /* The jump-cache key of the current code size and privilege level in this epoch: entries
  * (and chains) made at another CPL or code size stay valid for when the CPU comes back. */
 static inline void jc_rekey(struct cpu *c)

@@ -222,8 +222,54 @@ static void pm_destroy(struct machine_device *dev)
     free(pm);
 }
 
+/* Snapshot layout: PM1 status, enable, control, GPE0 status, enable (u16 each), the SCI
+ * level last sent (u8), the timer period last seen (u64: PM timer >> 23; the timer itself
+ * follows the host's clock), sleeps ignored (u64). */
+static int pm_save(struct machine_device *dev, struct snap_buf *b)
+{
+    struct acpi_pm *pm = pm_of(dev);
+    pthread_mutex_lock(&pm->lock);
+    snap_buf_u16(b, pm->sts);
+    snap_buf_u16(b, pm->en);
+    snap_buf_u16(b, pm->cnt);
+    snap_buf_u16(b, pm->gpe_sts);
+    snap_buf_u16(b, pm->gpe_en);
+    snap_buf_u8(b, pm->sci);
+    snap_buf_u64(b, pm->tmr_period);
+    snap_buf_u64(b, pm->sleeps_ignored);
+    pthread_mutex_unlock(&pm->lock);
+    return 0;
+}
+
+static int pm_restore(struct machine_device *dev, struct snap_rd *r, int64_t shift_ns)
+{
+    struct acpi_pm *pm = pm_of(dev);
+    uint16_t v[5];
+    for (unsigned k = 0; k < 5; k++)
+        v[k] = snap_rd_u16(r);
+    uint8_t sci = snap_rd_u8(r);
+    uint64_t period = snap_rd_u64(r), ignored = snap_rd_u64(r);
+    if (r->failed)
+        return VMCORE_EIMAGE;
+    if (sci > 1)
+        return snap_rd_fail(r, "an SCI level that is neither 0 nor 1");
+    pthread_mutex_lock(&pm->lock);
+    pm->sts = v[0];
+    pm->en = v[1];
+    pm->cnt = v[2];
+    pm->gpe_sts = v[3];
+    pm->gpe_en = v[4];
+    pm->sci = sci;
+    /* the timer is the host's clock: after another boot the old period means nothing */
+    pm->tmr_period = shift_ns ? pm_timer_ticks() >> 23 : period;
+    pm->sleeps_ignored = ignored;
+    pthread_mutex_unlock(&pm->lock);
+    return 0;
+}
+
 static const struct machine_device_ops acpi_pm_device_ops = {
     .type = "acpi-pm", .reset = pm_reset, .destroy = pm_destroy,
+    .save = pm_save, .restore = pm_restore,
 };
 
 int acpi_pm_init(struct machine *m)

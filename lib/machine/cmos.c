@@ -70,8 +70,31 @@ static void cmos_destroy(struct machine_device *dev)
 }
 
 /* The CMOS keeps its bytes over a reset (it is battery-backed). */
+/* Snapshot layout: the index register (u8), the 128 bytes. The clock bytes are read from
+ * the host's time, not from these. */
+static int cmos_save(struct machine_device *dev, struct snap_buf *b)
+{
+    struct cmos *c = (struct cmos *)((char *)dev - offsetof(struct cmos, dev));
+    pthread_mutex_lock(&c->lock);
+    snap_buf_u8(b, c->index);
+    snap_buf_put(b, c->bytes, sizeof c->bytes);
+    pthread_mutex_unlock(&c->lock);
+    return 0;
+}
+
+static int cmos_restore(struct machine_device *dev, struct snap_rd *r, int64_t shift_ns)
+{
+    struct cmos *c = (struct cmos *)((char *)dev - offsetof(struct cmos, dev));
+    (void)shift_ns;
+    pthread_mutex_lock(&c->lock);
+    c->index = snap_rd_u8(r);
+    snap_rd_get(r, c->bytes, sizeof c->bytes);
+    pthread_mutex_unlock(&c->lock);
+    return r->failed ? VMCORE_EIMAGE : 0;
+}
+
 static const struct machine_device_ops cmos_device_ops = {
-    .type = "cmos", .destroy = cmos_destroy,
+    .type = "cmos", .destroy = cmos_destroy, .save = cmos_save, .restore = cmos_restore,
 };
 
 int cmos_init(struct machine *m)

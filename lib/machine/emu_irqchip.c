@@ -239,12 +239,67 @@ static void lapic_dev_reset(struct machine_device *d)
     lapic_reset(&container_of(d, struct irqchip_cpu, dev)->apic);
 }
 
-static const struct machine_device_ops pic_dev_ops = { .type = "i8259", .reset = pic_dev_reset };
-static const struct machine_device_ops pit_dev_ops = { .type = "i8254", .reset = pit_dev_reset };
-static const struct machine_device_ops ioapic_dev_ops = { .type = "ioapic",
-                                                          .reset = ioapic_dev_reset };
-static const struct machine_device_ops lapic_dev_ops = { .type = "lapic",
-                                                         .reset = lapic_dev_reset };
+/* Snapshots: each chip's state, as its own file lays it out. */
+static int pic_dev_save(struct machine_device *d, struct snap_buf *b)
+{
+    i8259_save(&container_of(d, struct emu_irqchip, pic_dev)->pic, b);
+    return 0;
+}
+
+static int pic_dev_restore(struct machine_device *d, struct snap_rd *r, int64_t shift_ns)
+{
+    (void)shift_ns;
+    return i8259_restore(&container_of(d, struct emu_irqchip, pic_dev)->pic, r);
+}
+
+static int pit_dev_save(struct machine_device *d, struct snap_buf *b)
+{
+    i8254_save(&container_of(d, struct emu_irqchip, pit_dev)->pit, b);
+    return 0;
+}
+
+static int pit_dev_restore(struct machine_device *d, struct snap_rd *r, int64_t shift_ns)
+{
+    return i8254_restore(&container_of(d, struct emu_irqchip, pit_dev)->pit, r, shift_ns);
+}
+
+static int ioapic_dev_save(struct machine_device *d, struct snap_buf *b)
+{
+    ioapic_save(&container_of(d, struct emu_irqchip, ioapic_dev)->ioapic, b);
+    return 0;
+}
+
+static int ioapic_dev_restore(struct machine_device *d, struct snap_rd *r, int64_t shift_ns)
+{
+    (void)shift_ns;
+    return ioapic_restore(&container_of(d, struct emu_irqchip, ioapic_dev)->ioapic, r);
+}
+
+static int lapic_dev_save(struct machine_device *d, struct snap_buf *b)
+{
+    lapic_save(&container_of(d, struct irqchip_cpu, dev)->apic, b);
+    return 0;
+}
+
+static int lapic_dev_restore(struct machine_device *d, struct snap_rd *r, int64_t shift_ns)
+{
+    return lapic_restore(&container_of(d, struct irqchip_cpu, dev)->apic, r, shift_ns);
+}
+
+static const struct machine_device_ops pic_dev_ops = {
+    .type = "i8259", .reset = pic_dev_reset, .save = pic_dev_save, .restore = pic_dev_restore,
+};
+static const struct machine_device_ops pit_dev_ops = {
+    .type = "i8254", .reset = pit_dev_reset, .save = pit_dev_save, .restore = pit_dev_restore,
+};
+static const struct machine_device_ops ioapic_dev_ops = {
+    .type = "ioapic", .reset = ioapic_dev_reset, .save = ioapic_dev_save,
+    .restore = ioapic_dev_restore,
+};
+static const struct machine_device_ops lapic_dev_ops = {
+    .type = "lapic", .reset = lapic_dev_reset, .save = lapic_dev_save,
+    .restore = lapic_dev_restore,
+};
 
 int emu_irqchip_create(struct emu_irqchip **out, struct machine *m, unsigned ncpus,
                        void (*intr)(void *opaque, unsigned cpu), void *opaque)

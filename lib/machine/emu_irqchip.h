@@ -44,6 +44,10 @@ void i8259_destroy(struct i8259 *p);
 void i8259_set_irq(struct i8259 *p, unsigned irq, int level);
 /* INTA: the vector of the highest-priority pending interrupt, -1 if none. */
 int i8259_ack(struct i8259 *p);
+/* Snapshot state (layout in i8259.c). Restore checks ranges and tells the CPU the INTR
+ * level (the notify hook). */
+void i8259_save(struct i8259 *p, struct snap_buf *b);
+int i8259_restore(struct i8259 *p, struct snap_rd *r);
 
 /* ---- i8254 ---- */
 
@@ -70,6 +74,9 @@ void i8254_destroy(struct i8254 *t);
  * Returns the time of the next edge (0 if the timer is idle), for the vCPU's wait. Called
  * from the vCPU thread. */
 uint64_t i8254_poll(struct i8254 *t, uint64_t now_ns);
+/* Snapshot state (layout in i8254.c); timestamps move by @shift_ns on restore. */
+void i8254_save(struct i8254 *t, struct snap_buf *b);
+int i8254_restore(struct i8254 *t, struct snap_rd *r, int64_t shift_ns);
 
 /* ---- interrupt messages ---- */
 
@@ -133,6 +140,10 @@ bool lapic_pending(struct lapic *a);
 int lapic_ack(struct lapic *a);
 /* Fire the timer if due; returns the next deadline (0 = idle). vCPU thread. */
 uint64_t lapic_poll(struct lapic *a, uint64_t now_ns);
+/* Snapshot state (layout in lapic.c); timestamps move by @shift_ns on restore, which also
+ * recomputes the lock-free outputs and calls the notify hook. */
+void lapic_save(struct lapic *a, struct snap_buf *b);
+int lapic_restore(struct lapic *a, struct snap_rd *r, int64_t shift_ns);
 
 /* ---- IOAPIC ---- */
 
@@ -161,6 +172,9 @@ void ioapic_set_irq(struct ioapic *io, unsigned pin, int level);
 /* End of a level-triggered interrupt of @vector (a LAPIC's EOI broadcast): remote IRR of
  * the entries with that vector cleared, redelivered if their line is still asserted. */
 void ioapic_eoi(struct ioapic *io, unsigned vector);
+/* Snapshot state (layout in ioapic.c). */
+void ioapic_save(struct ioapic *io, struct snap_buf *b);
+int ioapic_restore(struct ioapic *io, struct snap_rd *r);
 
 /* ---- the aggregate ---- */
 

@@ -189,8 +189,43 @@ static void i8042_destroy(struct machine_device *dev)
     free(k);
 }
 
+/* Snapshot layout: ctr status out outport pending (u8 each), the IRQ 1 and 12 levels last
+ * sent (u8 each, 0 or 1). */
+static int i8042_save(struct machine_device *dev, struct snap_buf *b)
+{
+    struct i8042 *k = i8042_of(dev);
+    pthread_mutex_lock(&k->lock);
+    uint8_t v[7] = { k->ctr, k->status, k->out, k->outport, k->pending, (uint8_t)k->irq1,
+                     (uint8_t)k->irq12 };
+    pthread_mutex_unlock(&k->lock);
+    snap_buf_put(b, v, sizeof v);
+    return 0;
+}
+
+static int i8042_restore(struct machine_device *dev, struct snap_rd *r, int64_t shift_ns)
+{
+    struct i8042 *k = i8042_of(dev);
+    uint8_t v[7];
+    (void)shift_ns;
+    if (!snap_rd_get(r, v, sizeof v))
+        return VMCORE_EIMAGE;
+    if (v[5] > 1 || v[6] > 1)
+        return snap_rd_fail(r, "an IRQ level that is neither 0 nor 1");
+    pthread_mutex_lock(&k->lock);
+    k->ctr = v[0];
+    k->status = v[1];
+    k->out = v[2];
+    k->outport = v[3];
+    k->pending = v[4];
+    k->irq1 = v[5];
+    k->irq12 = v[6];
+    pthread_mutex_unlock(&k->lock);
+    return 0;
+}
+
 static const struct machine_device_ops i8042_device_ops = {
     .type = "i8042", .reset = i8042_reset, .destroy = i8042_destroy,
+    .save = i8042_save, .restore = i8042_restore,
 };
 
 int i8042_init(struct machine *m)

@@ -191,3 +191,61 @@ uint64_t i8254_poll(struct i8254 *t, uint64_t now)
     }
     return next;
 }
+
+/* Snapshot layout: per channel reload (u32), load_ns (u64, host CLOCK_MONOTONIC), mode
+ * access rw_hi wr_hi latched latch_hi (u8 each), latch wr_lo (u16 each), loaded (u8); then
+ * next_irq_ns (u64, 0 = none). */
+void i8254_save(struct i8254 *t, struct snap_buf *b)
+{
+    pthread_mutex_lock(&t->lock);
+    for (unsigned k = 0; k < 3; k++) {
+        const struct i8254_channel *c = &t->ch[k];
+        snap_buf_u32(b, c->reload);
+        snap_buf_u64(b, c->load_ns);
+        uint8_t v[6] = { c->mode, c->access, c->rw_hi, c->wr_hi, c->latched, c->latch_hi };
+        snap_buf_put(b, v, sizeof v);
+        snap_buf_u16(b, c->latch);
+        snap_buf_u16(b, c->wr_lo);
+        snap_buf_u8(b, c->loaded);
+    }
+    snap_buf_u64(b, t->next_irq_ns);
+    pthread_mutex_unlock(&t->lock);
+}
+
+int i8254_restore(struct i8254 *t, struct snap_rd *r, int64_t shift_ns)
+{
+    struct i8254_channel ch[3];
+    memset(ch, 0, sizeof ch);
+    for (unsigned k = 0; k < 3; k++) {
+        struct i8254_channel *c = &ch[k];
+        uint8_t v[6];
+        c->reload = snap_rd_u32(r);
+        c->load_ns = snap_rd_u64(r) + (uint64_t)shift_ns;
+        snap_rd_get(r, v, sizeof v);
+        c->mode = v[0];
+        c->access = v[1];
+        c->rw_hi = v[2];
+        c->wr_hi = v[3];
+        c->latched = v[4];
+        c->latch_hi = v[5];
+        c->latch = snap_rd_u16(r);
+        c->wr_lo = snap_rd_u16(r);
+        uint8_t loaded = snap_rd_u8(r);
+        if (r->failed)
+            return VMCORE_EIMAGE;
+        if (c->reload < 1 || c->reload > 0x10000)
+            return snap_rd_fail(r, "channel %u: reload value %u (1..65536)", k, c->reload);
+        if (c->mode > 5 || c->access > 3 || loaded > 1)
+            return snap_rd_fail(r, "channel %u: mode %u, access %u or loaded %u out of range",
+                                k, c->mode, c->access, loaded);
+        c->loaded = loaded;
+    }
+    uint64_t next = snap_rd_u64(r);
+    if (r->failed)
+        return VMCORE_EIMAGE;
+    pthread_mutex_lock(&t->lock);
+    memcpy(t->ch, ch, sizeof ch);
+    t->next_irq_ns = next ? next + (uint64_t)shift_ns : 0;
+    pthread_mutex_unlock(&t->lock);
+    return 0;
+}

@@ -204,3 +204,62 @@ void i8259_destroy(struct i8259 *p)
 {
     pthread_mutex_destroy(&p->lock);
 }
+
+/* Snapshot layout, for the master then the slave: irr imr isr last_level base init_state
+ * (u8 each), then icw4 single auto_eoi read_isr (u8 each, 0 or 1); then the INTR output
+ * (u8). */
+void i8259_save(struct i8259 *p, struct snap_buf *b)
+{
+    pthread_mutex_lock(&p->lock);
+    for (unsigned k = 0; k < 2; k++) {
+        const struct i8259_chip *c = &p->chip[k];
+        uint8_t v[10] = { c->irr, c->imr, c->isr, c->last_level, c->base, c->init_state,
+                          c->icw4, c->single, c->auto_eoi, c->read_isr };
+        snap_buf_put(b, v, sizeof v);
+    }
+    snap_buf_u8(b, p->intr);
+    pthread_mutex_unlock(&p->lock);
+}
+
+int i8259_restore(struct i8259 *p, struct snap_rd *r)
+{
+    uint8_t v[2][10];
+    snap_rd_get(r, v, sizeof v);
+    uint8_t intr = snap_rd_u8(r);
+    if (r->failed)
+        return VMCORE_EIMAGE;
+    for (unsigned k = 0; k < 2; k++) {
+        if (v[k][5] > 3)
+            return snap_rd_fail(r, "%s PIC: initialisation step %u (at most 3)",
+                                k ? "slave" : "master", v[k][5]);
+        for (unsigned f = 6; f < 10; f++)
+            if (v[k][f] > 1)
+                return snap_rd_fail(r, "%s PIC: a flag that is neither 0 nor 1",
+                                    k ? "slave" : "master");
+    }
+    if (intr > 1)
+        return snap_rd_fail(r, "an INTR level that is neither 0 nor 1");
+    pthread_mutex_lock(&p->lock);
+    for (unsigned k = 0; k < 2; k++) {
+        struct i8259_chip *c = &p->chip[k];
+        c->irr = v[k][0];
+        c->imr = v[k][1];
+        c->isr = v[k][2];
+        c->last_level = v[k][3];
+        c->base = v[k][4];
+        c->init_state = v[k][5];
+        c->icw4 = v[k][6];
+        c->single = v[k][7];
+        c->auto_eoi = v[k][8];
+        c->read_isr = v[k][9];
+    }
+    /* the output as these registers give it; tell the CPU */
+    p->intr = !intr;
+    update(p);
+    if (p->intr != (intr != 0)) {
+        pthread_mutex_unlock(&p->lock);
+        return snap_rd_fail(r, "the INTR level does not follow from the registers");
+    }
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+}

@@ -194,3 +194,37 @@ void ioapic_destroy(struct ioapic *io)
 {
     pthread_mutex_destroy(&io->lock);
 }
+
+/* Snapshot layout: id sel (u8 each), the 24 redirection entries (u64 each), the asserted
+ * pins (u32, bit n = pin n). */
+void ioapic_save(struct ioapic *io, struct snap_buf *b)
+{
+    pthread_mutex_lock(&io->lock);
+    snap_buf_u8(b, io->id);
+    snap_buf_u8(b, io->sel);
+    for (unsigned k = 0; k < PLAT_IOAPIC_PINS; k++)
+        snap_buf_u64(b, io->redir[k]);
+    snap_buf_u32(b, io->asserted);
+    pthread_mutex_unlock(&io->lock);
+}
+
+int ioapic_restore(struct ioapic *io, struct snap_rd *r)
+{
+    uint8_t id = snap_rd_u8(r), sel = snap_rd_u8(r);
+    uint64_t redir[PLAT_IOAPIC_PINS];
+    for (unsigned k = 0; k < PLAT_IOAPIC_PINS; k++)
+        redir[k] = snap_rd_u64(r);
+    uint32_t asserted = snap_rd_u32(r);
+    if (r->failed)
+        return VMCORE_EIMAGE;
+    if (asserted >> PLAT_IOAPIC_PINS)
+        return snap_rd_fail(r, "asserted pins 0x%x beyond the %u pins", asserted,
+                            PLAT_IOAPIC_PINS);
+    pthread_mutex_lock(&io->lock);
+    io->id = id;
+    io->sel = sel;
+    memcpy(io->redir, redir, sizeof redir);
+    io->asserted = asserted;
+    pthread_mutex_unlock(&io->lock);
+    return 0;
+}

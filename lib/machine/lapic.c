@@ -318,3 +318,68 @@ uint64_t lapic_poll(struct lapic *a, uint64_t now)
     pthread_mutex_unlock(&a->lock);
     return next;
 }
+
+/* Snapshot layout: id (u8), tpr svr ldr dfr esr icr_lo icr_hi divide timer_init
+ * esr_pending (u32 each), lvt[7], irr[8], isr[8], tmr[8] (u32 each), timer_start_ns
+ * timer_next_ns (u64 each, host CLOCK_MONOTONIC; 0 = not running). */
+void lapic_save(struct lapic *a, struct snap_buf *b)
+{
+    pthread_mutex_lock(&a->lock);
+    snap_buf_u8(b, a->id);
+    const uint32_t regs[10] = { a->tpr, a->svr, a->ldr, a->dfr, a->esr, a->icr_lo,
+                                a->icr_hi, a->divide, a->timer_init, a->esr_pending };
+    for (unsigned k = 0; k < 10; k++)
+        snap_buf_u32(b, regs[k]);
+    for (unsigned k = 0; k < 7; k++)
+        snap_buf_u32(b, a->lvt[k]);
+    for (unsigned k = 0; k < 8; k++)
+        snap_buf_u32(b, a->irr[k]);
+    for (unsigned k = 0; k < 8; k++)
+        snap_buf_u32(b, a->isr[k]);
+    for (unsigned k = 0; k < 8; k++)
+        snap_buf_u32(b, a->tmr[k]);
+    snap_buf_u64(b, a->timer_start_ns);
+    snap_buf_u64(b, a->timer_next_ns);
+    pthread_mutex_unlock(&a->lock);
+}
+
+int lapic_restore(struct lapic *a, struct snap_rd *r, int64_t shift_ns)
+{
+    uint8_t id = snap_rd_u8(r);
+    uint32_t regs[10], lvt[7], irr[8], isr[8], tmr[8];
+    for (unsigned k = 0; k < 10; k++)
+        regs[k] = snap_rd_u32(r);
+    for (unsigned k = 0; k < 7; k++)
+        lvt[k] = snap_rd_u32(r);
+    for (unsigned k = 0; k < 8; k++)
+        irr[k] = snap_rd_u32(r);
+    for (unsigned k = 0; k < 8; k++)
+        isr[k] = snap_rd_u32(r);
+    for (unsigned k = 0; k < 8; k++)
+        tmr[k] = snap_rd_u32(r);
+    uint64_t start = snap_rd_u64(r), next = snap_rd_u64(r);
+    if (r->failed)
+        return VMCORE_EIMAGE;
+    if (id != a->id)
+        return snap_rd_fail(r, "APIC ID %u, this vCPU's is %u", id, a->id);
+    pthread_mutex_lock(&a->lock);
+    a->tpr = regs[0];
+    a->svr = regs[1];
+    a->ldr = regs[2];
+    a->dfr = regs[3];
+    a->esr = regs[4];
+    a->icr_lo = regs[5];
+    a->icr_hi = regs[6];
+    a->divide = regs[7];
+    a->timer_init = regs[8];
+    a->esr_pending = regs[9];
+    memcpy(a->lvt, lvt, sizeof lvt);
+    memcpy(a->irr, irr, sizeof irr);
+    memcpy(a->isr, isr, sizeof isr);
+    memcpy(a->tmr, tmr, sizeof tmr);
+    a->timer_start_ns = start ? start + (uint64_t)shift_ns : 0;
+    a->timer_next_ns = next ? next + (uint64_t)shift_ns : 0;
+    update(a);
+    pthread_mutex_unlock(&a->lock);
+    return 0;
+}

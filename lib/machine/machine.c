@@ -35,8 +35,23 @@ static void sink_domain_exit(void *opaque, vmcore_exit_kind kind, int status, co
 
 static void sink_none_exit(void *opaque, vmcore_exit_kind kind, int status, const char *reason) { }
 
+static int machine_build(struct machine **out, const struct vmcore_config *cfg,
+                         vmcore_domain *d, bool load, struct vmcore_err *err);
+
 int machine_create(struct machine **out, const struct vmcore_config *cfg, vmcore_domain *d,
                    struct vmcore_err *err)
+{
+    return machine_build(out, cfg, d, true, err);
+}
+
+int machine_create_for_restore(struct machine **out, const struct vmcore_config *cfg,
+                               vmcore_domain *d, struct vmcore_err *err)
+{
+    return machine_build(out, cfg, d, false, err);
+}
+
+static int machine_build(struct machine **out, const struct vmcore_config *cfg,
+                         vmcore_domain *d, bool load, struct vmcore_err *err)
 {
     *out = NULL;
     uint64_t ram_size = cfg->memory_mib << 20;
@@ -99,6 +114,11 @@ int machine_create(struct machine **out, const struct vmcore_config *cfg, vmcore
     if ((rc = virtio_devices_create(m, cfg, err))) {
         machine_destroy(m);
         return rc;
+    }
+    if (!load) {
+        /* a restore: RAM and every register come from the snapshot */
+        *out = m;
+        return 0;
     }
     if ((rc = loader_load(m->ram, m->ram_size, cfg, &m->boot, err))) {
         machine_destroy(m);

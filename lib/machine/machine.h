@@ -13,6 +13,7 @@
 
 #include "../core/config.h"
 #include "../core/err.h"
+#include "../core/snapshot.h"
 
 struct machine;
 
@@ -66,13 +67,21 @@ struct machine_device_ops {
     void (*reset)(struct machine_device *dev);
     /* Release everything the device holds, its own memory included. May be NULL. */
     void (*destroy)(struct machine_device *dev);
-    /* Room for snapshots (a later issue): write the device's state into @buf (at most @cap
-     * bytes), set *@len; VMCORE_ELIMIT if @cap is too small, with *@len the size needed.
-     * NULL means the device cannot be saved yet. */
-    int (*save)(struct machine_device *dev, void *buf, size_t cap, size_t *len);
-    /* Load what save() wrote; a bad state is VMCORE_EINVAL naming the device and offset. */
-    int (*restore)(struct machine_device *dev, const void *buf, size_t len,
-                   struct vmcore_err *err);
+    /* Snapshots (doc/snapshot.md, lib/machine/snapshot.c): append the device's state to
+     * @b (little-endian, the layout the device's file documents). Called with every vCPU
+     * parked. NULL means the device cannot be saved yet: a save then fails naming it. */
+    int (*save)(struct machine_device *dev, struct snap_buf *b);
+    /* Load what save() wrote, from @r (the section's cursor, past the name, type and
+     * version), before any vCPU runs. Timestamps on the host's CLOCK_MONOTONIC move by
+     * @shift_ns (0 unless the clock is behind the save time: another boot). A bad state
+     * fails through snap_rd_fail() (which names the device and the offset) and may leave
+     * the device half-loaded: the machine is then destroyed. */
+    int (*restore)(struct machine_device *dev, struct snap_rd *r, int64_t shift_ns);
+    /* Optional: @on true, stop touching guest RAM and the device's state until called
+     * with false (a device with a thread of its own: it holds the lock that thread
+     * takes). A save brackets every device's save and the RAM with it, so what it
+     * writes is one moment. */
+    void (*quiesce)(struct machine_device *dev, bool on);
 };
 
 struct machine_device {
@@ -213,6 +222,11 @@ enum machine_action { MACHINE_CONTINUE = 0, MACHINE_STOP = 1 };
  * Bad images fail with VMCORE_EIMAGE and a message naming the file. */
 int machine_create(struct machine **out, const struct vmcore_config *cfg, vmcore_domain *d,
                    struct vmcore_err *err);
+/* The same machine (RAM, devices, PCI host, virtio devices) without loading the boot
+ * image or writing the ACPI tables: for a restore, which fills RAM and every device's and
+ * vCPU's state from a snapshot (lib/machine/snapshot.h). */
+int machine_create_for_restore(struct machine **out, const struct vmcore_config *cfg,
+                               vmcore_domain *d, struct vmcore_err *err);
 void machine_destroy(struct machine *m);
 
 uint8_t *machine_ram(struct machine *m);

@@ -935,12 +935,89 @@ static void pdev_destroy(struct machine_device *md)
         d->ops->destroy(d);
 }
 
+/* Snapshot layout of a PCI device: its 4096 bytes of configuration space, the MSI-X
+ * table (16 bytes per vector) and PBA (8 bytes per 64 vectors) if it has MSI-X, the INTx
+ * level it asks for (u8), then the device's own state (pci_device_ops.save). The BAR
+ * mappings, the INTx line and MSI-X routes are derived again from these on restore. */
+static int pdev_save(struct machine_device *md, struct snap_buf *b)
+{
+    struct pci_device *d = container_of(md, struct pci_device, base);
+    if (!d->ops || !d->ops->save)
+        return VMCORE_ENOTSUP;
+    pthread_mutex_lock(&d->host->lock);
+    snap_buf_put(b, d->cfg, sizeof d->cfg);
+    if (d->msix_table) {
+        snap_buf_put(b, d->msix_table, 16u * d->msix_vectors);
+        snap_buf_put(b, d->msix_pba, 8u * ((d->msix_vectors + 63u) / 64u));
+    }
+    snap_buf_u8(b, d->intx_level);
+    pthread_mutex_unlock(&d->host->lock);
+    return d->ops->save(d, b);
+}
+
+static int pdev_restore(struct machine_device *md, struct snap_rd *r, int64_t shift_ns)
+{
+    struct pci_device *d = container_of(md, struct pci_device, base);
+    (void)shift_ns;
+    if (!d->ops || !d->ops->restore)
+        return snap_rd_fail(r, "this PCI device cannot be restored yet");
+    uint8_t *cfg = malloc(PCI_CONFIG_SIZE);
+    size_t tlen = d->msix_table ? 16u * d->msix_vectors : 0;
+    size_t plen = d->msix_table ? 8u * ((d->msix_vectors + 63u) / 64u) : 0;
+    uint8_t *tab = malloc(tlen + plen + 1);
+    if (!cfg || !tab) {
+        free(cfg);
+        free(tab);
+        return snap_rd_fail(r, "out of memory");
+    }
+    snap_rd_get(r, cfg, PCI_CONFIG_SIZE);
+    snap_rd_get(r, tab, tlen + plen);
+    uint8_t intx = snap_rd_u8(r);
+    int rc = r->failed ? VMCORE_EIMAGE : 0;
+    /* only what the guest can write may differ from the registered state (the status
+     * register's interrupt bit follows the INTx level) */
+    for (unsigned k = 0; rc == 0 && k < PCI_CONFIG_SIZE; k++) {
+        uint8_t ro = (uint8_t)(~d->wmask[k] & ~d->w1c[k]);
+        if (k == PCI_STATUS)
+            ro &= (uint8_t)~PCI_STATUS_INTERRUPT;
+        if ((cfg[k] ^ d->init[k]) & ro)
+            rc = snap_rd_fail(r, "config byte 0x%x is 0x%02x, read-only 0x%02x", k, cfg[k],
+                              d->init[k]);
+    }
+    if (rc == 0 && intx > 1)
+        rc = snap_rd_fail(r, "an INTx level that is neither 0 nor 1");
+    if (rc == 0) {
+        pthread_mutex_lock(&d->host->lock);
+        memcpy(d->cfg, cfg, PCI_CONFIG_SIZE);
+        if (d->msix_table) {
+            memcpy(d->msix_table, tab, tlen);
+            memcpy(d->msix_pba, tab + tlen, plen);
+        }
+        d->intx_level = intx;
+        dev_sync_bars(d);
+        intx_update(d);
+        pthread_mutex_unlock(&d->host->lock);
+        rc = d->ops->restore(d, r);
+    }
+    free(cfg);
+    free(tab);
+    return rc;
+}
+
+static void pdev_quiesce(struct machine_device *md, bool on)
+{
+    struct pci_device *d = container_of(md, struct pci_device, base);
+    if (d->ops && d->ops->quiesce)
+        d->ops->quiesce(d, on);
+}
+
 static const struct machine_device_ops pdev_ops = {
     .type = "pci-device",
     .reset = pdev_reset,
     .destroy = pdev_destroy,
-    /* save/restore: not yet (the snapshot issue); the state is cfg, the MSI-X table and
-     * PBA, the INTx level, and the mapped BARs (re-derived from cfg). */
+    .save = pdev_save,
+    .restore = pdev_restore,
+    .quiesce = pdev_quiesce,
 };
 
 /* Place @size bytes at *@next (naturally aligned, to at least @min_align) below @end. */
@@ -1061,10 +1138,49 @@ static void host_destroy(struct machine_device *md)
     free(h);
 }
 
+/* Snapshot layout: the 0xcf8 address register (u32), the host bridge's configuration
+ * space (4096 bytes), the BAR mapping failures so far (u64). The bridge has no BARs or
+ * interrupts; the PCI devices (pdev_ops) save themselves, or cannot yet. */
+static int host_save(struct machine_device *md, struct snap_buf *b)
+{
+    struct pci_host *h = container_of(md, struct pci_host, base);
+    pthread_mutex_lock(&h->lock);
+    snap_buf_u32(b, h->cf8);
+    snap_buf_put(b, h->bridge.cfg, sizeof h->bridge.cfg);
+    snap_buf_u64(b, h->map_failures);
+    pthread_mutex_unlock(&h->lock);
+    return 0;
+}
+
+static int host_restore(struct machine_device *md, struct snap_rd *r, int64_t shift_ns)
+{
+    struct pci_host *h = container_of(md, struct pci_host, base);
+    uint8_t cfg[PCI_CONFIG_SIZE];
+    (void)shift_ns;
+    uint32_t cf8 = snap_rd_u32(r);
+    snap_rd_get(r, cfg, sizeof cfg);
+    uint64_t failures = snap_rd_u64(r);
+    if (r->failed)
+        return VMCORE_EIMAGE;
+    /* only what the guest could have written may differ from the registered state */
+    for (unsigned k = 0; k < PCI_CONFIG_SIZE; k++)
+        if ((cfg[k] ^ h->bridge.init[k]) & ~h->bridge.wmask[k] & ~h->bridge.w1c[k])
+            return snap_rd_fail(r, "host bridge config byte 0x%x is 0x%02x, read-only 0x%02x",
+                                k, cfg[k], h->bridge.init[k]);
+    pthread_mutex_lock(&h->lock);
+    h->cf8 = cf8;
+    memcpy(h->bridge.cfg, cfg, sizeof cfg);
+    h->map_failures = failures;
+    pthread_mutex_unlock(&h->lock);
+    return 0;
+}
+
 static const struct machine_device_ops host_dev_ops = {
     .type = PCI_HOST_NAME,
     .reset = host_reset,
     .destroy = host_destroy,
+    .save = host_save,
+    .restore = host_restore,
 };
 
 int pci_host_init(struct machine *m, const struct vmcore_config *cfg)

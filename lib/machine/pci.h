@@ -94,6 +94,13 @@ struct pci_device_ops {
      * (the hook may call into this API); a vCPU thread, or the thread that resets or
      * destroys the machine. May be NULL. */
     void (*bar_map)(struct pci_device *dev, unsigned index, uint64_t addr, bool mapped);
+    /* Snapshots: the device's own state after the PCI part (config space, MSI-X table and
+     * PBA, INTx level), which pci.c saves and restores. NULL save: the device cannot be
+     * saved yet (VMCORE_ENOTSUP). restore runs after the PCI part is back (BARs mapped as
+     * the command register says); quiesce as machine_device_ops.quiesce. */
+    int (*save)(struct pci_device *dev, struct snap_buf *b);
+    int (*restore)(struct pci_device *dev, struct snap_rd *r);
+    void (*quiesce)(struct pci_device *dev, bool on);
 };
 
 /* What pci_device_init() writes into the header (type 0, single function). */

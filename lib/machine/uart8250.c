@@ -193,8 +193,72 @@ static void uart_reset(struct machine_device *dev)
     pthread_mutex_unlock(&u->lock);
 }
 
+/* Snapshot layout: ier lcr mcr lsr_extra msr scr fcr dll dlm (u8 each), thr_ipending,
+ * irq_level (u8), lsr_polls (u32), the receive queue (u32 count, the bytes oldest first),
+ * gathered output (u32 count, the bytes). */
+static int uart_save(struct machine_device *dev, struct snap_buf *b)
+{
+    struct uart8250 *u = (struct uart8250 *)((char *)dev - offsetof(struct uart8250, dev));
+    pthread_mutex_lock(&u->lock);
+    uint8_t regs[9] = { u->ier, u->lcr, u->mcr, u->lsr_extra, u->msr, u->scr, u->fcr,
+                        u->dll, u->dlm };
+    snap_buf_put(b, regs, sizeof regs);
+    snap_buf_u8(b, u->thr_ipending);
+    snap_buf_u8(b, u->irq_level);
+    snap_buf_u32(b, u->lsr_polls);
+    snap_buf_u32(b, (uint32_t)u->rx_len);
+    for (size_t i = 0; i < u->rx_len; i++)
+        snap_buf_u8(b, u->rx[(u->rx_head + i) % UART_RX_MAX]);
+    snap_buf_u32(b, (uint32_t)u->tx_len);
+    snap_buf_put(b, u->tx, u->tx_len);
+    pthread_mutex_unlock(&u->lock);
+    return 0;
+}
+
+static int uart_restore(struct machine_device *dev, struct snap_rd *r, int64_t shift_ns)
+{
+    struct uart8250 *u = (struct uart8250 *)((char *)dev - offsetof(struct uart8250, dev));
+    (void)shift_ns;
+    uint8_t regs[9];
+    snap_rd_get(r, regs, sizeof regs);
+    uint8_t thr = snap_rd_u8(r), irq = snap_rd_u8(r);
+    uint32_t polls = snap_rd_u32(r);
+    uint32_t rx = snap_rd_u32(r);
+    if (rx > UART_RX_MAX)
+        return snap_rd_fail(r, "receive queue of %u bytes (at most %u)", rx, UART_RX_MAX);
+    pthread_mutex_lock(&u->lock);
+    snap_rd_get(r, u->rx, rx);
+    u->rx_head = 0;
+    u->rx_len = rx;
+    uint32_t tx = snap_rd_u32(r);
+    if (tx > UART_TX_MAX) {
+        pthread_mutex_unlock(&u->lock);
+        return snap_rd_fail(r, "output buffer of %u bytes (at most %u)", tx, UART_TX_MAX);
+    }
+    snap_rd_get(r, u->tx, tx);
+    u->tx_len = tx;
+    atomic_store(&u->tx_pending, tx > 0);
+    u->ier = regs[0];
+    u->lcr = regs[1];
+    u->mcr = regs[2];
+    u->lsr_extra = regs[3];
+    u->msr = regs[4];
+    u->scr = regs[5];
+    u->fcr = regs[6];
+    u->dll = regs[7];
+    u->dlm = regs[8];
+    u->thr_ipending = thr != 0;
+    u->irq_level = irq != 0;
+    u->lsr_polls = polls;
+    pthread_mutex_unlock(&u->lock);
+    if (thr > 1 || irq > 1)
+        return snap_rd_fail(r, "a flag that is neither 0 nor 1");
+    return 0;
+}
+
 static const struct machine_device_ops uart_device_ops = {
     .type = "uart8250", .reset = uart_reset, .destroy = uart_destroy,
+    .save = uart_save, .restore = uart_restore,
 };
 
 int uart8250_create(struct machine *m, uint16_t base, unsigned irq, const char *name,

@@ -93,6 +93,12 @@ struct virtio_dev_ops {
     /* Release the device's own state (not the struct virtio_dev: the transport frees it
      * after this). May be NULL. */
     void (*destroy)(struct virtio_dev *vd);
+    /* Snapshots (doc/snapshot.md): the device's own state after the transport's, the
+     * transport's lock held and the I/O thread quiet. NULL save: the device cannot be
+     * saved yet (a save fails naming it). A device that holds chains (requests in flight)
+     * must complete or refuse them here. */
+    int (*save)(struct virtio_dev *vd, struct snap_buf *b);
+    int (*restore)(struct virtio_dev *vd, struct snap_rd *r);
 };
 
 struct virtio_dev {

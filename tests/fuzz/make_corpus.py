@@ -318,3 +318,117 @@ vq_inputs = {
 }
 for name, data in vq_inputs.items():
     write("virtqueue", name, data)
+
+
+# ---------------------------------------------------------------- snapshot
+# A snapshot written from doc/snapshot.md alone (not by the library): a 2 MiB emu machine
+# whose one vCPU, in flat protected mode at 0x100000, is about to print "ok\n" on COM1 and
+# exit with status 0 through the debug-exit port; every device in its power-on state.
+# tests/unit/test_snapshot.c restores seed_valid.vmsnap through the public API and runs it
+# (its configuration names /proc/self/exe, which exists everywhere, as the kernel).
+def crc32(data):
+    import zlib
+    return zlib.crc32(data) & 0xffffffff
+
+
+def sstr(s):
+    b = s.encode()
+    return struct.pack("<I", len(b)) + b
+
+
+def section(typ, payload, instance=0):
+    return struct.pack("<IIQII", typ, instance, len(payload), crc32(payload), 0) + payload
+
+
+def cpuid_leaves():
+    brand = b"Intel(R) Core(TM)2 class CPU (vmcore emu)".ljust(48, b"\0")
+    regs = {0: (0xa, int.from_bytes(b"Genu", "little"), int.from_bytes(b"ntel", "little"),
+                int.from_bytes(b"ineI", "little")),
+            1: (0x6fb, 0x00010800, (1 << 13) | (1 << 23),
+                sum(1 << b for b in (0, 3, 4, 5, 6, 8, 9, 11, 13, 15, 16, 19, 24, 25, 26))),
+            7: (0, 0, 0, 1 << 29),
+            0x80000000: (0x80000008, 0, 0, 0),
+            0x80000001: (0, 0, 1, (1 << 11) | (1 << 20) | (1 << 27) | (1 << 29)),
+            0x80000007: (0, 0, 0, 1 << 8),
+            0x80000008: (0x3028, 0, 0, 0)}
+    for k in range(3):
+        regs[0x80000002 + k] = struct.unpack("<4I", brand[16 * k:16 * k + 16])
+    out = b""
+    leaves = list(range(0, 0xb)) + list(range(0x80000000, 0x80000009))
+    for leaf in leaves:
+        out += struct.pack("<II4I", leaf, 0, *regs.get(leaf, (0, 0, 0, 0)))
+    return struct.pack("<I", len(leaves)) + out
+
+
+def vcpu_flat32(rip):
+    seg = lambda sel, attr, base=0, limit=0xffffffff: struct.pack("<HQII", sel, base, limit, attr)
+    s = struct.pack("<I", 1) + struct.pack("<16Q", *([0] * 4 + [0x80000] + [0] * 11))
+    s += struct.pack("<QQ", rip, 2)
+    data = seg(0x18, 0xc093)
+    s += data + seg(0x10, 0xc09b) + data + data + data + data          # es cs ss ds fs gs
+    s += seg(0, 0x10000, 0, 0) + seg(0, 0x8b, 0, 0xffff)               # ldtr tr
+    s += struct.pack("<QH", 0, 0xffff) + struct.pack("<QH", 0, 0x3ff)  # gdtr idtr
+    s += struct.pack("<6Q", 0x11, 0, 0, 0, 0, 0)                       # cr0 cr2 cr3 cr4 cr8 efer
+    s += struct.pack("<8Q", *([0] * 6 + [0xffff0ff0, 0x400]))           # dr0..dr7
+    s += struct.pack("<9Q", 0, 0, 0, 0, 0, 0, 0, 0, 0x0007040600070406)
+    s += struct.pack("<Q", 0)                                          # tsc
+    s += struct.pack("<4Q", 0xfee00900, 1, 0, 0) + struct.pack("<4Q", 0, 0, 0, 0)
+    s += bytes(256) + struct.pack("<IHHH", 0x1f80, 0x37f, 0, 0) + bytes(80) + b"\0\0"
+    return s
+
+
+def device(name, typ, state):
+    return sstr(name) + sstr(typ) + struct.pack("<I", 1) + state
+
+
+def devices():
+    bridge = bytearray(4096)
+    bridge[0:4] = struct.pack("<HH", 0x8086, 0x29c0)
+    bridge[0x0b] = 0x06                                    # class 06 00 00: host bridge
+    pic = bytes([0, 0xfb, 0, 0, 0x08, 0, 0, 0, 0, 0]) + bytes([0, 0xff, 0, 0, 0x70, 0, 0, 0, 0, 0])
+    pit = b"".join(struct.pack("<IQ6BHHB", 0x10000, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0)
+                   for _ in range(3)) + struct.pack("<Q", 0)
+    lapic = struct.pack("<B10I", 0, 0, 0xff, 0, 0xffffffff, 0, 0, 0, 0, 0, 0)
+    lapic += struct.pack("<7I", *([0x10000] * 7)) + bytes(96) + struct.pack("<QQ", 0, 0)
+    return [
+        ("com1", "uart8250", bytes([0, 0, 0, 0, 0, 0, 0, 0x0c, 0]) + b"\0\0" +
+         struct.pack("<III", 0, 0, 0)),
+        ("debug-exit", "debug-exit", b""),
+        ("i8042", "i8042", bytes([0x45, 0x1c, 0, 0x03, 0, 0, 0])),
+        ("cmos", "cmos", b"\0" + bytes(128)),
+        ("acpi-pm", "acpi-pm", struct.pack("<5HBQQ", 0, 0, 0, 0, 0, 0, 0, 0)),
+        ("pci-host", "pci-host", struct.pack("<I", 0) + bytes(bridge) + struct.pack("<Q", 0)),
+        ("i8259", "i8259", pic + b"\0"),
+        ("i8254", "i8254", pit),
+        ("ioapic", "ioapic", struct.pack("<BB", 0, 0) + struct.pack("<24Q", *([1 << 16] * 24)) +
+         struct.pack("<I", 0)),
+        ("lapic0", "lapic", lapic),
+    ]
+
+
+def snapshot(mutate=None):
+    code = bytes.fromhex("66baf803" "b06f" "ee" "b06b" "ee" "b00a" "ee" "b000" "e6f4" "ebfe")
+    config = json.dumps({"backend": "emu", "boot": {"format": "raw", "kernel": KERNEL,
+                         "load_address": 1048576, "mode": "protected"}, "memory_mib": 2,
+                         "name": "seed"}, separators=(",", ":"), sort_keys=True)
+    secs = [section(1, sstr("emu") + sstr(config) + sstr("/")),
+            section(2, struct.pack("<IQQ", 1, 2 << 20, 0) + cpuid_leaves()),
+            section(3, vcpu_flat32(0x100000))]
+    for k, (name, typ, state) in enumerate(devices()):
+        secs.append(section(4, device(name, typ, state), k))
+    secs.append(section(5, struct.pack("<Q", 0x100000) + code.ljust(4096, b"\0")))
+    if mutate:
+        secs = mutate(secs)
+    body = b"VMCSNAP\n" + struct.pack("<II", 1, 0) + b"".join(secs)
+    return body + section(0xffff, struct.pack("<IQ", len(secs), len(body)))
+
+
+write("snapshot", "valid.vmsnap", snapshot())
+write("snapshot", "no_vcpu.vmsnap", snapshot(lambda s: s[:2] + s[3:]))
+write("snapshot", "extra_device.vmsnap",
+      snapshot(lambda s: s[:-1] + [section(4, device("x", "x", b""), 10)] + s[-1:]))
+write("snapshot", "ram_outside.vmsnap",
+      snapshot(lambda s: s[:-1] + [section(5, struct.pack("<Q", 2 << 20) + bytes(4096))]))
+valid = snapshot()
+write("snapshot", "truncated.vmsnap", valid[:len(valid) // 2])
+write("snapshot", "bad_magic.vmsnap", b"VMCSNAQ\n" + valid[8:])

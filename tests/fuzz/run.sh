@@ -15,7 +15,7 @@ shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] ||
     targets=(config loader_raw loader_elf loader_multiboot loader_linux loader_auto irqchip pci
-             virtqueue vsock_hdr control)
+             virtqueue vsock_hdr control snapshot)
 build=${VMCORE_FUZZ_BUILD_DIR:-$root/build-fuzz}
 jobs=${VMCORE_FUZZ_JOBS:-2}
 work=${VMCORE_FUZZ_WORK:-$(mktemp -d /tmp/vmcore-fuzz-XXXXXX)}

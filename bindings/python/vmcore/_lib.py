@@ -133,6 +133,8 @@ _PROTOTYPES = {
     "vmcore_domain_resume": (c_int, [_P, DOMAIN_CB, c_void_p]),
     "vmcore_domain_shutdown": (c_int, [_P, c_uint64, DOMAIN_CB, c_void_p]),
     "vmcore_domain_kill": (c_int, [_P, DOMAIN_CB, c_void_p]),
+    "vmcore_domain_save": (c_int, [_P, c_char_p, ctypes.c_uint, DOMAIN_CB, c_void_p]),
+    "vmcore_domain_new_restore": (c_int, [POINTER(_P), _P, c_char_p, c_char_p]),
     "vmcore_domain_close": (None, [_P, CLOSE_CB, c_void_p]),
     "vmcore_domain_state": (c_int, [_P]),
     "vmcore_domain_exit": (c_int, [_P, POINTER(CExit)]),

@@ -221,6 +221,32 @@ class ContextBase:
             raise self._error(rc)
         return self._adopt(out.value)
 
+    def restore(self, path: Union[str, "os.PathLike[str]"],
+                overrides: Optional[Mapping[str, Any]] = None) -> Any:
+        """Create a domain (in the ``created`` state) from a snapshot ``Domain.save()``
+        wrote (doc/snapshot.md); starting it continues the guest where it was saved.
+
+        Args:
+            path: the snapshot file.
+            overrides: host-side changes only: ``{"name": ...}`` (``"backend"`` may only
+                name the snapshot's own). Any other key raises :class:`ConfigError` naming
+                it (``overrides.memory_mib``).
+
+        Raises:
+            ImageError: not a snapshot, another format version, truncated, corrupt (a CRC
+                mismatch), or a state that does not fit the configuration; the message names
+                the section and file offset.
+            NotFound: no such file.  ConfigError, ParseError: bad overrides.
+            NotSupported: the snapshot's backend cannot restore yet.
+        """
+        out = ctypes.c_void_p()
+        ov = json.dumps(dict(overrides)).encode() if overrides is not None else None
+        rc = _lib.get().vmcore_domain_new_restore(ctypes.byref(out), self._handle(),
+                                                  os.fsencode(path), ov)
+        if rc < 0:
+            raise self._error(rc)
+        return self._adopt(out.value)
+
     def _adopt(self, handle: int) -> Any:
         """Wrap a domain handle this context's library call just created."""
         domain = self._domain_class(self, handle)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import os
 from collections import deque
 from typing import (TYPE_CHECKING, Any, AsyncIterator, Callable, Deque, Dict, Iterator,
                     Optional, Sequence, Tuple, Union)
@@ -490,6 +491,17 @@ class Domain(DomainBase):
         self._do(c, wait, ETIMEDOUT)
         return self.exit if wait else None
 
+    def save(self, path: Union[str, "os.PathLike[str]"], stop: bool = False, *,
+             wait: bool = True) -> None:
+        """Write the VM's whole state to @path (doc/snapshot.md): the vCPUs pause while it
+        is written, then run on, or with @stop the domain ends (exit status 0).
+        :meth:`Context.restore` continues it. emu without virtio devices only, so far
+        (:class:`vmcore.NotSupported` otherwise, naming what is missing)."""
+        if wait:
+            self._ctx._check_can_block()
+        self._do(self._begin(_lib.get().vmcore_domain_save, os.fsencode(path),
+                             ctypes.c_uint(1 if stop else 0)), wait)
+
     def kill(self, *, wait: bool = True) -> Optional[Exit]:
         """End the domain at once; returns its exit (None with ``wait=False``)."""
         if wait:
@@ -553,6 +565,11 @@ class AsyncDomain(DomainBase):
         """Ask the domain to end, kill it after @timeout seconds; returns its exit."""
         await self._do(self._begin_shutdown(timeout), ETIMEDOUT)
         return self.exit
+
+    async def save(self, path: Union[str, "os.PathLike[str]"], stop: bool = False) -> None:
+        """Write the VM's whole state to @path; see :meth:`Domain.save`."""
+        await self._do(self._begin(_lib.get().vmcore_domain_save, os.fsencode(path),
+                                   ctypes.c_uint(1 if stop else 0)))
 
     async def kill(self) -> Optional[Exit]:
         """End the domain at once; returns its exit."""

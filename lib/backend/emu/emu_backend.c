@@ -15,6 +15,7 @@
 #include "cpu/cpu.h"
 #include "machine/emu_irqchip.h"
 #include "machine/machine.h"
+#include "machine/snapshot.h"
 #include "machine/vcpus.h"
 
 /* Instructions per cpu_run() slice: bounds how late a timer tick is noticed. */
@@ -321,14 +322,13 @@ static void emu_vm_free(struct emu_vm *vm)
     free(vm);
 }
 
-static int emu_create(vmcore_domain *d, const struct vmcore_config *cfg, void **priv,
-                      struct vmcore_err *err)
+static int emu_build(vmcore_domain *d, const struct vmcore_config *cfg, bool restore,
+                     struct emu_vm **out, struct vmcore_err *err)
 {
     struct emu_vm *vm;
-    struct cpu_state st;
     int rc;
 
-    *priv = NULL;
+    *out = NULL;
     if (cfg->vcpus > 1)
         return err_config(err, VMCORE_ENOTSUP, "vcpus",
                           "the emu backend runs one vCPU (%u asked): the software CPU has one "
@@ -364,7 +364,8 @@ static int emu_create(vmcore_domain *d, const struct vmcore_config *cfg, void **
     if ((rc = vcpus_init(&vm->ctl, 1, &emu_vcpus_ops, vm, d, err)))
         goto fail;
 
-    if ((rc = machine_create(&vm->m, cfg, d, err)))
+    if ((rc = restore ? machine_create_for_restore(&vm->m, cfg, d, err)
+                      : machine_create(&vm->m, cfg, d, err)))
         goto fail;
     machine_set_event_sink(vm->m,
                            &(struct machine_event_sink){ NULL, vcpus_record_exit, &vm->ctl });
@@ -392,8 +393,237 @@ static int emu_create(vmcore_domain *d, const struct vmcore_config *cfg, void **
                      "IOAPIC, local APIC)");
         goto fail;
     }
+    *out = vm;
+    return 0;
+fail:
+    emu_vm_free(vm);
+    return rc;
+}
+
+static int emu_create(vmcore_domain *d, const struct vmcore_config *cfg, void **priv,
+                      struct vmcore_err *err)
+{
+    struct emu_vm *vm;
+    struct cpu_state st;
+    *priv = NULL;
+    int rc = emu_build(d, cfg, false, &vm, err);
+    if (rc)
+        return rc;
     state_from_boot(&st, machine_boot_state(vm->m));
     cpu_set_state(vm->cpu, &st);
+    *priv = vm;
+    return 0;
+}
+
+/* ---- snapshots (doc/snapshot.md) ---- */
+
+/* The CPUID leaves a snapshot records: every basic leaf up to the highest (0xa) and the
+ * extended ones up to 0x80000008, sub-leaf 0. */
+static unsigned emu_cpuid(struct emu_vm *vm, struct machine_cpuid *out)
+{
+    unsigned n = 0;
+    for (uint32_t l = 0; l <= 0xa; l++)
+        out[n++] = (struct machine_cpuid){ .leaf = l };
+    for (uint32_t l = 0x80000000u; l <= 0x80000008u; l++)
+        out[n++] = (struct machine_cpuid){ .leaf = l };
+    for (unsigned k = 0; k < n; k++)
+        cpu_cpuid(vm->cpu, out[k].leaf, out[k].subleaf, out[k].r);
+    return n;
+}
+
+#define VCPU_STATE_FORMAT 1   /* the x86 layout below; doc/snapshot.md "vcpu" */
+
+static void put_seg(struct snap_buf *b, const struct cpu_seg *s)
+{
+    snap_buf_u16(b, s->sel);
+    snap_buf_u64(b, s->base);
+    snap_buf_u32(b, s->limit);
+    snap_buf_u32(b, s->attr);
+}
+
+static void vcpu_encode(struct snap_buf *b, const struct cpu_snapshot *s, uint64_t tsc)
+{
+    snap_buf_u32(b, VCPU_STATE_FORMAT);
+    for (unsigned k = 0; k < 16; k++)
+        snap_buf_u64(b, s->arch.gpr[k]);
+    snap_buf_u64(b, s->arch.rip);
+    snap_buf_u64(b, s->arch.rflags);
+    for (unsigned k = 0; k < CPU_NSEG; k++)
+        put_seg(b, &s->arch.seg[k]);
+    snap_buf_u64(b, s->arch.gdt_base);
+    snap_buf_u16(b, s->arch.gdt_limit);
+    snap_buf_u64(b, s->arch.idt_base);
+    snap_buf_u16(b, s->arch.idt_limit);
+    const uint64_t q[] = { s->arch.cr0, s->arch.cr2, s->arch.cr3, s->arch.cr4, s->cr8,
+                           s->arch.efer, s->dr[0], s->dr[1], s->dr[2], s->dr[3], s->dr[4],
+                           s->dr[5], s->dr[6], s->dr[7], s->star, s->lstar, s->cstar,
+                           s->sfmask, s->kgsbase, s->sysenter_cs, s->sysenter_esp,
+                           s->sysenter_eip, s->pat, tsc, s->apic_base, s->misc_enable,
+                           s->feature_control, s->tsc_aux, s->pmc[0], s->pmc[1],
+                           s->perfevtsel[0], s->perfevtsel[1] };
+    for (unsigned k = 0; k < sizeof q / sizeof q[0]; k++)
+        snap_buf_u64(b, q[k]);
+    snap_buf_put(b, s->xmm, sizeof s->xmm);
+    snap_buf_u32(b, s->mxcsr);
+    snap_buf_u16(b, s->fcw);
+    snap_buf_u16(b, s->fsw);
+    snap_buf_u16(b, s->ftw);
+    snap_buf_put(b, s->fpr, sizeof s->fpr);
+    snap_buf_u8(b, s->sti_shadow);
+    snap_buf_u8(b, s->halted);
+}
+
+static void get_seg(struct snap_rd *r, struct cpu_seg *s)
+{
+    s->sel = snap_rd_u16(r);
+    s->base = snap_rd_u64(r);
+    s->limit = snap_rd_u32(r);
+    s->attr = snap_rd_u32(r);
+}
+
+static int vcpu_decode(struct snap_rd *r, struct cpu_snapshot *s, uint64_t *tsc)
+{
+    memset(s, 0, sizeof *s);
+    uint32_t format = snap_rd_u32(r);
+    if (!r->failed && format != VCPU_STATE_FORMAT)
+        return snap_rd_fail(r, "vCPU state format %u (this library reads %u)", format,
+                            VCPU_STATE_FORMAT);
+    for (unsigned k = 0; k < 16; k++)
+        s->arch.gpr[k] = snap_rd_u64(r);
+    s->arch.rip = snap_rd_u64(r);
+    s->arch.rflags = snap_rd_u64(r);
+    for (unsigned k = 0; k < CPU_NSEG; k++)
+        get_seg(r, &s->arch.seg[k]);
+    s->arch.gdt_base = snap_rd_u64(r);
+    s->arch.gdt_limit = snap_rd_u16(r);
+    s->arch.idt_base = snap_rd_u64(r);
+    s->arch.idt_limit = snap_rd_u16(r);
+    uint64_t *q[] = { &s->arch.cr0, &s->arch.cr2, &s->arch.cr3, &s->arch.cr4, &s->cr8,
+                      &s->arch.efer, &s->dr[0], &s->dr[1], &s->dr[2], &s->dr[3], &s->dr[4],
+                      &s->dr[5], &s->dr[6], &s->dr[7], &s->star, &s->lstar, &s->cstar,
+                      &s->sfmask, &s->kgsbase, &s->sysenter_cs, &s->sysenter_esp,
+                      &s->sysenter_eip, &s->pat, tsc, &s->apic_base, &s->misc_enable,
+                      &s->feature_control, &s->tsc_aux, &s->pmc[0], &s->pmc[1],
+                      &s->perfevtsel[0], &s->perfevtsel[1] };
+    for (unsigned k = 0; k < sizeof q / sizeof q[0]; k++)
+        *q[k] = snap_rd_u64(r);
+    snap_rd_get(r, s->xmm, sizeof s->xmm);
+    s->mxcsr = snap_rd_u32(r);
+    s->fcw = snap_rd_u16(r);
+    s->fsw = snap_rd_u16(r);
+    s->ftw = snap_rd_u16(r);
+    snap_rd_get(r, s->fpr, sizeof s->fpr);
+    s->sti_shadow = snap_rd_u8(r);
+    s->halted = snap_rd_u8(r);
+    int rc = snap_rd_end(r);
+    if (rc)
+        return rc;
+    /* What the CPU's own instructions would refuse to load (#GP there). */
+    if (s->mxcsr & ~0xffffu)
+        return snap_rd_fail(r, "MXCSR 0x%x has reserved bits set", s->mxcsr);
+    if (s->sti_shadow > 1 || s->halted > 1)
+        return snap_rd_fail(r, "interrupt shadow %u / halted %u (0 or 1)", s->sti_shadow,
+                            s->halted);
+    if (s->ftw > 0xff)
+        return snap_rd_fail(r, "x87 tag word 0x%x (8 bits)", s->ftw);
+    if (s->arch.cr0 >> 32 || s->arch.cr4 >> 32 || s->arch.efer & ~0xd01ull)
+        return snap_rd_fail(r, "CR0 0x%llx, CR4 0x%llx or EFER 0x%llx has reserved bits set",
+                            (unsigned long long)s->arch.cr0, (unsigned long long)s->arch.cr4,
+                            (unsigned long long)s->arch.efer);
+    /* EFER.LMA is not the file's to say: cpu_set_snapshot() derives it (LME and PG) */
+    s->arch.efer &= ~0x400ull;
+    return 0;
+}
+
+static uint64_t host_now_ns(void)
+{
+    return now_ns();
+}
+
+static int emu_save(vmcore_domain *d, void *priv, struct snap_writer *w, struct vmcore_err *err)
+{
+    struct emu_vm *vm = priv;
+    (void)d;
+    /* the guest ended (its exit is on its way to the loop): nothing left to continue */
+    if (machine_stopped(vm->m))
+        return err_set(err, VMCORE_ESTATE, "save: the guest has already ended");
+    int rc = machine_check_savable(vm->m, err);
+    if (rc)
+        return rc;
+    struct machine_snap_info info = { 0 };
+    info.saved_ns = host_now_ns();
+    info.ncpuid = emu_cpuid(vm, info.cpuid);
+    if ((rc = machine_save_info(vm->m, w, &info)))
+        return rc;
+    struct cpu_snapshot s;
+    cpu_get_snapshot(vm->cpu, &s);
+    struct snap_buf b = { 0 };
+    vcpu_encode(&b, &s, info.saved_ns + s.tsc_offset);
+    rc = b.oom ? err_set(err, VMCORE_ENOMEM, "save: out of memory")
+               : snap_write_section(w, SNAP_SEC_VCPU, 0, b.p, b.len);
+    snap_buf_free(&b);
+    if (rc)
+        return rc;
+    return machine_save_state(vm->m, w);
+}
+
+static void emu_saved_stop(vmcore_domain *d, void *priv)
+{
+    struct emu_vm *vm = priv;
+    (void)d;
+    machine_stop(vm->m, VMCORE_EXIT_STATUS, 0, "saved to a snapshot");
+}
+
+static int emu_restore(vmcore_domain *d, const struct vmcore_config *cfg,
+                       const struct snap_file *f, void **priv, struct vmcore_err *err)
+{
+    struct emu_vm *vm;
+    *priv = NULL;
+    int rc = emu_build(d, cfg, true, &vm, err);
+    if (rc)
+        return rc;
+    struct machine_snap_info info;
+    int64_t shift = 0;
+    struct cpu_snapshot s;
+    uint64_t tsc = 0;
+    if ((rc = machine_restore_info(vm->m, f, &info, &shift, err)))
+        goto fail;
+    const struct snap_section *sec = snap_find(f, SNAP_SEC_VCPU, 0);
+    if (!sec) {
+        rc = err_set(err, VMCORE_EIMAGE, "snapshot: no section for vcpu 0");
+        goto fail;
+    }
+    for (size_t k = 0; k < f->nsec; k++)
+        if (f->sec[k].type == SNAP_SEC_VCPU && &f->sec[k] != sec) {
+            rc = err_set(err, VMCORE_EIMAGE, "snapshot: file offset %llu: a second vcpu "
+                         "section (vcpu %u); the emu backend runs one vCPU",
+                         (unsigned long long)f->sec[k].offset, f->sec[k].instance);
+            goto fail;
+        }
+    struct snap_rd r;
+    snap_rd_init(&r, sec, "vcpu 0", err);
+    if ((rc = vcpu_decode(&r, &s, &tsc)))
+        goto fail;
+    if ((rc = machine_restore(vm->m, f, shift, err)))
+        goto fail;
+    s.tsc_offset = tsc - (info.saved_ns + (uint64_t)shift);
+    cpu_set_snapshot(vm->cpu, &s);
+    /* The guest must see the CPU it saw (checked with the restored MSRs: leaf 0 depends
+     * on IA32_MISC_ENABLE). */
+    for (uint32_t k = 0; k < info.ncpuid; k++) {
+        const struct machine_cpuid *c = &info.cpuid[k];
+        uint32_t now[4];
+        cpu_cpuid(vm->cpu, c->leaf, c->subleaf, now);
+        if (memcmp(now, c->r, sizeof now) != 0) {
+            rc = err_set(err, VMCORE_EIMAGE, "snapshot: section machine: CPUID leaf 0x%x "
+                         "sub-leaf %u was %08x %08x %08x %08x (eax ebx ecx edx) when saved; "
+                         "this host's emu CPU presents %08x %08x %08x %08x",
+                         c->leaf, c->subleaf, c->r[0], c->r[1], c->r[2], c->r[3], now[0],
+                         now[1], now[2], now[3]);
+            goto fail;
+        }
+    }
+    emu_update_intr(vm, 0);
     *priv = vm;
     return 0;
 fail:
@@ -484,5 +714,8 @@ const struct backend_ops backend_emu_ops = {
     .kill = emu_kill,
     .stats = emu_stats,
     .console_write = emu_console_write,
+    .save = emu_save,
+    .saved_stop = emu_saved_stop,
+    .restore = emu_restore,
     .destroy = emu_destroy,
 };
