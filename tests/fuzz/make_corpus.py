@@ -344,7 +344,7 @@ def cpuid_leaves():
     brand = b"Intel(R) Core(TM)2 class CPU (vmcore emu)".ljust(48, b"\0")
     regs = {0: (0xa, int.from_bytes(b"Genu", "little"), int.from_bytes(b"ntel", "little"),
                 int.from_bytes(b"ineI", "little")),
-            1: (0x6fb, 0x00010800, (1 << 13) | (1 << 23),
+            1: (0x1067a, 0x00010800, (1 << 0) | (1 << 9) | (1 << 13) | (1 << 19) | (1 << 23),
                 sum(1 << b for b in (0, 3, 4, 5, 6, 8, 9, 11, 13, 15, 16, 19, 24, 25, 26))),
             7: (0, 0, 0, 1 << 29),
             0x80000000: (0x80000008, 0, 0, 0),
