@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "vmcore/detach.h"
 #include "vmcore/domain.h"
 #include "vmcore/probe.h"
 
@@ -66,6 +67,10 @@ struct backend_ops {
      * domain_post_console() of this domain returned true (full). Loop thread. A backend
      * that stopped reading its output because of that starts again here. */
     void (*console_drained)(vmcore_domain *d, void *priv);
+    /* Optional (NULL: VMCORE_ENOTSUP): let a running domain go on without the handle
+     * (vmcore_domain_detach()); afterwards destroy must release only this process's
+     * resources and leave the workload running. */
+    int (*detach)(vmcore_domain *d, void *priv, vmcore_detached *out, struct vmcore_err *err);
     /* Release everything. Called once, on the loop thread, after the exit was posted
      * (or when the domain never ran). */
     void (*destroy)(vmcore_domain *d, void *priv);

@@ -28,11 +28,22 @@ enum boot_format { BOOT_FORMAT_AUTO, BOOT_FORMAT_RAW, BOOT_FORMAT_ELF, BOOT_FORM
 enum boot_mode { BOOT_MODE_REAL, BOOT_MODE_PROTECTED, BOOT_MODE_LONG };
 enum net_mode { NET_MODE_NONE, NET_MODE_HOST, NET_MODE_VETH };
 
+enum config_mount_type { MOUNT_BIND, MOUNT_TMPFS, MOUNT_MQUEUE };
 struct config_mount {
-    char *source;   /* absolute host path (resolved) */
+    enum config_mount_type type;
+    char *source;   /* bind: absolute host path (resolved); NULL for tmpfs and mqueue */
     char *target;   /* absolute path inside the container */
     bool readonly;
+    bool nosuid, nodev, noexec;
+    char *data;     /* tmpfs: mount options ("size=...,mode=..."), or NULL */
 };
+
+/* One resource limit of the container's process (doc/config.md "process.rlimits"). */
+struct config_rlimit {
+    int resource;   /* RLIMIT_* */
+    uint64_t soft, hard;
+};
+#define CONFIG_MAX_RLIMITS 16
 
 /* One virtio-blk disk of a virtual machine (doc/config.md "disks"). */
 struct config_disk {
@@ -122,6 +133,10 @@ struct vmcore_config {
         uint32_t uid, gid;
         bool terminal;          /* allocate a pty */
         bool init;              /* run a tiny reaping init as PID 1 */
+        bool has_caps;          /* "capabilities" given: caps replaces the default set */
+        uint64_t caps;          /* bit mask of CAP_* */
+        struct config_rlimit *rlimits;
+        size_t nrlimits;
     } process;
     struct {
         uint64_t memory_bytes;  /* 0 = unlimited */
@@ -141,6 +156,11 @@ struct vmcore_config {
         struct config_idmap *uid_map, *gid_map;
         size_t nuid_map, ngid_map;
     } userns;
+    struct {
+        bool enabled;           /* "detach" given: the container may outlive this process */
+        char *hold;             /* absolute path of a FIFO to wait on before exec, or NULL */
+        char *cgroup;           /* the group's folder name, or NULL (the library's own) */
+    } detach;
 };
 
 /* Parse and validate @root. @base_dir resolves relative paths (NULL: cwd). On failure
@@ -150,6 +170,9 @@ int config_parse(struct vmcore_config **out, const json_t *root, const char *bas
 void config_free(struct vmcore_config *cfg);
 
 const char *config_backend_name(enum config_backend b);
+
+/* The number of a capability named as in linux/capability.h ("CAP_CHOWN"), or -1. */
+int config_cap_number(const char *name);
 
 /* The one parser of network.address and network.host_address: "a.b.c.d/n" with n 1..32.
  * 0 with the address (network byte order) and the prefix, or -1. */

@@ -595,7 +595,9 @@ int cgroup_create_at(struct ct_cgroup *cg, const char *root, bool v2, const char
         if (!cg->created)
             return err_set(err, VMCORE_EUNAVAIL, "no usable cgroup v1 controller under %s", root);
     }
-    if (apply_limits(cg, cfg, err) < 0 || watch_start(cg, err) < 0) {
+    /* A detached container (cfg->detach) outlives this process: no watcher; whoever
+     * manages it later removes the group (vmcore_detached_destroy()). */
+    if (apply_limits(cg, cfg, err) < 0 || (!cfg->detach.enabled && watch_start(cg, err) < 0)) {
         cgroup_destroy(cg);
         return err->code;
     }
@@ -719,15 +721,16 @@ int cgroup_kill_all(struct ct_cgroup *cg)
     return n;
 }
 
-void cgroup_destroy(struct ct_cgroup *cg)
+int cgroup_destroy(struct ct_cgroup *cg)
 {
     if (cg->v2_fd >= 0)
         close(cg->v2_fd);
     cg->v2_fd = -1;
     if (!cg->created) {
         watch_stop(cg);
-        return;
+        return 0;
     }
+    int rc = 0;
     /* A frozen group's tasks cannot die; thaw before killing. */
     const char *fz = cg->v2 ? cg->path[0] : cg->path[CG_FREEZER];
     if (*fz)
@@ -743,8 +746,10 @@ void cgroup_destroy(struct ct_cgroup *cg)
         for (int tries = 0; !dup && tries < 2000; tries++) {
             if (rmdir(cg->path[i]) == 0 || errno == ENOENT)
                 break;
-            if (errno != EBUSY)
+            if (errno != EBUSY || tries == 1999) {
+                rc = -errno;
                 break;
+            }
             cgroup_kill_all(cg);
             nap(1000000);
         }
@@ -753,4 +758,5 @@ void cgroup_destroy(struct ct_cgroup *cg)
     cg->created = false;
     /* Only now: had this process died during the removal, the watcher would finish it. */
     watch_stop(cg);
+    return rc;
 }

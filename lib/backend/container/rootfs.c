@@ -314,7 +314,7 @@ static int bind_mount(const char *src, int dstfd, int basefd, const char *path, 
         r = mount_on("none", fd, "none", MS_BIND | MS_REMOUNT | flags | MS_NOSUID | MS_NODEV, NULL);
     int errnum = errno;
     close(fd);
-    return r < 0 ? ct_child_fail(e, VMCORE_ESYS, errnum, "remount %s read-only", what) : 0;
+    return r < 0 ? ct_child_fail(e, VMCORE_ESYS, errnum, "remount %s with its flags", what) : 0;
 }
 
 /* Bind the host's @src on a new empty file @name in @dir (a fresh tmpfs). */
@@ -440,6 +440,25 @@ static int user_mounts(int root, const struct vmcore_config *cfg, struct ct_chil
 {
     for (size_t i = 0; i < cfg->nmounts; i++) {
         const struct config_mount *m = &cfg->mounts[i];
+        unsigned long flags = (m->readonly ? MS_RDONLY : 0) | (m->nosuid ? MS_NOSUID : 0) |
+                              (m->nodev ? MS_NODEV : 0) | (m->noexec ? MS_NOEXEC : 0);
+        char what[4200];
+        snprintf(what, sizeof what, "mounts[%zu].target %s", i, m->target);
+        if (m->type != MOUNT_BIND) {
+            int fd = rootfs_resolve(root, m->target, RR_MKDIR, 0755);
+            if (fd < 0)
+                return ct_child_fail(e, VMCORE_ESYS, errno,
+                                     "mounts[%zu].target: cannot resolve or create %s inside "
+                                     "the rootfs", i, m->target);
+            const char *type = m->type == MOUNT_TMPFS ? "tmpfs" : "mqueue";
+            int r = mount_on(type, fd, type, flags, m->data);
+            int errnum = errno;
+            close(fd);
+            if (r < 0)
+                return ct_child_fail(e, errnum == EINVAL ? VMCORE_ECONFIG : VMCORE_ESYS, errnum,
+                                     "mount %s on %s", type, what);
+            continue;
+        }
         struct stat st;
         if (stat(m->source, &st) < 0)
             return ct_child_fail(e, VMCORE_ENOENT, errno, "mounts[%zu].source: %s", i, m->source);
@@ -449,9 +468,7 @@ static int user_mounts(int root, const struct vmcore_config *cfg, struct ct_chil
             return ct_child_fail(e, VMCORE_ESYS, errno,
                                  "mounts[%zu].target: cannot resolve or create %s inside the rootfs",
                                  i, m->target);
-        char what[4200];
-        snprintf(what, sizeof what, "mounts[%zu].target %s", i, m->target);
-        int r = bind_mount(m->source, fd, root, m->target, true, m->readonly ? MS_RDONLY : 0, what, e);
+        int r = bind_mount(m->source, fd, root, m->target, true, flags, what, e);
         close(fd);
         if (r < 0)
             return -1;
