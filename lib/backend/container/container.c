@@ -743,6 +743,8 @@ static int container_shutdown(vmcore_domain *d, void *priv, struct vmcore_err *e
 {
     (void)d;
     struct ct *ct = priv;
+    if (ct->detached)
+        return 0;
     /* A frozen group would hold the signal until resumed. */
     if (ct->cg_made)
         cgroup_freeze(&ct->cg, false, NULL);
@@ -763,6 +765,8 @@ static int container_kill(vmcore_domain *d, void *priv, struct vmcore_err *err)
 {
     (void)d;
     struct ct *ct = priv;
+    if (ct->detached)
+        return 0; /* not ours any more; its "exit" (detached) is posted already */
     int rc = signal_init(ct, SIGKILL, err);
     if (ct->cg_made) {
         cgroup_kill_all(&ct->cg);
