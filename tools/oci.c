@@ -24,6 +24,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,10 +136,11 @@ __attribute__((format(printf, 1, 2))) static int usage_fail(const char *fmt, ...
 
 /* --- files ---------------------------------------------------------------------------- */
 
-/* runc's rule for ids: letters, digits and "_+-." , not "." or "..". */
+/* runc's rule for ids: letters, digits and "_+-." , not "." or ".."; at most 128 bytes here
+ * (the cgroup folder's name must hold it). */
 static bool valid_id(const char *id)
 {
-    if (!*id || strlen(id) > 1024 || strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
+    if (!*id || strlen(id) > 128 || strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
         return false;
     for (const char *c = id; *c; c++)
         if (!(isalnum((unsigned char)*c) || strchr("_+-.", *c)))
@@ -224,7 +226,7 @@ static int state_load(const char *id, struct ct_state *s)
     memset(s, 0, sizeof *s);
     s->id = id;
     if (!valid_id(id))
-        return fail("invalid container id \"%s\" (letters, digits and _+-. only)", id);
+        return fail("invalid container id \"%s\" (1 to 128 of letters, digits and _+-.)", id);
     dir_of(s->dir, sizeof s->dir, id);
     char p[PATH_MAX + 16];
     snprintf(p, sizeof p, "%s/state.json", s->dir);
@@ -387,7 +389,7 @@ static char *read_config(const char *path, int *rc)
 static int do_create(const struct create_opts *o, int *pid_out)
 {
     if (!valid_id(o->id))
-        return fail("invalid container id \"%s\" (letters, digits and _+-. only)", o->id);
+        return fail("invalid container id \"%s\" (1 to 128 of letters, digits and _+-.)", o->id);
     if (o->no_pivot)
         return fail("--no-pivot: not supported by vmcore-oci (the library always uses pivot_root)");
     if (o->preserve_fds > 0)
@@ -409,7 +411,11 @@ static int do_create(const struct create_opts *o, int *pid_out)
     char dir[PATH_MAX], fifo[PATH_MAX + 16], cgname[300], err[8192];
     dir_of(dir, sizeof dir, o->id);
     snprintf(fifo, sizeof fifo, "%s/exec.fifo", dir);
-    snprintf(cgname, sizeof cgname, "oci-%s", o->id);
+    /* oci-ID-HASH: HASH (FNV-1a of --root) keeps two state directories' ids apart. */
+    uint32_t h = 0x811c9dc5u;
+    for (const char *c = g_root; *c; c++)
+        h = (h ^ (unsigned char)*c) * 0x01000193u;
+    snprintf(cgname, sizeof cgname, "oci-%s-%08x", o->id, h);
     for (char *c = cgname; *c; c++)
         if (*c == '+')
             *c = '_';
