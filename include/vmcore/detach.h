@@ -62,6 +62,7 @@ VMCORE_API int vmcore_domain_detach(vmcore_domain *domain, vmcore_detached *out)
  *
  * @param ctx    Receives the error message (vmcore_ctx_last_error()); may be NULL.
  * @param state  #vmcore_detached.state as stored.
+ * @param frozen Non-zero: freeze; 0: thaw.
  * @return 0; #VMCORE_EINVAL for a malformed @p state; #VMCORE_ENOTSUP without a freezer;
  *         #VMCORE_ENOENT when the group is gone.
  */
@@ -70,6 +71,7 @@ VMCORE_API int vmcore_detached_freeze(vmcore_ctx *ctx, const char *state, int fr
 /**
  * Whether a detached container's group is frozen.
  *
+ * @param state  #vmcore_detached.state.
  * @return 1 frozen, 0 not (or no freezer), or a negative `VMCORE_E*` (@p state malformed:
  *         #VMCORE_EINVAL; the group is gone: #VMCORE_ENOENT).
  */
@@ -90,6 +92,9 @@ VMCORE_API int vmcore_detached_pids(vmcore_ctx *ctx, const char *state, int **pi
  * Send @p sig to every process in a detached container's group (a frozen group is
  * thawed after a SIGKILL so that its processes can die).
  *
+ * @param ctx    Receives the error message; may be NULL.
+ * @param state  #vmcore_detached.state.
+ * @param sig    The signal.
  * @return The number of processes signalled (0 or more), or a negative `VMCORE_E*`.
  */
 VMCORE_API int vmcore_detached_signal_all(vmcore_ctx *ctx, const char *state, int sig);
@@ -98,6 +103,8 @@ VMCORE_API int vmcore_detached_signal_all(vmcore_ctx *ctx, const char *state, in
  * Kill every process left in a detached container's group, wait until it is empty and
  * remove its folders. Idempotent: a group already gone is success.
  *
+ * @param ctx    Receives the error message; may be NULL.
+ * @param state  #vmcore_detached.state.
  * @return 0, or a `VMCORE_E*` code when a folder could not be removed.
  */
 VMCORE_API int vmcore_detached_destroy(vmcore_ctx *ctx, const char *state);
