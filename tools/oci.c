@@ -896,12 +896,12 @@ static int do_features(void)
         json_array_append_new(caps, json_string(capnames[i]));
     /* mode, size, nr_inodes, uid, gid: tmpfs only. */
     json_t *f = json_pack(
-        "{s:s, s:s, s:[], s:[s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s],"
+        "{s:s, s:s, s:[], s:[s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s],"
         " s:{s:[s,s,s,s,s,s,s], s:o, s:{s:b, s:b, s:b}, s:{s:b}, s:{s:b}, s:{s:b}},"
         " s:{}}",
         "ociVersionMin", "1.0.0", "ociVersionMax", OCI_VERSION, "hooks", "mountOptions", "ro",
         "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "bind", "rbind", "private",
-        "rprivate", "mode", "size", "nr_inodes", "uid", "gid", "linux", "namespaces", "pid",
+        "rprivate", "mode", "size", "nr_inodes", "uid", "gid", "relatime", "linux", "namespaces", "pid",
         "network", "ipc", "uts", "mount", "cgroup", "user", "capabilities", caps, "cgroup", "v1",
         1, "v2", 1, "systemd", 0, "seccomp", "enabled", 0, "apparmor", "enabled", 0, "selinux",
         "enabled", 0, "annotations");

@@ -208,9 +208,12 @@ static json_t *map_process(struct mx *m, const json_t *p, struct oci_extra *x)
     if (!known_keys(m, user, "process.user", uk) ||
         !empty_or_absent(m, user, "process.user", "additionalGids"))
         goto bad;
-    if (json_object_get(user, "umask")) {
-        fail(m, "process.user.umask", "not supported by vmcore-oci yet");
-        goto bad;
+    if ((v = json_object_get(user, "umask"))) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 0777) {
+            fail(m, "process.user.umask", "must be an integer in 0..0777");
+            goto bad;
+        }
+        json_object_set_new(out, "umask", json_integer(json_integer_value(v)));
     }
     json_int_t uid = 0;
     for (int i = 0; i < 2; i++) {
@@ -323,13 +326,13 @@ static json_t *map_mount(struct mx *m, const json_t *mt, size_t i, const char *b
         if (op && (strcmp(op, "bind") == 0 || strcmp(op, "rbind") == 0))
             bind = true;
     }
-    for (size_t b = 0; b < sizeof builtin_mounts / sizeof builtin_mounts[0]; b++)
+    for (size_t b = 0; !bind && b < sizeof builtin_mounts / sizeof builtin_mounts[0]; b++)
         if (strcmp(dest, builtin_mounts[b].dest) == 0) {
-            if (strcmp(type, builtin_mounts[b].type) != 0 || bind) {
+            /* (a bind mount there covers the library's mount: handled below) */
+            if (strcmp(type, builtin_mounts[b].type) != 0) {
                 snprintf(f, sizeof f, "%s.type", path);
                 return fail(m, f, "%s is always the library's own %s mount; \"%s\" there is not "
-                            "supported by vmcore-oci yet", dest, builtin_mounts[b].type,
-                            bind ? "bind" : type);
+                            "supported by vmcore-oci yet", dest, builtin_mounts[b].type, type);
             }
             return json_null(); /* the library makes it (see doc/oci.md) */
         }
@@ -348,8 +351,10 @@ static json_t *map_mount(struct mx *m, const json_t *mt, size_t i, const char *b
             noexec = true;
         else if (strcmp(op, "rw") == 0 || strcmp(op, "suid") == 0 || strcmp(op, "dev") == 0 ||
                  strcmp(op, "exec") == 0 || strcmp(op, "bind") == 0 || strcmp(op, "rbind") == 0 ||
-                 strcmp(op, "private") == 0 || strcmp(op, "rprivate") == 0)
-            ; /* the defaults (bind mounts are always recursive and private) */
+                 strcmp(op, "private") == 0 || strcmp(op, "rprivate") == 0 ||
+                 strcmp(op, "relatime") == 0)
+            ; /* the defaults (bind mounts are always recursive and private; relatime is
+                 the kernel's default for a new mount) */
         else if (strcmp(type, "tmpfs") == 0 && !bind &&
                  (strncmp(op, "mode=", 5) == 0 || strncmp(op, "size=", 5) == 0 ||
                   strncmp(op, "nr_inodes=", 10) == 0 || strncmp(op, "uid=", 4) == 0 ||
@@ -375,7 +380,8 @@ static json_t *map_mount(struct mx *m, const json_t *mt, size_t i, const char *b
                  src);
         json_object_set_new(out, "type", json_string("bind"));
         json_object_set_new(out, "source", json_string(abs));
-    } else if (strcmp(type, "tmpfs") == 0 || strcmp(type, "mqueue") == 0) {
+    } else if (strcmp(type, "tmpfs") == 0 || strcmp(type, "mqueue") == 0 ||
+               strcmp(type, "cgroup") == 0) {
         json_object_set_new(out, "type", json_string(type));
         if (*data)
             json_object_set_new(out, "data", json_string(data));
@@ -530,7 +536,7 @@ static bool map_linux(struct mx *m, const json_t *l, json_t *cfg)
 {
     static const char *const keys[] = { "namespaces", "uidMappings", "gidMappings", "resources",
                                         "maskedPaths", "readonlyPaths", "rootfsPropagation",
-                                        "sysctl", "devices", "mountLabel", NULL };
+                                        "sysctl", "devices", "mountLabel", "cgroupsPath", NULL };
     if (!known_keys(m, l, "linux", keys) || !empty_or_absent(m, l, "linux", "sysctl") ||
         !empty_or_absent(m, l, "linux", "devices") || !empty_or_absent(m, l, "linux", "mountLabel"))
         return false;
@@ -727,7 +733,16 @@ json_t *oci_config_map(const json_t *oci, const char *bundle, const char *id, co
     json_t *det = json_object();
     if (fifo)
         json_object_set_new(det, "hold", json_string(fifo));
-    json_object_set_new(det, "cgroup", json_string(cgroup));
+    const json_t *cp = json_object_get(l, "cgroupsPath");
+    if (cp && (!json_is_string(cp) || strchr(json_string_value(cp), ':'))) {
+        fail(m, "linux.cgroupsPath", json_is_string(cp)
+             ? "\"%s\": systemd's slice:prefix:name form is not supported (cgroupfs paths only)"
+             : "must be a string", json_string_value(cp));
+        json_decref(det);
+        goto bad;
+    }
+    json_object_set_new(det, "cgroup", json_string(cp && *json_string_value(cp)
+                                                       ? json_string_value(cp) : cgroup));
     json_object_set_new(cfg, "detach", det);
     return cfg;
 bad:

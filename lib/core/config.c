@@ -503,7 +503,7 @@ static int parse_rlimits(struct cx *c, const json_t *arr, struct vmcore_config *
 static int parse_process(struct cx *c, const json_t *proc, struct vmcore_config *cfg)
 {
     static const char *const keys[] = { "args", "env", "cwd", "uid", "gid", "terminal",
-                                        "init", "capabilities", "rlimits", NULL };
+                                        "init", "capabilities", "rlimits", "umask", NULL };
     int rc;
     uint64_t n;
     if ((rc = check_keys(c, proc, "process", keys)))
@@ -547,6 +547,10 @@ static int parse_process(struct cx *c, const json_t *proc, struct vmcore_config 
         return rc;
     if ((rc = parse_rlimits(c, json_object_get(proc, "rlimits"), cfg)))
         return rc;
+    n = 0;
+    if ((rc = get_uint(c, proc, "process", "umask", 0, 0777, &n, &cfg->process.has_umask)))
+        return rc;
+    cfg->process.umask = (uint32_t)n;
     return get_bool(c, proc, "process", "init", &cfg->process.init);
 }
 
@@ -630,7 +634,7 @@ static int parse_mounts(struct cx *c, const json_t *arr, struct vmcore_config *c
 {
     static const char *const keys[] = { "type", "source", "target", "readonly", "nosuid",
                                         "nodev", "noexec", "data", NULL };
-    static const char *const types[] = { "bind", "tmpfs", "mqueue", NULL };
+    static const char *const types[] = { "bind", "tmpfs", "mqueue", "cgroup", NULL };
     if (!json_is_array(arr))
         return type_error(c, "mounts", "an array", arr);
     size_t n = json_array_size(arr);
@@ -723,12 +727,30 @@ static int parse_detach(struct cx *c, const json_t *o, struct vmcore_config *cfg
     }
     if ((rc = get_string(c, o, "detach", "cgroup", &cfg->detach.cgroup)))
         return rc;
-    if (cfg->detach.cgroup &&
-        ((rc = check_name(c, "detach.cgroup", cfg->detach.cgroup, 200, true)) ||
-         strncmp(cfg->detach.cgroup, "vmcore-", 7) == 0 || cfg->detach.cgroup[0] == '.'))
-        return rc ? rc : err_config(c->err, VMCORE_ECONFIG, "detach.cgroup",
-                                    "must not start with \"vmcore-\" or \".\" (the library's own "
-                                    "names)");
+    if (cfg->detach.cgroup) {
+        /* A name, or a path of names ("a/b", "/a/b"); the last one is the group's own. */
+        const char *g = cfg->detach.cgroup;
+        size_t len = strlen(g);
+        if (len == 0 || len > 1024 || g[len - 1] == '/' || strstr(g, "//"))
+            return err_config(c->err, VMCORE_ECONFIG, "detach.cgroup",
+                              "must be a folder name or a path of them (at most 1024 bytes)");
+        for (const char *comp = g[0] == '/' ? g + 1 : g; *comp;) {
+            size_t n = strcspn(comp, "/");
+            char part[1025];
+            snprintf(part, sizeof part, "%.*s", (int)n, comp);
+            if ((rc = check_name(c, "detach.cgroup", part, 200, true)))
+                return rc;
+            if (part[0] == '.')
+                return err_config(c->err, VMCORE_ECONFIG, "detach.cgroup",
+                                  "\"%s\": a folder name must not start with \".\"", part);
+            comp += n;
+            if (*comp == '/')
+                comp++;
+            if (!*comp && strncmp(part, "vmcore-", 7) == 0)
+                return err_config(c->err, VMCORE_ECONFIG, "detach.cgroup",
+                                  "must not start with \"vmcore-\" (the library's own names)");
+        }
+    }
     if (cfg->process.init)
         return err_config(c->err, VMCORE_ECONFIG, "detach", "cannot be combined with process.init");
     if (cfg->network.mode == NET_MODE_VETH)

@@ -28,7 +28,7 @@ enum boot_format { BOOT_FORMAT_AUTO, BOOT_FORMAT_RAW, BOOT_FORMAT_ELF, BOOT_FORM
 enum boot_mode { BOOT_MODE_REAL, BOOT_MODE_PROTECTED, BOOT_MODE_LONG };
 enum net_mode { NET_MODE_NONE, NET_MODE_HOST, NET_MODE_VETH };
 
-enum config_mount_type { MOUNT_BIND, MOUNT_TMPFS, MOUNT_MQUEUE };
+enum config_mount_type { MOUNT_BIND, MOUNT_TMPFS, MOUNT_MQUEUE, MOUNT_CGROUP };
 struct config_mount {
     enum config_mount_type type;
     char *source;   /* bind: absolute host path (resolved); NULL for tmpfs and mqueue */
@@ -137,6 +137,8 @@ struct vmcore_config {
         uint64_t caps;          /* bit mask of CAP_* */
         struct config_rlimit *rlimits;
         size_t nrlimits;
+        bool has_umask;
+        uint32_t umask;         /* "umask" given: the file mode creation mask */
     } process;
     struct {
         uint64_t memory_bytes;  /* 0 = unlimited */

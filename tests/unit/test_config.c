@@ -362,7 +362,12 @@ static const struct bad_case bad_cases[] = {
       "\"detach\":{\"cgroup\":\"vmcore-1-2\"}}", VMCORE_ECONFIG, "detach.cgroup",
       "must not start with \"vmcore-\"" },
     { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
-      "\"detach\":{\"cgroup\":\"a/b\"}}", VMCORE_ECONFIG, "detach.cgroup", "invalid character" },
+      "\"detach\":{\"cgroup\":\"a/../b\"}}", VMCORE_ECONFIG, "detach.cgroup",
+      "must not start with \".\"" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"detach\":{\"cgroup\":\"a//b\"}}", VMCORE_ECONFIG, "detach.cgroup", "a path of them" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"detach\":{\"cgroup\":\"a/b c\"}}", VMCORE_ECONFIG, "detach.cgroup", "invalid character" },
     { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"],"
       "\"init\":true},\"detach\":{}}", VMCORE_ECONFIG, "detach", "process.init" },
     { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"

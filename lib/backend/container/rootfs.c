@@ -17,10 +17,12 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <linux/magic.h>
 #include <linux/openat2.h>
 
 #include "ct.h"
@@ -436,6 +438,91 @@ static int mask_paths(int proc, int sys, struct ct_child_err *e)
     return 0;
 }
 
+/* mounts[].type "cgroup" on @fd: the container's own cgroups, as its cgroup namespace shows
+ * them (rooted at its group). A v2 host gets cgroup2 itself; a v1 or hybrid one a tmpfs
+ * with one folder per hierarchy this process is in (named by its controllers, "cpu,cpuacct"
+ * with "cpu" and "cpuacct" linked to it; "name=X" as X; the hybrid's v2 as "unified").
+ * Child side: the list is read from /proc/self/cgroup into a stack buffer. */
+static int mount_cgroups(int root, const char *target, int fd, unsigned long flags,
+                         const char *what, struct ct_child_err *e)
+{
+    struct statfs sf;
+    if (statfs("/sys/fs/cgroup", &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC) {
+        if (mount_on("cgroup2", fd, "cgroup2", flags, NULL) < 0)
+            return ct_child_fail(e, VMCORE_ESYS, errno, "mount cgroup2 on %s", what);
+        return 0;
+    }
+    char buf[4096];
+    int cf = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
+    ssize_t n = cf >= 0 ? read(cf, buf, sizeof buf - 1) : -1;
+    if (cf >= 0)
+        close(cf);
+    if (n <= 0)
+        return ct_child_fail(e, VMCORE_ESYS, errno, "%s: read /proc/self/cgroup", what);
+    buf[n] = 0;
+    if (mount_on("tmpfs", fd, "tmpfs", (flags & ~MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                 "mode=755") < 0)
+        return ct_child_fail(e, VMCORE_ESYS, errno, "mount tmpfs on %s", what);
+    int dir = open_in_root(root, target, false); /* again: now the new tmpfs */
+    if (dir < 0)
+        return ct_child_fail(e, VMCORE_ESYS, errno, "%s: open the new tmpfs", what);
+    for (char *line = buf, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = 0;
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2)
+            continue;
+        *c2 = 0;
+        const char *ctrls = c1 + 1;
+        char name[256], data[300];
+        const char *type = "cgroup";
+        if (!*ctrls) {
+            snprintf(name, sizeof name, "unified");
+            type = "cgroup2";
+            data[0] = 0;
+        } else if (strncmp(ctrls, "name=", 5) == 0) {
+            snprintf(name, sizeof name, "%s", ctrls + 5);
+            snprintf(data, sizeof data, "none,%s", ctrls);
+        } else {
+            snprintf(name, sizeof name, "%s", ctrls);
+            snprintf(data, sizeof data, "%s", ctrls);
+        }
+        if (!name[0] || strchr(name, '/') || name[0] == '.')
+            continue;
+        if (mkdirat(dir, name, 0755) < 0 && errno != EEXIST)
+            return ct_child_fail(e, VMCORE_ESYS, errno, "%s: mkdir %s", what, name);
+        int sub = openat(dir, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0 || mount_on(type, sub, type, flags | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                                data[0] ? data : NULL) < 0) {
+            int errnum = errno;
+            if (sub >= 0)
+                close(sub);
+            return ct_child_fail(e, VMCORE_ESYS, errnum, "mount %s %s on %s/%s", type,
+                                 data[0] ? data : "", what, name);
+        }
+        close(sub);
+        if (strchr(name, ',')) /* co-mounted: a link per controller */
+            for (char *t = name, *end; t && *t; t = end) {
+                end = strchr(t, ',');
+                if (end)
+                    *end++ = 0;
+                char target[256];
+                snprintf(target, sizeof target, "%s", ctrls);
+                symlinkat(target, dir, t);
+            }
+    }
+    if ((flags & MS_RDONLY) &&
+        mount_on("none", dir, "none", MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                 "mode=755") < 0) {
+        int errnum = errno;
+        close(dir);
+        return ct_child_fail(e, VMCORE_ESYS, errnum, "remount %s read-only", what);
+    }
+    close(dir);
+    return 0;
+}
+
 static int user_mounts(int root, const struct vmcore_config *cfg, struct ct_child_err *e)
 {
     for (size_t i = 0; i < cfg->nmounts; i++) {
@@ -450,6 +537,13 @@ static int user_mounts(int root, const struct vmcore_config *cfg, struct ct_chil
                 return ct_child_fail(e, VMCORE_ESYS, errno,
                                      "mounts[%zu].target: cannot resolve or create %s inside "
                                      "the rootfs", i, m->target);
+            if (m->type == MOUNT_CGROUP) {
+                int r = mount_cgroups(root, m->target, fd, flags, what, e);
+                close(fd);
+                if (r < 0)
+                    return -1;
+                continue;
+            }
             const char *type = m->type == MOUNT_TMPFS ? "tmpfs" : "mqueue";
             int r = mount_on(type, fd, type, flags, m->data);
             int errnum = errno;

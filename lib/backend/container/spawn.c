@@ -297,6 +297,8 @@ static void child_setup(const struct ct_spawn *s, int sync_rd, int err_wr, struc
     }
     if (caps_apply(s->caps, cfg->process.uid, cfg->process.gid, userns, e) < 0)
         return;
+    if (cfg->process.has_umask && !exec)
+        umask((mode_t)cfg->process.umask);
     /* The container lives only as long as the thread that started it (bwrap's
      * --die-with-parent): if the host process crashes, nothing keeps running unwatched.
      * Set after the credential changes above, which clear it. SIGKILL from outside the
