@@ -537,8 +537,7 @@ static bool map_linux(struct mx *m, const json_t *l, json_t *cfg)
     static const char *const keys[] = { "namespaces", "uidMappings", "gidMappings", "resources",
                                         "maskedPaths", "readonlyPaths", "rootfsPropagation",
                                         "sysctl", "devices", "mountLabel", "cgroupsPath", NULL };
-    if (!known_keys(m, l, "linux", keys) || !empty_or_absent(m, l, "linux", "sysctl") ||
-        !empty_or_absent(m, l, "linux", "devices") || !empty_or_absent(m, l, "linux", "mountLabel"))
+    if (!known_keys(m, l, "linux", keys) || !empty_or_absent(m, l, "linux", "devices") || !empty_or_absent(m, l, "linux", "mountLabel"))
         return false;
     const json_t *ns = get_type(m, l, "linux", "namespaces", JSON_ARRAY, true);
     if (!ns)
@@ -607,6 +606,13 @@ static bool map_linux(struct mx *m, const json_t *l, json_t *cfg)
         }
     }
     const json_t *v;
+    if ((v = json_object_get(l, "sysctl"))) {
+        if (!json_is_object(v)) {
+            fail(m, "linux.sysctl", "must be an object");
+            return false;
+        }
+        json_object_set_new(cfg, "sysctl", json_deep_copy(v)); /* the same schema */
+    }
     if ((v = json_object_get(l, "resources"))) {
         json_t *limits = json_object();
         json_object_set_new(cfg, "limits", limits);

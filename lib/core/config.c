@@ -705,6 +705,65 @@ static int parse_mounts(struct cx *c, const json_t *arr, struct vmcore_config *c
     return 0;
 }
 
+/* Only parameters that belong to the container's own namespaces (as runc allows them). */
+static bool sysctl_namespaced(const char *k, bool own_net)
+{
+    static const char *const ipc[] = { "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni",
+                                       "kernel.sem", "kernel.shmall", "kernel.shmmax",
+                                       "kernel.shmmni", "kernel.shm_rmid_forced", NULL };
+    for (const char *const *i = ipc; *i; i++)
+        if (strcmp(*i, k) == 0)
+            return true;
+    return strncmp(k, "fs.mqueue.", 10) == 0 || (own_net && strncmp(k, "net.", 4) == 0);
+}
+
+static int parse_sysctl(struct cx *c, const json_t *o, struct vmcore_config *cfg)
+{
+    if (!json_is_object(o))
+        return type_error(c, "sysctl", "an object", o);
+    size_t n = json_object_size(o);
+    if (n > CONFIG_MAX_SYSCTLS)
+        return err_config(c->err, VMCORE_ELIMIT, "sysctl", "%zu entries (at most %d)", n,
+                          CONFIG_MAX_SYSCTLS);
+    cfg->sysctls = calloc(n ? n : 1, sizeof *cfg->sysctls);
+    if (!cfg->sysctls)
+        return err_set(c->err, VMCORE_ENOMEM, "out of memory");
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)o, key, v) {
+        char p[CONFIG_PATH_MAX];
+        join_path(p, "sysctl", key);
+        size_t kl = strlen(key);
+        bool ok = kl > 0 && kl < 200 && key[0] != '.' && key[kl - 1] != '.' && !strstr(key, "..");
+        for (size_t i = 0; ok && i < kl; i++)
+            ok = islower((unsigned char)key[i]) || isdigit((unsigned char)key[i]) ||
+                 strchr("._-", key[i]);
+        if (!ok)
+            return err_config(c->err, VMCORE_ECONFIG, p, "not a parameter name (such as "
+                              "\"net.ipv4.ip_forward\")");
+        if (!sysctl_namespaced(key, cfg->network.mode != NET_MODE_HOST))
+            return err_config(c->err, VMCORE_ECONFIG, p, "not a parameter of the container's "
+                              "own namespaces (net.* without the host's network, fs.mqueue.*, "
+                              "kernel.msg*, sem, shm*)");
+        if (!json_is_string(v))
+            return type_error(c, p, "a string", v);
+        const char *val = json_string_value(v);
+        if (strlen(val) != json_string_length(v) || strlen(val) > 1024 || strchr(val, '\n'))
+            return err_config(c->err, VMCORE_ECONFIG, p, "must be one line of at most 1024 bytes");
+        struct config_sysctl *sc = &cfg->sysctls[cfg->nsysctls++];
+        sc->key = strdup(key);
+        sc->value = strdup(val);
+        sc->path = malloc(kl + 5);
+        if (!sc->key || !sc->value || !sc->path)
+            return err_set(c->err, VMCORE_ENOMEM, "out of memory");
+        snprintf(sc->path, kl + 5, "sys/%s", key);
+        for (char *d = sc->path + 4; *d; d++)
+            if (*d == '.')
+                *d = '/';
+    }
+    return 0;
+}
+
 static int parse_detach(struct cx *c, const json_t *o, struct vmcore_config *cfg)
 {
     static const char *const keys[] = { "hold", "cgroup", NULL };
@@ -1114,14 +1173,14 @@ static const char *const vm_only_keys[] = { "boot", "memory_mib", "vcpus", "emu"
                                             "rng", "nics", "vsock", "consoles", NULL };
 static const char *const container_only_keys[] = { "rootfs", "rootfs_readonly", "hostname",
                                                    "process", "limits", "network", "mounts",
-                                                   "userns", "detach", NULL };
+                                                   "userns", "detach", "sysctl", NULL };
 
 static int parse_root(struct cx *c, const json_t *root, struct vmcore_config *cfg)
 {
     static const char *const keys[] = { "name", "backend", "memory_mib", "vcpus", "boot", "emu",
                                         "rootfs", "rootfs_readonly", "hostname", "process",
                                         "limits", "network", "mounts", "userns", "disks", "rng",
-                                        "nics", "vsock", "consoles", "detach", NULL };
+                                        "nics", "vsock", "consoles", "detach", "sysctl", NULL };
     int rc, v;
     const json_t *obj;
 
@@ -1218,6 +1277,9 @@ static int parse_root(struct cx *c, const json_t *root, struct vmcore_config *cf
         return rc;
     if (obj && (rc = parse_userns(c, obj, cfg)))
         return rc;
+    if (json_object_get(root, "sysctl") &&
+        (rc = parse_sysctl(c, json_object_get(root, "sysctl"), cfg)))
+        return rc;
     if ((rc = get_object(c, root, "", "detach", &obj)))
         return rc;
     if (obj && (rc = parse_detach(c, obj, cfg)))
@@ -1288,6 +1350,12 @@ void config_free(struct vmcore_config *cfg)
         free(cfg->mounts[i].data);
     }
     free(cfg->process.rlimits);
+    for (size_t i = 0; i < cfg->nsysctls; i++) {
+        free(cfg->sysctls[i].key);
+        free(cfg->sysctls[i].path);
+        free(cfg->sysctls[i].value);
+    }
+    free(cfg->sysctls);
     free(cfg->detach.hold);
     free(cfg->detach.cgroup);
     free(cfg->mounts);

@@ -38,6 +38,14 @@ struct config_mount {
     char *data;     /* tmpfs: mount options ("size=...,mode=..."), or NULL */
 };
 
+/* One kernel parameter of the container's namespaces (doc/config.md "sysctl"). */
+struct config_sysctl {
+    char *key;      /* "net.ipv4.ping_group_range" */
+    char *path;     /* relative to a proc mount: "sys/net/ipv4/ping_group_range" */
+    char *value;
+};
+#define CONFIG_MAX_SYSCTLS 64
+
 /* One resource limit of the container's process (doc/config.md "process.rlimits"). */
 struct config_rlimit {
     int resource;   /* RLIMIT_* */
@@ -158,6 +166,8 @@ struct vmcore_config {
         struct config_idmap *uid_map, *gid_map;
         size_t nuid_map, ngid_map;
     } userns;
+    struct config_sysctl *sysctls;
+    size_t nsysctls;
     struct {
         bool enabled;           /* "detach" given: the container may outlive this process */
         char *hold;             /* absolute path of a FIFO to wait on before exec, or NULL */

@@ -321,11 +321,13 @@ def test_process_fields(rt: Runtime, bundle: Path) -> None:
         c["process"]["capabilities"] = {}
         c["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 77, "hard": 88}]
         c["hostname"] = "oci-host"
+        c["linux"]["sysctl"] = {"net.ipv4.ping_group_range": "0 0"}
     edit(bundle, f)
     out = run_out(rt, bundle, "p1", "sh", "-c",
                   "echo $GREETING $(pwd) $(id -u) $(id -g) $(hostname) $(ulimit -n) $(ulimit -Hn);"
-                  " grep CapEff /proc/self/status")
+                  " grep CapEff /proc/self/status; cat /proc/sys/net/ipv4/ping_group_range")
     lines = out.splitlines()
+    assert lines[2].split() == ["0", "0"]
     assert lines[0] == "hello /tmp 1234 4321 oci-host 77 88"
     assert lines[1].split() == ["CapEff:", "0000000000000000"]
 
@@ -566,6 +568,8 @@ def refused(rt: Runtime, bundle: Path, cid: str, want: str, *extra: str) -> None
      "linux.cgroupsPath: \"system.slice:vmcore:x\": systemd's slice:prefix:name form"),
     (lambda c: c["linux"].__setitem__("cgroupsPath", "/a/../b"), "detach.cgroup"),
     (lambda c: c["process"]["user"].__setitem__("umask", 4096), "process.user.umask"),
+    (lambda c: c["linux"].__setitem__("sysctl", {"kernel.hostname": "x"}),
+     "sysctl.kernel.hostname: not a parameter of the container's own namespaces"),
     (lambda c: c["process"].__setitem__("args", ["/bin/nonexistent"]), "process.args[0]"),
     (lambda c: c.__delitem__("process"), "config.json: process: missing (required)"),
 ])

@@ -396,6 +396,27 @@ static int setup_dev(int root, bool userns, const char *console_path, struct ct_
     return r;
 }
 
+/* cfg->sysctls, through the container's new proc (@proc) before /proc/sys is made
+ * read-only: the parameters are its namespaces' (config.c admits no others). */
+static int write_sysctls(int proc, const struct vmcore_config *cfg, struct ct_child_err *e)
+{
+    for (size_t i = 0; i < cfg->nsysctls; i++) {
+        const struct config_sysctl *sc = &cfg->sysctls[i];
+        int fd = openat(proc, sc->path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+        size_t len = strlen(sc->value);
+        if (fd < 0 || write(fd, sc->value, len) != (ssize_t)len) {
+            int errnum = errno;
+            if (fd >= 0)
+                close(fd);
+            return ct_child_fail(e, errnum == ENOENT || errnum == EINVAL ? VMCORE_ECONFIG
+                                                                         : VMCORE_ESYS,
+                                 errnum, "sysctl.%s: write /proc/%s", sc->key, sc->path);
+        }
+        close(fd);
+    }
+    return 0;
+}
+
 /* Hide what runc hides; paths missing on this kernel are skipped. @proc and @sys are fds
  * of the proc and sysfs we mounted: what is below them is the kernel's. */
 static int mask_paths(int proc, int sys, struct ct_child_err *e)
@@ -655,7 +676,8 @@ int rootfs_setup(const struct vmcore_config *cfg, bool userns, const char *conso
     /* The child exits on failure: fds opened on the way are not worth closing there. */
     int proc = -1, sys = -1;
     if (kernel_fs(root, &proc, &sys, e) < 0 || setup_dev(root, userns, console_path, e) < 0 ||
-        mask_paths(proc, sys, e) < 0 || user_mounts(root, cfg, e) < 0)
+        write_sysctls(proc, cfg, e) < 0 || mask_paths(proc, sys, e) < 0 ||
+        user_mounts(root, cfg, e) < 0)
         return -1;
     close(proc);
     close(sys);
