@@ -31,6 +31,7 @@ VMCORE_DEBIAN_PACKAGES=(
     python3-unicorn                           # CPU oracle of the emu tests and bench
     binutils                                  # nm/readelf for debugging symbol exports
     acpica-tools                              # iasl: the ACPI table test disassembles every table
+    runc                                      # vmcore-oci's tests run the same bundles under runc
 )
 
 # Install what is missing (all of it with VMCORE_APT_UPDATE=1 after an apt-get update).

@@ -18,5 +18,6 @@
 #include "probe.h"
 #include "event.h"
 #include "domain.h"
+#include "detach.h"
 
 #endif /* VMCORE_VMCORE_H */

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "vmcore/detach.h"
 #include "vmcore/domain.h"
 #include "vmcore/probe.h"
 
@@ -80,6 +81,10 @@ struct backend_ops {
      * CRCs) instead of booting @cfg's image. The domain's start continues the guest. */
     int (*restore)(vmcore_domain *d, const struct vmcore_config *cfg,
                    const struct snap_file *snap, void **priv, struct vmcore_err *err);
+    /* Optional (NULL: VMCORE_ENOTSUP): let a running domain go on without the handle
+     * (vmcore_domain_detach()); afterwards destroy must release only this process's
+     * resources and leave the workload running. */
+    int (*detach)(vmcore_domain *d, void *priv, vmcore_detached *out, struct vmcore_err *err);
     /* Release everything. Called once, on the loop thread, after the exit was posted
      * (or when the domain never ran). */
     void (*destroy)(vmcore_domain *d, void *priv);

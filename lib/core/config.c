@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
@@ -381,10 +382,128 @@ static int parse_boot(struct cx *c, const json_t *boot, struct vmcore_config *cf
     return 0;
 }
 
+/* Capability names as the kernel numbers them (linux/capability.h, 0..40). */
+static const char *const cap_names[] = {
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
+    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE", NULL,
+};
+
+int config_cap_number(const char *name)
+{
+    for (int i = 0; cap_names[i]; i++)
+        if (strcmp(cap_names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+static int parse_caps(struct cx *c, const json_t *arr, struct vmcore_config *cfg)
+{
+    if (!arr)
+        return 0;
+    if (!json_is_array(arr))
+        return type_error(c, "process.capabilities", "an array", arr);
+    cfg->process.has_caps = true;
+    cfg->process.caps = 0;
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        char p[CONFIG_PATH_MAX];
+        snprintf(p, sizeof p, "process.capabilities[%zu]", i);
+        const json_t *v = json_array_get(arr, i);
+        if (!json_is_string(v))
+            return type_error(c, p, "a string", v);
+        int n = config_cap_number(json_string_value(v));
+        if (n < 0)
+            return err_config(c->err, VMCORE_ECONFIG, p, "unknown capability \"%s\" (names "
+                              "such as \"CAP_CHOWN\")", json_string_value(v));
+        cfg->process.caps |= 1ull << n;
+    }
+    return 0;
+}
+
+static const struct { const char *name; int res; } rlimit_names[] = {
+    { "RLIMIT_AS", RLIMIT_AS }, { "RLIMIT_CORE", RLIMIT_CORE }, { "RLIMIT_CPU", RLIMIT_CPU },
+    { "RLIMIT_DATA", RLIMIT_DATA }, { "RLIMIT_FSIZE", RLIMIT_FSIZE },
+    { "RLIMIT_LOCKS", RLIMIT_LOCKS }, { "RLIMIT_MEMLOCK", RLIMIT_MEMLOCK },
+    { "RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE }, { "RLIMIT_NICE", RLIMIT_NICE },
+    { "RLIMIT_NOFILE", RLIMIT_NOFILE }, { "RLIMIT_NPROC", RLIMIT_NPROC },
+    { "RLIMIT_RSS", RLIMIT_RSS }, { "RLIMIT_RTPRIO", RLIMIT_RTPRIO },
+    { "RLIMIT_RTTIME", RLIMIT_RTTIME }, { "RLIMIT_SIGPENDING", RLIMIT_SIGPENDING },
+    { "RLIMIT_STACK", RLIMIT_STACK },
+};
+
+static int parse_rlimits(struct cx *c, const json_t *arr, struct vmcore_config *cfg)
+{
+    static const char *const keys[] = { "type", "soft", "hard", NULL };
+    if (!arr)
+        return 0;
+    if (!json_is_array(arr))
+        return type_error(c, "process.rlimits", "an array", arr);
+    size_t n = json_array_size(arr);
+    if (n > CONFIG_MAX_RLIMITS)
+        return err_config(c->err, VMCORE_ELIMIT, "process.rlimits", "%zu entries (at most %d)",
+                          n, CONFIG_MAX_RLIMITS);
+    cfg->process.rlimits = calloc(n ? n : 1, sizeof *cfg->process.rlimits);
+    if (!cfg->process.rlimits)
+        return err_set(c->err, VMCORE_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        char p[CONFIG_PATH_MAX], tp[CONFIG_PATH_MAX];
+        snprintf(p, sizeof p, "process.rlimits[%zu]", i);
+        const json_t *o = json_array_get(arr, i);
+        int rc;
+        if (!json_is_object(o))
+            return type_error(c, p, "an object", o);
+        if ((rc = check_keys(c, o, p, keys)))
+            return rc;
+        for (int k = 0; k < 3; k++)
+            if (!json_object_get(o, keys[k])) {
+                join_path(tp, p, keys[k]);
+                return err_config(c->err, VMCORE_ECONFIG, tp, "missing (required)");
+            }
+        char *type = NULL;
+        if ((rc = get_string(c, o, p, "type", &type)))
+            return rc;
+        int res = -1;
+        for (size_t k = 0; k < sizeof rlimit_names / sizeof rlimit_names[0]; k++)
+            if (strcmp(rlimit_names[k].name, type) == 0)
+                res = rlimit_names[k].res;
+        if (res < 0) {
+            join_path(tp, p, "type");
+            rc = err_config(c->err, VMCORE_ECONFIG, tp, "unknown limit \"%s\" (names such as "
+                            "\"RLIMIT_NOFILE\")", type);
+            free(type);
+            return rc;
+        }
+        free(type);
+        for (size_t k = 0; k < i; k++)
+            if (cfg->process.rlimits[k].resource == res) {
+                join_path(tp, p, "type");
+                return err_config(c->err, VMCORE_ECONFIG, tp, "given twice");
+            }
+        struct config_rlimit *r = &cfg->process.rlimits[i];
+        r->resource = res;
+        if ((rc = get_uint(c, o, p, "soft", 0, UINT64_MAX >> 1, &r->soft, NULL)) ||
+            (rc = get_uint(c, o, p, "hard", 0, UINT64_MAX >> 1, &r->hard, NULL)))
+            return rc;
+        if (r->soft > r->hard) {
+            join_path(tp, p, "soft");
+            return err_config(c->err, VMCORE_ECONFIG, tp, "%llu is above hard (%llu)",
+                              (unsigned long long)r->soft, (unsigned long long)r->hard);
+        }
+        cfg->process.nrlimits = i + 1;
+    }
+    return 0;
+}
+
 static int parse_process(struct cx *c, const json_t *proc, struct vmcore_config *cfg)
 {
     static const char *const keys[] = { "args", "env", "cwd", "uid", "gid", "terminal",
-                                        "init", NULL };
+                                        "init", "capabilities", "rlimits", "umask", NULL };
     int rc;
     uint64_t n;
     if ((rc = check_keys(c, proc, "process", keys)))
@@ -424,6 +543,14 @@ static int parse_process(struct cx *c, const json_t *proc, struct vmcore_config 
     cfg->process.gid = (uint32_t)n;
     if ((rc = get_bool(c, proc, "process", "terminal", &cfg->process.terminal)))
         return rc;
+    if ((rc = parse_caps(c, json_object_get(proc, "capabilities"), cfg)))
+        return rc;
+    if ((rc = parse_rlimits(c, json_object_get(proc, "rlimits"), cfg)))
+        return rc;
+    n = 0;
+    if ((rc = get_uint(c, proc, "process", "umask", 0, 0777, &n, &cfg->process.has_umask)))
+        return rc;
+    cfg->process.umask = (uint32_t)n;
     return get_bool(c, proc, "process", "init", &cfg->process.init);
 }
 
@@ -627,7 +754,9 @@ static int parse_network(struct cx *c, const json_t *net, struct vmcore_config *
 
 static int parse_mounts(struct cx *c, const json_t *arr, struct vmcore_config *cfg)
 {
-    static const char *const keys[] = { "source", "target", "readonly", NULL };
+    static const char *const keys[] = { "type", "source", "target", "readonly", "nosuid",
+                                        "nodev", "noexec", "data", NULL };
+    static const char *const types[] = { "bind", "tmpfs", "mqueue", "cgroup", NULL };
     if (!json_is_array(arr))
         return type_error(c, "mounts", "an array", arr);
     size_t n = json_array_size(arr);
@@ -645,23 +774,37 @@ static int parse_mounts(struct cx *c, const json_t *arr, struct vmcore_config *c
             return type_error(c, p, "an object", m);
         if ((rc = check_keys(c, m, p, keys)))
             return rc;
-        for (int k = 0; k < 2; k++)
-            if (!json_object_get(m, keys[k])) {
-                join_path(tp, p, keys[k]);
-                return err_config(c->err, VMCORE_ECONFIG, tp, "missing (required)");
-            }
-        char *src = NULL;
-        if ((rc = get_string(c, m, p, "source", &src)))
+        int type = MOUNT_BIND;
+        if ((rc = get_enum(c, m, p, "type", types, &type)))
             return rc;
-        join_path(tp, p, "source");
-        rc = resolve(c, tp, src, &cm->source);
-        free(src);
-        if (rc)
-            return rc;
-        struct stat st;
-        if (stat(cm->source, &st) < 0)
-            return err_config(c->err, VMCORE_ENOENT, tp, "cannot access %s: %s", cm->source,
-                              strerror(errno));
+        cm->type = (enum config_mount_type)type;
+        bool bind = cm->type == MOUNT_BIND;
+        if (!json_object_get(m, "target") || (bind && !json_object_get(m, "source"))) {
+            join_path(tp, p, json_object_get(m, "target") ? "source" : "target");
+            return err_config(c->err, VMCORE_ECONFIG, tp, "missing (required)");
+        }
+        if (!bind && json_object_get(m, "source")) {
+            join_path(tp, p, "source");
+            return err_config(c->err, VMCORE_ECONFIG, tp, "only for type \"bind\"");
+        }
+        if (cm->type != MOUNT_TMPFS && json_object_get(m, "data")) {
+            join_path(tp, p, "data");
+            return err_config(c->err, VMCORE_ECONFIG, tp, "only for type \"tmpfs\"");
+        }
+        if (bind) {
+            char *src = NULL;
+            if ((rc = get_string(c, m, p, "source", &src)))
+                return rc;
+            join_path(tp, p, "source");
+            rc = resolve(c, tp, src, &cm->source);
+            free(src);
+            if (rc)
+                return rc;
+            struct stat st;
+            if (stat(cm->source, &st) < 0)
+                return err_config(c->err, VMCORE_ENOENT, tp, "cannot access %s: %s", cm->source,
+                                  strerror(errno));
+        }
         if ((rc = get_string(c, m, p, "target", &cm->target)))
             return rc;
         if (cm->target[0] != '/' || has_dotdot(cm->target)) {
@@ -669,9 +812,136 @@ static int parse_mounts(struct cx *c, const json_t *arr, struct vmcore_config *c
             return err_config(c->err, VMCORE_ECONFIG, tp,
                               "must be an absolute path without \"..\" components");
         }
-        if ((rc = get_bool(c, m, p, "readonly", &cm->readonly)))
+        if ((rc = get_string(c, m, p, "data", &cm->data)))
+            return rc;
+        if (cm->data && strlen(cm->data) > 1024) {
+            join_path(tp, p, "data");
+            return err_config(c->err, VMCORE_ECONFIG, tp, "longer than 1024 bytes");
+        }
+        if ((rc = get_bool(c, m, p, "readonly", &cm->readonly)) ||
+            (rc = get_bool(c, m, p, "nosuid", &cm->nosuid)) ||
+            (rc = get_bool(c, m, p, "nodev", &cm->nodev)) ||
+            (rc = get_bool(c, m, p, "noexec", &cm->noexec)))
             return rc;
     }
+    return 0;
+}
+
+/* Only parameters that belong to the container's own namespaces (as runc allows them). */
+static bool sysctl_namespaced(const char *k, bool own_net)
+{
+    static const char *const ipc[] = { "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni",
+                                       "kernel.sem", "kernel.shmall", "kernel.shmmax",
+                                       "kernel.shmmni", "kernel.shm_rmid_forced", NULL };
+    for (const char *const *i = ipc; *i; i++)
+        if (strcmp(*i, k) == 0)
+            return true;
+    return strncmp(k, "fs.mqueue.", 10) == 0 || (own_net && strncmp(k, "net.", 4) == 0);
+}
+
+static int parse_sysctl(struct cx *c, const json_t *o, struct vmcore_config *cfg)
+{
+    if (!json_is_object(o))
+        return type_error(c, "sysctl", "an object", o);
+    size_t n = json_object_size(o);
+    if (n > CONFIG_MAX_SYSCTLS)
+        return err_config(c->err, VMCORE_ELIMIT, "sysctl", "%zu entries (at most %d)", n,
+                          CONFIG_MAX_SYSCTLS);
+    cfg->sysctls = calloc(n ? n : 1, sizeof *cfg->sysctls);
+    if (!cfg->sysctls)
+        return err_set(c->err, VMCORE_ENOMEM, "out of memory");
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)o, key, v) {
+        char p[CONFIG_PATH_MAX];
+        join_path(p, "sysctl", key);
+        size_t kl = strlen(key);
+        bool ok = kl > 0 && kl < 200 && key[0] != '.' && key[kl - 1] != '.' && !strstr(key, "..");
+        for (size_t i = 0; ok && i < kl; i++)
+            ok = islower((unsigned char)key[i]) || isdigit((unsigned char)key[i]) ||
+                 strchr("._-", key[i]);
+        if (!ok)
+            return err_config(c->err, VMCORE_ECONFIG, p, "not a parameter name (such as "
+                              "\"net.ipv4.ip_forward\")");
+        if (!sysctl_namespaced(key, cfg->network.mode != NET_MODE_HOST))
+            return err_config(c->err, VMCORE_ECONFIG, p, "not a parameter of the container's "
+                              "own namespaces (net.* without the host's network, fs.mqueue.*, "
+                              "kernel.msg*, sem, shm*)");
+        if (!json_is_string(v))
+            return type_error(c, p, "a string", v);
+        const char *val = json_string_value(v);
+        if (strlen(val) != json_string_length(v) || strlen(val) > 1024 || strchr(val, '\n'))
+            return err_config(c->err, VMCORE_ECONFIG, p, "must be one line of at most 1024 bytes");
+        struct config_sysctl *sc = &cfg->sysctls[cfg->nsysctls++];
+        sc->key = strdup(key);
+        sc->value = strdup(val);
+        sc->path = malloc(kl + 5);
+        if (!sc->key || !sc->value || !sc->path)
+            return err_set(c->err, VMCORE_ENOMEM, "out of memory");
+        snprintf(sc->path, kl + 5, "sys/%s", key);
+        for (char *d = sc->path + 4; *d; d++)
+            if (*d == '.')
+                *d = '/';
+    }
+    return 0;
+}
+
+static int parse_detach(struct cx *c, const json_t *o, struct vmcore_config *cfg)
+{
+    static const char *const keys[] = { "hold", "cgroup", NULL };
+    int rc;
+    if ((rc = check_keys(c, o, "detach", keys)))
+        return rc;
+    cfg->detach.enabled = true;
+    if ((rc = get_string(c, o, "detach", "hold", &cfg->detach.hold)))
+        return rc;
+    if (cfg->detach.hold) {
+        struct stat st;
+        if (cfg->detach.hold[0] != '/')
+            return err_config(c->err, VMCORE_ECONFIG, "detach.hold", "must be an absolute path");
+        if (stat(cfg->detach.hold, &st) < 0)
+            return err_config(c->err, VMCORE_ENOENT, "detach.hold", "cannot access %s: %s",
+                              cfg->detach.hold, strerror(errno));
+        if (!S_ISFIFO(st.st_mode))
+            return err_config(c->err, VMCORE_ECONFIG, "detach.hold", "%s is not a FIFO",
+                              cfg->detach.hold);
+    }
+    if ((rc = get_string(c, o, "detach", "cgroup", &cfg->detach.cgroup)))
+        return rc;
+    if (cfg->detach.cgroup) {
+        /* A name, or a path of names ("a/b", "/a/b"); the last one is the group's own. */
+        const char *g = cfg->detach.cgroup;
+        size_t len = strlen(g);
+        if (len == 0 || len > 1024 || g[len - 1] == '/' || strstr(g, "//"))
+            return err_config(c->err, VMCORE_ECONFIG, "detach.cgroup",
+                              "must be a folder name or a path of them (at most 1024 bytes)");
+        for (const char *comp = g[0] == '/' ? g + 1 : g; *comp;) {
+            size_t n = strcspn(comp, "/");
+            char part[1025];
+            snprintf(part, sizeof part, "%.*s", (int)n, comp);
+            if ((rc = check_name(c, "detach.cgroup", part, 200, true)))
+                return rc;
+            if (part[0] == '.')
+                return err_config(c->err, VMCORE_ECONFIG, "detach.cgroup",
+                                  "\"%s\": a folder name must not start with \".\"", part);
+            comp += n;
+            if (*comp == '/')
+                comp++;
+            if (!*comp && strncmp(part, "vmcore-", 7) == 0)
+                return err_config(c->err, VMCORE_ECONFIG, "detach.cgroup",
+                                  "must not start with \"vmcore-\" (the library's own names)");
+        }
+    }
+    if (cfg->process.init)
+        return err_config(c->err, VMCORE_ECONFIG, "detach", "cannot be combined with process.init");
+    /* veth and bridge interfaces, and user mode's NAT, live with this process */
+    if (cfg->network.mode == NET_MODE_VETH || cfg->network.mode == NET_MODE_USER ||
+        cfg->network.mode == NET_MODE_BRIDGE)
+        return err_config(c->err, VMCORE_ECONFIG, "detach",
+                          "cannot be combined with network.mode \"%s\"",
+                          cfg->network.mode == NET_MODE_VETH   ? "veth"
+                          : cfg->network.mode == NET_MODE_USER ? "user"
+                                                               : "bridge");
     return 0;
 }
 
@@ -1045,14 +1315,14 @@ static const char *const vm_only_keys[] = { "boot", "memory_mib", "vcpus", "emu"
                                             "rng", "nics", "vsock", "consoles", NULL };
 static const char *const container_only_keys[] = { "rootfs", "rootfs_readonly", "hostname",
                                                    "process", "limits", "network", "mounts",
-                                                   "userns", NULL };
+                                                   "userns", "detach", "sysctl", NULL };
 
 static int parse_root(struct cx *c, const json_t *root, struct vmcore_config *cfg)
 {
     static const char *const keys[] = { "name", "backend", "memory_mib", "vcpus", "boot", "emu",
                                         "rootfs", "rootfs_readonly", "hostname", "process",
                                         "limits", "network", "mounts", "userns", "disks", "rng",
-                                        "nics", "vsock", "consoles", NULL };
+                                        "nics", "vsock", "consoles", "detach", "sysctl", NULL };
     int rc, v;
     const json_t *obj;
 
@@ -1149,6 +1419,13 @@ static int parse_root(struct cx *c, const json_t *root, struct vmcore_config *cf
         return rc;
     if (obj && (rc = parse_userns(c, obj, cfg)))
         return rc;
+    if (json_object_get(root, "sysctl") &&
+        (rc = parse_sysctl(c, json_object_get(root, "sysctl"), cfg)))
+        return rc;
+    if ((rc = get_object(c, root, "", "detach", &obj)))
+        return rc;
+    if (obj && (rc = parse_detach(c, obj, cfg)))
+        return rc;
     return 0;
 }
 
@@ -1215,7 +1492,17 @@ void config_free(struct vmcore_config *cfg)
     for (size_t i = 0; i < cfg->nmounts; i++) {
         free(cfg->mounts[i].source);
         free(cfg->mounts[i].target);
+        free(cfg->mounts[i].data);
     }
+    free(cfg->process.rlimits);
+    for (size_t i = 0; i < cfg->nsysctls; i++) {
+        free(cfg->sysctls[i].key);
+        free(cfg->sysctls[i].path);
+        free(cfg->sysctls[i].value);
+    }
+    free(cfg->sysctls);
+    free(cfg->detach.hold);
+    free(cfg->detach.cgroup);
     free(cfg->mounts);
     for (size_t i = 0; i < cfg->ndisks; i++) {
         free(cfg->disks[i].path);

@@ -36,11 +36,30 @@ struct config_bridge {
     bool nat;       /* create + address: masquerade the subnet (nftables table vmcore_NAME) */
 };
 
+enum config_mount_type { MOUNT_BIND, MOUNT_TMPFS, MOUNT_MQUEUE, MOUNT_CGROUP };
 struct config_mount {
-    char *source;   /* absolute host path (resolved) */
+    enum config_mount_type type;
+    char *source;   /* bind: absolute host path (resolved); NULL for tmpfs and mqueue */
     char *target;   /* absolute path inside the container */
     bool readonly;
+    bool nosuid, nodev, noexec;
+    char *data;     /* tmpfs: mount options ("size=...,mode=..."), or NULL */
 };
+
+/* One kernel parameter of the container's namespaces (doc/config.md "sysctl"). */
+struct config_sysctl {
+    char *key;      /* "net.ipv4.ping_group_range" */
+    char *path;     /* relative to a proc mount: "sys/net/ipv4/ping_group_range" */
+    char *value;
+};
+#define CONFIG_MAX_SYSCTLS 64
+
+/* One resource limit of the container's process (doc/config.md "process.rlimits"). */
+struct config_rlimit {
+    int resource;   /* RLIMIT_* */
+    uint64_t soft, hard;
+};
+#define CONFIG_MAX_RLIMITS 16
 
 /* One virtio-blk disk of a virtual machine (doc/config.md "disks"). */
 struct config_disk {
@@ -131,6 +150,12 @@ struct vmcore_config {
         uint32_t uid, gid;
         bool terminal;          /* allocate a pty */
         bool init;              /* run a tiny reaping init as PID 1 */
+        bool has_caps;          /* "capabilities" given: caps replaces the default set */
+        uint64_t caps;          /* bit mask of CAP_* */
+        struct config_rlimit *rlimits;
+        size_t nrlimits;
+        bool has_umask;
+        uint32_t umask;         /* "umask" given: the file mode creation mask */
     } process;
     struct {
         uint64_t memory_bytes;  /* 0 = unlimited */
@@ -153,6 +178,13 @@ struct vmcore_config {
         struct config_idmap *uid_map, *gid_map;
         size_t nuid_map, ngid_map;
     } userns;
+    struct config_sysctl *sysctls;
+    size_t nsysctls;
+    struct {
+        bool enabled;           /* "detach" given: the container may outlive this process */
+        char *hold;             /* absolute path of a FIFO to wait on before exec, or NULL */
+        char *cgroup;           /* the group's folder name, or NULL (the library's own) */
+    } detach;
 };
 
 /* Parse and validate @root. @base_dir resolves relative paths (NULL: cwd). On failure
@@ -162,6 +194,9 @@ int config_parse(struct vmcore_config **out, const json_t *root, const char *bas
 void config_free(struct vmcore_config *cfg);
 
 const char *config_backend_name(enum config_backend b);
+
+/* The number of a capability named as in linux/capability.h ("CAP_CHOWN"), or -1. */
+int config_cap_number(const char *name);
 
 /* The one parser of network.address and network.host_address: "a.b.c.d/n" with n 1..32.
  * 0 with the address (network byte order) and the prefix, or -1. */

@@ -1097,6 +1097,25 @@ VMCORE_API int vmcore_domain_exec(vmcore_domain *d, const char *const *argv, vmc
     return 0;
 }
 
+VMCORE_API int vmcore_domain_detach(vmcore_domain *d, vmcore_detached *out)
+{
+    if (!d || !out)
+        return VMCORE_EINVAL;
+    if (!d->ops->detach)
+        return fail_msg(d, VMCORE_ENOTSUP, "detach: not supported by backend %s", d->ops->name);
+    if (d->closing || (d->state != VMCORE_STATE_RUNNING && d->state != VMCORE_STATE_PAUSED))
+        return fail_msg(d, VMCORE_ESTATE, "detach: domain is %s, not running",
+                        d->closing ? "closing" : vmcore_state_name(d->state));
+    struct vmcore_err err = { 0 };
+    int rc = d->ops->detach(d, d->priv, out, &err);
+    if (rc)
+        return fail(d, &err);
+    /* The domain's end, reported the usual way (the first report wins: a process that
+     * had already ended and not yet been reported is reported as such). */
+    domain_post_exit(d, VMCORE_EXIT_NONE, 0, 0, "detached");
+    return 0;
+}
+
 /* ---------------------------------------------------------------- subscriptions */
 
 VMCORE_API int vmcore_domain_subscribe(vmcore_domain *d, unsigned int mask, vmcore_event_cb cb,

@@ -60,6 +60,7 @@ cd /
 run() { echo "\$ $*"; env -u PYTHONPATH -u VMCORE_LIBRARY -u LD_LIBRARY_PATH "$@"; }
 [ "$(command -v vmcore)" = /usr/bin/vmcore ] || { echo "vmcore is not /usr/bin/vmcore" >&2; exit 1; }
 run vmcore --version
+run /usr/bin/vmcore-oci --version
 run /usr/bin/python3 -c 'import vmcore; print(vmcore.__file__, vmcore.version())'
 run /usr/bin/python3 -c 'import vmcore, sys; sys.exit(vmcore.version() != vmcore.__version__)'
 

@@ -401,6 +401,60 @@ static const struct bad_case bad_cases[] = {
     { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
       "\"userns\":{\"gid_map\":[{\"inside\":0,\"outside\":1000,\"count\":0}]}}", VMCORE_ECONFIG,
       "userns.gid_map[0].count", "out of range" },
+    /* capabilities, rlimits, typed mounts, detach */
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"],"
+      "\"capabilities\":[\"CAP_CHOWN\",\"CAP_FLY\"]}}", VMCORE_ECONFIG,
+      "process.capabilities[1]", "unknown capability \"CAP_FLY\"" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"],"
+      "\"capabilities\":\"CAP_CHOWN\"}}", VMCORE_ECONFIG, "process.capabilities", "an array" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"],"
+      "\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"soft\":2,\"hard\":1}]}}", VMCORE_ECONFIG,
+      "process.rlimits[0].soft", "above hard" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"],"
+      "\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"soft\":1,\"hard\":1},"
+      "{\"type\":\"RLIMIT_NOFILE\",\"soft\":1,\"hard\":1}]}}", VMCORE_ECONFIG,
+      "process.rlimits[1].type", "given twice" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"],"
+      "\"rlimits\":[{\"type\":\"RLIMIT_FOO\",\"soft\":1,\"hard\":1}]}}", VMCORE_ECONFIG,
+      "process.rlimits[0].type", "unknown limit" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"],"
+      "\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"soft\":1}]}}", VMCORE_ECONFIG,
+      "process.rlimits[0].hard", "missing" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"mounts\":[{\"type\":\"tmpfs\",\"source\":\"/tmp\",\"target\":\"/x\"}]}",
+      VMCORE_ECONFIG, "mounts[0].source", "only for type \"bind\"" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"mounts\":[{\"type\":\"mqueue\",\"target\":\"/x\",\"data\":\"size=1\"}]}",
+      VMCORE_ECONFIG, "mounts[0].data", "only for type \"tmpfs\"" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"mounts\":[{\"type\":\"nfs\",\"target\":\"/x\"}]}", VMCORE_ECONFIG,
+      "mounts[0].type", "unknown value \"nfs\"" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"mounts\":[{\"type\":\"tmpfs\",\"target\":\"/a/../b\"}]}", VMCORE_ECONFIG,
+      "mounts[0].target", "absolute" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"detach\":{\"hold\":\"/nonexistent/fifo\"}}", VMCORE_ENOENT, "detach.hold",
+      "/nonexistent/fifo" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"detach\":{\"hold\":\"%R\"}}", VMCORE_ECONFIG, "detach.hold", "is not a FIFO" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"detach\":{\"hold\":\"fifo\"}}", VMCORE_ECONFIG, "detach.hold", "absolute" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"detach\":{\"cgroup\":\"vmcore-1-2\"}}", VMCORE_ECONFIG, "detach.cgroup",
+      "must not start with \"vmcore-\"" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"detach\":{\"cgroup\":\"a/../b\"}}", VMCORE_ECONFIG, "detach.cgroup",
+      "must not start with \".\"" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"detach\":{\"cgroup\":\"a//b\"}}", VMCORE_ECONFIG, "detach.cgroup", "a path of them" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"detach\":{\"cgroup\":\"a/b c\"}}", VMCORE_ECONFIG, "detach.cgroup", "invalid character" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"],"
+      "\"init\":true},\"detach\":{}}", VMCORE_ECONFIG, "detach", "process.init" },
+    { "{\"backend\":\"container\",\"rootfs\":\"%R\",\"process\":{\"args\":[\"x\"]},"
+      "\"detach\":{\"wait\":true}}", VMCORE_ECONFIG, "detach.wait", "unknown key" },
+    { "{\"backend\":\"emu\",\"boot\":{\"kernel\":\"%R\"},\"detach\":{}}", VMCORE_ECONFIG,
+      "detach", "containers only" },
 };
 
 static void test_bad_configs(void **state)

@@ -528,9 +528,44 @@ static void watch_stop(struct ct_cgroup *cg)
     cg->watch_pidfd = -1;
 }
 
+/* detach.cgroup may be a path ("a/b/c" under our own group, "/a/b/c" from the hierarchy's
+ * root): make the folders above the last one (they stay: other groups may share them), and
+ * on v2 enable the controllers in each. @dir is the full path of the group itself. */
+static void make_parents(const char *top, const char *dir, bool v2)
+{
+    char p[4096];
+    size_t tl = strlen(top);
+    snprintf(p, sizeof p, "%s", dir);
+    for (char *c = p + tl + 1; (c = strchr(c, '/')); c++) {
+        *c = 0;
+        mkdir(p, 0755);
+        *c = '/';
+    }
+    if (!v2)
+        return;
+    /* cgroup.subtree_control of every folder from @top down to the group's parent */
+    snprintf(p, sizeof p, "%s", dir);
+    char *last = strrchr(p, '/');
+    if (last)
+        *last = 0;
+    for (char *c = p + tl;; c++) {
+        char save = *c;
+        if (save != '/' && save != 0)
+            continue;
+        *c = 0;
+        write_file(p, "cgroup.subtree_control", "+memory +pids +cpu");
+        *c = save;
+        if (!save)
+            break;
+    }
+}
+
 int cgroup_create_at(struct ct_cgroup *cg, const char *root, bool v2, const char *name,
                      const struct vmcore_config *cfg, struct vmcore_err *err)
 {
+    /* An absolute detach.cgroup starts at the hierarchy's root, not at our own group. */
+    bool absolute = name[0] == '/';
+    bool nested = strchr(name, '/') != NULL;
     memset(cg, 0, sizeof *cg);
     cg->v2_fd = -1;
     cg->v2 = v2;
@@ -538,9 +573,17 @@ int cgroup_create_at(struct ct_cgroup *cg, const char *root, bool v2, const char
     if (cg->v2) {
         if (own_group(NULL, own, sizeof own) < 0)
             return err_set(err, VMCORE_ESYS, "cannot find this process's cgroup in /proc/self/cgroup");
+        if (absolute)
+            own[0] = 0;
         snprintf(cg->path[0], sizeof cg->path[0], "%s%s", root, own);
-        collect_stale(cg->path[0]);
-        snprintf(cg->path[0], sizeof cg->path[0], "%s%s/%s", root, own, name);
+        if (!nested)
+            collect_stale(cg->path[0]);
+        snprintf(cg->path[0], sizeof cg->path[0], "%s%s%s%s", root, own, absolute ? "" : "/", name);
+        if (nested) {
+            char top[4200];
+            snprintf(top, sizeof top, "%s%s", root, own);
+            make_parents(top, cg->path[0], true);
+        }
         if (mkdir(cg->path[0], 0755) < 0) {
             int e = errno;
             cg->path[0][0] = 0;
@@ -551,7 +594,8 @@ int cgroup_create_at(struct ct_cgroup *cg, const char *root, bool v2, const char
         /* Controllers must be enabled in the parent for the limits to exist. */
         char parent[4200];
         snprintf(parent, sizeof parent, "%s%s", root, own);
-        write_file(parent, "cgroup.subtree_control", "+memory +pids +cpu");
+        if (!nested)
+            write_file(parent, "cgroup.subtree_control", "+memory +pids +cpu");
         cg->v2_fd = open(cg->path[0], O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (cg->v2_fd < 0) {
             int e = errno;
@@ -570,9 +614,13 @@ int cgroup_create_at(struct ct_cgroup *cg, const char *root, bool v2, const char
                 continue;
             if (own_group(ctrl_name[i], own, sizeof own) < 0)
                 continue;
+            if (absolute)
+                own[0] = 0;
             snprintf(cg->path[i], sizeof cg->path[i], "%s%s", real, own);
-            collect_stale(cg->path[i]);
-            snprintf(cg->path[i], sizeof cg->path[i], "%s%s/%s", real, own, name);
+            if (!nested)
+                collect_stale(cg->path[i]);
+            snprintf(cg->path[i], sizeof cg->path[i], "%s%s%s%s", real, own, absolute ? "" : "/",
+                     name);
             /* Co-mounted controllers (cpu,cpuacct) share one folder: make it once. */
             bool dup = false;
             for (int j = 0; j < i; j++)
@@ -580,6 +628,11 @@ int cgroup_create_at(struct ct_cgroup *cg, const char *root, bool v2, const char
                     dup = true;
             if (dup)
                 continue;
+            if (nested) {
+                char top[4200];
+                snprintf(top, sizeof top, "%s%s", real, own);
+                make_parents(top, cg->path[i], false);
+            }
             if (mkdir(cg->path[i], 0755) < 0) {
                 int e = errno;
                 char failed[4096];
@@ -595,7 +648,9 @@ int cgroup_create_at(struct ct_cgroup *cg, const char *root, bool v2, const char
         if (!cg->created)
             return err_set(err, VMCORE_EUNAVAIL, "no usable cgroup v1 controller under %s", root);
     }
-    if (apply_limits(cg, cfg, err) < 0 || watch_start(cg, err) < 0) {
+    /* A detached container (cfg->detach) outlives this process: no watcher; whoever
+     * manages it later removes the group (vmcore_detached_destroy()). */
+    if (apply_limits(cg, cfg, err) < 0 || (!cfg->detach.enabled && watch_start(cg, err) < 0)) {
         cgroup_destroy(cg);
         return err->code;
     }
@@ -719,15 +774,16 @@ int cgroup_kill_all(struct ct_cgroup *cg)
     return n;
 }
 
-void cgroup_destroy(struct ct_cgroup *cg)
+int cgroup_destroy(struct ct_cgroup *cg)
 {
     if (cg->v2_fd >= 0)
         close(cg->v2_fd);
     cg->v2_fd = -1;
     if (!cg->created) {
         watch_stop(cg);
-        return;
+        return 0;
     }
+    int rc = 0;
     /* A frozen group's tasks cannot die; thaw before killing. */
     const char *fz = cg->v2 ? cg->path[0] : cg->path[CG_FREEZER];
     if (*fz)
@@ -743,8 +799,10 @@ void cgroup_destroy(struct ct_cgroup *cg)
         for (int tries = 0; !dup && tries < 2000; tries++) {
             if (rmdir(cg->path[i]) == 0 || errno == ENOENT)
                 break;
-            if (errno != EBUSY)
+            if (errno != EBUSY || tries == 1999) {
+                rc = -errno;
                 break;
+            }
             cgroup_kill_all(cg);
             nap(1000000);
         }
@@ -753,4 +811,5 @@ void cgroup_destroy(struct ct_cgroup *cg)
     cg->created = false;
     /* Only now: had this process died during the removal, the watcher would finish it. */
     watch_stop(cg);
+    return rc;
 }

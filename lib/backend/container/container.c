@@ -15,12 +15,15 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <linux/capability.h>
+
+#include <jansson.h>
 
 #include "core/backend.h"
 #include "ct.h"
@@ -89,6 +92,8 @@ struct ct {
     char host_if[IFNAMSIZ];     /* veth, bridge: the veth's host end */
     char gateway[INET_ADDRSTRLEN]; /* bridge: the created bridge's address, or "" */
     struct bridge_ref *bridge;  /* network.mode "bridge": the host end's bridge */
+    bool detached;              /* vmcore_domain_detach() let the container go */
+    int console_fd;             /* detach + process.terminal: the pty master until detached */
     struct winsize winsize;     /* process.terminal: the size for the pty (0 x 0: unset) */
     struct ct_run *init;
     struct ct_run *execs;
@@ -351,6 +356,43 @@ static int stdio_make(struct stdio_fds *s, bool terminal, const struct winsize *
     return 0;
 }
 
+/* detach without a terminal: the child gets copies of this process's stdio (or /dev/null
+ * where one is closed). */
+static int stdio_inherit(struct stdio_fds *s, struct vmcore_err *err)
+{
+    for (int i = 0; i < 3; i++)
+        s->child[i] = s->parent[i] = -1;
+    s->pty_master = -1;
+    s->pty_path[0] = 0;
+    for (int i = 0; i < 3; i++) {
+        s->child[i] = fcntl(i, F_DUPFD_CLOEXEC, 3);
+        if (s->child[i] < 0)
+            s->child[i] = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (s->child[i] < 0) {
+            int e = errno;
+            stdio_close(s);
+            return err_sys(err, VMCORE_ESYS, e, "detach: duplicate stdio %d", i);
+        }
+    }
+    return 0;
+}
+
+/* process.rlimits, set on the waiting child from here (inherited by what it execs). */
+static int apply_rlimits(const struct vmcore_config *cfg, pid_t pid, struct vmcore_err *err)
+{
+    for (size_t i = 0; i < cfg->process.nrlimits; i++) {
+        const struct config_rlimit *l = &cfg->process.rlimits[i];
+        struct rlimit rl = { .rlim_cur = l->soft, .rlim_max = l->hard };
+        if (prlimit(pid, (__rlimit_resource_t)l->resource, &rl, NULL) < 0) {
+            char p[64];
+            snprintf(p, sizeof p, "process.rlimits[%zu]", i);
+            return err_config(err, errno == EPERM ? VMCORE_EPERM : VMCORE_ECONFIG, p,
+                              "prlimit: %s", strerror(errno));
+        }
+    }
+    return 0;
+}
+
 static int write_map(pid_t pid, const char *file, const struct config_idmap *m, size_t n,
                      const char *field, struct vmcore_err *err)
 {
@@ -421,14 +463,27 @@ static int run_start(struct ct *ct, struct ct_run *r, const char *exe, const cha
 {
     const struct vmcore_config *cfg = ct->cfg;
     bool terminal = !r->is_exec && cfg->process.terminal;
+    bool detach = !r->is_exec && cfg->detach.enabled;
     struct stdio_fds io;
-    int rc = stdio_make(&io, terminal, &ct->winsize, !r->is_exec, err);
+    int rc = detach && !terminal ? stdio_inherit(&io, err)
+                                 : stdio_make(&io, terminal, &ct->winsize, !r->is_exec, err);
     if (rc < 0)
         return rc;
+    int hold = -1;
+    if (detach && cfg->detach.hold &&
+        (hold = open(cfg->detach.hold, O_PATH | O_CLOEXEC)) < 0) {
+        int e = errno;
+        stdio_close(&io);
+        return err_config(err, VMCORE_ENOENT, "detach.hold", "open %s: %s", cfg->detach.hold,
+                          strerror(e));
+    }
     int st_pipe[2] = { -1, -1 };
     if (!r->is_exec && cfg->process.init && pipe2(st_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        int e = errno;
         stdio_close(&io);
-        return err_sys(err, VMCORE_ESYS, errno, "pipe");
+        if (hold >= 0)
+            close(hold);
+        return err_sys(err, VMCORE_ESYS, e, "pipe");
     }
     r->init_status_fd = st_pipe[0];
     /* mode "user": the child makes the tap in its namespace and sends it over this pair */
@@ -464,7 +519,7 @@ static int run_start(struct ct *ct, struct ct_run *r, const char *exe, const cha
     s.exe = exe;
     s.argv = argv;
     s.filter = &ct->filter;
-    s.caps = caps_default_mask();
+    s.caps = cfg->process.has_caps ? cfg->process.caps : caps_default_mask();
     if (!cgroup_has_device_policy(&ct->cg))
         s.caps &= ~(1ull << CAP_MKNOD);
     bool veth = cfg->network.mode == NET_MODE_VETH || cfg->network.mode == NET_MODE_BRIDGE;
@@ -479,8 +534,12 @@ static int run_start(struct ct *ct, struct ct_run *r, const char *exe, const cha
     s.pty_slave = terminal ? io.child[0] : -1;
     s.pty_slave_path = terminal ? io.pty_path : NULL;
     s.userns = ct->userns;
+    s.detached = detach;
+    s.hold_fd = hold;
 
     rc = ct_spawn(&s, &r->proc, err);
+    if (hold >= 0)
+        close(hold);
     if (st_pipe[1] >= 0)
         close(st_pipe[1]);
     if (tap_sv[1] >= 0)
@@ -490,6 +549,8 @@ static int run_start(struct ct *ct, struct ct_run *r, const char *exe, const cha
     if (rc < 0)
         goto fail;
     if (!r->proc.in_cgroup && (rc = cgroup_attach(&ct->cg, r->proc.pid, err)) < 0)
+        goto fail_proc;
+    if ((rc = apply_rlimits(cfg, r->proc.pid, err)) < 0)
         goto fail_proc;
     if (!r->is_exec && ct->userns) {
         if ((rc = write_map(r->proc.pid, "uid_map", cfg->userns.uid_map, cfg->userns.nuid_map,
@@ -541,7 +602,11 @@ static int run_start(struct ct *ct, struct ct_run *r, const char *exe, const cha
         rc = err_set(err, VMCORE_ESYS, "uv_poll_start(pidfd): %s", uv_strerror(rc));
         goto fail_running;
     }
-    if (terminal) {
+    if (detach) {
+        /* The caller's stdio, or a terminal whose master vmcore_domain_detach() hands over. */
+        ct->console_fd = io.pty_master;
+        io.pty_master = -1;
+    } else if (terminal) {
         rc = stream_open(r, &r->out, io.pty_master, VMCORE_STREAM_CONSOLE, true, err);
         if (rc == 0) {
             io.pty_master = -1;
@@ -656,6 +721,7 @@ static int container_create(vmcore_domain *d, const struct vmcore_config *cfg, v
     ct->cfg = cfg;
     ct->cg.v2_fd = -1;
     host_ifname(ct);
+    ct->console_fd = -1;
     /* Without root, a user namespace is what grants the rights the setup needs. */
     ct->userns = cfg->userns.enabled || geteuid() != 0;
     if ((rc = rootfs_check_exe(cfg->rootfs, cfg->process.args[0], cfg->process.env, ct->exe,
@@ -692,9 +758,12 @@ static int container_start(vmcore_domain *d, void *priv, struct vmcore_err *err)
 {
     (void)d;
     struct ct *ct = priv;
-    char name[64];
-    snprintf(name, sizeof name, "vmcore-%d-%lx", (int)getpid(), (unsigned long)(uintptr_t)ct);
+    char name[256];
     const struct vmcore_config *cfg = ct->cfg;
+    if (cfg->detach.cgroup)
+        snprintf(name, sizeof name, "%s", cfg->detach.cgroup);
+    else
+        snprintf(name, sizeof name, "vmcore-%d-%lx", (int)getpid(), (unsigned long)(uintptr_t)ct);
     bool limits = cfg->limits.memory_bytes || cfg->limits.pids || cfg->limits.cpus > 0;
     /* First, so that a busy forwarded port fails the start before anything exists. */
     int rc;
@@ -798,6 +867,8 @@ static int container_shutdown(vmcore_domain *d, void *priv, struct vmcore_err *e
 {
     (void)d;
     struct ct *ct = priv;
+    if (ct->detached)
+        return 0;
     /* A frozen group would hold the signal until resumed. */
     if (ct->cg_made)
         cgroup_freeze(&ct->cg, false, NULL);
@@ -818,6 +889,8 @@ static int container_kill(vmcore_domain *d, void *priv, struct vmcore_err *err)
 {
     (void)d;
     struct ct *ct = priv;
+    if (ct->detached)
+        return 0; /* not ours any more; its "exit" (detached) is posted already */
     int rc = signal_init(ct, SIGKILL, err);
     if (ct->cg_made) {
         cgroup_kill_all(&ct->cg);
@@ -952,12 +1025,85 @@ static void container_console_drained(vmcore_domain *d, void *priv)
         run_resume_reading(r);
 }
 
+const char *const ct_cgroup_ctrl_names[CG_NCTRL] = { "memory", "pids", "cpu", "cpuacct",
+                                                     "freezer", "devices" };
+
+/* The state vmcore_detached_*() take (detached.c parses it back). */
+static int detached_state(const struct ct *ct, pid_t pid, char *buf, size_t cap,
+                          struct vmcore_err *err)
+{
+    json_t *groups = json_object(), *o = json_object();
+    for (int i = 0; ct->cg_made && groups && i < (ct->cg.v2 ? 1 : CG_NCTRL); i++)
+        if (ct->cg.path[i][0])
+            json_object_set_new(groups, ct->cg.v2 ? "unified" : ct_cgroup_ctrl_names[i],
+                                json_string(ct->cg.path[i]));
+    if (o) {
+        json_object_set_new(o, "pid", json_integer(pid));
+        json_object_set_new(o, "v2", json_boolean(ct->cg.v2));
+    }
+    size_t n = 0;
+    if (o && groups && json_object_set_new(o, "cgroups", groups) == 0) {
+        groups = NULL;
+        n = json_dumpb(o, buf, cap - 1, JSON_COMPACT);
+    }
+    json_decref(groups);
+    json_decref(o);
+    if (n == 0 || n >= cap - 1)
+        return err_set(err, VMCORE_ELIMIT, "detach: the cgroup paths do not fit the state");
+    buf[n] = 0;
+    return 0;
+}
+
+static int container_detach(vmcore_domain *d, void *priv, vmcore_detached *out,
+                            struct vmcore_err *err)
+{
+    (void)d;
+    struct ct *ct = priv;
+    if (!ct->cfg->detach.enabled)
+        return err_set(err, VMCORE_ENOTSUP, "detach: the configuration has no \"detach\" key");
+    struct ct_run *r = ct->init;
+    if (!r || r->exited || r->proc.pidfd < 0)
+        return err_set(err, VMCORE_ESTATE, "detach: the container's process has ended");
+    int rc = detached_state(ct, r->proc.pid, out->state, sizeof out->state, err);
+    if (rc < 0)
+        return rc;
+    /* Exec'd processes are the handle's: they end now, as at a close. */
+    while (ct->execs) {
+        struct ct_run *x = ct->execs;
+        ct->execs = x->next;
+        run_free(x);
+    }
+    out->pid = r->proc.pid;
+    out->console_fd = ct->console_fd;
+    ct->console_fd = -1;
+    /* Stop watching without reaping: the process stays our child, unreaped, so its pid
+     * cannot be reused while we run; run_free() must not kill it. */
+    handle_close(&r->poll);
+    close(r->proc.pidfd);
+    r->proc.pidfd = -1;
+    r->proc.pid = -1;
+    ct->detached = true;
+    return 0;
+}
+
 static void container_destroy(vmcore_domain *d, void *priv)
 {
     (void)d;
     struct ct *ct = priv;
     if (!ct)
         return;
+    if (ct->console_fd >= 0)
+        close(ct->console_fd);
+    if (ct->detached) {
+        /* The container runs on; only this process's handles go. */
+        if (ct->init)
+            run_free(ct->init);
+        if (ct->cg.v2_fd >= 0)
+            close(ct->cg.v2_fd);
+        seccomp_filter_free(&ct->filter);
+        free(ct);
+        return;
+    }
     if (ct->cg_made) {
         /* Frozen tasks cannot die: thaw after the kill so none of them runs again. */
         cgroup_kill_all(&ct->cg);
@@ -992,5 +1138,6 @@ const struct backend_ops backend_container_ops = {
     .console_resize = container_console_resize,
     .console_drained = container_console_drained,
     .exec = container_exec,
+    .detach = container_detach,
     .destroy = container_destroy,
 };

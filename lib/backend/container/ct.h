@@ -44,6 +44,8 @@ long ct_clone_pidfd(uint64_t flags, int cgroup_fd, int *pidfd, bool *in_cgroup);
 
 /* --- cgroups (cgroup.c) ---------------------------------------------------------- */
 enum cg_ctrl { CG_MEMORY, CG_PIDS, CG_CPU, CG_CPUACCT, CG_FREEZER, CG_DEVICES, CG_NCTRL };
+/* The controllers' names, in that order (the keys of a detached container's state). */
+extern const char *const ct_cgroup_ctrl_names[CG_NCTRL];
 
 struct ct_cgroup {
     bool v2;                    /* unified hierarchy at /sys/fs/cgroup */
@@ -79,8 +81,8 @@ int cgroup_stats(struct ct_cgroup *cg, vmcore_stats *out, struct vmcore_err *err
 /* SIGKILL every process in the group; returns how many were signalled. */
 int cgroup_kill_all(struct ct_cgroup *cg);
 /* Kill what is left, wait for the group to empty, remove it, then stop and reap the
- * watcher. Idempotent. */
-void cgroup_destroy(struct ct_cgroup *cg);
+ * watcher. Idempotent. Returns 0, or -errno of a folder that could not be removed. */
+int cgroup_destroy(struct ct_cgroup *cg);
 
 /* --- seccomp (seccomp.c) ---------------------------------------------------------- */
 /* Build the default filter as BPF (parent side). Free with seccomp_filter_free(). */
@@ -164,7 +166,12 @@ struct ct_spawn {
                                    signal here (an int) before exiting, else -1 */
     const char *pty_slave_path; /* for /dev/console, or NULL */
     int init_image_fd;          /* process.init: sealed memfd of the built-in init, else -1 */
+    bool detached;              /* cfg->detach: no PR_SET_PDEATHSIG */
+    int hold_fd;                /* detach.hold: O_PATH fd of the FIFO, else -1 */
 };
+
+/* The child's report (pid field, code 0) that it waits on detach.hold, set up. */
+#define CT_CHILD_HELD (-2)
 
 struct ct_proc {
     pid_t pid;
@@ -181,7 +188,8 @@ int ct_init_image_fd(struct vmcore_err *err);
 
 /* clone3 the child; it waits for ct_spawn_release(). */
 int ct_spawn(const struct ct_spawn *s, struct ct_proc *p, struct vmcore_err *err);
-/* Let the child go and wait until it has exec'd (0) or failed (error with its message). */
+/* Let the child go and wait until it has exec'd (0) or failed (error with its message);
+ * with a hold FIFO, until it waits there (0). */
 int ct_spawn_release(struct ct_proc *p, struct vmcore_err *err);
 /* Signal a child that has not been reaped yet; 0 or -1 with errno. */
 int ct_proc_signal(struct ct_proc *p, int sig);

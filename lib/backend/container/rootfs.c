@@ -17,10 +17,12 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <linux/magic.h>
 #include <linux/openat2.h>
 
 #include "ct.h"
@@ -314,7 +316,7 @@ static int bind_mount(const char *src, int dstfd, int basefd, const char *path, 
         r = mount_on("none", fd, "none", MS_BIND | MS_REMOUNT | flags | MS_NOSUID | MS_NODEV, NULL);
     int errnum = errno;
     close(fd);
-    return r < 0 ? ct_child_fail(e, VMCORE_ESYS, errnum, "remount %s read-only", what) : 0;
+    return r < 0 ? ct_child_fail(e, VMCORE_ESYS, errnum, "remount %s with its flags", what) : 0;
 }
 
 /* Bind the host's @src on a new empty file @name in @dir (a fresh tmpfs). */
@@ -394,6 +396,27 @@ static int setup_dev(int root, bool userns, const char *console_path, struct ct_
     return r;
 }
 
+/* cfg->sysctls, through the container's new proc (@proc) before /proc/sys is made
+ * read-only: the parameters are its namespaces' (config.c admits no others). */
+static int write_sysctls(int proc, const struct vmcore_config *cfg, struct ct_child_err *e)
+{
+    for (size_t i = 0; i < cfg->nsysctls; i++) {
+        const struct config_sysctl *sc = &cfg->sysctls[i];
+        int fd = openat(proc, sc->path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+        size_t len = strlen(sc->value);
+        if (fd < 0 || write(fd, sc->value, len) != (ssize_t)len) {
+            int errnum = errno;
+            if (fd >= 0)
+                close(fd);
+            return ct_child_fail(e, errnum == ENOENT || errnum == EINVAL ? VMCORE_ECONFIG
+                                                                         : VMCORE_ESYS,
+                                 errnum, "sysctl.%s: write /proc/%s", sc->key, sc->path);
+        }
+        close(fd);
+    }
+    return 0;
+}
+
 /* Hide what runc hides; paths missing on this kernel are skipped. @proc and @sys are fds
  * of the proc and sysfs we mounted: what is below them is the kernel's. */
 static int mask_paths(int proc, int sys, struct ct_child_err *e)
@@ -436,10 +459,121 @@ static int mask_paths(int proc, int sys, struct ct_child_err *e)
     return 0;
 }
 
+/* mounts[].type "cgroup" on @fd: the container's own cgroups, as its cgroup namespace shows
+ * them (rooted at its group). A v2 host gets cgroup2 itself; a v1 or hybrid one a tmpfs
+ * with one folder per hierarchy this process is in (named by its controllers, "cpu,cpuacct"
+ * with "cpu" and "cpuacct" linked to it; "name=X" as X; the hybrid's v2 as "unified").
+ * Child side: the list is read from /proc/self/cgroup into a stack buffer. */
+static int mount_cgroups(int root, const char *target, int fd, unsigned long flags,
+                         const char *what, struct ct_child_err *e)
+{
+    struct statfs sf;
+    if (statfs("/sys/fs/cgroup", &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC) {
+        if (mount_on("cgroup2", fd, "cgroup2", flags, NULL) < 0)
+            return ct_child_fail(e, VMCORE_ESYS, errno, "mount cgroup2 on %s", what);
+        return 0;
+    }
+    char buf[4096];
+    int cf = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
+    ssize_t n = cf >= 0 ? read(cf, buf, sizeof buf - 1) : -1;
+    if (cf >= 0)
+        close(cf);
+    if (n <= 0)
+        return ct_child_fail(e, VMCORE_ESYS, errno, "%s: read /proc/self/cgroup", what);
+    buf[n] = 0;
+    if (mount_on("tmpfs", fd, "tmpfs", (flags & ~MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                 "mode=755") < 0)
+        return ct_child_fail(e, VMCORE_ESYS, errno, "mount tmpfs on %s", what);
+    int dir = open_in_root(root, target, false); /* again: now the new tmpfs */
+    if (dir < 0)
+        return ct_child_fail(e, VMCORE_ESYS, errno, "%s: open the new tmpfs", what);
+    for (char *line = buf, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = 0;
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2)
+            continue;
+        *c2 = 0;
+        const char *ctrls = c1 + 1;
+        char name[256], data[300];
+        const char *type = "cgroup";
+        if (!*ctrls) {
+            snprintf(name, sizeof name, "unified");
+            type = "cgroup2";
+            data[0] = 0;
+        } else if (strncmp(ctrls, "name=", 5) == 0) {
+            snprintf(name, sizeof name, "%s", ctrls + 5);
+            snprintf(data, sizeof data, "none,%s", ctrls);
+        } else {
+            snprintf(name, sizeof name, "%s", ctrls);
+            snprintf(data, sizeof data, "%s", ctrls);
+        }
+        if (!name[0] || strchr(name, '/') || name[0] == '.')
+            continue;
+        if (mkdirat(dir, name, 0755) < 0 && errno != EEXIST)
+            return ct_child_fail(e, VMCORE_ESYS, errno, "%s: mkdir %s", what, name);
+        int sub = openat(dir, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0 || mount_on(type, sub, type, flags | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                                data[0] ? data : NULL) < 0) {
+            int errnum = errno;
+            if (sub >= 0)
+                close(sub);
+            return ct_child_fail(e, VMCORE_ESYS, errnum, "mount %s %s on %s/%s", type,
+                                 data[0] ? data : "", what, name);
+        }
+        close(sub);
+        if (strchr(name, ',')) /* co-mounted: a link per controller */
+            for (char *t = name, *end; t && *t; t = end) {
+                end = strchr(t, ',');
+                if (end)
+                    *end++ = 0;
+                char target[256];
+                snprintf(target, sizeof target, "%s", ctrls);
+                symlinkat(target, dir, t);
+            }
+    }
+    if ((flags & MS_RDONLY) &&
+        mount_on("none", dir, "none", MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                 "mode=755") < 0) {
+        int errnum = errno;
+        close(dir);
+        return ct_child_fail(e, VMCORE_ESYS, errnum, "remount %s read-only", what);
+    }
+    close(dir);
+    return 0;
+}
+
 static int user_mounts(int root, const struct vmcore_config *cfg, struct ct_child_err *e)
 {
     for (size_t i = 0; i < cfg->nmounts; i++) {
         const struct config_mount *m = &cfg->mounts[i];
+        unsigned long flags = (m->readonly ? MS_RDONLY : 0) | (m->nosuid ? MS_NOSUID : 0) |
+                              (m->nodev ? MS_NODEV : 0) | (m->noexec ? MS_NOEXEC : 0);
+        char what[4200];
+        snprintf(what, sizeof what, "mounts[%zu].target %s", i, m->target);
+        if (m->type != MOUNT_BIND) {
+            int fd = rootfs_resolve(root, m->target, RR_MKDIR, 0755);
+            if (fd < 0)
+                return ct_child_fail(e, VMCORE_ESYS, errno,
+                                     "mounts[%zu].target: cannot resolve or create %s inside "
+                                     "the rootfs", i, m->target);
+            if (m->type == MOUNT_CGROUP) {
+                int r = mount_cgroups(root, m->target, fd, flags, what, e);
+                close(fd);
+                if (r < 0)
+                    return -1;
+                continue;
+            }
+            const char *type = m->type == MOUNT_TMPFS ? "tmpfs" : "mqueue";
+            int r = mount_on(type, fd, type, flags, m->data);
+            int errnum = errno;
+            close(fd);
+            if (r < 0)
+                return ct_child_fail(e, errnum == EINVAL ? VMCORE_ECONFIG : VMCORE_ESYS, errnum,
+                                     "mount %s on %s", type, what);
+            continue;
+        }
         struct stat st;
         if (stat(m->source, &st) < 0)
             return ct_child_fail(e, VMCORE_ENOENT, errno, "mounts[%zu].source: %s", i, m->source);
@@ -449,9 +583,7 @@ static int user_mounts(int root, const struct vmcore_config *cfg, struct ct_chil
             return ct_child_fail(e, VMCORE_ESYS, errno,
                                  "mounts[%zu].target: cannot resolve or create %s inside the rootfs",
                                  i, m->target);
-        char what[4200];
-        snprintf(what, sizeof what, "mounts[%zu].target %s", i, m->target);
-        int r = bind_mount(m->source, fd, root, m->target, true, m->readonly ? MS_RDONLY : 0, what, e);
+        int r = bind_mount(m->source, fd, root, m->target, true, flags, what, e);
         close(fd);
         if (r < 0)
             return -1;
@@ -544,7 +676,8 @@ int rootfs_setup(const struct vmcore_config *cfg, bool userns, const char *conso
     /* The child exits on failure: fds opened on the way are not worth closing there. */
     int proc = -1, sys = -1;
     if (kernel_fs(root, &proc, &sys, e) < 0 || setup_dev(root, userns, console_path, e) < 0 ||
-        mask_paths(proc, sys, e) < 0 || user_mounts(root, cfg, e) < 0)
+        write_sysctls(proc, cfg, e) < 0 || mask_paths(proc, sys, e) < 0 ||
+        user_mounts(root, cfg, e) < 0)
         return -1;
     close(proc);
     close(sys);

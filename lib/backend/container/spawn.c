@@ -226,7 +226,8 @@ static void child_setup(const struct ct_spawn *s, int sync_rd, int err_wr, struc
     if (exec)
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     int keep[] = { sync_rd, err_wr, s->stdio[0], s->stdio[1], s->stdio[2], s->join_pidfd,
-                   s->init_status_fd, s->init_image_fd, s->tap_sock };
+                   s->init_status_fd, s->init_image_fd, s->tap_sock,
+                   s->hold_fd };
     ct_keep_only_fds(keep, (int)(sizeof keep / sizeof keep[0]));
     char c;
     /* Wait for the parent: cgroups, id maps, veth. EOF means it gave up. */
@@ -301,11 +302,13 @@ static void child_setup(const struct ct_spawn *s, int sync_rd, int err_wr, struc
     }
     if (caps_apply(s->caps, cfg->process.uid, cfg->process.gid, userns, e) < 0)
         return;
+    if (cfg->process.has_umask && !exec)
+        umask((mode_t)cfg->process.umask);
     /* The container lives only as long as the thread that started it (bwrap's
      * --die-with-parent): if the host process crashes, nothing keeps running unwatched.
      * Set after the credential changes above, which clear it. SIGKILL from outside the
      * pid namespace reaches even its init. */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
+    if (!s->detached && prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
         ct_child_fail(e, VMCORE_ESYS, errno, "prctl(PR_SET_PDEATHSIG)");
         return;
     }
@@ -324,6 +327,39 @@ static void child_setup(const struct ct_spawn *s, int sync_rd, int err_wr, struc
     /* Without a configured environment, give the usual minimal one (as runc does). */
     char *const dflt[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                            "HOME=/root", s->pty_slave >= 0 ? "TERM=xterm" : NULL, NULL };
+    if (s->hold_fd >= 0) {
+        /* detach.hold: everything is set up. Say so (the start completes and the parent
+         * stops listening), then wait until someone opens the FIFO for reading: opening it
+         * for writing blocks until then. Reached through our own /proc/self/fd (allowed
+         * to this process even non-dumpable), as the FIFO's path is outside the rootfs. */
+        struct ct_child_err held;
+        memset(&held, 0, sizeof held);
+        held.pid = CT_CHILD_HELD;
+        write_all(err_wr, &held, sizeof held);
+        close(err_wr);
+        char path[32] = "/proc/self/fd/";
+        fmt_uint(path + 14, (unsigned)s->hold_fd);
+        int fd;
+        do
+            fd = open(path, O_WRONLY | O_CLOEXEC);
+        while (fd < 0 && errno == EINTR);
+        if (fd < 0 || write_all(fd, "0", 1) < 0) {
+            static const char msg[] = "vmcore: detach.hold: cannot open or write the FIFO\n";
+            write_all(2, msg, sizeof msg - 1);
+            _exit(127);
+        }
+        close(fd);
+        close(s->hold_fd);
+        execve(s->exe, argv, cfg->process.env && cfg->process.nenv ? cfg->process.env : dflt);
+        /* Nobody reads the error pipe any more: the container's stderr gets the news. */
+        static const char msg[] = "vmcore: process.args[0]: execve failed: errno ";
+        char num[12];
+        fmt_uint(num, (unsigned)errno);
+        write_all(2, msg, sizeof msg - 1);
+        write_all(2, num, strlen(num));
+        write_all(2, "\n", 1);
+        _exit(127);
+    }
     execve(s->exe, argv, cfg->process.env && cfg->process.nenv ? cfg->process.env : dflt);
     ct_child_fail(e, errno == ENOENT ? VMCORE_ENOENT : VMCORE_ESYS, errno,
                   "process.args[0]: execve %s", s->exe);
@@ -459,7 +495,7 @@ int ct_spawn_release(struct ct_proc *p, struct vmcore_err *err)
     /* Messages until EOF: an error, and for exec the pid of the process the middle one
      * cloned into the container (atomic writes: each is less than PIPE_BUF). */
     struct ct_child_err ce, failure;
-    bool failed = false;
+    bool failed = false, held = false;
     pid_t joined = -1;
     for (;;) {
         size_t got = 0;
@@ -478,7 +514,10 @@ int ct_spawn_release(struct ct_proc *p, struct vmcore_err *err)
                 rc = err_set(err, VMCORE_ESYS, "the container process died during setup");
             break;
         }
-        if (ce.code == 0 && ce.pid > 0 && joined < 0) {
+        if (ce.code == 0 && ce.pid == CT_CHILD_HELD && !failed) {
+            held = true; /* set up, waiting on detach.hold: it writes no more */
+            break;
+        } else if (ce.code == 0 && ce.pid > 0 && joined < 0) {
             joined = ce.pid;
         } else if (!failed) {
             failure = ce;
@@ -487,6 +526,8 @@ int ct_spawn_release(struct ct_proc *p, struct vmcore_err *err)
     }
     close(p->err_rd);
     p->err_rd = -1;
+    if (rc == 0 && held)
+        return 0;
     if (rc == 0 && failed) {
         failure.msg[sizeof failure.msg - 1] = 0;
         if (failure.errnum)
