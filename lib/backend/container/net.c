@@ -69,7 +69,10 @@ static void nl_nest_end(struct nlmsg *m, struct rtattr *a)
 }
 
 /* Send one request and wait for its ack; returns 0 or -errno. */
-static int nl_talk(struct nlmsg *m)
+/* Send @m and read until its ACK (nl_begin always asks for one): 0 or -errno. Every
+ * other message of the reply (a GET's answer) goes to @on_msg first, if given. */
+static int nl_talk_reply(struct nlmsg *m, void (*on_msg)(const struct nlmsghdr *h, void *arg),
+                         void *arg)
 {
     int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
     if (fd < 0)
@@ -80,7 +83,8 @@ static int nl_talk(struct nlmsg *m)
         rc = -errno;
         goto out;
     }
-    char buf[4096];
+    /* room for a whole RTM_NEWLINK with its statistics */
+    char buf[16384] __attribute__((aligned(NLMSG_ALIGNTO)));
     for (;;) {
         ssize_t n = recv(fd, buf, sizeof buf, 0);
         if (n < 0) {
@@ -96,12 +100,16 @@ static int nl_talk(struct nlmsg *m)
                 rc = e->error;
                 goto out;
             }
+            if (on_msg)
+                on_msg(h, arg);
         }
     }
 out:
     close(fd);
     return rc;
 }
+
+static int nl_talk(struct nlmsg *m) { return nl_talk_reply(m, NULL, NULL); }
 
 static int link_set_up(const char *ifname)
 {
@@ -289,10 +297,29 @@ int net_link_delete(const char *ifname)
     return r == -ENODEV ? 0 : r;
 }
 
-/* The traffic of the container behind host interface @ifname: RTM_GETLINK's
- * IFLA_STATS64 through a netlink socket, which answers for this process's network
- * namespace (/sys/class/net shows the namespace sysfs was mounted in, which may be
- * another). */
+/* RTM_NEWLINK's IFLA_STATS64 into the net_* fields of @arg (a vmcore_stats): the host
+ * end's rx is what the container sent. */
+static void link_stats(const struct nlmsghdr *h, void *arg)
+{
+    vmcore_stats *out = arg;
+    if (h->nlmsg_type != RTM_NEWLINK)
+        return;
+    struct ifinfomsg *info = NLMSG_DATA(h);
+    int len = (int)IFLA_PAYLOAD(h);
+    for (struct rtattr *a = IFLA_RTA(info); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+        if (a->rta_type != IFLA_STATS64 || RTA_PAYLOAD(a) < sizeof(struct rtnl_link_stats64))
+            continue;
+        struct rtnl_link_stats64 st;
+        memcpy(&st, RTA_DATA(a), sizeof st);
+        out->net_rx_bytes = st.tx_bytes;
+        out->net_rx_packets = st.tx_packets;
+        out->net_tx_bytes = st.rx_bytes;
+        out->net_tx_packets = st.rx_packets;
+    }
+}
+
+/* RTM_GETLINK through a netlink socket answers for this process's network namespace
+ * (/sys/class/net shows the namespace sysfs was mounted in, which may be another). */
 void net_link_counters(const char *ifname, vmcore_stats *out)
 {
     unsigned idx = if_nametoindex(ifname);
@@ -303,36 +330,5 @@ void net_link_counters(const char *ifname, vmcore_stats *out)
     struct ifinfomsg *ifi = nl_put(&m, NULL, sizeof *ifi);
     ifi->ifi_family = AF_UNSPEC;
     ifi->ifi_index = (int)idx;
-    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-    if (fd < 0)
-        return;
-    struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
-    char buf[16384] __attribute__((aligned(NLMSG_ALIGNTO)));
-    ssize_t n;
-    if (sendto(fd, &m, m.h.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof sa) < 0)
-        goto out;
-    do
-        n = recv(fd, buf, sizeof buf, 0);
-    while (n < 0 && errno == EINTR);
-    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; n > 0 && NLMSG_OK(h, (unsigned)n);
-         h = NLMSG_NEXT(h, n)) {
-        if (h->nlmsg_type != RTM_NEWLINK)
-            continue;
-        struct ifinfomsg *info = NLMSG_DATA(h);
-        int len = (int)IFLA_PAYLOAD(h);
-        for (struct rtattr *a = IFLA_RTA(info); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
-            if (a->rta_type != IFLA_STATS64 ||
-                RTA_PAYLOAD(a) < sizeof(struct rtnl_link_stats64))
-                continue;
-            struct rtnl_link_stats64 st;
-            memcpy(&st, RTA_DATA(a), sizeof st);
-            /* the host end's rx is what the container sent */
-            out->net_rx_bytes = st.tx_bytes;
-            out->net_rx_packets = st.tx_packets;
-            out->net_tx_bytes = st.rx_bytes;
-            out->net_tx_packets = st.rx_packets;
-        }
-    }
-out:
-    close(fd);
+    nl_talk_reply(&m, link_stats, out);
 }
